@@ -1,0 +1,129 @@
+//! The built-in example: what `dtlto-runner` does with no job file of the user's.
+//! It builds a two-job link's job file in a temporary directory, runs the embedded
+//! mock on it in the sandbox, checks the outputs and reports each step.
+
+use crate::sandboxed_run::{self, Program, Request};
+use dtlto_mock::job_file::{Common, Job, JobFile};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Runs the example and returns the exit status.
+pub fn run() -> Result<i32, String> {
+    let dir = TempDir::new()?;
+    let root = dir.path();
+    let pid = std::process::id();
+    let job = |module: &str, task: u32| {
+        let object = format!("{module}.{task}.{pid}.native.o");
+        Job {
+            args: vec![
+                format!("{module}.o"),
+                format!("-fthinlto-index={object}.thinlto.bc"),
+                "-o".to_owned(),
+                object.clone(),
+            ],
+            inputs: vec![format!("{module}.o"), format!("{object}.thinlto.bc")],
+            outputs: vec![object],
+        }
+    };
+    let job_file = JobFile {
+        common: Common {
+            linker_output: "app".to_owned(),
+            args: ["clang", "-c", "--target=x86_64-unknown-linux-gnu", "-O2"]
+                .map(str::to_owned)
+                .to_vec(),
+            inputs: Vec::new(),
+        },
+        jobs: vec![job("main", 1), job("helper", 2)],
+    };
+    let job_path = format!("app.{pid}.dist-file.json");
+    let sources = ["main.native.o", "helper.native.o"];
+    write(
+        root,
+        &job_path,
+        serde_json::to_string(&job_file)
+            .map_err(|e| e.to_string())?
+            .as_bytes(),
+    )?;
+    for source in sources {
+        write(
+            root,
+            source,
+            format!("native code for {source}\n").as_bytes(),
+        )?;
+    }
+
+    println!("dtlto-runner example, in {}:", root.display());
+    println!(
+        "  wrote {job_path}: {} jobs, as a linker would",
+        job_file.jobs.len()
+    );
+    let mut args: Vec<String> = sources.map(str::to_owned).to_vec();
+    args.push(job_path.clone());
+    println!(
+        "  running the embedded dtlto-mock.wasm in the sandbox: dtlto-runner {}",
+        args.join(" ")
+    );
+    let status = sandboxed_run::run(
+        &Request {
+            program: Program::Embedded,
+            program_name: "dtlto-mock".to_owned(),
+            args,
+            verbose: false,
+        },
+        root,
+    )?;
+    if status != 0 {
+        return Err(format!("the mock exited with status {status}"));
+    }
+    for (i, (job, source)) in job_file.jobs.iter().zip(sources).enumerate() {
+        let output = fs::read(root.join(job.native_object()))
+            .map_err(|e| format!("jobs[{i}].outputs[0] was not written: {e}"))?;
+        let expected = fs::read(root.join(source)).map_err(|e| e.to_string())?;
+        if output != expected {
+            return Err(format!("jobs[{i}].outputs[0] differs from {source}"));
+        }
+        println!(
+            "  jobs[{i}].outputs[0] {} = copy of {source} ({} bytes, identical)",
+            job.native_object(),
+            output.len()
+        );
+    }
+    let mut left: Vec<String> = fs::read_dir(root)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    println!("  the directory now holds: {}", left.join(", "));
+    println!("  nothing else was written; removing {}", root.display());
+    Ok(0)
+}
+
+fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    fs::write(root.join(name), bytes).map_err(|e| format!("cannot write {name}: {e}"))
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, String> {
+        let path =
+            std::env::temp_dir().join(format!("dtlto-runner-example-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        // Canonical, so the report shows the directory the sandbox actually used.
+        let path = fs::canonicalize(&path).unwrap_or(path);
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,9 @@
+//! dtlto-runner: runs `dtlto-mock.wasm` (or any wasip1 DTLTO distributor) under
+//! wasmtime in a sandbox where the only writes that land are the job's declared outputs.
+
+mod engine_config;
+pub mod example;
+pub mod guest_module;
+pub mod launch;
+pub mod sandbox;
+pub mod sandboxed_run;

@@ -1,0 +1,113 @@
+//! dtlto-runner: the native launcher a linker calls as its DTLTO distributor.
+
+use clap::{Arg, ArgAction, Command};
+use dtlto_runner::sandboxed_run::{self, Program, Request};
+use dtlto_runner::{example, launch};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const ABOUT: &str = "\
+Runs dtlto-mock.wasm (LLVM's DTLTO mock.py and validate.py) in a sandbox that can
+write only the outputs the job file declares. A linker calls it as a distributor:
+  clang -fthinlto-distributor=dtlto-runner -Xthinlto-distributor=a.native.o ...
+  ld.lld --thinlto-distributor=dtlto-runner --thinlto-distributor-arg=validate ...
+Runner options are recognised only before the distributor's arguments; everything
+from the first other argument on goes to the distributor verbatim.
+With no arguments it runs a built-in example. The guest's own help:
+  dtlto-runner mock --help";
+
+fn command() -> Command {
+    Command::new("dtlto-runner")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .override_usage(
+            "dtlto-runner [OPTIONS] [mock|validate] <ARG>... <JOB_FILE>\n       dtlto-runner [--example]",
+        )
+        .arg(
+            Arg::new("module")
+                .long("module")
+                .value_name("FILE.wasm")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Run another wasip1 distributor in the same sandbox"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("Print the plan (preopens, path map, staged and committed files) on stderr"),
+        )
+        .arg(
+            Arg::new("example")
+                .long("example")
+                .action(ArgAction::SetTrue)
+                .help("Run the built-in example (also what no arguments do)"),
+        )
+        .arg(
+            Arg::new("args")
+                .value_name("ARG")
+                .help("The distributor's arguments; the last is the job file")
+                .num_args(1..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .action(ArgAction::Append),
+        )
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+        Err(message) => {
+            eprintln!("dtlto-runner: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> Result<i32, String> {
+    let matches = match command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(e.exit_code());
+        }
+    };
+    let args: Vec<String> = matches
+        .get_many::<String>("args")
+        .map(|values| values.cloned().collect())
+        .unwrap_or_default();
+    if args.is_empty() || matches.get_flag("example") {
+        return example::run();
+    }
+    launch::interrupt_on_signals()?;
+    let program = match matches.get_one::<PathBuf>("module") {
+        Some(path) => Program::File(path.clone()),
+        None => Program::Embedded,
+    };
+    let program_name = match &program {
+        Program::File(path) => path
+            .file_name()
+            .map_or("distributor".into(), |n| n.to_string_lossy().into_owned()),
+        // Called as dtlto-validate (a copy or link of this binary), the guest validates.
+        Program::Embedded if invoked_as("dtlto-validate") => "dtlto-validate".to_owned(),
+        Program::Embedded => "dtlto-mock".to_owned(),
+    };
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    sandboxed_run::run(
+        &Request {
+            program,
+            program_name,
+            args,
+            verbose: matches.get_flag("verbose"),
+        },
+        &cwd,
+    )
+}
+
+fn invoked_as(name: &str) -> bool {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .is_some_and(|stem| stem == name)
+}

@@ -1,0 +1,6 @@
+//! The sandbox: the guest reads through read-only preopens and writes only into
+//! private staging directories; the runner commits declared outputs afterwards.
+
+pub mod paths;
+pub mod plan;
+pub mod staging;

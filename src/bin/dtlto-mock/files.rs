@@ -1,0 +1,140 @@
+//! File access by host path: opens through the guest's view of the file system and
+//! turns every failure into a message that names the file and its role in the job.
+
+use crate::failure::Failure;
+use crate::host_paths::HostPaths;
+use crate::sandbox_reach;
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+/// Bytes moved per host call when copying. WASI hosts copy through guest memory, so
+/// std's 8 KiB default makes a call per 8 KiB; 1 MiB makes big copies cost what the
+/// kernel's copy costs (see README, "Benchmarks").
+pub const COPY_BLOCK: usize = 1 << 20;
+
+pub struct Files {
+    paths: HostPaths,
+}
+
+impl Files {
+    pub fn new(paths: HostPaths) -> Self {
+        Files { paths }
+    }
+
+    /// Opens `host_path` for reading; `what` says what it is ("the job file", ...).
+    pub fn open(&self, what: &str, host_path: &str) -> Result<File, Failure> {
+        let guest_path = self.paths.to_guest(host_path);
+        File::open(guest_path).map_err(|e| self.open_failure(what, host_path, guest_path, &e))
+    }
+
+    /// Reads a whole file.
+    pub fn read(&self, what: &str, host_path: &str) -> Result<Vec<u8>, Failure> {
+        let mut file = self.open(what, host_path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Failure::Job(format!("cannot read {what} \"{host_path}\": {e}")))?;
+        Ok(bytes)
+    }
+
+    /// Starts a set of outputs that appear at their paths only together.
+    pub fn staged_outputs(&self) -> StagedOutputs<'_> {
+        StagedOutputs {
+            files: self,
+            written: Vec::new(),
+        }
+    }
+
+    fn open_failure(
+        &self,
+        what: &str,
+        host_path: &str,
+        guest_path: &str,
+        error: &io::Error,
+    ) -> Failure {
+        let preopens = sandbox_reach::preopened_dirs();
+        if cfg!(target_os = "wasi") && !sandbox_reach::is_reachable(guest_path, &preopens) {
+            let message = if self.paths.is_mapped() {
+                format!(
+                    "cannot open {what} \"{host_path}\": it is outside the sandbox (dtlto-runner \
+                     maps a path only if its directory exists when the run starts)"
+                )
+            } else {
+                sandbox_reach::unreachable_message(what, host_path, &preopens)
+            };
+            return Failure::Job(message);
+        }
+        Failure::Job(format!("cannot open {what} \"{host_path}\": {error}"))
+    }
+}
+
+/// Outputs written to temporary files beside their final paths and renamed into
+/// place only once every one is complete, so that a failed run leaves no partial
+/// file at any declared output. Dropping it uncommitted removes what it wrote.
+pub struct StagedOutputs<'f> {
+    files: &'f Files,
+    /// (temporary guest path, final guest path, host path) of each written output.
+    written: Vec<(String, String, String)>,
+}
+
+impl StagedOutputs<'_> {
+    /// Copies `source` to a temporary file for the output `host_path`.
+    pub fn copy(
+        &mut self,
+        what: &str,
+        host_path: &str,
+        source: &mut File,
+        source_name: &str,
+        buffer: &mut [u8],
+    ) -> Result<(), Failure> {
+        let final_path = self.files.paths.to_guest(host_path).to_owned();
+        let temp_path = format!("{final_path}.dtlto-partial");
+        let mut output = File::create(&temp_path)
+            .map_err(|e| self.files.open_failure(what, host_path, &final_path, &e))?;
+        self.written
+            .push((temp_path, final_path, host_path.to_owned()));
+        loop {
+            let n = match source.read(buffer) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Failure::Job(format!(
+                        "cannot read source \"{source_name}\": {e}"
+                    )))
+                }
+            };
+            output
+                .write_all(&buffer[..n])
+                .map_err(|e| Failure::Job(format!("cannot write {what} \"{host_path}\": {e}")))?;
+        }
+    }
+
+    /// Moves every written output to its final path.
+    pub fn commit(mut self) -> Result<(), Failure> {
+        let written = std::mem::take(&mut self.written);
+        for (i, (temp, final_path, host)) in written.iter().enumerate() {
+            if let Err(e) = std::fs::rename(temp, final_path) {
+                // Leave nothing behind: not the rest of the temporaries, nor the
+                // outputs already moved, which a failed run must not pretend to have made.
+                for (temp, _, _) in &written[i..] {
+                    let _ = std::fs::remove_file(temp);
+                }
+                for (_, done, _) in &written[..i] {
+                    let _ = std::fs::remove_file(done);
+                }
+                return Err(Failure::Job(format!(
+                    "cannot move the finished output into place at \"{host}\": {e}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedOutputs<'_> {
+    fn drop(&mut self) {
+        for (temp, _, _) in &self.written {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Explains a path the sandbox cannot reach: which directories are preopened, and the
+//! `wasmtime run --dir` that would make the path reachable.
+
+/// The guest names of the directories the host preopened for us.
+pub fn preopened_dirs() -> Vec<String> {
+    #[cfg(target_os = "wasi")]
+    {
+        wasi_preopens()
+    }
+    #[cfg(not(target_os = "wasi"))]
+    {
+        Vec::new()
+    }
+}
+
+/// WASI numbers preopens from fd 3 upward, without gaps; the first fd that is not a
+/// preopened directory ends the list.
+#[cfg(target_os = "wasi")]
+fn wasi_preopens() -> Vec<String> {
+    let mut dirs = Vec::new();
+    for fd in 3.. {
+        // SAFETY: fd_prestat_get writes a Prestat or fails; we read the name into a
+        // buffer of exactly the length the host reported.
+        let name = unsafe {
+            let Ok(prestat) = wasi::fd_prestat_get(fd) else {
+                break;
+            };
+            if prestat.tag != wasi::PREOPENTYPE_DIR.raw() {
+                break;
+            }
+            let mut buf = vec![0u8; prestat.u.dir.pr_name_len];
+            if wasi::fd_prestat_dir_name(fd, buf.as_mut_ptr(), buf.len()).is_err() {
+                break;
+            }
+            buf
+        };
+        // Some hosts count a trailing NUL in the name's length.
+        let name = String::from_utf8_lossy(&name);
+        dirs.push(name.trim_end_matches('\0').to_owned());
+    }
+    dirs
+}
+
+/// Whether some preopened directory can resolve `guest_path`, following wasi-libc:
+/// a relative path needs a preopen named `.`; an absolute path a preopen that is a
+/// component-wise prefix of it.
+pub fn is_reachable(guest_path: &str, preopens: &[String]) -> bool {
+    preopens.iter().any(|preopen| {
+        let dir = preopen.trim_end_matches('/');
+        if guest_path.starts_with('/') {
+            preopen.starts_with('/')
+                && (dir.is_empty()
+                    || guest_path == dir
+                    || guest_path
+                        .strip_prefix(dir)
+                        .is_some_and(|rest| rest.starts_with('/')))
+        } else {
+            matches!(dir, "." | "")
+                || guest_path == dir
+                || guest_path
+                    .strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    })
+}
+
+/// The message for a path that no preopened directory holds.
+pub fn unreachable_message(what: &str, path: &str, preopens: &[String]) -> String {
+    let listed = if preopens.is_empty() {
+        "none".to_owned()
+    } else {
+        preopens
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let dir = match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((parent, _)) => parent,
+        None => ".",
+    };
+    format!(
+        "cannot open {what} \"{path}\": no preopened directory holds it \
+         (preopened: {listed}).\n  \
+         Give the sandbox that directory, e.g. `wasmtime run --dir {dir} dtlto-mock.wasm ...`, \
+         or run through dtlto-runner, which preopens what the job needs."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn relative_paths_need_a_dot_preopen() {
+        assert!(is_reachable("a/b.o", &dirs(&["."])));
+        assert!(!is_reachable("a/b.o", &dirs(&["/tmp"])));
+        assert!(is_reachable("a/b.o", &dirs(&["a"])));
+    }
+
+    #[test]
+    fn absolute_paths_need_a_component_prefix() {
+        assert!(is_reachable("/tmp/x/a.o", &dirs(&["/tmp/x"])));
+        assert!(is_reachable("/tmp/x/a.o", &dirs(&["/"])));
+        assert!(!is_reachable("/tmp/xy/a.o", &dirs(&["/tmp/x"])));
+        assert!(!is_reachable("/tmp/x/a.o", &dirs(&["."])));
+    }
+
+    #[test]
+    fn the_message_lists_preopens_and_the_fix() {
+        let message = unreachable_message("source", "/data/a.o", &dirs(&["."]));
+        assert!(message.contains("(preopened: \".\")"), "{message}");
+        assert!(
+            message.contains("wasmtime run --dir /data dtlto-mock.wasm"),
+            "{message}"
+        );
+    }
+}

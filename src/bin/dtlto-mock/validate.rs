@@ -1,0 +1,39 @@
+//! validate mode, `validate.py`'s contract: prints `distributor_args=[...]` and the job
+//! file as `json.dumps(doc, indent=4)`, byte for byte, then checks the schema.
+
+use crate::failure::Failure;
+use crate::files::Files;
+use crate::job_text;
+use dtlto_mock::json::dumps_indent4;
+use dtlto_mock::python_repr::repr_str_list;
+use std::io::Write;
+
+pub fn run(files: &Files, distributor_args: &[String], job_path: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    // 1. Print the distributor arguments (even if the job file then fails to load).
+    print(
+        &mut stdout,
+        &format!("distributor_args={}\n", repr_str_list(distributor_args)),
+    )?;
+    // 2. Load the job file.
+    let text = job_text::read(files, job_path)?;
+    let doc = job_text::parse(&text, job_path)?;
+    // 3. Pretty-print it.
+    let mut pretty = dumps_indent4(&doc);
+    pretty.push('\n');
+    print(&mut stdout, &pretty)?;
+    // 4. Check the rules.
+    let violations = dtlto_mock::job_file::check(&doc);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(job_text::invalid(job_path, &violations))
+    }
+}
+
+fn print(stdout: &mut impl Write, text: &str) -> Result<(), Failure> {
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Job(format!("cannot write to stdout: {e}")))
+}

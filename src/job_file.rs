@@ -1,0 +1,365 @@
+//! The DTLTO job file: its typed form, and the rules `validate.py` enforces,
+//! each violation reported with its JSON location (`jobs[3].outputs[0]`).
+
+use crate::json::{JsonStr, Value};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The document a linker writes to `<output>.<pid>.dist-file.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    pub common: Common,
+    pub jobs: Vec<Job>,
+}
+
+/// What every job shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Common {
+    /// The linker's output file, as given to the linker.
+    pub linker_output: String,
+    /// The compile command's common part; `args[0]` is the compiler.
+    pub args: Vec<String>,
+    /// Inputs every job reads.
+    pub inputs: Vec<String>,
+}
+
+/// One ThinLTO backend compilation: `common.args + job.args`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub args: Vec<String>,
+    /// `inputs[0]` is the bitcode module, `inputs[1]` its summary-index shard, the
+    /// rest are modules it imports from.
+    pub inputs: Vec<String>,
+    /// `outputs[0]` is the native object the linker will read.
+    pub outputs: Vec<String>,
+}
+
+impl Job {
+    /// The native object the linker reads back (`outputs[0]`).
+    pub fn native_object(&self) -> &str {
+        &self.outputs[0]
+    }
+}
+
+/// One broken rule, at one place in the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// A JSON location such as `jobs[3].outputs[0]`, or `(top level)`.
+    pub location: String,
+    pub problem: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.problem)
+    }
+}
+
+/// Checks the rules of `validate.py` and nothing else; returns every violation.
+pub fn check(doc: &Value<'_>) -> Vec<Violation> {
+    let mut reader = Reader {
+        violations: Vec::new(),
+        paths_must_be_text: false,
+    };
+    reader.document(doc);
+    reader.violations
+}
+
+/// Reads a valid document into its typed form. Beyond `validate.py`'s rules, every
+/// string must be real text (no unpaired surrogate), since it will be used as a path.
+pub fn read(doc: &Value<'_>) -> Result<JobFile, Vec<Violation>> {
+    let mut reader = Reader {
+        violations: Vec::new(),
+        paths_must_be_text: true,
+    };
+    match reader.document(doc) {
+        Some(job_file) if reader.violations.is_empty() => Ok(job_file),
+        _ => Err(reader.violations),
+    }
+}
+
+const TOP_KEYS: &[&str] = &["common", "jobs"];
+const COMMON_KEYS: &[&str] = &["linker_output", "args", "inputs"];
+const JOB_KEYS: &[&str] = &["args", "inputs", "outputs"];
+
+struct Reader {
+    violations: Vec<Violation>,
+    paths_must_be_text: bool,
+}
+
+impl Reader {
+    fn report(&mut self, location: &str, problem: String) {
+        self.violations.push(Violation {
+            location: location.to_owned(),
+            problem,
+        });
+    }
+
+    fn document(&mut self, doc: &Value<'_>) -> Option<JobFile> {
+        let members = self.object("(top level)", "", doc, TOP_KEYS)?;
+        let common = self.member(members, "", "common", |r, loc, v| r.common(loc, v));
+        let jobs = self.member(members, "", "jobs", |r, loc, v| r.jobs(loc, v));
+        Some(JobFile {
+            common: common??,
+            jobs: jobs??,
+        })
+    }
+
+    fn common(&mut self, location: &str, value: &Value<'_>) -> Option<Common> {
+        let members = self.object(location, location, value, COMMON_KEYS)?;
+        let linker_output = self.member(members, location, "linker_output", |r, loc, v| {
+            r.string(loc, v)
+        });
+        let args = self.member(members, location, "args", |r, loc, v| {
+            r.string_list(loc, v, 1, "argument", " (the compiler)")
+        });
+        let inputs = self.member(members, location, "inputs", |r, loc, v| {
+            r.string_list(loc, v, 0, "path", "")
+        });
+        Some(Common {
+            linker_output: linker_output??,
+            args: args??,
+            inputs: inputs??,
+        })
+    }
+
+    fn jobs(&mut self, location: &str, value: &Value<'_>) -> Option<Vec<Job>> {
+        let Value::Array(items) = value else {
+            self.report(
+                location,
+                format!("expected a list of jobs, found {}", value.describe()),
+            );
+            return None;
+        };
+        let jobs: Vec<Option<Job>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.job(&format!("{location}[{i}]"), item))
+            .collect();
+        jobs.into_iter().collect()
+    }
+
+    fn job(&mut self, location: &str, value: &Value<'_>) -> Option<Job> {
+        let members = self.object(location, location, value, JOB_KEYS)?;
+        let args = self.member(members, location, "args", |r, loc, v| {
+            r.string_list(loc, v, 0, "argument", "")
+        });
+        let inputs = self.member(members, location, "inputs", |r, loc, v| {
+            r.string_list(
+                loc,
+                v,
+                2,
+                "path",
+                " (the bitcode module and its summary index)",
+            )
+        });
+        let outputs = self.member(members, location, "outputs", |r, loc, v| {
+            r.string_list(loc, v, 1, "path", "")
+        });
+        Some(Job {
+            args: args??,
+            inputs: inputs??,
+            outputs: outputs??,
+        })
+    }
+
+    /// An object whose keys must be exactly `keys`; reports the unexpected ones.
+    fn object<'v, 'a>(
+        &mut self,
+        location: &str,
+        prefix: &str,
+        value: &'v Value<'a>,
+        keys: &[&str],
+    ) -> Option<&'v [(JsonStr<'a>, Value<'a>)]> {
+        let expected = keys
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Value::Object(members) = value else {
+            self.report(
+                location,
+                format!(
+                    "expected an object with the keys {expected}, found {}",
+                    value.describe()
+                ),
+            );
+            return None;
+        };
+        for (key, _) in members {
+            if !keys.iter().any(|k| key.is(k)) {
+                self.report(
+                    &key_location(prefix, &key.to_string_lossy()),
+                    format!("unexpected key; expected only {expected}"),
+                );
+            }
+        }
+        Some(members)
+    }
+
+    /// Reads a required member: `None` if it is missing, `Some(None)` if it is invalid.
+    fn member<T>(
+        &mut self,
+        members: &[(JsonStr<'_>, Value<'_>)],
+        prefix: &str,
+        key: &str,
+        read: impl FnOnce(&mut Self, &str, &Value<'_>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        let location = key_location(prefix, key);
+        match members.iter().find(|(k, _)| k.is(key)) {
+            Some((_, value)) => Some(read(self, &location, value)),
+            None => {
+                self.report(&location, "missing required key".to_owned());
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, location: &str, value: &Value<'_>) -> Option<String> {
+        let Value::String(s) = value else {
+            self.report(
+                location,
+                format!("expected a string, found {}", value.describe()),
+            );
+            return None;
+        };
+        match s.to_str() {
+            Some(text) => Some(text.into_owned()),
+            None if self.paths_must_be_text => {
+                self.report(
+                    location,
+                    "holds an unpaired UTF-16 surrogate, which no file name can hold".to_owned(),
+                );
+                None
+            }
+            None => Some(s.to_string_lossy()),
+        }
+    }
+
+    fn string_list(
+        &mut self,
+        location: &str,
+        value: &Value<'_>,
+        min_len: usize,
+        noun: &str,
+        role: &str,
+    ) -> Option<Vec<String>> {
+        let Value::Array(items) = value else {
+            self.report(
+                location,
+                format!("expected a list of strings, found {}", value.describe()),
+            );
+            return None;
+        };
+        if items.len() < min_len {
+            self.report(
+                location,
+                format!(
+                    "expected at least {min_len} {noun}{}{role}, found {}",
+                    if min_len == 1 { "" } else { "s" },
+                    items.len()
+                ),
+            );
+        }
+        let strings: Vec<Option<String>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.string(&format!("{location}[{i}]"), item))
+            .collect();
+        if items.len() < min_len {
+            return None;
+        }
+        strings.into_iter().collect()
+    }
+}
+
+/// `prefix.key`, or `prefix["odd key"]` when the key is not a plain identifier.
+fn key_location(prefix: &str, key: &str) -> String {
+    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match (prefix.is_empty(), plain) {
+        (true, true) => key.to_owned(),
+        (false, true) => format!("{prefix}.{key}"),
+        (_, false) => format!(
+            "{prefix}[{}]",
+            serde_json::to_string(key).unwrap_or_default()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+
+    const VALID: &str = r#"{"common":{"linker_output":"app","args":["clang","-c"],"inputs":[]},
+        "jobs":[{"args":[],"inputs":["a.o","a.thinlto.bc","b.o"],"outputs":["a.native.o"]}]}"#;
+
+    fn messages(text: &str) -> Vec<String> {
+        check(&parse(text).unwrap())
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_linker_document_reads_into_types() {
+        let job_file = read(&parse(VALID).unwrap()).unwrap();
+        assert_eq!(job_file.common.args[0], "clang");
+        assert_eq!(job_file.jobs[0].native_object(), "a.native.o");
+        assert!(check(&parse(VALID).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn every_violation_is_reported_with_its_location() {
+        let text = r#"{"common":{"linker_output":1,"args":[],"inputs":"x","extra":0},
+            "jobs":[{"args":[],"inputs":["a"],"outputs":[]},
+                    {"args":[null],"inputs":["a","b"]},
+                    7],
+            "more": true}"#;
+        assert_eq!(
+            messages(text),
+            [
+                r#"more: unexpected key; expected only "common", "jobs""#,
+                r#"common.extra: unexpected key; expected only "linker_output", "args", "inputs""#,
+                "common.linker_output: expected a string, found a number",
+                "common.args: expected at least 1 argument (the compiler), found 0",
+                "common.inputs: expected a list of strings, found a string",
+                "jobs[0].inputs: expected at least 2 paths (the bitcode module and its summary index), found 1",
+                "jobs[0].outputs: expected at least 1 path, found 0",
+                "jobs[1].args[0]: expected a string, found null",
+                "jobs[1].outputs: missing required key",
+                r#"jobs[2]: expected an object with the keys "args", "inputs", "outputs", found a number"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        assert_eq!(
+            messages("[]"),
+            [
+                r#"(top level): expected an object with the keys "common", "jobs", found an array of 0"#
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_keys_are_quoted_in_locations() {
+        let text = VALID.replace(r#""jobs""#, r#""odd key":1,"jobs""#);
+        assert_eq!(
+            messages(&text),
+            [r#"["odd key"]: unexpected key; expected only "common", "jobs""#]
+        );
+    }
+
+    #[test]
+    fn unpaired_surrogates_pass_validate_but_cannot_be_paths() {
+        let text = VALID.replace("a.native.o", r"a\ud800.o");
+        assert!(check(&parse(&text).unwrap()).is_empty());
+        let errors = read(&parse(&text).unwrap()).unwrap_err();
+        assert_eq!(errors[0].location, "jobs[0].outputs[0]");
+    }
+}

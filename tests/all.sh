@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: set-up, formatting, lints, every test.
+# README.md's test command; .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== set-up"
+# rust-toolchain.toml pins 1.95.0; rustup adds its targets only when it installs the
+# toolchain, so add the guest's target here (instant when present).
+rustup target add wasm32-wasip1 >/dev/null
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --release --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --release --locked

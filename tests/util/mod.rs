@@ -1,0 +1,300 @@
+//! What every integration test needs: its own temporary directory, the runner binary,
+//! the guest run in-process under wasmtime (as `wasmtime run --dir .` would), and
+//! failures that explain themselves (command, cwd, directory listing, status, output).
+#![allow(dead_code)] // each test crate uses its own subset
+
+pub mod oracle;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// A directory for one test, removed when the test passes.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir()
+            .join("dtlto-mock-tests")
+            .join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create test directory");
+        TempDir {
+            path: fs::canonicalize(&path).expect("canonical test directory"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        let path = self.path.join(name);
+        fs::read(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}\n{}", path.display(), self.listing()))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path.join(name).symlink_metadata().is_ok()
+    }
+
+    /// Every entry under the directory with its kind and size, one per line.
+    pub fn listing(&self) -> String {
+        let mut out = format!("contents of {}:\n", self.path.display());
+        for (name, entry) in self.snapshot() {
+            let _ = writeln!(out, "  {name}  {entry:?}");
+        }
+        out
+    }
+
+    /// Names, kinds, sizes, content hashes and mtimes of everything under the directory.
+    pub fn snapshot(&self) -> BTreeMap<String, Entry> {
+        let mut entries = BTreeMap::new();
+        snapshot_into(&self.path, &self.path, &mut entries);
+        entries
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File {
+        size: u64,
+        hash: u64,
+        modified: Option<std::time::SystemTime>,
+    },
+    Dir,
+    Symlink(PathBuf),
+}
+
+fn snapshot_into(root: &Path, dir: &Path, entries: &mut BTreeMap<String, Entry>) {
+    let Ok(read) = fs::read_dir(dir) else { return };
+    for entry in read.flatten() {
+        let path = entry.path();
+        let name = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            entries.insert(
+                name,
+                Entry::Symlink(fs::read_link(&path).unwrap_or_default()),
+            );
+        } else if meta.is_dir() {
+            entries.insert(name, Entry::Dir);
+            snapshot_into(root, &path, entries);
+        } else {
+            let bytes = fs::read(&path).unwrap_or_default();
+            entries.insert(
+                name,
+                Entry::File {
+                    size: meta.len(),
+                    hash: fnv1a(&bytes),
+                    modified: meta.modified().ok(),
+                },
+            );
+        }
+    }
+}
+
+/// A content fingerprint for snapshots (FNV-1a; collisions are not a concern here).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// What a finished command did.
+pub struct Run {
+    pub description: String,
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Asserts the exit status; on mismatch prints everything needed to understand why.
+    pub fn expect_status(&self, status: i32, dir: &TempDir) -> &Self {
+        if self.status != status {
+            panic!(
+                "expected exit status {status}, got {}\n{}\n{}",
+                self.status,
+                self.report(),
+                dir.listing()
+            );
+        }
+        self
+    }
+
+    pub fn report(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.description,
+            self.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Asserts that stderr contains `text`.
+    pub fn expect_stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr().contains(text),
+            "stderr lacks {text:?}\n{}",
+            self.report()
+        );
+        self
+    }
+}
+
+/// The `dtlto-runner` binary of this build (cargo builds it for the runner's tests).
+pub fn runner_exe() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let runner = dir.join(format!("dtlto-runner{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        runner.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        runner.display()
+    );
+    runner
+}
+
+/// Runs the runner in `dir` with `args`.
+pub fn run_runner(dir: &TempDir, args: &[&str]) -> Run {
+    run_command(
+        Command::new(runner_exe())
+            .args(args)
+            .current_dir(dir.path()),
+    )
+}
+
+/// Runs any command to completion, capturing its output.
+pub fn run_command(command: &mut Command) -> Run {
+    let description = format!(
+        "{:?} (in {})",
+        command,
+        command
+            .get_current_dir()
+            .map_or_else(|| ".".into(), |d| d.display().to_string())
+    );
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
+    Run {
+        description,
+        status: output.status.code().unwrap_or(-1),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    }
+}
+
+/// Runs the guest in-process under wasmtime exactly as
+/// `cd dir && wasmtime run --dir . dtlto-mock.wasm args...` would.
+pub fn wasmtime_run(dir: &TempDir, args: &[&str]) -> Run {
+    wasmtime_run_with_dirs(args, &[(dir.path(), ".")])
+}
+
+/// As `wasmtime_run`, with the preopened directories given as (host, guest name).
+pub fn wasmtime_run_with_dirs(args: &[&str], dirs: &[(&Path, &str)]) -> Run {
+    use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+    static MODULE: OnceLock<(wasmtime::Engine, wasmtime::Module)> = OnceLock::new();
+    let (engine, module) = MODULE.get_or_init(|| {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, dtlto_runner::guest_module::WASM)
+            .expect("the embedded guest compiles");
+        (engine, module)
+    });
+    let stdout = MemoryOutputPipe::new(1 << 30);
+    let stderr = MemoryOutputPipe::new(1 << 20);
+    let mut argv = vec!["dtlto-mock.wasm"];
+    argv.extend_from_slice(args);
+    let mut builder = wasmtime_wasi::WasiCtxBuilder::new();
+    builder
+        .args(&argv)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
+    for (host, guest) in dirs {
+        builder
+            .preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadWrite)
+            .expect("preopen");
+    }
+    let mut store = wasmtime::Store::new(engine, builder.build_p1());
+    let mut linker = wasmtime::Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx).expect("link WASI");
+    let result = linker
+        .instantiate(&mut store, module)
+        .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+        .and_then(|start| start.call(&mut store, ()));
+    let status = match result {
+        Ok(()) => 0,
+        Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => exit.0,
+            None => panic!("the guest trapped: {e:?}"),
+        },
+    };
+    Run {
+        description: format!("wasmtime run --dir . dtlto-mock.wasm {}", args.join(" ")),
+        status,
+        stdout: stdout.contents().to_vec(),
+        stderr: stderr.contents().to_vec(),
+    }
+}
+
+/// A compact job file as lld writes it: job i reads `m{i}.o` and writes `m{i}.native.o`.
+pub fn job_file_json(jobs: usize) -> String {
+    let jobs: Vec<String> = (0..jobs)
+        .map(|i| {
+            format!(
+                r#"{{"args":["m{i}.o","-fthinlto-index=m{i}.{i}.native.o.thinlto.bc","-o","m{i}.{i}.native.o"],"inputs":["m{i}.o","m{i}.{i}.native.o.thinlto.bc"],"outputs":["m{i}.{i}.native.o"]}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"common":{{"linker_output":"app","args":["/usr/bin/clang-23","-c","-O2"],"inputs":[]}},"jobs":[{}]}}"#,
+        jobs.join(",")
+    )
+}
