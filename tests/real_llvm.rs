@@ -40,9 +40,10 @@ fn runner() -> String {
     runner_exe().to_string_lossy().into_owned()
 }
 
-/// `clang -flto=thin -fuse-ld=lld <objects> -o <output> -fthinlto-distributor=<runner>`
+/// `clang -flto=thin -fuse-ld=lld <objects> -o <output> -fthinlto-distributor=<distributor>`
 /// with one `-Xthinlto-distributor=` per distributor argument.
 fn clang_link(
+    distributor: &str,
     llvm: &Llvm,
     dir: &TempDir,
     objects: &[&str],
@@ -53,7 +54,7 @@ fn clang_link(
     let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld"].map(String::from).to_vec();
     args.extend(objects.iter().map(|o| o.to_string()));
     args.extend(["-o".to_owned(), output.to_owned()]);
-    args.push(format!("-fthinlto-distributor={}", runner()));
+    args.push(format!("-fthinlto-distributor={distributor}"));
     args.extend(
         distributor_args
             .iter()
@@ -105,6 +106,7 @@ fn clang_links_and_runs_a_program_whose_jobs_import_other_modules() {
     let dir = TempDir::new("llvm-clang");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     clang_link(
+        &runner(),
         &llvm,
         &dir,
         &["main.o", "helper.o", "twice.o"],
@@ -203,6 +205,7 @@ fn link_with_archive(thin: bool) {
     llvm.run_ok(&dir, "llvm-ar", &ar_args);
 
     let first = clang_link(
+        &runner(),
         &llvm,
         &dir,
         &["main.o", "lib.a"],
@@ -235,7 +238,16 @@ fn link_with_archive(thin: bool) {
     }
 
     let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
-    clang_link(&llvm, &dir, &["main.o", "lib.a"], "app", &sources, &[]).expect_status(0, &dir);
+    clang_link(
+        &runner(),
+        &llvm,
+        &dir,
+        &["main.o", "lib.a"],
+        "app",
+        &sources,
+        &[],
+    )
+    .expect_status(0, &dir);
     assert_eq!(run_program(&dir, &dir.join("app")), PROGRAM_OUTPUT);
 }
 
@@ -258,6 +270,7 @@ fn source_files_with_non_ascii_names() {
     let objects = names.map(|n| format!("{n}.o"));
     let sources = names.map(|n| format!("{n}.native.o"));
     clang_link(
+        &runner(),
         &llvm,
         &dir,
         &objects.each_ref().map(String::as_str),
@@ -276,6 +289,7 @@ fn validate_mode_as_distributor_prints_what_cpython_prints_then_lld_cannot_open_
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let args = ["validate", "--da1=10", "--da2=10"];
     let link = clang_link(
+        &runner(),
         &llvm,
         &dir,
         &["main.o", "helper.o", "twice.o"],
@@ -301,6 +315,7 @@ fn too_few_sources_fail_the_link_with_the_runners_reason() {
     let dir = TempDir::new("llvm-few");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     clang_link(
+        &runner(),
         &llvm,
         &dir,
         &["main.o", "helper.o", "twice.o"],
@@ -322,6 +337,7 @@ fn a_missing_source_fails_the_link_and_is_named() {
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let sources = ["main.native.o", "gone.native.o", "twice.native.o"];
     clang_link(
+        &runner(),
         &llvm,
         &dir,
         &["main.o", "helper.o", "twice.o"],
@@ -355,21 +371,9 @@ fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
     );
     set_mode(&wrapper, 0o755);
     set_mode(dir.path(), 0o755);
-    let link = run_command(
-        std::process::Command::new(llvm.tool("clang"))
-            .args([
-                "-flto=thin",
-                "-fuse-ld=lld",
-                "main.o",
-                "helper.o",
-                "twice.o",
-                "-o",
-                "app",
-            ])
-            .arg(format!("-fthinlto-distributor={}", wrapper.display()))
-            .args(SOURCES.map(|s| format!("-Xthinlto-distributor={s}")))
-            .current_dir(dir.path()),
-    );
+    let wrapper = wrapper.to_string_lossy().into_owned();
+    let objects = ["main.o", "helper.o", "twice.o"];
+    let link = clang_link(&wrapper, &llvm, &dir, &objects, "app", &SOURCES, &[]);
     link.expect_status(1, &dir)
         .expect_stderr_has("cannot create a staging directory in output directory")
         .expect_stderr_has("Permission denied")

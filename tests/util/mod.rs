@@ -3,6 +3,7 @@
 //! failures that explain themselves (command, cwd, directory listing, status, output).
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod hostile;
 pub mod llvm;
 pub mod oracle;
 

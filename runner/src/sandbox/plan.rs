@@ -152,8 +152,11 @@ impl<'a> Planner<'a> {
             return Ok(self.plan);
         };
         self.readable(job_path, "the job file".to_owned());
-        for (i, arg) in sources.iter().enumerate() {
-            self.readable(arg, format!("distributor argument {} (a source)", i + 1));
+        for arg in sources {
+            self.readable(
+                arg,
+                "a file named on the distributor's command line".to_owned(),
+            );
         }
         let Some(job_file) = read_job_file(&self.cwd.join(job_path)) else {
             return Ok(self.plan);
