@@ -184,7 +184,9 @@ fn a_path_outside_every_preopen_explains_the_fix() {
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     let dir = TempDir::new("usage");
-    wasmtime_run(&dir, &[]).expect_status(2, &dir);
+    wasmtime_run(&dir, &[])
+        .expect_status(2, &dir)
+        .expect_stderr_has("dtlto-mock: error: the following required arguments were not provided");
     wasmtime_run(&dir, &["validate"]).expect_status(2, &dir);
     let help = wasmtime_run(&dir, &["--help"]);
     help.expect_status(0, &dir);

@@ -129,7 +129,12 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, Failure> {
     }
     let matches = command(&program)
         .try_get_matches_from(std::iter::once(program.clone()).chain(argv))
-        .map_err(|e| Failure::Usage(e.render().to_string().trim_end().to_owned()))?;
+        .map_err(|e| {
+            // Our caller prefixes "error: " itself.
+            let rendered = e.render().to_string();
+            let message = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+            Failure::Usage(message.trim_end().to_owned())
+        })?;
     let mut args: Vec<String> = matches
         .get_many::<String>("args")
         .map(|values| values.cloned().collect())
