@@ -14,6 +14,9 @@ if ! DTLTO_LLVM_BIN="$(bash tools/install-llvm.sh)"; then
   exit 1
 fi
 export DTLTO_LLVM_BIN
+# PyPI's wasmtime, one of the WASI hosts the artifact is checked under.
+DTLTO_PY_WASMTIME="$(bash tools/install-python-wasmtime.sh)"
+export DTLTO_PY_WASMTIME
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

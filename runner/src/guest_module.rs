@@ -6,3 +6,6 @@ pub const WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dtlto-mock.was
 
 /// The artifact compiled by Cranelift for the runner's target with `engine_config()`.
 pub const PRECOMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dtlto-mock.cwasm"));
+
+/// The SHA-256 of `WASM`, as the build printed it.
+pub const WASM_SHA256: &str = env!("DTLTO_MOCK_WASM_SHA256");

@@ -62,13 +62,17 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// The embedded dtlto-mock, without compiling it (unless this build's precompiled
-/// code does not fit the engine, which only a mismatched build can cause).
+/// The embedded dtlto-mock, without compiling it.
 pub fn embedded_module(engine: &Engine) -> Result<Module, wasmtime::Error> {
+    precompiled_module(engine).or_else(|_| Module::new(engine, guest_module::WASM))
+}
+
+/// The module build.rs precompiled; an error only if this build's engine differs from
+/// the one that precompiled it (tests check that it does not).
+pub fn precompiled_module(engine: &Engine) -> Result<Module, wasmtime::Error> {
     // SAFETY: PRECOMPILED was produced by build.rs with this wasmtime and this
     // engine_config(); wasmtime checks the version and settings before use.
     unsafe { Module::deserialize(engine, guest_module::PRECOMPILED) }
-        .or_else(|_| Module::new(engine, guest_module::WASM))
 }
 
 /// Another wasip1 distributor, compiled now.
@@ -125,4 +129,15 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Out
             None => Outcome::Trapped(format!("{e:#}")),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_precompiled_guest_loads_so_start_up_compiles_nothing() {
+        let engine = super::engine().unwrap();
+        if let Err(e) = super::precompiled_module(engine) {
+            panic!("the runner would compile the guest at every start: {e:#}");
+        }
+    }
 }

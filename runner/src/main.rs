@@ -18,7 +18,12 @@ With no arguments it runs a built-in example. The guest's own help:
 
 fn command() -> Command {
     Command::new("dtlto-runner")
-        .version(env!("CARGO_PKG_VERSION"))
+        .version(concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (dtlto-mock.wasm sha256 ",
+            env!("DTLTO_MOCK_WASM_SHA256"),
+            ")"
+        ))
         .about(ABOUT)
         .override_usage(
             "dtlto-runner [OPTIONS] [mock|validate] <ARG>... <JOB_FILE>\n       dtlto-runner [--example]",

@@ -1,0 +1,246 @@
+//! One artifact everywhere: the same dtlto-mock.wasm, run as `wasmtime run --dir .`
+//! would run it by wasmtime (in-process), Node's node:wasi, PyPI's wasmtime embedding
+//! and, if installed, the wasmtime CLI, gives identical stdout, stderr, exit status and
+//! files; dtlto-runner gives the same wherever its sandbox does not change the outcome.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use util::{run_command, run_runner, wasmtime_run, Entry, Run, TempDir};
+
+/// Runs the artifact with arguments in a directory.
+type RunIn = Box<dyn Fn(&TempDir, &[&str]) -> Run>;
+
+/// A host: a name and how it runs the artifact.
+struct Host {
+    name: &'static str,
+    run: RunIn,
+}
+
+/// The artifact as a file, named as users name it (its name is the guest's argv[0]).
+fn artifact() -> PathBuf {
+    static ONCE: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, path) = ONCE.get_or_init(|| {
+        let dir = TempDir::new("artifact");
+        let path = dir.write("dtlto-mock.wasm", dtlto_runner::guest_module::WASM);
+        (dir, path)
+    });
+    path.clone()
+}
+
+fn script_host(name: &'static str, interpreter: PathBuf, script: &'static str) -> Host {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/hosts")
+        .join(script);
+    Host {
+        name,
+        run: Box::new(move |dir, args| {
+            run_command(
+                Command::new(&interpreter)
+                    .arg(&script)
+                    .arg(artifact())
+                    .args(args)
+                    .current_dir(dir.path()),
+            )
+        }),
+    }
+}
+
+/// Every WASI host of this machine; a required one that is missing fails the test.
+fn wasi_hosts() -> Vec<Host> {
+    let node = PathBuf::from("node");
+    let works = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        works(&node, &["--version"]),
+        "Node.js (node:wasi) is required on PATH"
+    );
+    let python = std::env::var_os("DTLTO_PY_WASMTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/dtlto-mock/py-wasmtime-50.0.1/bin/python")
+        });
+    assert!(
+        works(&python, &["-c", "import wasmtime"]),
+        "PyPI wasmtime is missing at {}: run `bash tools/install-python-wasmtime.sh` (tests/all.sh does)",
+        python.display()
+    );
+    let mut hosts = vec![
+        Host {
+            name: "wasmtime (in-process)",
+            run: Box::new(wasmtime_run),
+        },
+        script_host("node:wasi", node, "node_wasi_host.mjs"),
+        script_host("wasmtime-py", python, "python_wasmtime_host.py"),
+    ];
+    if works(Path::new("wasmtime"), &["--version"]) {
+        hosts.push(Host {
+            name: "wasmtime CLI",
+            run: Box::new(|dir, args| {
+                run_command(
+                    Command::new("wasmtime")
+                        .args(["run", "--dir", "."])
+                        .arg(artifact())
+                        .args(args)
+                        .current_dir(dir.path()),
+                )
+            }),
+        });
+    }
+    hosts
+}
+
+fn runner_host() -> Host {
+    Host {
+        name: "dtlto-runner",
+        run: Box::new(run_runner),
+    }
+}
+
+/// What a run did: its output and the files it left.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    status: i32,
+    stdout: String,
+    stderr: String,
+    files: Vec<(String, Entry)>,
+}
+
+/// Runs one scenario on every host, each in a fresh copy of the scene.
+fn same_everywhere(name: &str, hosts: &[Host], setup: impl Fn(&TempDir), args: &[&str]) -> Outcome {
+    let mut outcomes: Vec<(&str, Outcome)> = Vec::new();
+    for host in hosts {
+        let dir = TempDir::new(name);
+        setup(&dir);
+        let run = (host.run)(&dir, args);
+        let files = dir
+            .snapshot()
+            .into_iter()
+            .map(|(name, entry)| match entry {
+                // mtimes differ between runs; names, sizes and contents must not.
+                Entry::File { size, hash, .. } => (
+                    name,
+                    Entry::File {
+                        size,
+                        hash,
+                        modified: None,
+                    },
+                ),
+                other => (name, other),
+            })
+            .collect();
+        let outcome = Outcome {
+            status: run.status,
+            stdout: run.stdout(),
+            stderr: run.stderr(),
+            files,
+        };
+        if let Some((first, reference)) = outcomes.first() {
+            assert_eq!(
+                &outcome,
+                reference,
+                "{name}: {} differs from {first}\n{}",
+                host.name,
+                run.report()
+            );
+        }
+        outcomes.push((host.name, outcome));
+    }
+    outcomes.remove(0).1
+}
+
+fn three_jobs(dir: &TempDir) {
+    dir.write("job.json", util::job_file_json(3));
+    dir.write("s0", (0..=255u8).collect::<Vec<u8>>());
+    dir.write("s1 Ωμέγα", vec![0u8; 70_000]);
+    dir.write("s2", "");
+}
+
+#[test]
+fn mock_with_several_jobs() {
+    let mut hosts = wasi_hosts();
+    hosts.push(runner_host());
+    let outcome = same_everywhere(
+        "hosts-mock",
+        &hosts,
+        three_jobs,
+        &["s0", "s1 Ωμέγα", "s2", "job.json"],
+    );
+    assert_eq!(outcome.status, 0);
+    assert!(outcome
+        .files
+        .iter()
+        .any(|(name, _)| name == "m2.2.native.o"));
+}
+
+#[test]
+fn validate_a_valid_document() {
+    let mut hosts = wasi_hosts();
+    hosts.push(runner_host());
+    let setup = |dir: &TempDir| {
+        dir.write(
+            "job.json",
+            util::job_file_json(2).replace("m1.o", "Ωμέγα.o"),
+        );
+    };
+    let outcome = same_everywhere(
+        "hosts-valid",
+        &hosts,
+        setup,
+        &["validate", "--da1=10", "it's", "é", "job.json"],
+    );
+    assert_eq!(outcome.status, 0);
+    assert!(outcome
+        .stdout
+        .starts_with("distributor_args=['--da1=10', \"it's\", 'é']\n{"));
+}
+
+#[test]
+fn validate_an_invalid_document() {
+    let mut hosts = wasi_hosts();
+    hosts.push(runner_host());
+    let setup = |dir: &TempDir| {
+        dir.write(
+            "job.json",
+            util::job_file_json(2).replace(r#""outputs":["m1.1.native.o"]"#, r#""outputs":[]"#),
+        );
+    };
+    let outcome = same_everywhere("hosts-invalid", &hosts, setup, &["validate", "job.json"]);
+    assert_eq!(outcome.status, 1);
+    assert!(outcome
+        .stderr
+        .contains("job.json: jobs[1].outputs: expected at least 1 path, found 0"));
+}
+
+#[test]
+fn a_path_outside_every_preopen() {
+    let outside = TempDir::new("hosts-outside-src");
+    let source = outside.write("far.o", "x").to_string_lossy().into_owned();
+    let setup = |dir: &TempDir| {
+        dir.write("job.json", util::job_file_json(1));
+    };
+    let outcome = same_everywhere(
+        "hosts-outside",
+        &wasi_hosts(),
+        setup,
+        &[&source, "job.json"],
+    );
+    assert_eq!(outcome.status, 1);
+    assert!(
+        outcome
+            .stderr
+            .contains("no preopened directory holds it (preopened: \".\")"),
+        "{}",
+        outcome.stderr
+    );
+    // The runner preopens what the job needs, so there the same run succeeds.
+    let dir = TempDir::new("hosts-outside-runner");
+    setup(&dir);
+    run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
+}
