@@ -59,10 +59,11 @@ impl fmt::Display for Violation {
 }
 
 /// Checks the rules of `validate.py` and nothing else; returns every violation.
+/// Builds nothing, so a large document costs no second copy of its strings.
 pub fn check(doc: &Value<'_>) -> Vec<Violation> {
     let mut reader = Reader {
         violations: Vec::new(),
-        paths_must_be_text: false,
+        purpose: Purpose::Check,
     };
     reader.document(doc);
     reader.violations
@@ -73,7 +74,7 @@ pub fn check(doc: &Value<'_>) -> Vec<Violation> {
 pub fn read(doc: &Value<'_>) -> Result<JobFile, Vec<Violation>> {
     let mut reader = Reader {
         violations: Vec::new(),
-        paths_must_be_text: true,
+        purpose: Purpose::Read,
     };
     match reader.document(doc) {
         Some(job_file) if reader.violations.is_empty() => Ok(job_file),
@@ -85,34 +86,64 @@ const TOP_KEYS: &[&str] = &["common", "jobs"];
 const COMMON_KEYS: &[&str] = &["linker_output", "args", "inputs"];
 const JOB_KEYS: &[&str] = &["args", "inputs", "outputs"];
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Only report violations; the values returned are empty placeholders.
+    Check,
+    /// Also build the typed document.
+    Read,
+}
+
+/// A place in the document, rendered (`jobs[3].outputs[0]`) only for a violation.
+#[derive(Clone, Copy)]
+enum Location<'p> {
+    Top,
+    Key(&'p Location<'p>, &'p str),
+    Index(&'p Location<'p>, usize),
+}
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Top => f.write_str("(top level)"),
+            Location::Key(Location::Top, key) => f.write_str(&key_location("", key)),
+            Location::Key(parent, key) => f.write_str(&key_location(&parent.to_string(), key)),
+            Location::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
 struct Reader {
     violations: Vec<Violation>,
-    paths_must_be_text: bool,
+    purpose: Purpose,
 }
 
 impl Reader {
-    fn report(&mut self, location: &str, problem: String) {
+    fn report(&mut self, location: &Location<'_>, problem: String) {
         self.violations.push(Violation {
-            location: location.to_owned(),
+            location: location.to_string(),
             problem,
         });
     }
 
+    fn building(&self) -> bool {
+        self.purpose == Purpose::Read
+    }
+
     fn document(&mut self, doc: &Value<'_>) -> Option<JobFile> {
-        let members = self.object("(top level)", "", doc, TOP_KEYS)?;
-        let common = self.member(members, "", "common", |r, loc, v| r.common(loc, v));
-        let jobs = self.member(members, "", "jobs", |r, loc, v| r.jobs(loc, v));
+        let top = Location::Top;
+        let members = self.object(&top, doc, TOP_KEYS)?;
+        let common = self.member(members, &top, "common", Self::common);
+        let jobs = self.member(members, &top, "jobs", Self::jobs);
         Some(JobFile {
             common: common??,
             jobs: jobs??,
         })
     }
 
-    fn common(&mut self, location: &str, value: &Value<'_>) -> Option<Common> {
-        let members = self.object(location, location, value, COMMON_KEYS)?;
-        let linker_output = self.member(members, location, "linker_output", |r, loc, v| {
-            r.string(loc, v)
-        });
+    fn common(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Common> {
+        let members = self.object(location, value, COMMON_KEYS)?;
+        let linker_output = self.member(members, location, "linker_output", Self::string);
         let args = self.member(members, location, "args", |r, loc, v| {
             r.string_list(loc, v, 1, "argument", " (the compiler)")
         });
@@ -126,7 +157,7 @@ impl Reader {
         })
     }
 
-    fn jobs(&mut self, location: &str, value: &Value<'_>) -> Option<Vec<Job>> {
+    fn jobs(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Vec<Job>> {
         let Value::Array(items) = value else {
             self.report(
                 location,
@@ -134,16 +165,20 @@ impl Reader {
             );
             return None;
         };
-        let jobs: Vec<Option<Job>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.job(&format!("{location}[{i}]"), item))
-            .collect();
-        jobs.into_iter().collect()
+        let mut jobs = Vec::with_capacity(if self.building() { items.len() } else { 0 });
+        let mut all_valid = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.job(&Location::Index(location, i), item) {
+                Some(job) if self.building() => jobs.push(job),
+                Some(_) => {}
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(jobs)
     }
 
-    fn job(&mut self, location: &str, value: &Value<'_>) -> Option<Job> {
-        let members = self.object(location, location, value, JOB_KEYS)?;
+    fn job(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Job> {
+        let members = self.object(location, value, JOB_KEYS)?;
         let args = self.member(members, location, "args", |r, loc, v| {
             r.string_list(loc, v, 0, "argument", "")
         });
@@ -169,21 +204,22 @@ impl Reader {
     /// An object whose keys must be exactly `keys`; reports the unexpected ones.
     fn object<'v, 'a>(
         &mut self,
-        location: &str,
-        prefix: &str,
+        location: &Location<'_>,
         value: &'v Value<'a>,
         keys: &[&str],
     ) -> Option<&'v [(JsonStr<'a>, Value<'a>)]> {
-        let expected = keys
-            .iter()
-            .map(|k| format!("\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let expected = || {
+            keys.iter()
+                .map(|k| format!("\"{k}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let Value::Object(members) = value else {
             self.report(
                 location,
                 format!(
-                    "expected an object with the keys {expected}, found {}",
+                    "expected an object with the keys {}, found {}",
+                    expected(),
                     value.describe()
                 ),
             );
@@ -191,9 +227,10 @@ impl Reader {
         };
         for (key, _) in members {
             if !keys.iter().any(|k| key.is(k)) {
+                let key = key.to_string_lossy();
                 self.report(
-                    &key_location(prefix, &key.to_string_lossy()),
-                    format!("unexpected key; expected only {expected}"),
+                    &Location::Key(location, &key),
+                    format!("unexpected key; expected only {}", expected()),
                 );
             }
         }
@@ -204,11 +241,11 @@ impl Reader {
     fn member<T>(
         &mut self,
         members: &[(JsonStr<'_>, Value<'_>)],
-        prefix: &str,
+        parent: &Location<'_>,
         key: &str,
-        read: impl FnOnce(&mut Self, &str, &Value<'_>) -> Option<T>,
+        read: impl FnOnce(&mut Self, &Location<'_>, &Value<'_>) -> Option<T>,
     ) -> Option<Option<T>> {
-        let location = key_location(prefix, key);
+        let location = Location::Key(parent, key);
         match members.iter().find(|(k, _)| k.is(key)) {
             Some((_, value)) => Some(read(self, &location, value)),
             None => {
@@ -218,7 +255,7 @@ impl Reader {
         }
     }
 
-    fn string(&mut self, location: &str, value: &Value<'_>) -> Option<String> {
+    fn string(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<String> {
         let Value::String(s) = value else {
             self.report(
                 location,
@@ -226,22 +263,25 @@ impl Reader {
             );
             return None;
         };
+        if !self.building() {
+            // validate.py accepts any str, unpaired surrogates included.
+            return Some(String::new());
+        }
         match s.to_str() {
             Some(text) => Some(text.into_owned()),
-            None if self.paths_must_be_text => {
+            None => {
                 self.report(
                     location,
                     "holds an unpaired UTF-16 surrogate, which no file name can hold".to_owned(),
                 );
                 None
             }
-            None => Some(s.to_string_lossy()),
         }
     }
 
     fn string_list(
         &mut self,
-        location: &str,
+        location: &Location<'_>,
         value: &Value<'_>,
         min_len: usize,
         noun: &str,
@@ -254,7 +294,8 @@ impl Reader {
             );
             return None;
         };
-        if items.len() < min_len {
+        let long_enough = items.len() >= min_len;
+        if !long_enough {
             self.report(
                 location,
                 format!(
@@ -264,15 +305,16 @@ impl Reader {
                 ),
             );
         }
-        let strings: Vec<Option<String>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.string(&format!("{location}[{i}]"), item))
-            .collect();
-        if items.len() < min_len {
-            return None;
+        let mut strings = Vec::with_capacity(if self.building() { items.len() } else { 0 });
+        let mut all_valid = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.string(&Location::Index(location, i), item) {
+                Some(text) if self.building() => strings.push(text),
+                Some(_) => {}
+                None => all_valid = false,
+            }
         }
-        strings.into_iter().collect()
+        (long_enough && all_valid).then_some(strings)
     }
 }
 

@@ -6,4 +6,5 @@
 
 pub mod job_file;
 pub mod json;
+pub mod mode;
 pub mod python_repr;

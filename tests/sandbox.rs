@@ -306,10 +306,14 @@ fn job_file(jobs: &[(&[&str], &[&str])]) -> String {
     )
 }
 
-/// Runs validate mode (which prints at once if it runs) and expects a refusal.
+/// Runs a distributor that prints as soon as it starts, and expects a refusal.
 fn expect_refusal(dir: &TempDir, args: &[&str], message: &str) {
+    let modules = TempDir::new("refusal-module");
+    // Its one step prints an errno line, so stdout shows whether it ran.
+    let module = modules.write("prints.wasm", guest(&[unlink(99, "x")]));
+    let module = module.to_string_lossy().into_owned();
     let before = dir.snapshot();
-    let mut all = vec!["validate"];
+    let mut all = vec!["--module", &module];
     all.extend_from_slice(args);
     let run = run_runner(dir, &all);
     run.expect_status(1, dir)
@@ -456,7 +460,7 @@ fn wait_for_partial_output(dir: &TempDir) -> PathBuf {
                 .to_string_lossy()
                 .starts_with(".dtlto-staging-")
             {
-                let partial = entry.path().join("m0.0.native.o.dtlto-partial");
+                let partial = entry.path().join("m0.0.native.o");
                 if partial.metadata().is_ok_and(|m| m.len() > 0) {
                     return partial;
                 }

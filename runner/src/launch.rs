@@ -91,7 +91,12 @@ struct Host {
 /// Instantiates `module` in `view` and runs its `_start`.
 pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Outcome, String> {
     let mut wasi = WasiCtxBuilder::new();
-    wasi.args(view.argv).inherit_stdout().inherit_stderr();
+    // Blocking on this thread lets WASI read and write straight into and out of
+    // guest memory, instead of copying through a tokio blocking thread per call.
+    wasi.args(view.argv)
+        .inherit_stdout()
+        .inherit_stderr()
+        .allow_blocking_current_thread(true);
     for (key, value) in view.env {
         wasi.env(key, value);
     }

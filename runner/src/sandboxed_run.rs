@@ -3,6 +3,7 @@
 use crate::launch::{self, GuestView, Outcome};
 use crate::sandbox::plan::{plan, Plan};
 use crate::sandbox::staging::Staging;
+use dtlto_mock::mode::Mode;
 use std::path::{Path, PathBuf};
 
 /// The guest reads the host-path -> guest-path map from this variable.
@@ -32,7 +33,14 @@ pub const INTERRUPTED_STATUS: i32 = 130;
 /// Runs the request with paths relative to `cwd`; returns the exit status to report.
 /// Errors are the runner's own refusals, already worded for the user.
 pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
-    let plan = plan(&request.args, cwd).map_err(|e| e.to_string())?;
+    // dtlto-mock's validate mode writes nothing: no job file to read, no outputs.
+    let writes = match request.program {
+        Program::Embedded => {
+            dtlto_mock::mode::select(&request.program_name, &request.args).0 == Mode::Mock
+        }
+        Program::File(_) => true,
+    };
+    let plan = plan(&request.args, cwd, writes).map_err(|e| e.to_string())?;
     let staging = Staging::create(&plan).map_err(|e| e.to_string())?;
     let write_dirs: Vec<(PathBuf, String)> = plan
         .output_dirs

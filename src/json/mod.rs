@@ -8,7 +8,7 @@ mod parse;
 mod render;
 
 pub use parse::{parse, ParseError};
-pub use render::dumps_indent4;
+pub use render::{dumps_indent4, write_indent4};
 
 use std::borrow::Cow;
 

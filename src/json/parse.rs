@@ -46,6 +46,8 @@ pub fn parse(text: &str) -> Result<Value<'_>, ParseError> {
         bytes: text.as_bytes(),
         pos: 0,
         depth: 0,
+        values: Vec::new(),
+        members: Vec::new(),
     };
     if text.starts_with('\u{feff}') {
         return Err(parser.error_at(
@@ -67,6 +69,11 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
+    /// Items of the arrays being parsed, innermost last. Each array moves its own
+    /// into a Vec of exactly its length, so a document costs no growth slack.
+    values: Vec<Value<'a>>,
+    /// Members of the objects being parsed, likewise.
+    members: Vec<(JsonStr<'a>, Value<'a>)>,
 }
 
 impl<'a> Parser<'a> {
@@ -143,21 +150,22 @@ impl<'a> Parser<'a> {
 
     fn array(&mut self) -> Result<Value<'a>, ParseError> {
         self.pos += 1; // '['
-        let mut items = Vec::new();
+        let base = self.values.len();
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
         loop {
             self.skip_whitespace();
-            items.push(self.value()?);
+            let value = self.value()?;
+            self.values.push(value);
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(Value::Array(self.values.drain(base..).collect()));
                 }
                 _ => return Err(self.error("expected ',' or ']' in an array")),
             }
@@ -166,11 +174,12 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self) -> Result<Value<'a>, ParseError> {
         self.pos += 1; // '{'
-        let mut members = Members::default();
+        let base = self.members.len();
+        let mut index = None;
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(members.list));
+            return Ok(Value::Object(Vec::new()));
         }
         loop {
             self.skip_whitespace();
@@ -185,13 +194,13 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             self.skip_whitespace();
             let value = self.value()?;
-            members.insert(key, value);
+            insert_member(&mut self.members, base, &mut index, key, value);
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(Value::Object(members.list));
+                    return Ok(Value::Object(self.members.drain(base..).collect()));
                 }
                 _ => return Err(self.error("expected ',' or '}' in an object")),
             }
@@ -290,39 +299,37 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// An object's members under construction, with Python `dict` semantics for repeats.
-#[derive(Default)]
-struct Members<'a> {
-    list: Vec<(JsonStr<'a>, Value<'a>)>,
-    /// Decoded key -> index in `list`, built once the object grows large. A BTreeMap,
-    /// not a HashMap, so that the guest needs no random seed from its host.
-    index: Option<BTreeMap<Vec<u16>, usize>>,
-}
-
-impl<'a> Members<'a> {
-    fn insert(&mut self, key: JsonStr<'a>, value: Value<'a>) {
-        if self.index.is_none() && self.list.len() >= LINEAR_KEY_SEARCH_LIMIT {
-            let index = self
-                .list
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.utf16_units().collect(), i))
-                .collect();
-            self.index = Some(index);
+/// Adds a member to the object whose members start at `members[base]`, with Python
+/// `dict` semantics: a repeated key keeps its first place and takes the new value.
+/// Large objects index their keys (decoded key -> position after `base`); a BTreeMap,
+/// not a HashMap, so that the guest needs no random seed from its host.
+fn insert_member<'a>(
+    members: &mut Vec<(JsonStr<'a>, Value<'a>)>,
+    base: usize,
+    index: &mut Option<BTreeMap<Vec<u16>, usize>>,
+    key: JsonStr<'a>,
+    value: Value<'a>,
+) {
+    let own = &members[base..];
+    if index.is_none() && own.len() >= LINEAR_KEY_SEARCH_LIMIT {
+        let built = own
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.utf16_units().collect(), i))
+            .collect();
+        *index = Some(built);
+    }
+    let existing = match index {
+        None => own.iter().position(|(k, _)| k.same_text(&key)),
+        Some(index) => {
+            let next = own.len();
+            let slot = *index.entry(key.utf16_units().collect()).or_insert(next);
+            (slot != next).then_some(slot)
         }
-        let existing = match &mut self.index {
-            None => self.list.iter().position(|(k, _)| k.same_text(&key)),
-            Some(index) => {
-                let units: Vec<u16> = key.utf16_units().collect();
-                let next = self.list.len();
-                let slot = *index.entry(units).or_insert(next);
-                (slot != next).then_some(slot)
-            }
-        };
-        match existing {
-            Some(i) => self.list[i].1 = value,
-            None => self.list.push((key, value)),
-        }
+    };
+    match existing {
+        Some(i) => members[base + i].1 = value,
+        None => members.push((key, value)),
     }
 }
 

@@ -1,15 +1,73 @@
 //! Renders a document as CPython's `json.dumps(doc, indent=4)` does, byte for byte.
 
 use super::{JsonStr, Number, Value};
+use std::io::{self, Write};
 
 /// `json.dumps(value, indent=4)`, without a trailing newline.
 pub fn dumps_indent4(value: &Value<'_>) -> String {
-    let mut out = String::new();
+    let mut out = Out::new(Vec::new());
     write_value(&mut out, value, 0);
-    out
+    let bytes = out.finish().unwrap_or_default();
+    // The renderer emits only ASCII.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
-fn write_value(out: &mut String, value: &Value<'_>, level: usize) {
+/// Streams `json.dumps(value, indent=4)` to `sink` in blocks, so a large document's
+/// text never exists whole in memory.
+pub fn write_indent4(value: &Value<'_>, sink: impl Write) -> io::Result<()> {
+    let mut out = Out::new(sink);
+    write_value(&mut out, value, 0);
+    out.finish().map(drop)
+}
+
+/// Text on its way to a sink, passed on every `BLOCK` bytes.
+struct Out<W: Write> {
+    buffer: String,
+    sink: W,
+    error: Option<io::Error>,
+}
+
+const BLOCK: usize = 64 << 10;
+
+impl<W: Write> Out<W> {
+    fn new(sink: W) -> Self {
+        Out {
+            buffer: String::with_capacity(BLOCK + 256),
+            sink,
+            error: None,
+        }
+    }
+
+    fn push_str(&mut self, text: &str) {
+        self.buffer.push_str(text);
+        if self.buffer.len() >= BLOCK {
+            self.drain();
+        }
+    }
+
+    fn push(&mut self, c: char) {
+        self.buffer.push(c);
+    }
+
+    fn drain(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.sink.write_all(self.buffer.as_bytes()) {
+                self.error = Some(e);
+            }
+        }
+        self.buffer.clear();
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.drain();
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.sink),
+        }
+    }
+}
+
+fn write_value<W: Write>(out: &mut Out<W>, value: &Value<'_>, level: usize) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -31,13 +89,13 @@ fn write_value(out: &mut String, value: &Value<'_>, level: usize) {
 
 /// Python puts each element on its own line, indented 4 spaces per level, with `,`
 /// at line ends; an empty container stays `[]` or `{}`.
-fn write_container<T>(
-    out: &mut String,
+fn write_container<T, W: Write>(
+    out: &mut Out<W>,
     open: char,
     close: char,
     elements: &[T],
     level: usize,
-    write_element: impl Fn(&mut String, &T, usize),
+    write_element: impl Fn(&mut Out<W>, &T, usize),
 ) {
     out.push(open);
     if elements.is_empty() {
@@ -54,16 +112,16 @@ fn write_container<T>(
     out.push(close);
 }
 
-fn push_indent(out: &mut String, level: usize) {
+fn push_indent<W: Write>(out: &mut Out<W>, level: usize) {
     for _ in 0..level {
         out.push_str("    ");
     }
 }
 
-fn write_number(out: &mut String, number: &Number<'_>) {
+fn write_number<W: Write>(out: &mut Out<W>, number: &Number<'_>) {
     match number {
         // `int("-0")` is 0; every other JSON integer is already in Python's form.
-        Number::Int("-0") => out.push('0'),
+        Number::Int("-0") => out.push_str("0"),
         Number::Int(text) => out.push_str(text),
         // Rust's parser rounds correctly, as Python's `float()` does; overflow is inf.
         Number::Float(text) => match text.parse::<f64>() {
@@ -133,7 +191,7 @@ pub fn python_float_repr(x: f64) -> String {
 }
 
 /// A string with `ensure_ascii=True`: printable ASCII as is, everything else escaped.
-fn write_string(out: &mut String, s: &JsonStr<'_>) {
+fn write_string<W: Write>(out: &mut Out<W>, s: &JsonStr<'_>) {
     out.push('"');
     for unit in s.utf16_units() {
         match unit {

@@ -6,7 +6,7 @@
 use super::paths::{comparison_key, PathStyle};
 use dtlto_mock::job_file::{self, JobFile};
 use dtlto_mock::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -106,9 +106,11 @@ impl std::error::Error for PlanError {}
 /// The root under which the guest sees everything the runner gives it.
 const GUEST_ROOT: &str = "/dtlto";
 
-/// Plans a run of a distributor with `args` (the job file last), paths relative to `cwd`.
-pub fn plan(args: &[String], cwd: &Path) -> Result<Plan, PlanError> {
-    Planner::new(cwd).plan(args)
+/// Plans a run of a distributor with `args` (the job file last), paths relative to
+/// `cwd`. With `writes` false (dtlto-mock's validate mode) the job file is not read and
+/// no output is planned: the guest gets read access only.
+pub fn plan(args: &[String], cwd: &Path, writes: bool) -> Result<Plan, PlanError> {
+    Planner::new(cwd).plan(args, writes)
 }
 
 /// Reads the job file as the guest will; `None` if it is unreadable or invalid, in
@@ -124,7 +126,10 @@ struct Planner<'a> {
     style: PathStyle,
     plan: Plan,
     /// Comparison key -> JSON location or argument description, for conflict checks.
-    read_keys: BTreeMap<String, String>,
+    read_keys: HashMap<String, String>,
+    /// Directory as written -> its canonical form, or `None` if it does not exist.
+    /// Thousands of paths share a few directories.
+    canonical_dirs: HashMap<PathBuf, Option<PathBuf>>,
 }
 
 /// A path resolved the way the host will resolve it.
@@ -135,6 +140,16 @@ struct Resolved {
     name: String,
     /// Keys naming it: the entry itself and, if it is a link, what it leads to.
     keys: Vec<String>,
+    /// Whether a directory of that name exists.
+    is_dir: bool,
+}
+
+/// Why a path cannot be resolved.
+enum Unresolved {
+    /// It ends in `..`, `.` or a separator, or is not Unicode.
+    NoFileName,
+    /// Its directory does not exist.
+    NoDirectory,
 }
 
 impl<'a> Planner<'a> {
@@ -143,11 +158,12 @@ impl<'a> Planner<'a> {
             cwd,
             style: PathStyle::host(),
             plan: Plan::default(),
-            read_keys: BTreeMap::new(),
+            read_keys: HashMap::new(),
+            canonical_dirs: HashMap::new(),
         }
     }
 
-    fn plan(mut self, args: &[String]) -> Result<Plan, PlanError> {
+    fn plan(mut self, args: &[String], writes: bool) -> Result<Plan, PlanError> {
         let Some((job_path, sources)) = args.split_last() else {
             return Ok(self.plan);
         };
@@ -157,6 +173,9 @@ impl<'a> Planner<'a> {
                 arg,
                 "a file named on the distributor's command line".to_owned(),
             );
+        }
+        if !writes {
+            return Ok(self.plan);
         }
         let Some(job_file) = read_job_file(&self.cwd.join(job_path)) else {
             return Ok(self.plan);
@@ -169,7 +188,7 @@ impl<'a> Planner<'a> {
                 self.note_read(path, format!("jobs[{j}].inputs[{i}]"));
             }
         }
-        let mut output_keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut output_keys: HashMap<String, String> = HashMap::new();
         for (j, job) in job_file.jobs.iter().enumerate() {
             for (i, output) in job.outputs.iter().enumerate() {
                 let location = format!("jobs[{j}].outputs[{i}]");
@@ -179,32 +198,53 @@ impl<'a> Planner<'a> {
         Ok(self.plan)
     }
 
-    /// Resolves `path` against the working directory: its canonical directory (which
-    /// must exist) and name.
-    fn resolve(&self, path: &str) -> Option<Resolved> {
-        let joined = self.cwd.join(path);
-        let name = joined.file_name()?.to_str()?.to_owned();
-        if matches!(name.as_str(), "." | "..") {
-            return None;
+    fn canonical_dir(&mut self, dir: &Path) -> Option<PathBuf> {
+        if let Some(known) = self.canonical_dirs.get(dir) {
+            return known.clone();
         }
-        let dir = fs::canonicalize(joined.parent()?).ok()?;
+        let canonical = fs::canonicalize(dir).ok().filter(|d| d.is_dir());
+        self.canonical_dirs
+            .insert(dir.to_path_buf(), canonical.clone());
+        canonical
+    }
+
+    /// Resolves `path` against the working directory: its canonical directory (which
+    /// must exist) and name. One `lstat` per path; only a link needs more.
+    fn resolve(&mut self, path: &str) -> Result<Resolved, Unresolved> {
+        let joined = self.cwd.join(path);
+        let name = joined
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !matches!(*n, "." | ".."))
+            .ok_or(Unresolved::NoFileName)?
+            .to_owned();
+        let parent = joined.parent().ok_or(Unresolved::NoFileName)?;
+        let dir = self.canonical_dir(parent).ok_or(Unresolved::NoDirectory)?;
         let entry = dir.join(&name);
         let mut keys = vec![comparison_key(&entry.to_string_lossy(), self.style)];
-        if let Ok(target) = fs::canonicalize(&entry) {
-            let key = comparison_key(&target.to_string_lossy(), self.style);
-            if key != keys[0] {
-                keys.push(key);
+        let metadata = fs::symlink_metadata(&entry).ok();
+        if metadata
+            .as_ref()
+            .is_some_and(|m| m.file_type().is_symlink())
+        {
+            if let Ok(target) = fs::canonicalize(&entry) {
+                keys.push(comparison_key(&target.to_string_lossy(), self.style));
             }
         }
-        Some(Resolved { dir, name, keys })
+        Ok(Resolved {
+            dir,
+            name,
+            keys,
+            is_dir: metadata.is_some_and(|m| m.is_dir()),
+        })
     }
 
     /// Keys for a path the run reads but the guest is not given (job inputs):
     /// resolved where possible, lexically otherwise.
     fn note_read(&mut self, path: &str, what: String) {
         let keys = match self.resolve(path) {
-            Some(resolved) => resolved.keys,
-            None => vec![comparison_key(
+            Ok(resolved) => resolved.keys,
+            Err(_) => vec![comparison_key(
                 &self.cwd.join(path).to_string_lossy(),
                 self.style,
             )],
@@ -217,7 +257,7 @@ impl<'a> Planner<'a> {
     /// Gives the guest read access to `path` if its directory exists. Arguments that
     /// are not paths (`--da1=10`) are mapped too; the guest never opens them.
     fn readable(&mut self, path: &str, what: String) {
-        let Some(resolved) = self.resolve(path) else {
+        let Ok(resolved) = self.resolve(path) else {
             return;
         };
         let index = match self
@@ -244,24 +284,21 @@ impl<'a> Planner<'a> {
         &mut self,
         path: &str,
         location: String,
-        output_keys: &mut BTreeMap<String, String>,
+        output_keys: &mut HashMap<String, String>,
     ) -> Result<(), PlanError> {
         let unusable = |reason: &str| PlanError::UnusableOutput {
             location: location.clone(),
             output: path.to_owned(),
             reason: reason.to_owned(),
         };
-        let joined = self.cwd.join(path);
-        if joined
-            .parent()
-            .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir())
-        {
-            return Err(unusable("its directory does not exist"));
-        }
-        let resolved = self
-            .resolve(path)
-            .ok_or_else(|| unusable("it does not name a file in an existing directory"))?;
-        if fs::symlink_metadata(resolved.dir.join(&resolved.name)).is_ok_and(|m| m.is_dir()) {
+        let resolved = match self.resolve(path) {
+            Ok(resolved) => resolved,
+            Err(Unresolved::NoDirectory) => return Err(unusable("its directory does not exist")),
+            Err(Unresolved::NoFileName) => {
+                return Err(unusable("it does not name a file in an existing directory"))
+            }
+        };
+        if resolved.is_dir {
             return Err(unusable("a directory of that name exists"));
         }
         for key in &resolved.keys {
@@ -317,7 +354,7 @@ mod tests {
 
     #[test]
     fn no_arguments_plan_nothing() {
-        let plan = plan(&[], Path::new("/")).unwrap();
+        let plan = plan(&[], Path::new("/"), true).unwrap();
         assert!(plan.read_dirs.is_empty() && plan.outputs.is_empty());
     }
 

@@ -3,6 +3,7 @@
 //! Dropping an uncommitted `Staging` removes everything the guest wrote.
 
 use super::plan::Plan;
+use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -73,6 +74,11 @@ impl Staging {
     /// Checks that every staged entry is a declared output, then renames each into
     /// place. Returns the committed paths.
     pub fn commit(self, plan: &Plan) -> Result<Vec<PathBuf>, CommitError> {
+        let declared: HashSet<(usize, &str)> = plan
+            .outputs
+            .iter()
+            .map(|o| (o.dir, o.file_name.as_str()))
+            .collect();
         let mut undeclared = Vec::new();
         let mut staged = Vec::new();
         for (index, staging_dir) in self.dirs.iter().enumerate() {
@@ -88,11 +94,10 @@ impl Staging {
                 })?;
                 let name = entry.file_name();
                 let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                let declared = plan
-                    .outputs
-                    .iter()
-                    .any(|o| o.dir == index && name.to_str() == Some(o.file_name.as_str()));
-                if declared && is_file {
+                let is_declared = name
+                    .to_str()
+                    .is_some_and(|name| declared.contains(&(index, name)));
+                if is_declared && is_file {
                     staged.push((entry.path(), final_dir.join(&name)));
                 } else {
                     undeclared.push(final_dir.join(&name));

@@ -8,11 +8,7 @@ use crate::failure::Failure;
 use clap::{Arg, ArgAction, Command};
 use std::ffi::OsString;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Mock,
-    Validate,
-}
+pub use dtlto_mock::mode::{program_name, Mode};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
@@ -78,22 +74,6 @@ pub fn help(program: &str) -> String {
     command(program).render_help().to_string()
 }
 
-/// The program's name as the user invoked it (`dtlto-mock.wasm` -> `dtlto-mock`).
-pub fn program_name(argv0: Option<&str>) -> String {
-    let name = argv0
-        .map(|a| a.rsplit(['/', '\\']).next().unwrap_or(a))
-        .unwrap_or("dtlto-mock");
-    let stem = [".wasm", ".exe", ".py"]
-        .iter()
-        .find_map(|ext| name.strip_suffix(ext))
-        .unwrap_or(name);
-    if stem.is_empty() {
-        "dtlto-mock".to_owned()
-    } else {
-        stem.to_owned()
-    }
-}
-
 /// Decides what to do from the full argument vector (program name first).
 pub fn parse(argv: Vec<OsString>) -> Result<Invocation, Failure> {
     let mut argv: Vec<String> = argv
@@ -107,21 +87,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, Failure> {
     if !argv.is_empty() {
         argv.remove(0);
     }
-    let mut mode = match program.as_str() {
-        "dtlto-validate" | "validate" => Mode::Validate,
-        _ => Mode::Mock,
-    };
-    match argv.first().map(String::as_str) {
-        Some("mock") => {
-            mode = Mode::Mock;
-            argv.remove(0);
-        }
-        Some("validate") => {
-            mode = Mode::Validate;
-            argv.remove(0);
-        }
-        _ => {}
-    }
+    let (mode, mode_words) = dtlto_mock::mode::select(&program, &argv);
+    argv.drain(..mode_words);
     match argv.as_slice() {
         [only] if only == "--help" || only == "-h" => return Ok(Invocation::Help),
         [only] if only == "--version" || only == "-V" => return Ok(Invocation::Version),

@@ -40,6 +40,9 @@ impl Files {
     pub fn staged_outputs(&self) -> StagedOutputs<'_> {
         StagedOutputs {
             files: self,
+            // dtlto-runner stages every write and commits only after a clean exit, so
+            // under it a temporary name and a rename per output would be wasted work.
+            write_in_place: self.paths.is_mapped(),
             written: Vec::new(),
         }
     }
@@ -72,6 +75,8 @@ impl Files {
 /// file at any declared output. Dropping it uncommitted removes what it wrote.
 pub struct StagedOutputs<'f> {
     files: &'f Files,
+    /// Write final paths directly (the host stages and commits for us).
+    write_in_place: bool,
     /// (temporary guest path, final guest path, host path) of each written output.
     written: Vec<(String, String, String)>,
 }
@@ -87,7 +92,11 @@ impl StagedOutputs<'_> {
         buffer: &mut [u8],
     ) -> Result<(), Failure> {
         let final_path = self.files.paths.to_guest(host_path).to_owned();
-        let temp_path = format!("{final_path}.dtlto-partial");
+        let temp_path = if self.write_in_place {
+            final_path.clone()
+        } else {
+            format!("{final_path}.dtlto-partial")
+        };
         let mut output = File::create(&temp_path)
             .map_err(|e| self.files.open_failure(what, host_path, &final_path, &e))?;
         self.written
@@ -113,6 +122,9 @@ impl StagedOutputs<'_> {
     pub fn commit(mut self) -> Result<(), Failure> {
         let written = std::mem::take(&mut self.written);
         for (i, (temp, final_path, host)) in written.iter().enumerate() {
+            if temp == final_path {
+                continue;
+            }
             if let Err(e) = std::fs::rename(temp, final_path) {
                 // Leave nothing behind: not the rest of the temporaries, nor the
                 // outputs already moved, which a failed run must not pretend to have made.

@@ -1,0 +1,367 @@
+//! Benchmarks: dtlto-runner in mock and validate mode, side by side with a Python mock
+//! of the same contract (benches/mock_contract.py) and the copy floor (a native loop of
+//! std::fs::copy in one process, in-kernel copies). Prints median and spread of several
+//! runs, ratios against Python and the floor, and each process's peak memory.
+//!
+//!     cargo bench -p dtlto-runner                 # every shape, 5 runs each
+//!     cargo bench -p dtlto-runner -- --runs 9 --only 10k
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A generated workload: `jobs` jobs, each with a source of `bytes` bytes.
+struct Shape {
+    name: &'static str,
+    jobs: usize,
+    bytes: usize,
+    /// Validate-only shapes have no sources to copy.
+    copies: bool,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        name: "1 x 1 KiB",
+        jobs: 1,
+        bytes: 1 << 10,
+        copies: true,
+    },
+    Shape {
+        name: "200 x 1 MiB",
+        jobs: 200,
+        bytes: 1 << 20,
+        copies: true,
+    },
+    Shape {
+        name: "20 x 50 MiB",
+        jobs: 20,
+        bytes: 50 << 20,
+        copies: true,
+    },
+    Shape {
+        name: "10,000 x 4 KiB",
+        jobs: 10_000,
+        bytes: 4 << 10,
+        copies: true,
+    },
+    Shape {
+        name: "1k jobs, validate",
+        jobs: 1_000,
+        bytes: 0,
+        copies: false,
+    },
+    Shape {
+        name: "10k jobs, validate",
+        jobs: 10_000,
+        bytes: 0,
+        copies: false,
+    },
+    Shape {
+        name: "100k jobs, validate",
+        jobs: 100_000,
+        bytes: 0,
+        copies: false,
+    },
+];
+
+/// One measured tool: wall times and the peak resident memory of its process.
+struct Measurement {
+    times: Vec<Duration>,
+    peak_rss_kib: Option<u64>,
+}
+
+impl Measurement {
+    fn median(&self) -> Duration {
+        let mut sorted = self.times.clone();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    }
+
+    fn spread(&self) -> (Duration, Duration) {
+        let min = self.times.iter().min().copied().unwrap_or_default();
+        let max = self.times.iter().max().copied().unwrap_or_default();
+        (min, max)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs: usize = option("--runs").and_then(|n| n.parse().ok()).unwrap_or(5);
+    let only = option("--only");
+    let runner = PathBuf::from(env!("CARGO_BIN_EXE_dtlto-runner"));
+    let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches");
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracle/cpython_validate.py");
+    let root = std::env::temp_dir().join(format!("dtlto-bench-{}", std::process::id()));
+
+    println!(
+        "dtlto-runner benchmarks: {runs} runs each; median [min..max]; peak RSS of the process"
+    );
+    println!("machine: {}", machine_description());
+    for shape in SHAPES {
+        if only.as_deref().is_some_and(|o| !shape.name.contains(o)) {
+            continue;
+        }
+        let dir = root.join(shape.name.replace([' ', ','], "_"));
+        let (sources, job_file) = generate(&dir, shape);
+        let job_size = fs::metadata(dir.join(&job_file))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "\n== {} (job file {:.1} MiB)",
+            shape.name,
+            job_size as f64 / (1 << 20) as f64
+        );
+        let mut mock_args = sources.clone();
+        mock_args.push(job_file.clone());
+        let clean = || remove_outputs(&dir, shape.jobs);
+
+        let mut rows: Vec<(&str, Measurement)> = Vec::new();
+        if shape.copies {
+            rows.push((
+                "runner mock",
+                measure(runs, &clean, || command(&runner, &mock_args, &dir)),
+            ));
+            let mut python_args = vec![benches
+                .join("mock_contract.py")
+                .to_string_lossy()
+                .into_owned()];
+            python_args.extend(mock_args.iter().cloned());
+            rows.push((
+                "python3 mock",
+                measure(runs, &clean, || {
+                    command(Path::new("python3"), &python_args, &dir)
+                }),
+            ));
+            rows.push((
+                "floor: fs::copy loop",
+                measure_floor(runs, &clean, &dir, &sources, shape.jobs),
+            ));
+        }
+        let validate_args = vec!["validate".to_owned(), job_file.clone()];
+        rows.push((
+            "runner validate",
+            measure(runs, &clean, || command(&runner, &validate_args, &dir)),
+        ));
+        if !shape.copies {
+            let python_args = vec![oracle.to_string_lossy().into_owned(), job_file.clone()];
+            rows.push((
+                "python3 validate",
+                measure(runs, &clean, || {
+                    command(Path::new("python3"), &python_args, &dir)
+                }),
+            ));
+        }
+        report(&rows, shape, job_size);
+        clean();
+        let _ = fs::remove_dir_all(&dir);
+    }
+    let _ = fs::remove_dir_all(&root);
+}
+
+/// Writes the sources and a compact job file like lld's; returns their names. Both are
+/// streamed: a child process inherits this process's peak memory as its own starting
+/// peak (Linux keeps the high-water mark across fork and exec), so we keep it small.
+fn generate(dir: &Path, shape: &Shape) -> (Vec<String>, String) {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).expect("create the bench directory");
+    let mut sources = Vec::new();
+    if shape.copies {
+        let block: Vec<u8> = (0..shape.bytes.min(1 << 20))
+            .map(|i| (i as u8).wrapping_mul(167))
+            .collect();
+        for i in 0..shape.jobs {
+            let name = format!("s{i}.native.o");
+            let mut file = fs::File::create(dir.join(&name)).expect("create a source");
+            let mut left = shape.bytes;
+            while left > 0 {
+                let n = left.min(block.len());
+                // Vary the content per block and per file, so no two blocks are alike.
+                let mut chunk = block[..n].to_vec();
+                chunk[0] = (left >> 20) as u8;
+                chunk[n - 1] = i as u8;
+                file.write_all(&chunk).expect("write a source");
+                left -= n;
+            }
+            sources.push(name);
+        }
+    }
+    let job_file = "app.4242.dist-file.json".to_owned();
+    let mut out = std::io::BufWriter::new(
+        fs::File::create(dir.join(&job_file)).expect("create the job file"),
+    );
+    write!(
+        out,
+        r#"{{"common":{{"linker_output":"app","args":["/usr/bin/clang-23","-c","--target=x86_64-unknown-linux-gnu","-O2","-faddrsig","-ffunction-sections","-fdata-sections","-fpic"],"inputs":[]}},"jobs":["#
+    )
+    .expect("write the job file");
+    for i in 0..shape.jobs {
+        let import = (i + 1) % shape.jobs.max(1);
+        write!(
+            out,
+            r#"{}{{"args":["m{i}.o","-fthinlto-index=m{i}.{i}.4242.native.o.thinlto.bc","-o","o{i}.native.o"],"inputs":["m{i}.o","m{i}.{i}.4242.native.o.thinlto.bc","m{import}.o"],"outputs":["o{i}.native.o"]}}"#,
+            if i == 0 { "" } else { "," }
+        )
+        .expect("write the job file");
+    }
+    write!(out, "]}}").expect("write the job file");
+    out.flush().expect("write the job file");
+    (sources, job_file)
+}
+
+fn remove_outputs(dir: &Path, jobs: usize) {
+    for i in 0..jobs {
+        let _ = fs::remove_file(dir.join(format!("o{i}.native.o")));
+    }
+}
+
+fn command(program: &Path, args: &[String], dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Runs a fresh process `runs` times (after one warm-up), cleaning outputs before each.
+fn measure(runs: usize, clean: &dyn Fn(), make: impl Fn() -> Command) -> Measurement {
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for run in 0..=runs {
+        clean();
+        let start = Instant::now();
+        // Reaped by wait4 below, which also reports the child's own peak memory.
+        #[allow(clippy::zombie_processes)]
+        let child = make().spawn().expect("start the benchmarked command");
+        let (status, rss) = wait_with_peak_rss(child.id());
+        let elapsed = start.elapsed();
+        assert_eq!(status, 0, "a benchmarked command failed");
+        if run > 0 {
+            times.push(elapsed);
+            peak = peak.max(rss);
+        }
+    }
+    Measurement {
+        times,
+        peak_rss_kib: Some(peak),
+    }
+}
+
+/// The floor: the same copies as one native loop of std::fs::copy (copy_file_range).
+fn measure_floor(
+    runs: usize,
+    clean: &dyn Fn(),
+    dir: &Path,
+    sources: &[String],
+    jobs: usize,
+) -> Measurement {
+    let mut times = Vec::new();
+    for run in 0..=runs {
+        clean();
+        let start = Instant::now();
+        for (i, source) in sources.iter().enumerate().take(jobs) {
+            fs::copy(dir.join(source), dir.join(format!("o{i}.native.o"))).expect("copy");
+        }
+        if run > 0 {
+            times.push(start.elapsed());
+        }
+    }
+    Measurement {
+        times,
+        peak_rss_kib: None,
+    }
+}
+
+/// Waits for one child and returns its exit status and peak RSS in KiB.
+fn wait_with_peak_rss(pid: u32) -> (i32, u64) {
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child; rusage is fully written on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid as libc::pid_t, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage.ru_maxrss as u64)
+}
+
+fn report(rows: &[(&str, Measurement)], shape: &Shape, job_size: u64) {
+    let median_of = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m.median())
+    };
+    let python = median_of("python3 mock").or(median_of("python3 validate"));
+    let floor = median_of("floor: fs::copy loop");
+    for (name, m) in rows {
+        let (min, max) = m.spread();
+        let mut line = format!(
+            "  {name:<22} {:>9.1} ms [{:.1}..{:.1}]",
+            ms(m.median()),
+            ms(min),
+            ms(max)
+        );
+        if let Some(kib) = m.peak_rss_kib {
+            line.push_str(&format!("  rss {:>7.1} MiB", kib as f64 / 1024.0));
+            if !shape.copies && job_size > 0 {
+                line.push_str(&format!(
+                    " ({:.2}x job file)",
+                    (kib * 1024) as f64 / job_size as f64
+                ));
+            }
+        }
+        if let Some(python) = python {
+            line.push_str(&format!(
+                "  {:>6.2}x python",
+                m.median().as_secs_f64() / python.as_secs_f64()
+            ));
+        }
+        if let Some(floor) = floor {
+            line.push_str(&format!(
+                "  {:>6.2}x floor",
+                m.median().as_secs_f64() / floor.as_secs_f64()
+            ));
+        }
+        if !shape.copies {
+            line.push_str(&format!(
+                "  {:.2} us/job",
+                m.median().as_secs_f64() * 1e6 / shape.jobs as f64
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn machine_description() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!(
+        "{cpu}, {cores} cores, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
