@@ -392,3 +392,155 @@ fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// What a fault may leave at a job's native object after the link.
+#[derive(Clone, Copy)]
+enum Left {
+    /// A complete copy of the source, or nothing.
+    CopyOrNothing,
+    /// Nothing at all.
+    Nothing,
+    /// The first half of the source.
+    FirstHalf,
+    /// Bytes that are not an object file (the guest's fixed text).
+    Garbage,
+    /// An empty file.
+    Empty,
+}
+
+/// Links the program with one `--fault=` among the distributor arguments and checks
+/// lld's status and message, the fault's stderr line, and what each output holds.
+fn link_with_fault(fault: &str, status: i32, lld_says: &str, left: [Left; 3]) {
+    let Some(llvm) = llvm() else { return };
+    let dir = TempDir::new("llvm-fault");
+    build_program(&llvm, &dir, ["main", "helper", "twice"]);
+    let mut args = vec![fault];
+    args.extend_from_slice(&SOURCES);
+    let link = clang_link(
+        &runner(),
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        "app",
+        &args,
+        &["-Wl,--save-temps"],
+    );
+    link.expect_status(status, &dir)
+        .expect_stderr_has(&format!("dtlto-mock: fault injected: {fault} at "))
+        .expect_stderr_has(lld_says);
+    let text = std::fs::read_to_string(&kept_job_files(dir.path())[0]).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for ((job, source), left) in doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(SOURCES)
+        .zip(left)
+    {
+        let output = job["outputs"][0].as_str().unwrap();
+        let found = std::fs::read(dir.join(output)).ok();
+        let source = dir.read(source);
+        let ok = match (left, &found) {
+            (Left::CopyOrNothing, None) | (Left::Nothing, None) => true,
+            (Left::CopyOrNothing, Some(bytes)) => *bytes == source,
+            (Left::FirstHalf, Some(bytes)) => *bytes == source[..source.len() / 2],
+            (Left::Garbage, Some(bytes)) => bytes.starts_with(b"dtlto-mock --fault=garbage"),
+            (Left::Empty, Some(bytes)) => bytes.is_empty(),
+            _ => false,
+        };
+        assert!(
+            ok,
+            "{fault}: {output} holds {:?} bytes\n{}\n{}",
+            found.map(|b| b.len()),
+            link.report(),
+            dir.listing()
+        );
+    }
+    let strays: Vec<String> = dir
+        .snapshot()
+        .into_keys()
+        .filter(|n| {
+            n.contains(".dtlto-staging")
+                || n.contains(".dtlto-partial")
+                || n.ends_with(".undeclared")
+        })
+        .collect();
+    assert!(strays.is_empty(), "{fault} left {strays:?}");
+}
+
+const FAILED: &str = "DTLTO backend compilation: distributor execution failed";
+
+#[test]
+fn fault_exit_before_any_work() {
+    link_with_fault("--fault=exit-before=3", 1, FAILED, [Left::Nothing; 3]);
+}
+
+#[test]
+fn fault_exit_after_the_work_commits_nothing_under_the_runner() {
+    link_with_fault("--fault=exit-after=4", 1, FAILED, [Left::Nothing; 3]);
+}
+
+#[test]
+fn fault_skip_a_jobs_output() {
+    link_with_fault(
+        "--fault=skip@1",
+        1,
+        "DTLTO backend compilation: cannot open native object file: helper.2.",
+        [Left::CopyOrNothing, Left::Nothing, Left::CopyOrNothing],
+    );
+}
+
+#[test]
+fn fault_truncated_output() {
+    link_with_fault(
+        "--fault=truncate@0",
+        1,
+        "app.lto.main.o: section header table goes past the end of the file",
+        [Left::FirstHalf, Left::CopyOrNothing, Left::CopyOrNothing],
+    );
+}
+
+#[test]
+fn fault_garbage_output_selected_by_name() {
+    link_with_fault(
+        "--fault=garbage@name:helper.*",
+        1,
+        "app.lto.helper.o: not an ELF file",
+        [Left::CopyOrNothing, Left::Garbage, Left::CopyOrNothing],
+    );
+}
+
+#[test]
+fn fault_empty_output() {
+    link_with_fault(
+        "--fault=empty@2",
+        1,
+        "undefined symbol: twice",
+        [Left::CopyOrNothing, Left::CopyOrNothing, Left::Empty],
+    );
+}
+
+#[test]
+fn fault_delay_still_links() {
+    link_with_fault("--fault=delay=50@0", 0, "", [Left::CopyOrNothing; 3]);
+}
+
+#[test]
+fn fault_extra_output_when_lld_declares_none() {
+    link_with_fault(
+        "--fault=extra-output",
+        0,
+        "which declares no extra output: nothing written",
+        [Left::CopyOrNothing; 3],
+    );
+}
+
+#[test]
+fn fault_undeclared_output_is_refused_by_the_sandbox() {
+    link_with_fault(
+        "--fault=undeclared-output@0",
+        1,
+        "the distributor wrote 1 path(s) the job file does not declare, so nothing was committed",
+        [Left::Nothing; 3],
+    );
+}

@@ -121,7 +121,7 @@ fn main() {
         );
         let mut mock_args = sources.clone();
         mock_args.push(job_file.clone());
-        let clean = || remove_outputs(&dir, shape.jobs);
+        let clean = || fresh_output_dir(&dir);
 
         let mut rows: Vec<(&str, Measurement)> = Vec::new();
         if shape.copies {
@@ -142,7 +142,7 @@ fn main() {
             ));
             rows.push((
                 "floor: fs::copy loop",
-                measure_floor(runs, &clean, &dir, &sources, shape.jobs),
+                measure_floor(runs, &clean, &dir, &sources),
             ));
         }
         let validate_args = vec!["validate".to_owned(), job_file.clone()];
@@ -160,7 +160,6 @@ fn main() {
             ));
         }
         report(&rows, shape, job_size);
-        clean();
         let _ = fs::remove_dir_all(&dir);
     }
     let _ = fs::remove_dir_all(&root);
@@ -206,7 +205,7 @@ fn generate(dir: &Path, shape: &Shape) -> (Vec<String>, String) {
         let import = (i + 1) % shape.jobs.max(1);
         write!(
             out,
-            r#"{}{{"args":["m{i}.o","-fthinlto-index=m{i}.{i}.4242.native.o.thinlto.bc","-o","o{i}.native.o"],"inputs":["m{i}.o","m{i}.{i}.4242.native.o.thinlto.bc","m{import}.o"],"outputs":["o{i}.native.o"]}}"#,
+            r#"{}{{"args":["m{i}.o","-fthinlto-index=m{i}.{i}.4242.native.o.thinlto.bc","-o","out/o{i}.native.o"],"inputs":["m{i}.o","m{i}.{i}.4242.native.o.thinlto.bc","m{import}.o"],"outputs":["out/o{i}.native.o"]}}"#,
             if i == 0 { "" } else { "," }
         )
         .expect("write the job file");
@@ -216,10 +215,18 @@ fn generate(dir: &Path, shape: &Shape) -> (Vec<String>, String) {
     (sources, job_file)
 }
 
-fn remove_outputs(dir: &Path, jobs: usize) {
-    for i in 0..jobs {
-        let _ = fs::remove_file(dir.join(format!("o{i}.native.o")));
+/// Gives the next run an empty `out/`. The old one is only moved aside: deleting
+/// thousands of files queues discards on this kind of disk (ext4 with `discard`) that
+/// would slow the next run's file creation, so deletion waits until the end.
+fn fresh_output_dir(dir: &Path) {
+    let out = dir.join("out");
+    if out.exists() {
+        let trash = dir.join("trash");
+        fs::create_dir_all(&trash).expect("create trash");
+        let n = fs::read_dir(&trash).map(|d| d.count()).unwrap_or(0);
+        fs::rename(&out, trash.join(n.to_string())).expect("move outputs aside");
     }
+    fs::create_dir(&out).expect("create the output directory");
 }
 
 fn command(program: &Path, args: &[String], dir: &Path) -> Command {
@@ -257,19 +264,13 @@ fn measure(runs: usize, clean: &dyn Fn(), make: impl Fn() -> Command) -> Measure
 }
 
 /// The floor: the same copies as one native loop of std::fs::copy (copy_file_range).
-fn measure_floor(
-    runs: usize,
-    clean: &dyn Fn(),
-    dir: &Path,
-    sources: &[String],
-    jobs: usize,
-) -> Measurement {
+fn measure_floor(runs: usize, clean: &dyn Fn(), dir: &Path, sources: &[String]) -> Measurement {
     let mut times = Vec::new();
     for run in 0..=runs {
         clean();
         let start = Instant::now();
-        for (i, source) in sources.iter().enumerate().take(jobs) {
-            fs::copy(dir.join(source), dir.join(format!("o{i}.native.o"))).expect("copy");
+        for (i, source) in sources.iter().enumerate() {
+            fs::copy(dir.join(source), dir.join(format!("out/o{i}.native.o"))).expect("copy");
         }
         if run > 0 {
             times.push(start.elapsed());

@@ -54,7 +54,7 @@ fn command(program: &str) -> Command {
         .override_usage(format!(
             "{program} [mock] <SOURCE>... <JOB_FILE>\n       {program} validate [ARG]... <JOB_FILE>"
         ))
-        .after_help(LLVM_MAPPING)
+        .after_help(format!("{LLVM_MAPPING}\n\n{}", crate::faults::HELP))
         .disable_help_flag(true)
         .disable_version_flag(true)
         .arg(

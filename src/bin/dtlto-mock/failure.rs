@@ -9,6 +9,8 @@ pub enum Failure {
     Usage(String),
     /// The job file is invalid or a job could not be done (exit 1).
     Job(String),
+    /// A `--fault=exit-...` asked for this status; its stderr line said so already.
+    Injected(u8),
 }
 
 impl Failure {
@@ -16,6 +18,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => ExitCode::from(2),
             Failure::Job(_) => ExitCode::from(1),
+            Failure::Injected(status) => ExitCode::from(*status),
         }
     }
 }
@@ -24,6 +27,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Usage(message) | Failure::Job(message) => f.write_str(message),
+            Failure::Injected(status) => write!(f, "injected exit status {status}"),
         }
     }
 }

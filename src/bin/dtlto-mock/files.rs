@@ -82,7 +82,7 @@ pub struct StagedOutputs<'f> {
 }
 
 impl StagedOutputs<'_> {
-    /// Copies `source` to a temporary file for the output `host_path`.
+    /// Copies `source` (at most `limit` bytes of it) to the output `host_path`.
     pub fn copy(
         &mut self,
         what: &str,
@@ -90,20 +90,17 @@ impl StagedOutputs<'_> {
         source: &mut File,
         source_name: &str,
         buffer: &mut [u8],
+        limit: Option<u64>,
     ) -> Result<(), Failure> {
         let final_path = self.files.paths.to_guest(host_path).to_owned();
-        let temp_path = if self.write_in_place {
-            final_path.clone()
-        } else {
-            format!("{final_path}.dtlto-partial")
-        };
-        let mut output = File::create(&temp_path)
-            .map_err(|e| self.files.open_failure(what, host_path, &final_path, &e))?;
-        self.written
-            .push((temp_path, final_path, host_path.to_owned()));
-        loop {
-            let n = match source.read(buffer) {
-                Ok(0) => return Ok(()),
+        let mut output = self.create(what, host_path, final_path)?;
+        let mut left = limit.unwrap_or(u64::MAX);
+        while left > 0 {
+            let want = buffer
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match source.read(&mut buffer[..want]) {
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -115,7 +112,40 @@ impl StagedOutputs<'_> {
             output
                 .write_all(&buffer[..n])
                 .map_err(|e| Failure::Job(format!("cannot write {what} \"{host_path}\": {e}")))?;
+            left -= n as u64;
         }
+        Ok(())
+    }
+
+    /// Writes `bytes` as the output `host_path`; `suffix` is appended to its path in
+    /// this guest's view (an undeclared neighbour of a declared output).
+    pub fn write(
+        &mut self,
+        what: &str,
+        host_path: &str,
+        suffix: &str,
+        bytes: &[u8],
+    ) -> Result<(), Failure> {
+        let final_path = format!("{}{suffix}", self.files.paths.to_guest(host_path));
+        let shown = format!("{host_path}{suffix}");
+        let mut output = self.create(what, &shown, final_path)?;
+        output
+            .write_all(bytes)
+            .map_err(|e| Failure::Job(format!("cannot write {what} \"{shown}\": {e}")))
+    }
+
+    /// Creates the file that will become `final_path` and records it.
+    fn create(&mut self, what: &str, host_path: &str, final_path: String) -> Result<File, Failure> {
+        let temp_path = if self.write_in_place {
+            final_path.clone()
+        } else {
+            format!("{final_path}.dtlto-partial")
+        };
+        let output = File::create(&temp_path)
+            .map_err(|e| self.files.open_failure(what, host_path, &final_path, &e))?;
+        self.written
+            .push((temp_path, final_path, host_path.to_owned()));
+        Ok(output)
     }
 
     /// Moves every written output to its final path.

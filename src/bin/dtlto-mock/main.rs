@@ -3,6 +3,7 @@
 
 mod cli;
 mod failure;
+mod faults;
 mod files;
 mod host_paths;
 mod job_text;
@@ -22,7 +23,9 @@ fn main() -> ExitCode {
     match run(argv, &program) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{program}: error: {failure}");
+            if !matches!(failure, Failure::Injected(_)) {
+                eprintln!("{program}: error: {failure}");
+            }
             failure.exit_code()
         }
     }
@@ -45,7 +48,7 @@ fn run(argv: Vec<std::ffi::OsString>, program: &str) -> Result<(), Failure> {
         } => {
             let files = Files::new(HostPaths::from_env().map_err(Failure::Usage)?);
             match mode {
-                Mode::Mock => mock::run(&files, &args, &job_file),
+                Mode::Mock => mock::run(&files, program, &args, &job_file),
                 Mode::Validate => validate::run(&files, &args, &job_file),
             }
         }

@@ -2,13 +2,21 @@
 //! `jobs[i].outputs[0]`; extra sources are ignored.
 //!
 //! Unlike `mock.py`, it checks the whole job file and opens every source before it
-//! writes anything, and a failure leaves no output behind.
+//! writes anything, and a failure leaves no output behind. `--fault=` options among
+//! the arguments inject the failures of real distributors (see faults.rs).
 
 use crate::failure::Failure;
+use crate::faults::{self, Content, Kind};
 use crate::files::{Files, COPY_BLOCK};
 use crate::job_text;
 
-pub fn run(files: &Files, sources: &[String], job_path: &str) -> Result<(), Failure> {
+pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Result<(), Failure> {
+    let (faults, sources) = faults::split(args)?;
+    if let Some(fault) = faults::exit_before(&faults) {
+        faults::announce(program, fault, "the start, before any work");
+        return Err(Failure::Injected(status_of(&fault.kind)));
+    }
+
     // 1. Read the job file and check every rule.
     let text = job_text::read(files, job_path)?;
     let doc = job_text::parse(&text, job_path)?;
@@ -41,13 +49,78 @@ pub fn run(files: &Files, sources: &[String], job_path: &str) -> Result<(), Fail
     let mut outputs = files.staged_outputs();
     let mut buffer = vec![0u8; COPY_BLOCK];
     for (i, (job, source)) in jobs.iter().zip(&mut opened).enumerate() {
-        outputs.copy(
-            &format!("jobs[{i}].outputs[0]"),
-            job.native_object(),
-            source,
-            &sources[i],
-            &mut buffer,
-        )?;
+        let output = job.native_object();
+        let place = format!("jobs[{i}].outputs[0] \"{output}\"");
+        let what = format!("jobs[{i}].outputs[0]");
+        for fault in faults::applying(&faults, i, output, |k| matches!(k, Kind::Delay(_))) {
+            faults::announce(program, fault, &place);
+            if let Kind::Delay(ms) = fault.kind {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
+        let (content, fault) = faults::content_for(&faults, i, output);
+        if let Some(fault) = fault {
+            faults::announce(program, fault, &place);
+        }
+        match content {
+            Content::Copy => outputs.copy(&what, output, source, &sources[i], &mut buffer, None)?,
+            Content::Truncate => {
+                let half = source.metadata().map(|m| m.len() / 2).unwrap_or(0);
+                outputs.copy(&what, output, source, &sources[i], &mut buffer, Some(half))?
+            }
+            Content::Garbage => outputs.write(&what, output, "", faults::GARBAGE)?,
+            Content::Empty => outputs.write(&what, output, "", b"")?,
+            Content::Skip => {}
+        }
+        for fault in faults::applying(&faults, i, output, |k| *k == Kind::ExtraOutput) {
+            if job.outputs.len() < 2 {
+                faults::announce(
+                    program,
+                    fault,
+                    &format!("jobs[{i}], which declares no extra output: nothing written"),
+                );
+            }
+            for (k, extra) in job.outputs.iter().enumerate().skip(1) {
+                faults::announce(
+                    program,
+                    fault,
+                    &format!("jobs[{i}].outputs[{k}] \"{extra}\""),
+                );
+                let text = format!("dtlto-mock --fault=extra-output: jobs[{i}].outputs[{k}]\n");
+                outputs.write(
+                    &format!("jobs[{i}].outputs[{k}]"),
+                    extra,
+                    "",
+                    text.as_bytes(),
+                )?;
+            }
+        }
+        for fault in faults::applying(&faults, i, output, |k| *k == Kind::UndeclaredOutput) {
+            faults::announce(
+                program,
+                fault,
+                &format!("\"{output}.undeclared\", beside {place}"),
+            );
+            outputs.write(
+                "an undeclared output",
+                output,
+                ".undeclared",
+                b"undeclared\n",
+            )?;
+        }
     }
-    outputs.commit()
+    outputs.commit()?;
+
+    if let Some(fault) = faults::exit_after(&faults) {
+        faults::announce(program, fault, "the end, after the work");
+        return Err(Failure::Injected(status_of(&fault.kind)));
+    }
+    Ok(())
+}
+
+fn status_of(kind: &Kind) -> u8 {
+    match kind {
+        Kind::ExitBefore(status) | Kind::ExitAfter(status) => *status,
+        _ => 1,
+    }
 }
