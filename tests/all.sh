@@ -26,3 +26,15 @@ cargo clippy --workspace --all-targets --release --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --release --locked
+
+echo "== Windows: the runner's tests as Windows programs, under wine"
+# Cross-builds the runner and these tests for x86_64-pc-windows-gnu; cargo runs each
+# test executable with wine (CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER).
+windows_env="$(bash tools/setup-windows.sh)"
+(
+  while IFS= read -r assignment; do export "${assignment?}"; done <<< "$windows_env"
+  target=(--release --locked --target x86_64-pc-windows-gnu)
+  cargo test "${target[@]}" -p dtlto-runner
+  cargo test "${target[@]}" -p dtlto-mock \
+    --test host_paths --test sandbox --test mock_mode --test faults
+)

@@ -163,6 +163,7 @@ fn malformed_json_is_reported_with_line_and_column() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn a_path_outside_every_preopen_explains_the_fix() {
     let dir = TempDir::new("reach");
@@ -222,4 +223,23 @@ fn the_runner_called_dtlto_validate_validates() {
         "{}",
         run.report()
     );
+}
+
+#[cfg(windows)]
+#[test]
+fn a_windows_path_without_the_runner_explains_the_fix() {
+    let dir = TempDir::new("reach-windows");
+    let outside = TempDir::new("reach-windows-outside");
+    let source = outside
+        .write("far.native.o", "x")
+        .to_string_lossy()
+        .into_owned();
+    dir.write("job.json", job_file_json(1));
+    wasmtime_run(&dir, &[&source, "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(&format!(
+            "cannot open source 1 (for jobs[0]) \"{source}\": a Windows path"
+        ))
+        .expect_stderr_has("run it through dtlto-runner");
+    run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
 }

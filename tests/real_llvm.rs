@@ -86,16 +86,28 @@ fn kept_job_files(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// Names left by a distributor that must not survive a failed link.
-fn leftovers(dir: &TempDir, sources: &[&str]) -> Vec<String> {
+/// Files no run may leave: staging directories, partial outputs, undeclared outputs.
+fn strays(dir: &TempDir) -> Vec<String> {
     dir.snapshot()
         .into_keys()
         .filter(|name| {
-            (name.ends_with(".native.o") && !sources.contains(&name.as_str()))
-                || name.contains(".dtlto-staging")
+            name.contains(".dtlto-staging")
                 || name.contains(".dtlto-partial")
+                || name.ends_with(".undeclared")
         })
         .collect()
+}
+
+/// Names left by a distributor that must not survive a failed link: strays, and
+/// native objects other than the sources.
+fn leftovers(dir: &TempDir, sources: &[&str]) -> Vec<String> {
+    let mut left = strays(dir);
+    left.extend(
+        dir.snapshot()
+            .into_keys()
+            .filter(|name| name.ends_with(".native.o") && !sources.contains(&name.as_str())),
+    );
+    left
 }
 
 const SOURCES: [&str; 3] = ["main.native.o", "helper.native.o", "twice.native.o"];
@@ -456,15 +468,7 @@ fn link_with_fault(fault: &str, status: i32, lld_says: &str, left: [Left; 3]) {
             dir.listing()
         );
     }
-    let strays: Vec<String> = dir
-        .snapshot()
-        .into_keys()
-        .filter(|n| {
-            n.contains(".dtlto-staging")
-                || n.contains(".dtlto-partial")
-                || n.ends_with(".undeclared")
-        })
-        .collect();
+    let strays = strays(&dir);
     assert!(strays.is_empty(), "{fault} left {strays:?}");
 }
 

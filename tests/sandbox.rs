@@ -1,14 +1,13 @@
 //! The runner's sandbox: a distributor can write only the outputs the job file
 //! declares. Hostile guests (tests/util/hostile.rs) each try one escape; every test
 //! snapshots the whole tree (names, sizes, hashes, mtimes) before and after.
-#![cfg(unix)]
+//! Runs on Linux and, under wine, on Windows; links and signals are Unix-only here.
 
 mod util;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use util::hostile::{errnos, guest, mkdir, rename, symlink, unlink, write, Step};
-use util::{run_command, run_runner, runner_exe, Entry, Run, TempDir};
+use util::hostile::{errnos, guest, mkdir, rename, unlink, write, Step};
+use util::{run_runner, Entry, Run, TempDir};
 
 /// Preopens of the scene: the job file's directory read-only, then its staging.
 const READ: u32 = 3;
@@ -160,8 +159,10 @@ fn dot_dot_and_absolute_paths_do_not_leave_the_preopens() {
     scene.assert_only(&before, &[], &run);
 }
 
+#[cfg(unix)]
 #[test]
 fn symlinks_do_not_lead_out_of_a_preopen() {
+    use util::hostile::symlink;
     let scene = Scene::new("symlinks");
     let secret = scene.outside.join("secret");
     std::os::unix::fs::symlink(&secret, scene.dir.join("escape")).unwrap();
@@ -377,6 +378,7 @@ fn the_job_file_and_the_sources_cannot_be_outputs() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_symlink_to_an_input_is_the_input() {
     let dir = TempDir::new("plan-symlink");
@@ -390,6 +392,7 @@ fn a_symlink_to_an_input_is_the_input() {
     );
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn names_differing_in_case_are_different_files_on_linux() {
     let dir = TempDir::new("plan-case");
@@ -401,6 +404,19 @@ fn names_differing_in_case_are_different_files_on_linux() {
     assert_eq!(dir.read("A.o"), b"a");
 }
 
+#[cfg(windows)]
+#[test]
+fn names_differing_in_case_are_one_file_on_windows() {
+    let dir = TempDir::new("plan-case-windows");
+    dir.write("A.o", "a");
+    dir.write("job.json", job_file(&[(&["A.o", "a.bc"], &["a.o"])]));
+    expect_refusal(
+        &dir,
+        &["job.json"],
+        "jobs[0].outputs[0] \"a.o\" is also jobs[0].inputs[0]",
+    );
+}
+
 #[test]
 fn verbose_prints_the_plan_and_the_commit() {
     let dir = TempDir::new("verbose");
@@ -409,64 +425,81 @@ fn verbose_prints_the_plan_and_the_commit() {
     dir.write("job.json", job_file(&[(&["a", "b"], &["out/x.o"])]));
     let run = run_runner(&dir, &["--verbose", "src", "job.json"]);
     run.expect_status(0, &dir);
-    let root = dir.path().display();
+    let out = dir.join("out");
     for line in [
-        format!("dtlto-runner: read-only  /dtlto/in0 = {root}"),
-        format!("dtlto-runner: writable   /dtlto/out0 = {root}/out/.dtlto-staging-"),
+        format!(
+            "dtlto-runner: read-only  /dtlto/in0 = {}",
+            dir.path().display()
+        ),
+        format!(
+            "dtlto-runner: writable   /dtlto/out0 = {}",
+            out.join(".dtlto-staging-").display()
+        ),
         "dtlto-runner: map        out/x.o -> /dtlto/out0/x.o".to_owned(),
         "dtlto-runner: map        src -> /dtlto/in0/src".to_owned(),
-        format!("dtlto-runner: may write  jobs[0].outputs[0] = {root}/out/x.o"),
-        format!("dtlto-runner: committed {root}/out/x.o"),
+        format!(
+            "dtlto-runner: may write  jobs[0].outputs[0] = {}",
+            out.join("x.o").display()
+        ),
+        format!("dtlto-runner: committed {}", out.join("x.o").display()),
     ] {
         run.expect_stderr_has(&line);
     }
 }
 
-#[test]
-fn a_signal_mid_copy_leaves_no_staged_or_partial_file() {
-    let dir = TempDir::new("interrupt");
-    // A 2 GiB sparse source: copying it takes long enough to be caught mid-way.
-    let source = std::fs::File::create(dir.join("big.native.o")).unwrap();
-    source.set_len(2 << 30).unwrap();
-    drop(source);
-    dir.write("job.json", util::job_file_json(1));
-    let before = dir.snapshot();
-    let child = std::process::Command::new(runner_exe())
-        .args(["big.native.o", "job.json"])
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let partial = wait_for_partial_output(&dir);
-    run_command(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(
-        stderr.contains("interrupted; nothing was committed"),
-        "{stderr}"
-    );
-    assert!(!partial.exists(), "{} survived", partial.display());
-    assert_eq!(dir.snapshot(), before, "{}", dir.listing());
-}
+/// Signals are POSIX; a Windows console sends Ctrl-C, which the same handler takes.
+#[cfg(unix)]
+mod interrupt {
+    use super::*;
+    use std::path::PathBuf;
+    use util::{run_command, runner_exe};
 
-/// Waits until the guest has started writing its output in the staging directory.
-fn wait_for_partial_output(dir: &TempDir) -> PathBuf {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".dtlto-staging-")
-            {
-                let partial = entry.path().join("m0.0.native.o");
-                if partial.metadata().is_ok_and(|m| m.len() > 0) {
-                    return partial;
+    #[test]
+    fn a_signal_mid_copy_leaves_no_staged_or_partial_file() {
+        let dir = TempDir::new("interrupt");
+        // A 2 GiB sparse source: copying it takes long enough to be caught mid-way.
+        let source = std::fs::File::create(dir.join("big.native.o")).unwrap();
+        source.set_len(2 << 30).unwrap();
+        drop(source);
+        dir.write("job.json", util::job_file_json(1));
+        let before = dir.snapshot();
+        let child = std::process::Command::new(runner_exe())
+            .args(["big.native.o", "job.json"])
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let partial = wait_for_partial_output(&dir);
+        run_command(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.contains("interrupted; nothing was committed"),
+            "{stderr}"
+        );
+        assert!(!partial.exists(), "{} survived", partial.display());
+        assert_eq!(dir.snapshot(), before, "{}", dir.listing());
+    }
+
+    /// Waits until the guest has started writing its output in the staging directory.
+    fn wait_for_partial_output(dir: &TempDir) -> PathBuf {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".dtlto-staging-")
+                {
+                    let partial = entry.path().join("m0.0.native.o");
+                    if partial.metadata().is_ok_and(|m| m.len() > 0) {
+                        return partial;
+                    }
                 }
             }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        panic!("the copy never started\n{}", dir.listing());
     }
-    panic!("the copy never started\n{}", dir.listing());
 }

@@ -45,6 +45,9 @@ fn wasi_preopens() -> Vec<String> {
 /// a relative path needs a preopen named `.`; an absolute path a preopen that is a
 /// component-wise prefix of it.
 pub fn is_reachable(guest_path: &str, preopens: &[String]) -> bool {
+    if is_windows_path(guest_path) {
+        return false;
+    }
     preopens.iter().any(|preopen| {
         let dir = preopen.trim_end_matches('/');
         if guest_path.starts_with('/') {
@@ -64,8 +67,27 @@ pub fn is_reachable(guest_path: &str, preopens: &[String]) -> bool {
     })
 }
 
+/// `C:\x`, `C:/x` or `\\server\share`: a host path that WASI, whose paths are
+/// `/`-separated names under preopened directories, cannot express.
+fn is_windows_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let drive = bytes.len() >= 3
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1] == b':'
+        && matches!(bytes[2], b'\\' | b'/');
+    drive || path.starts_with("\\\\")
+}
+
 /// The message for a path that no preopened directory holds.
 pub fn unreachable_message(what: &str, path: &str, preopens: &[String]) -> String {
+    if is_windows_path(path) {
+        return format!(
+            "cannot open {what} \"{path}\": a Windows path, which a WASI guest cannot name by \
+             itself (its paths are '/'-separated, under preopened directories). Give a path \
+             relative to a `--dir`, or run it through dtlto-runner, which maps host paths \
+             into the sandbox."
+        );
+    }
     let listed = if preopens.is_empty() {
         "none".to_owned()
     } else {
@@ -109,6 +131,17 @@ mod tests {
         assert!(is_reachable("/tmp/x/a.o", &dirs(&["/"])));
         assert!(!is_reachable("/tmp/xy/a.o", &dirs(&["/tmp/x"])));
         assert!(!is_reachable("/tmp/x/a.o", &dirs(&["."])));
+    }
+
+    #[test]
+    fn windows_paths_are_never_reachable_and_say_why() {
+        assert!(!is_reachable(r"C:\b\a.o", &dirs(&[".", "/"])));
+        assert!(!is_reachable(r"\\?\Z:\b\a.o", &dirs(&["."])));
+        assert!(!is_reachable("d:/b/a.o", &dirs(&["."])));
+        assert!(is_reachable("a:b.o", &dirs(&["."])));
+        let message = unreachable_message("source", r"C:\b\a.o", &dirs(&["."]));
+        assert!(message.contains("a Windows path"), "{message}");
+        assert!(message.contains("run it through dtlto-runner"), "{message}");
     }
 
     #[test]
