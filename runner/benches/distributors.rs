@@ -4,7 +4,7 @@
 //! runs, ratios against Python and the floor, and each process's peak memory.
 //!
 //!     cargo bench -p dtlto-runner                 # every shape, 5 runs each
-//!     cargo bench -p dtlto-runner -- --runs 9 --only 10k
+//!     cargo bench -p dtlto-runner -- --runs 9 --only 10k --dir /dev/shm
 
 use std::fs;
 use std::io::Write;
@@ -99,12 +99,20 @@ fn main() {
     let runner = PathBuf::from(env!("CARGO_BIN_EXE_dtlto-runner"));
     let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches");
     let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracle/cpython_validate.py");
-    let root = std::env::temp_dir().join(format!("dtlto-bench-{}", std::process::id()));
+    // Where the workloads live (--dir): the file system is part of what is measured.
+    let base = option("--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let root = base.join(format!("dtlto-bench-{}", std::process::id()));
 
     println!(
         "dtlto-runner benchmarks: {runs} runs each; median [min..max]; peak RSS of the process"
     );
-    println!("machine: {}", machine_description());
+    println!(
+        "machine: {}; workloads in {}",
+        machine_description(),
+        base.display()
+    );
     for shape in SHAPES {
         if only.as_deref().is_some_and(|o| !shape.name.contains(o)) {
             continue;
@@ -215,18 +223,37 @@ fn generate(dir: &Path, shape: &Shape) -> (Vec<String>, String) {
     (sources, job_file)
 }
 
-/// Gives the next run an empty `out/`. The old one is only moved aside: deleting
-/// thousands of files queues discards on this kind of disk (ext4 with `discard`) that
-/// would slow the next run's file creation, so deletion waits until the end.
+/// Gives the next run an empty `out/`. The previous outputs are moved aside, not
+/// deleted: deleting thousands of files queues discards (ext4 with `discard` here)
+/// that slow the next run's file creation. Once more than 1 GiB has piled up, it is
+/// deleted and synced, outside the timing, before dirty pages throttle the next run.
 fn fresh_output_dir(dir: &Path) {
     let out = dir.join("out");
+    let trash = dir.join("trash");
     if out.exists() {
-        let trash = dir.join("trash");
         fs::create_dir_all(&trash).expect("create trash");
         let n = fs::read_dir(&trash).map(|d| d.count()).unwrap_or(0);
         fs::rename(&out, trash.join(n.to_string())).expect("move outputs aside");
     }
+    if tree_size(&trash) > 1 << 30 {
+        let _ = fs::remove_dir_all(&trash);
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+    }
     fs::create_dir(&out).expect("create the output directory");
+}
+
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
 }
 
 fn command(program: &Path, args: &[String], dir: &Path) -> Command {
