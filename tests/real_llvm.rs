@@ -68,6 +68,20 @@ fn clang_link(
     )
 }
 
+/// Links the three-module program (`build_program`) into `app` through the runner.
+fn link_program(llvm: &Llvm, dir: &TempDir, distributor_args: &[&str], extra: &[&str]) -> Run {
+    let objects = ["main.o", "helper.o", "twice.o"];
+    clang_link(
+        &runner(),
+        llvm,
+        dir,
+        &objects,
+        "app",
+        distributor_args,
+        extra,
+    )
+}
+
 fn run_program(dir: &TempDir, program: &Path) -> String {
     let run = run_command(std::process::Command::new(program).current_dir(dir.path()));
     run.expect_status(0, dir);
@@ -117,16 +131,7 @@ fn clang_links_and_runs_a_program_whose_jobs_import_other_modules() {
     let Some(llvm) = llvm() else { return };
     let dir = TempDir::new("llvm-clang");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
-    clang_link(
-        &runner(),
-        &llvm,
-        &dir,
-        &["main.o", "helper.o", "twice.o"],
-        "app",
-        &SOURCES,
-        &["-Wl,--save-temps"],
-    )
-    .expect_status(0, &dir);
+    link_program(&llvm, &dir, &SOURCES, &["-Wl,--save-temps"]).expect_status(0, &dir);
     assert_eq!(run_program(&dir, &dir.join("app")), PROGRAM_OUTPUT);
 
     let job_files = kept_job_files(dir.path());
@@ -300,15 +305,7 @@ fn validate_mode_as_distributor_prints_what_cpython_prints_then_lld_cannot_open_
     let dir = TempDir::new("llvm-validate");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let args = ["validate", "--da1=10", "--da2=10"];
-    let link = clang_link(
-        &runner(),
-        &llvm,
-        &dir,
-        &["main.o", "helper.o", "twice.o"],
-        "app",
-        &args,
-        &["-Wl,--save-temps"],
-    );
+    let link = link_program(&llvm, &dir, &args, &["-Wl,--save-temps"]);
     link.expect_status(1, &dir)
         .expect_stderr_has("DTLTO backend compilation: cannot open native object file: main.1.");
     let job_files = kept_job_files(dir.path());
@@ -326,18 +323,10 @@ fn too_few_sources_fail_the_link_with_the_runners_reason() {
     let Some(llvm) = llvm() else { return };
     let dir = TempDir::new("llvm-few");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
-    clang_link(
-        &runner(),
-        &llvm,
-        &dir,
-        &["main.o", "helper.o", "twice.o"],
-        "app",
-        &SOURCES[..2],
-        &[],
-    )
-    .expect_status(1, &dir)
-    .expect_stderr_has("has 3 jobs but only 2 sources were given")
-    .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
+    link_program(&llvm, &dir, &SOURCES[..2], &[])
+        .expect_status(1, &dir)
+        .expect_stderr_has("has 3 jobs but only 2 sources were given")
+        .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
     assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
     assert!(!dir.exists("app"));
 }
@@ -348,18 +337,10 @@ fn a_missing_source_fails_the_link_and_is_named() {
     let dir = TempDir::new("llvm-missing");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let sources = ["main.native.o", "gone.native.o", "twice.native.o"];
-    clang_link(
-        &runner(),
-        &llvm,
-        &dir,
-        &["main.o", "helper.o", "twice.o"],
-        "app",
-        &sources,
-        &[],
-    )
-    .expect_status(1, &dir)
-    .expect_stderr_has("cannot open source 2 (for jobs[1]) \"gone.native.o\"")
-    .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
+    link_program(&llvm, &dir, &sources, &[])
+        .expect_status(1, &dir)
+        .expect_stderr_has("cannot open source 2 (for jobs[1]) \"gone.native.o\"")
+        .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
     assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
 }
 
@@ -428,15 +409,7 @@ fn link_with_fault(fault: &str, status: i32, lld_says: &str, left: [Left; 3]) {
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let mut args = vec![fault];
     args.extend_from_slice(&SOURCES);
-    let link = clang_link(
-        &runner(),
-        &llvm,
-        &dir,
-        &["main.o", "helper.o", "twice.o"],
-        "app",
-        &args,
-        &["-Wl,--save-temps"],
-    );
+    let link = link_program(&llvm, &dir, &args, &["-Wl,--save-temps"]);
     link.expect_status(status, &dir)
         .expect_stderr_has(&format!("dtlto-mock: fault injected: {fault} at "))
         .expect_stderr_has(lld_says);
