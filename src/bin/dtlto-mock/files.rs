@@ -7,10 +7,34 @@ use crate::sandbox_reach;
 use std::fs::File;
 use std::io::{self, Read, Write};
 
-/// Bytes moved per host call when copying. WASI hosts copy through guest memory, so
-/// std's 8 KiB default makes a call per 8 KiB; 1 MiB makes big copies cost what the
+/// Most bytes moved per host call when copying. WASI hosts copy through guest memory,
+/// so std's 8 KiB default makes a call per 8 KiB; 1 MiB makes big copies cost what the
 /// kernel's copy costs (see README, "Benchmarks").
 pub const COPY_BLOCK: usize = 1 << 20;
+
+/// The copy buffer's first size: a typical object file fits in one read, and a small
+/// job does not pay for zeroing (and the host for mapping) a whole COPY_BLOCK.
+const FIRST_BLOCK: usize = 64 << 10;
+
+/// The buffer copies go through. It starts at FIRST_BLOCK and doubles, up to
+/// COPY_BLOCK, each time a read fills it.
+pub struct CopyBuffer {
+    bytes: Vec<u8>,
+}
+
+impl CopyBuffer {
+    pub fn new() -> Self {
+        CopyBuffer {
+            bytes: vec![0; FIRST_BLOCK],
+        }
+    }
+
+    fn grow_after(&mut self, filled: usize) {
+        if filled == self.bytes.len() && self.bytes.len() < COPY_BLOCK {
+            self.bytes.resize((self.bytes.len() * 2).min(COPY_BLOCK), 0);
+        }
+    }
+}
 
 pub struct Files {
     paths: HostPaths,
@@ -89,7 +113,7 @@ impl StagedOutputs<'_> {
         host_path: &str,
         source: &mut File,
         source_name: &str,
-        buffer: &mut [u8],
+        buffer: &mut CopyBuffer,
         limit: Option<u64>,
     ) -> Result<(), Failure> {
         let final_path = self.files.paths.to_guest(host_path).to_owned();
@@ -97,9 +121,10 @@ impl StagedOutputs<'_> {
         let mut left = limit.unwrap_or(u64::MAX);
         while left > 0 {
             let want = buffer
+                .bytes
                 .len()
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match source.read(&mut buffer[..want]) {
+            let n = match source.read(&mut buffer.bytes[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -110,9 +135,10 @@ impl StagedOutputs<'_> {
                 }
             };
             output
-                .write_all(&buffer[..n])
+                .write_all(&buffer.bytes[..n])
                 .map_err(|e| Failure::Job(format!("cannot write {what} \"{host_path}\": {e}")))?;
             left -= n as u64;
+            buffer.grow_after(n);
         }
         Ok(())
     }

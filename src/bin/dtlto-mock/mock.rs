@@ -7,7 +7,7 @@
 
 use crate::failure::Failure;
 use crate::faults::{self, Content, Kind};
-use crate::files::{Files, COPY_BLOCK};
+use crate::files::{CopyBuffer, Files};
 use crate::job_text;
 
 pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Result<(), Failure> {
@@ -47,7 +47,7 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
 
     // 4. Copy each source to its job's native object, all or nothing.
     let mut outputs = files.staged_outputs();
-    let mut buffer = vec![0u8; COPY_BLOCK];
+    let mut buffer = CopyBuffer::new();
     for (i, (job, source)) in jobs.iter().zip(&mut opened).enumerate() {
         let output = job.native_object();
         let place = format!("jobs[{i}].outputs[0] \"{output}\"");
