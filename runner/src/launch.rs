@@ -1,12 +1,14 @@
 //! Runs a wasip1 command under wasmtime with exactly the arguments, environment and
 //! preopened directories it is given, and reports how it ended.
 
+use crate::code_in_place::CodeInPlace;
 use crate::engine_config::engine_config;
 use crate::guest_module;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
-use wasmtime::{Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -19,6 +21,11 @@ pub struct GuestView<'a> {
     pub read_dirs: &'a [(PathBuf, String)],
     /// (host directory, guest name) preopened read-write.
     pub write_dirs: &'a [(PathBuf, String)],
+    /// Every WASI call the guest makes completes on this thread (true of dtlto-mock:
+    /// its only wait is a single relative sleep, which wasmtime-wasi serves with
+    /// thread::sleep). Such a guest runs without wasmtime-wasi's multi-threaded tokio
+    /// runtime, whose worker threads cost more to start than a small job takes.
+    pub needs_no_reactor: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,22 +44,43 @@ pub const MAX_GUEST_MEMORY: usize = 2 << 30;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// The process's one engine: signal handling bumps its epoch.
-pub fn engine() -> Result<&'static Engine, wasmtime::Error> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
+/// The engine that compiles (`--module`) and that loads the embedded guest by copying
+/// when its code cannot run in place.
+static COMPILING: OnceLock<Engine> = OnceLock::new();
+/// The engine that runs the embedded guest's code where the binary holds it.
+static IN_PLACE: OnceLock<Engine> = OnceLock::new();
+
+fn engine_in(
+    cell: &'static OnceLock<Engine>,
+    config: Config,
+) -> Result<&'static Engine, wasmtime::Error> {
+    if let Some(engine) = cell.get() {
         return Ok(engine);
     }
-    let engine = Engine::new(&engine_config())?;
-    Ok(ENGINE.get_or_init(|| engine))
+    let engine = Engine::new(&config)?;
+    Ok(cell.get_or_init(|| engine))
+}
+
+/// The engine for modules that are not the embedded guest.
+pub fn engine() -> Result<&'static Engine, wasmtime::Error> {
+    engine_in(&COMPILING, engine_config())
+}
+
+fn in_place_engine() -> Result<&'static Engine, wasmtime::Error> {
+    let mut config = engine_config();
+    config.with_custom_code_memory(Some(Arc::new(CodeInPlace::new(guest_module::PRECOMPILED))));
+    engine_in(&IN_PLACE, config)
 }
 
 /// Makes Ctrl-C and SIGTERM stop a running guest at its next loop or call.
 pub fn interrupt_on_signals() -> Result<(), String> {
-    let engine = engine().map_err(|e| format!("{e:#}"))?;
-    ctrlc::set_handler(move || {
+    ctrlc::set_handler(|| {
+        // Set before looking at the engines: one created after this look sees the
+        // flag, and sandboxed_run checks it before starting the guest.
         INTERRUPTED.store(true, Ordering::SeqCst);
-        engine.increment_epoch();
+        for engine in [COMPILING.get(), IN_PLACE.get()].into_iter().flatten() {
+            engine.increment_epoch();
+        }
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))
 }
@@ -62,17 +90,40 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// The embedded dtlto-mock, without compiling it.
-pub fn embedded_module(engine: &Engine) -> Result<Module, wasmtime::Error> {
-    precompiled_module(engine).or_else(|_| Module::new(engine, guest_module::WASM))
+/// The embedded dtlto-mock, without compiling it, and the engine to run it in.
+pub fn embedded_module() -> Result<(&'static Engine, Module), wasmtime::Error> {
+    if let Ok(module) = in_place_module() {
+        return Ok((in_place_engine()?, module));
+    }
+    // A system that will not make read-only data executable: copy the code instead.
+    let engine = engine()?;
+    let module = precompiled_module(engine).or_else(|_| Module::new(engine, guest_module::WASM))?;
+    Ok((engine, module))
 }
 
-/// The module build.rs precompiled; an error only if this build's engine differs from
-/// the one that precompiled it (tests check that it does not).
-pub fn precompiled_module(engine: &Engine) -> Result<Module, wasmtime::Error> {
+/// The module build.rs precompiled, its code used where the binary holds it. Loaded
+/// once per process and shared: wasmtime registers each module's code by address, so
+/// two modules over the same bytes cannot coexist.
+fn in_place_module() -> Result<Module, wasmtime::Error> {
+    static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+    let mut slot = MODULE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(module) = slot.as_ref() {
+        return Ok(module.clone());
+    }
+    let engine = in_place_engine()?;
     // SAFETY: PRECOMPILED was produced by build.rs with this wasmtime and this
-    // engine_config(); wasmtime checks the version and settings before use.
-    unsafe { Module::deserialize(engine, guest_module::PRECOMPILED) }
+    // engine_config() (wasmtime checks the version and settings before use), and it
+    // is an immutable static, so it outlives the module unchanged.
+    let module =
+        unsafe { Module::deserialize_raw(engine, NonNull::from(&guest_module::PRECOMPILED.0)) }?;
+    Ok(slot.insert(module).clone())
+}
+
+/// The module build.rs precompiled, copied into `engine`'s own code memory; an error
+/// only if this build's engine differs from the one that precompiled it.
+pub fn precompiled_module(engine: &Engine) -> Result<Module, wasmtime::Error> {
+    // SAFETY: as for in_place_module.
+    unsafe { Module::deserialize(engine, &guest_module::PRECOMPILED.0) }
 }
 
 /// Another wasip1 distributor, compiled now.
@@ -122,6 +173,17 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Out
 
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(|e| format!("{e:#}"))?;
+    // wasmtime-wasi runs each call in the ambient tokio runtime if there is one.
+    let own_runtime = if view.needs_no_reactor {
+        Some(
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| format!("cannot start the WASI runtime: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let _ambient = own_runtime.as_ref().map(|runtime| runtime.enter());
     let result = linker
         .instantiate(&mut store, module)
         .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
@@ -139,10 +201,37 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Out
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_precompiled_guest_loads_so_start_up_compiles_nothing() {
+    fn the_precompiled_guest_runs_in_place_so_start_up_copies_and_compiles_nothing() {
+        if let Err(e) = super::in_place_module() {
+            panic!("the runner would copy the guest's code at every start: {e:#}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_guest_runs_on_several_threads_at_once() {
+        let run_version = || {
+            let (engine, module) = super::embedded_module().unwrap();
+            let argv = ["dtlto-mock".to_owned(), "--version".to_owned()];
+            let view = super::GuestView {
+                argv: &argv,
+                env: &[],
+                read_dirs: &[],
+                write_dirs: &[],
+                needs_no_reactor: true,
+            };
+            super::run(engine, &module, &view)
+        };
+        let runs: Vec<_> = (0..4).map(|_| std::thread::spawn(run_version)).collect();
+        for run in runs {
+            assert_eq!(run.join().unwrap(), Ok(super::Outcome::Exited(0)));
+        }
+    }
+
+    #[test]
+    fn the_fallback_loads_the_precompiled_guest_without_compiling() {
         let engine = super::engine().unwrap();
         if let Err(e) = super::precompiled_module(engine) {
-            panic!("the runner would compile the guest at every start: {e:#}");
+            panic!("the fallback would compile the guest at every start: {e:#}");
         }
     }
 }

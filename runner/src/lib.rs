@@ -1,6 +1,7 @@
 //! dtlto-runner: runs `dtlto-mock.wasm` (or any wasip1 DTLTO distributor) under
 //! wasmtime in a sandbox where the only writes that land are the job's declared outputs.
 
+mod code_in_place;
 mod engine_config;
 pub mod example;
 pub mod guest_module;

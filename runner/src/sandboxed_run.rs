@@ -57,10 +57,12 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
         describe_plan(&plan, &write_dirs);
     }
 
-    let engine = launch::engine().map_err(|e| format!("{e:#}"))?;
-    let module = match &request.program {
-        Program::Embedded => launch::embedded_module(engine).map_err(|e| format!("{e:#}"))?,
-        Program::File(path) => launch::module_from_file(engine, path)?,
+    let (engine, module) = match &request.program {
+        Program::Embedded => launch::embedded_module().map_err(|e| format!("{e:#}"))?,
+        Program::File(path) => {
+            let engine = launch::engine().map_err(|e| format!("{e:#}"))?;
+            (engine, launch::module_from_file(engine, path)?)
+        }
     };
     let mut argv = vec![request.program_name.clone()];
     argv.extend(request.args.iter().cloned());
@@ -69,6 +71,7 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
         env: &env,
         read_dirs: &plan.read_dirs,
         write_dirs: &write_dirs,
+        needs_no_reactor: matches!(request.program, Program::Embedded),
     };
     let outcome = if launch::interrupted() {
         Outcome::Interrupted
