@@ -1,7 +1,9 @@
 //! Benchmarks: dtlto-runner in mock and validate mode, side by side with a Python mock
 //! of the same contract (benches/mock_contract.py) and the copy floor (a native loop of
 //! std::fs::copy in one process, in-kernel copies). Prints median and spread of several
-//! runs, ratios against Python and the floor, and each process's peak memory.
+//! runs, ratios against Python and the floor, and each process's peak memory. A tool
+//! that takes milliseconds is run until it has had a second as well, so that the
+//! median of a one-job run is not one noisy sample among five.
 //!
 //!     cargo bench -p dtlto-runner                 # every shape, 5 runs each
 //!     cargo bench -p dtlto-runner -- --runs 9 --only 10k --dir /dev/shm
@@ -106,7 +108,9 @@ fn main() {
     let root = base.join(format!("dtlto-bench-{}", std::process::id()));
 
     println!(
-        "dtlto-runner benchmarks: {runs} runs each; median [min..max]; peak RSS of the process"
+        "dtlto-runner benchmarks: at least {runs} runs and {} s each; median [min..max]; \
+         peak RSS of the process",
+        MIN_MEASURED.as_secs()
     );
     println!(
         "machine: {}; workloads in {}",
@@ -266,11 +270,23 @@ fn command(program: &Path, args: &[String], dir: &Path) -> Command {
     command
 }
 
-/// Runs a fresh process `runs` times (after one warm-up), cleaning outputs before each.
+/// Measuring goes on past `runs` runs until the runs add up to this much...
+const MIN_MEASURED: Duration = Duration::from_secs(1);
+/// ...or there are this many.
+const MAX_RUNS: usize = 1000;
+
+fn enough(times: &[Duration], runs: usize) -> bool {
+    times.len() >= runs
+        && (times.len() >= MAX_RUNS || times.iter().sum::<Duration>() >= MIN_MEASURED)
+}
+
+/// Runs a fresh process at least `runs` times (after one warm-up), cleaning outputs
+/// before each.
 fn measure(runs: usize, clean: &dyn Fn(), make: impl Fn() -> Command) -> Measurement {
     let mut times = Vec::new();
     let mut peak = 0;
-    for run in 0..=runs {
+    let mut run = 0;
+    while !enough(&times, runs) {
         clean();
         let start = Instant::now();
         // Reaped by wait4 below, which also reports the child's own peak memory.
@@ -283,6 +299,7 @@ fn measure(runs: usize, clean: &dyn Fn(), make: impl Fn() -> Command) -> Measure
             times.push(elapsed);
             peak = peak.max(rss);
         }
+        run += 1;
     }
     Measurement {
         times,
@@ -293,7 +310,8 @@ fn measure(runs: usize, clean: &dyn Fn(), make: impl Fn() -> Command) -> Measure
 /// The floor: the same copies as one native loop of std::fs::copy (copy_file_range).
 fn measure_floor(runs: usize, clean: &dyn Fn(), dir: &Path, sources: &[String]) -> Measurement {
     let mut times = Vec::new();
-    for run in 0..=runs {
+    let mut run = 0;
+    while !enough(&times, runs) {
         clean();
         let start = Instant::now();
         for (i, source) in sources.iter().enumerate() {
@@ -302,6 +320,7 @@ fn measure_floor(runs: usize, clean: &dyn Fn(), dir: &Path, sources: &[String]) 
         if run > 0 {
             times.push(start.elapsed());
         }
+        run += 1;
     }
     Measurement {
         times,
