@@ -4,6 +4,8 @@
 
 #[path = "build_guest.rs"]
 mod build_guest;
+#[path = "build_relocations.rs"]
+mod build_relocations;
 #[path = "src/engine_config.rs"]
 mod engine_config;
 
@@ -24,6 +26,8 @@ fn main() {
         );
     }
     println!("cargo:rerun-if-changed=build_guest.rs");
+    println!("cargo:rerun-if-changed=build_relocations.rs");
+    build_relocations::link_runner_with_packed_relocations(&out_dir);
 
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
