@@ -392,6 +392,57 @@ fn a_symlink_to_an_input_is_the_input() {
     );
 }
 
+/// A job file with 40 jobs before `last`, which puts enough paths in one directory
+/// that the planner lists it instead of looking up each path.
+fn crowded_job_file(last: (&[&str], &[&str])) -> String {
+    let crowd: Vec<([String; 2], [String; 1])> = (0..40)
+        .map(|i| ([format!("m{i}.o"), format!("m{i}.bc")], [format!("o{i}.o")]))
+        .collect();
+    let crowd: Vec<([&str; 2], [&str; 1])> = crowd
+        .iter()
+        .map(|([input, summary], [output])| ([input.as_str(), summary.as_str()], [output.as_str()]))
+        .collect();
+    let mut jobs: Vec<(&[&str], &[&str])> = crowd
+        .iter()
+        .map(|(inputs, outputs)| (&inputs[..], &outputs[..]))
+        .collect();
+    jobs.push(last);
+    job_file(&jobs)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_crowded_directory_is_planned_like_a_sparse_one() {
+    let dir = TempDir::new("plan-crowded");
+    for i in 0..40 {
+        dir.write(&format!("m{i}.o"), "m");
+    }
+    dir.write("a.o", "a");
+    std::os::unix::fs::symlink("a.o", dir.join("alias.o")).unwrap();
+    std::fs::create_dir(dir.join("sub.o")).unwrap();
+    dir.write(
+        "job.json",
+        crowded_job_file((&["a.o", "a.bc"], &["alias.o"])),
+    );
+    expect_refusal(
+        &dir,
+        &["job.json"],
+        "jobs[40].outputs[0] \"alias.o\" is also jobs[40].inputs[0]",
+    );
+    dir.write("job.json", crowded_job_file((&["a.o", "a.bc"], &["sub.o"])));
+    expect_refusal(
+        &dir,
+        &["job.json"],
+        "cannot stage jobs[40].outputs[0] \"sub.o\": a directory of that name exists",
+    );
+    dir.write("job.json", crowded_job_file((&["a.o", "a.bc"], &["m7.o"])));
+    expect_refusal(
+        &dir,
+        &["job.json"],
+        "jobs[40].outputs[0] \"m7.o\" is also jobs[7].inputs[0]",
+    );
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn names_differing_in_case_are_different_files_on_linux() {
