@@ -42,7 +42,8 @@ impl CodeInPlace {
 }
 
 impl CustomCodeMemory for CodeInPlace {
-    // Any alignment: `pages` widens the range to whole pages itself.
+    // Any alignment: `pages` widens the range to whole pages itself, and refuses (so
+    // the runner falls back to copying) where wasmtime's own check would panic.
     fn required_alignment(&self) -> usize {
         1
     }
@@ -51,9 +52,8 @@ impl CustomCodeMemory for CodeInPlace {
         make_executable(self.pages(ptr, len)?)
     }
 
-    /// Leaves the code executable: modules of it may be loaded and dropped on several
-    /// threads at once, and the bytes never change, so hiding them again when one
-    /// module goes would only break the others.
+    /// Leaves the code executable: the bytes never change, and the runner keeps its
+    /// one module of them for the life of the process, so there is nothing to hide.
     fn unpublish_executable(&self, _ptr: *const u8, _len: usize) -> wasmtime::Result<()> {
         Ok(())
     }

@@ -24,7 +24,10 @@ pub struct GuestView<'a> {
     /// Every WASI call the guest makes completes on this thread (true of dtlto-mock:
     /// its only wait is a single relative sleep, which wasmtime-wasi serves with
     /// thread::sleep). Such a guest runs without wasmtime-wasi's multi-threaded tokio
-    /// runtime, whose worker threads cost more to start than a small job takes.
+    /// runtime, whose worker threads cost more to start than a small job takes. Any
+    /// other wait (an absolute or multi-subscription `poll_oneoff`, asynchronous
+    /// streams) would hang or panic there, which is why only the embedded guest, whose
+    /// imports wit/ pins down, gets it.
     pub needs_no_reactor: bool,
 }
 
@@ -52,24 +55,26 @@ static IN_PLACE: OnceLock<Engine> = OnceLock::new();
 
 fn engine_in(
     cell: &'static OnceLock<Engine>,
-    config: Config,
+    config: impl FnOnce() -> Config,
 ) -> Result<&'static Engine, wasmtime::Error> {
     if let Some(engine) = cell.get() {
         return Ok(engine);
     }
-    let engine = Engine::new(&config)?;
+    let engine = Engine::new(&config())?;
     Ok(cell.get_or_init(|| engine))
 }
 
 /// The engine for modules that are not the embedded guest.
 pub fn engine() -> Result<&'static Engine, wasmtime::Error> {
-    engine_in(&COMPILING, engine_config())
+    engine_in(&COMPILING, engine_config)
 }
 
 fn in_place_engine() -> Result<&'static Engine, wasmtime::Error> {
-    let mut config = engine_config();
-    config.with_custom_code_memory(Some(Arc::new(CodeInPlace::new(guest_module::PRECOMPILED))));
-    engine_in(&IN_PLACE, config)
+    engine_in(&IN_PLACE, || {
+        let mut config = engine_config();
+        config.with_custom_code_memory(Some(Arc::new(CodeInPlace::new(guest_module::PRECOMPILED))));
+        config
+    })
 }
 
 /// Makes Ctrl-C and SIGTERM stop a running guest at its next loop or call.
@@ -90,15 +95,34 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// The embedded dtlto-mock, without compiling it, and the engine to run it in.
-pub fn embedded_module() -> Result<(&'static Engine, Module), wasmtime::Error> {
-    if let Ok(module) = in_place_module() {
-        return Ok((in_place_engine()?, module));
-    }
+/// The embedded dtlto-mock, ready to instantiate without compiling.
+pub struct EmbeddedModule {
+    pub engine: &'static Engine,
+    pub module: Module,
+    /// Why its code had to be copied rather than used in place, if it was.
+    pub copied_because: Option<String>,
+}
+
+/// The embedded dtlto-mock, its code used in place where the system allows it.
+pub fn embedded_module() -> Result<EmbeddedModule, wasmtime::Error> {
+    let refusal = match in_place_module() {
+        Ok(module) => {
+            return Ok(EmbeddedModule {
+                engine: in_place_engine()?,
+                module,
+                copied_because: None,
+            })
+        }
+        Err(e) => format!("{e:#}"),
+    };
     // A system that will not make read-only data executable: copy the code instead.
     let engine = engine()?;
     let module = precompiled_module(engine).or_else(|_| Module::new(engine, guest_module::WASM))?;
-    Ok((engine, module))
+    Ok(EmbeddedModule {
+        engine,
+        module,
+        copied_because: Some(refusal),
+    })
 }
 
 /// The module build.rs precompiled, its code used where the binary holds it. Loaded
@@ -170,6 +194,11 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Out
     store.limiter(|host| &mut host.limits);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(1);
+    // A signal between the caller's last look and the deadline above bumped the epoch
+    // too early to stop this store.
+    if interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
 
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(|e| format!("{e:#}"))?;
@@ -210,7 +239,8 @@ mod tests {
     #[test]
     fn the_embedded_guest_runs_on_several_threads_at_once() {
         let run_version = || {
-            let (engine, module) = super::embedded_module().unwrap();
+            let embedded = super::embedded_module().unwrap();
+            assert_eq!(embedded.copied_because, None);
             let argv = ["dtlto-mock".to_owned(), "--version".to_owned()];
             let view = super::GuestView {
                 argv: &argv,
@@ -219,7 +249,7 @@ mod tests {
                 write_dirs: &[],
                 needs_no_reactor: true,
             };
-            super::run(engine, &module, &view)
+            super::run(embedded.engine, &embedded.module, &view)
         };
         let runs: Vec<_> = (0..4).map(|_| std::thread::spawn(run_version)).collect();
         for run in runs {

@@ -58,7 +58,13 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
     }
 
     let (engine, module) = match &request.program {
-        Program::Embedded => launch::embedded_module().map_err(|e| format!("{e:#}"))?,
+        Program::Embedded => {
+            let embedded = launch::embedded_module().map_err(|e| format!("{e:#}"))?;
+            if let (true, Some(reason)) = (request.verbose, &embedded.copied_because) {
+                eprintln!("dtlto-runner: the guest's code was copied, not used in place: {reason}");
+            }
+            (embedded.engine, embedded.module)
+        }
         Program::File(path) => {
             let engine = launch::engine().map_err(|e| format!("{e:#}"))?;
             (engine, launch::module_from_file(engine, path)?)
