@@ -496,6 +496,12 @@ fn verbose_prints_the_plan_and_the_commit() {
     ] {
         run.expect_stderr_has(&line);
     }
+    // The embedded guest's precompiled code ran where the binary holds it.
+    assert!(
+        !run.stderr().contains("code was copied"),
+        "{}",
+        run.report()
+    );
 }
 
 /// Signals are POSIX; a Windows console sends Ctrl-C, which the same handler takes.
