@@ -165,16 +165,27 @@ impl Reader {
             );
             return None;
         };
-        let mut jobs = Vec::with_capacity(if self.building() { items.len() } else { 0 });
+        self.each(location, items, Self::job)
+    }
+
+    /// Checks every item with `check`; the values, only if all are valid (and only
+    /// kept when building: a check-only pass allocates nothing).
+    fn each<T>(
+        &mut self,
+        location: &Location<'_>,
+        items: &[Value<'_>],
+        mut check: impl FnMut(&mut Self, &Location<'_>, &Value<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let mut values = Vec::with_capacity(if self.building() { items.len() } else { 0 });
         let mut all_valid = true;
         for (i, item) in items.iter().enumerate() {
-            match self.job(&Location::Index(location, i), item) {
-                Some(job) if self.building() => jobs.push(job),
+            match check(self, &Location::Index(location, i), item) {
+                Some(value) if self.building() => values.push(value),
                 Some(_) => {}
                 None => all_valid = false,
             }
         }
-        all_valid.then_some(jobs)
+        all_valid.then_some(values)
     }
 
     fn job(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Job> {
@@ -305,16 +316,8 @@ impl Reader {
                 ),
             );
         }
-        let mut strings = Vec::with_capacity(if self.building() { items.len() } else { 0 });
-        let mut all_valid = true;
-        for (i, item) in items.iter().enumerate() {
-            match self.string(&Location::Index(location, i), item) {
-                Some(text) if self.building() => strings.push(text),
-                Some(_) => {}
-                None => all_valid = false,
-            }
-        }
-        (long_enough && all_valid).then_some(strings)
+        let strings = self.each(location, items, Self::string);
+        strings.filter(|_| long_enough)
     }
 }
 
