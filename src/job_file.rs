@@ -44,6 +44,31 @@ impl Job {
     }
 }
 
+/// The largest job file read, checked before reading. Linkers write about 200
+/// bytes a job, so this is millions of jobs; a document that big needs several
+/// times its size in the guest's memory (see README, "Inputs").
+pub const MAX_JOB_FILE_BYTES: u64 = 1 << 30;
+
+/// Why an output path cannot name a file to write, if it cannot: it ends in a
+/// separator, or in `.` or `..` (which the OS would refuse, or resolve to the
+/// directory). `is_separator` is the host's rule (`/`, and `\` on Windows).
+pub fn output_path_problem(
+    path: &str,
+    is_separator: impl Fn(char) -> bool,
+) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("it is empty");
+    }
+    if path.ends_with(&is_separator) {
+        return Some("it ends in a separator, so it names a directory, not a file");
+    }
+    let last = path.rsplit(&is_separator).next().unwrap_or(path);
+    if last == "." || last == ".." {
+        return Some("it ends in `.` or `..`, so it names a directory, not a file");
+    }
+    None
+}
+
 /// One broken rule, at one place in the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -398,6 +423,27 @@ mod tests {
             messages(&text),
             [r#"["odd key"]: unexpected key; expected only "common", "jobs""#]
         );
+    }
+
+    #[test]
+    fn output_paths_must_end_in_a_file_name() {
+        let slash = |c: char| c == '/';
+        assert_eq!(output_path_problem("keep.txt", slash), None);
+        assert_eq!(output_path_problem("d/..x", slash), None);
+        for path in [
+            "keep.txt/",
+            "keep.txt/.",
+            "newdir/.",
+            "a/..",
+            "..",
+            "",
+            "x//",
+        ] {
+            assert!(output_path_problem(path, slash).is_some(), "{path:?}");
+        }
+        // A backslash separates only where the host says so.
+        assert_eq!(output_path_problem(r"a\", slash), None);
+        assert!(output_path_problem(r"a\", |c| c == '/' || c == '\\').is_some());
     }
 
     #[test]

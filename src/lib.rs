@@ -4,7 +4,9 @@
 //! and the native runner (`runner/`) share: the job file's schema and rules, and the
 //! Python-exact JSON and `repr` printing that `validate.py`'s output depends on.
 
+pub mod commit;
 pub mod job_file;
 pub mod json;
+pub mod message;
 pub mod mode;
 pub mod python_repr;

@@ -3,6 +3,17 @@
 //! mock is the default. Shared by the guest and the runner, which plans no writes
 //! for validate mode.
 
+/// Mock mode's fault options (`--fault=skip@1`) go among the sources; the runner
+/// must not take them for files.
+pub const FAULT_OPTION: &str = "--fault=";
+
+/// Mock mode's sources among its arguments (the job file excluded), in order.
+pub fn mock_sources<S: AsRef<str>>(args: &[S]) -> impl Iterator<Item = &str> {
+    args.iter()
+        .map(AsRef::as_ref)
+        .filter(|arg| !arg.starts_with(FAULT_OPTION))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// `mock.py`: copy `src_i` to `jobs[i].outputs[0]`.

@@ -57,7 +57,7 @@ fn without_a_sandbox_an_undeclared_output_lands_beside_the_declared_one() {
     )
     .expect_status(1, &dir)
     .expect_stderr_has(&format!(
-        "\n  {}",
+        "\n  \"{}\"",
         dir.join("o.native.o.undeclared").display()
     ));
     assert_eq!(dir.snapshot(), before);

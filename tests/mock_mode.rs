@@ -117,7 +117,9 @@ fn a_missing_source_is_named_and_no_output_is_written() {
         let before = dir.snapshot();
         run(host, &dir, &["s0", "nope.native.o", "job.json"])
             .expect_status(1, &dir)
-            .expect_stderr_has("cannot open source 2 (for jobs[1]) \"nope.native.o\"");
+            .expect_stderr_has(
+                "cannot open source 2 (for jobs[1]) \"nope.native.o\": no such file or directory",
+            );
         assert_eq!(
             dir.snapshot(),
             before,

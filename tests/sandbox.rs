@@ -102,7 +102,7 @@ fn an_undeclared_file_beside_an_output_blocks_the_whole_commit() {
     assert_eq!(errnos(&run.stdout()), [0, 0], "{}", run.report());
     run.expect_status(1, &scene.dir)
         .expect_stderr_has("the distributor wrote 1 path(s) the job file does not declare, so nothing was committed:")
-        .expect_stderr_has(&format!("\n  {}", scene.dir.join("evil.txt").display()));
+        .expect_stderr_has(&format!("\n  \"{}\"", scene.dir.join("evil.txt").display()));
     scene.assert_only(&before, &[], &run);
 }
 
@@ -205,7 +205,7 @@ fn symlinks_do_not_lead_out_of_a_preopen() {
     // The link stays in the staging, undeclared, so nothing is committed.
     run.expect_status(1, &scene.dir)
         .expect_stderr_has("nothing was committed")
-        .expect_stderr_has(&format!("\n  {}", scene.dir.join("up").display()));
+        .expect_stderr_has(&format!("\n  \"{}\"", scene.dir.join("up").display()));
     scene.assert_only(&before, &[], &run);
 }
 
@@ -224,7 +224,7 @@ fn created_directories_are_undeclared_and_read_only_dirs_refuse_them() {
     assert_eq!(errnos[0..2], [0, 0], "{}", run.report());
     assert_ne!(errnos[2], 0, "mkdir in a read-only preopen succeeded");
     run.expect_status(1, &scene.dir)
-        .expect_stderr_has(&format!("\n  {}", scene.dir.join("sub").display()));
+        .expect_stderr_has(&format!("\n  \"{}\"", scene.dir.join("sub").display()));
     scene.assert_only(&before, &[], &run);
 }
 
@@ -279,8 +279,10 @@ fn exhausting_memory_hits_the_limit_and_commits_nothing() {
     let scene = Scene::new("memory");
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "ok"), Step::ExhaustMemory]);
-    run.expect_status(1, &scene.dir)
-        .expect_stderr_has("the distributor trapped, so nothing was committed");
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor tried to grow its memory to 2 GiB in all, \
+         beyond the 2 GiB",
+    );
     scene.assert_only(&before, &[], &run);
 }
 
@@ -318,7 +320,7 @@ fn expect_refusal(dir: &TempDir, args: &[&str], message: &str) {
     all.extend_from_slice(args);
     let run = run_runner(dir, &all);
     run.expect_status(1, dir)
-        .expect_stderr_has(&format!("dtlto-runner: error: {message}"));
+        .expect_stderr_has(&format!("dtlto-runner: error: job.json: {message}"));
     assert!(
         run.stdout().is_empty(),
         "the distributor ran\n{}",
@@ -530,9 +532,11 @@ mod interrupt {
         run_command(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert_eq!(output.status.code(), Some(143), "{stderr}");
         assert!(
-            stderr.contains("interrupted; nothing was committed"),
+            stderr.contains(
+                "dtlto-runner: stopped by SIGTERM: nothing was committed, and the staging was removed"
+            ),
             "{stderr}"
         );
         assert!(!partial.exists(), "{} survived", partial.display());
@@ -549,7 +553,7 @@ mod interrupt {
                     .to_string_lossy()
                     .starts_with(".dtlto-staging-")
                 {
-                    let partial = entry.path().join("m0.0.native.o");
+                    let partial = entry.path().join("out/m0.0.native.o");
                     if partial.metadata().is_ok_and(|m| m.len() > 0) {
                         return partial;
                     }

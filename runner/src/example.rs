@@ -69,6 +69,7 @@ pub fn run() -> Result<i32, String> {
             program_name: "dtlto-mock".to_owned(),
             args,
             verbose: false,
+            max_output_bytes: None,
         },
         root,
     )?;

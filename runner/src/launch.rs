@@ -3,12 +3,14 @@
 
 use crate::code_in_place::CodeInPlace;
 use crate::engine_config::engine_config;
+use crate::guest_limits::{self, Limiter, Limits};
 use crate::guest_module;
+use crate::interrupt;
+use crate::wasi_guard::{self, Checks, Guard};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -29,6 +31,10 @@ pub struct GuestView<'a> {
     /// streams) would hang or panic there, which is why only the embedded guest, whose
     /// imports wit/ pins down, gets it.
     pub needs_no_reactor: bool,
+    /// What the guest may take from the host.
+    pub limits: Limits,
+    /// Checks in front of its WASI calls.
+    pub checks: Checks,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,15 +43,19 @@ pub enum Outcome {
     Exited(i32),
     /// The guest trapped (a panic, an abort, running out of memory...).
     Trapped(String),
-    /// Ctrl-C or SIGTERM stopped it.
-    Interrupted,
+    /// A signal or the timeout stopped it.
+    Stopped,
 }
 
-/// Guest linear memory may not grow past this (wasm32 allows 4 GiB): a runaway guest
-/// fails its allocation and traps instead of taking the machine's memory.
-pub const MAX_GUEST_MEMORY: usize = 2 << 30;
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How a guest's run ended, and the limits it ran into on the way.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub outcome: Outcome,
+    /// The first resource limit or cap the guest hit, in words.
+    pub limit: Option<String>,
+    /// Guest paths the checks refused.
+    pub refused_paths: Vec<String>,
+}
 
 /// The engine that compiles (`--module`) and that loads the embedded guest by copying
 /// when its code cannot run in place.
@@ -77,22 +87,13 @@ fn in_place_engine() -> Result<&'static Engine, wasmtime::Error> {
     })
 }
 
-/// Makes Ctrl-C and SIGTERM stop a running guest at its next loop or call.
-pub fn interrupt_on_signals() -> Result<(), String> {
-    ctrlc::set_handler(|| {
-        // Set before looking at the engines: one created after this look sees the
-        // flag, and sandboxed_run checks it before starting the guest.
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        for engine in [COMPILING.get(), IN_PLACE.get()].into_iter().flatten() {
-            engine.increment_epoch();
-        }
-    })
-    .map_err(|e| format!("cannot install the signal handler: {e}"))
-}
-
-/// Whether a signal has asked us to stop.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+/// Makes every running guest trap at its next loop or call. The stop is recorded
+/// before this is called, so an engine created afterwards sees it: `run` looks
+/// after setting its deadline.
+pub fn interrupt_guests() {
+    for engine in [COMPILING.get(), IN_PLACE.get()].into_iter().flatten() {
+        engine.increment_epoch();
+    }
 }
 
 /// The embedded dtlto-mock, ready to instantiate without compiling.
@@ -160,11 +161,13 @@ pub fn module_from_file(engine: &Engine, path: &Path) -> Result<Module, String> 
 
 struct Host {
     wasi: WasiP1Ctx,
-    limits: StoreLimits,
+    limiter: Limiter,
+    guard: Guard,
 }
 
 /// Instantiates `module` in `view` and runs its `_start`.
-pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Outcome, String> {
+pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Ended, String> {
+    guest_limits::check_module(module, &view.limits)?;
     let mut wasi = WasiCtxBuilder::new();
     // Blocking on this thread lets WASI read and write straight into and out of
     // guest memory, instead of copying through a tokio blocking thread per call.
@@ -186,22 +189,29 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Out
     }
     let host = Host {
         wasi: wasi.build_p1(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(MAX_GUEST_MEMORY)
-            .build(),
+        limiter: Limiter::new(view.limits),
+        guard: Guard::new(view.checks),
     };
     let mut store = Store::new(engine, host);
-    store.limiter(|host| &mut host.limits);
+    store.limiter(|host| &mut host.limiter);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(1);
-    // A signal between the caller's last look and the deadline above bumped the epoch
+    // A stop between the caller's last look and the deadline above bumped the epoch
     // too early to stop this store.
-    if interrupted() {
-        return Ok(Outcome::Interrupted);
+    if interrupt::stopped().is_some() {
+        return Ok(Ended {
+            outcome: Outcome::Stopped,
+            limit: None,
+            refused_paths: Vec::new(),
+        });
     }
 
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(|e| format!("{e:#}"))?;
+    if view.checks.any() {
+        wasi_guard::install(&mut linker, &mut store, |host| &mut host.guard)
+            .map_err(|e| format!("cannot set up the WASI checks: {e:#}"))?;
+    }
     // wasmtime-wasi runs each call in the ambient tokio runtime if there is one.
     let own_runtime = if view.needs_no_reactor {
         Some(
@@ -217,13 +227,22 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Out
         .instantiate(&mut store, module)
         .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
         .and_then(|start| start.call(&mut store, ()));
-    Ok(match result {
+    let outcome = match result {
         Ok(()) => Outcome::Exited(0),
         Err(e) => match e.downcast_ref::<I32Exit>() {
             Some(exit) => Outcome::Exited(exit.0),
-            None if interrupted() => Outcome::Interrupted,
+            None if interrupt::stopped().is_some() => Outcome::Stopped,
             None => Outcome::Trapped(format!("{e:#}")),
         },
+    };
+    let host = store.into_data();
+    Ok(Ended {
+        outcome,
+        limit: host
+            .guard
+            .exceeded
+            .or_else(|| host.limiter.hit().map(str::to_owned)),
+        refused_paths: host.guard.refused_paths,
     })
 }
 
@@ -248,8 +267,10 @@ mod tests {
                 read_dirs: &[],
                 write_dirs: &[],
                 needs_no_reactor: true,
+                limits: crate::guest_limits::DEFAULT_LIMITS,
+                checks: Default::default(),
             };
-            super::run(embedded.engine, &embedded.module, &view)
+            super::run(embedded.engine, &embedded.module, &view).map(|ended| ended.outcome)
         };
         let runs: Vec<_> = (0..4).map(|_| std::thread::spawn(run_version)).collect();
         for run in runs {

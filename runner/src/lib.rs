@@ -4,7 +4,11 @@
 mod code_in_place;
 mod engine_config;
 pub mod example;
+pub mod guest_limits;
 pub mod guest_module;
+pub mod interrupt;
 pub mod launch;
 pub mod sandbox;
 pub mod sandboxed_run;
+pub mod transaction;
+pub mod wasi_guard;

@@ -2,9 +2,10 @@
 
 use clap::{Arg, ArgAction, Command};
 use dtlto_runner::sandboxed_run::{self, Program, Request};
-use dtlto_runner::{example, launch};
+use dtlto_runner::{example, interrupt};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 const ABOUT: &str = "\
 Runs dtlto-mock.wasm (LLVM's DTLTO mock.py and validate.py) in a sandbox that can
@@ -40,6 +41,22 @@ fn command() -> Command {
                 .long("verbose")
                 .action(ArgAction::SetTrue)
                 .help("Print the plan (preopens, path map, staged and committed files) on stderr"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("SECONDS")
+                .env("DTLTO_RUNNER_TIMEOUT")
+                .value_parser(parse_seconds)
+                .help("End the run after SECONDS, like a signal: nothing is committed, exit status 124"),
+        )
+        .arg(
+            Arg::new("max-output-bytes")
+                .long("max-output-bytes")
+                .value_name("N")
+                .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES")
+                .value_parser(clap::value_parser!(u64))
+                .help("Fail the run, committing nothing, if the distributor stages more than N bytes"),
         )
         .arg(
             Arg::new("example")
@@ -80,10 +97,10 @@ fn run() -> Result<i32, String> {
         .get_many::<String>("args")
         .map(|values| values.cloned().collect())
         .unwrap_or_default();
+    interrupt::install(matches.get_one::<Duration>("timeout").copied())?;
     if args.is_empty() || matches.get_flag("example") {
         return example::run();
     }
-    launch::interrupt_on_signals()?;
     let program = match matches.get_one::<PathBuf>("module") {
         Some(path) => Program::File(path.clone()),
         None => Program::Embedded,
@@ -104,9 +121,19 @@ fn run() -> Result<i32, String> {
             program_name,
             args,
             verbose: matches.get_flag("verbose"),
+            max_output_bytes: matches.get_one::<u64>("max-output-bytes").copied(),
         },
         &cwd,
     )
+}
+
+/// A positive number of seconds, `1.5` allowed.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
 
 fn invoked_as(name: &str) -> bool {

@@ -1,8 +1,12 @@
 //! One sandboxed run: plan, stage, launch, then commit only after a clean exit.
 
-use crate::launch::{self, GuestView, Outcome};
-use crate::sandbox::plan::{plan, Plan};
-use crate::sandbox::staging::Staging;
+use crate::guest_limits::DEFAULT_LIMITS;
+use crate::interrupt;
+use crate::launch::{self, Ended, GuestView, Outcome};
+use crate::sandbox::plan::{plan, Plan, PlanError, Reads};
+use crate::transaction::{self, RemoveError, Transaction};
+use crate::wasi_guard::Checks;
+use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;
 use std::path::{Path, PathBuf};
 
@@ -25,38 +29,176 @@ pub struct Request {
     pub args: Vec<String>,
     /// Print the plan and the commit on stderr.
     pub verbose: bool,
+    /// `--max-output-bytes`: the most the guest may stage, in all.
+    pub max_output_bytes: Option<u64>,
 }
-
-/// Exit status for a run stopped by a signal (as shells report SIGINT).
-pub const INTERRUPTED_STATUS: i32 = 130;
 
 /// Runs the request with paths relative to `cwd`; returns the exit status to report.
 /// Errors are the runner's own refusals, already worded for the user.
 pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
-    // dtlto-mock's validate mode writes nothing: no job file to read, no outputs.
-    let writes = match request.program {
-        Program::Embedded => {
-            dtlto_mock::mode::select(&request.program_name, &request.args).0 == Mode::Mock
-        }
-        Program::File(_) => true,
+    let (reads, writes) = match request.program {
+        Program::Embedded => match dtlto_mock::mode::select(&request.program_name, &request.args) {
+            (Mode::Mock, skip) => (Reads::MockSources { skip }, true),
+            // Validate mode writes nothing, and reads only the job file.
+            (Mode::Validate, _) => (Reads::JobFileOnly, false),
+        },
+        Program::File(_) => (Reads::AnyExistingArgument, true),
     };
-    let plan = plan(&request.args, cwd, writes).map_err(|e| e.to_string())?;
-    let staging = Staging::create(&plan).map_err(|e| e.to_string())?;
-    let write_dirs: Vec<(PathBuf, String)> = plan
-        .output_dirs
-        .iter()
-        .enumerate()
-        .map(|(i, dir)| (staging.dir(i).to_path_buf(), dir.guest.clone()))
-        .collect();
+    let job_file = request.args.last().map_or("", String::as_str);
+    let plan = plan(&request.args, cwd, reads, writes).map_err(|e| refusal(job_file, &e))?;
+
+    let reclaimed = transaction::reclaim(&plan);
+    for warning in &reclaimed.warnings {
+        eprintln!("dtlto-runner: warning: {warning}");
+    }
+    if request.verbose {
+        for note in &reclaimed.notes {
+            eprintln!("dtlto-runner: {note}");
+        }
+    }
+    match interrupt::begin(|| Transaction::begin(&plan)) {
+        Err(stop) => {
+            interrupt::report(stop, Ok(()));
+            return Ok(stop.exit_status());
+        }
+        Ok(Err(e)) => return Err(format!("{}: {e}", shown(job_file))),
+        Ok(Ok(())) => {}
+    }
+    let write_dirs: Vec<(PathBuf, String)> = interrupt::with_transaction(|transaction| {
+        plan.output_dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| (transaction.guest_dir(i), dir.guest.clone()))
+            .collect()
+    })
+    .unwrap_or_default();
+    if request.verbose {
+        describe_plan(&plan, &write_dirs);
+    }
+
+    let ended = launch_guest(request, &plan, &write_dirs);
+    let clean_exit = matches!(
+        &ended,
+        Ok(Ended {
+            outcome: Outcome::Exited(0),
+            ..
+        })
+    );
+    let committed = if clean_exit && interrupt::stopped().is_none() {
+        interrupt::with_transaction(|transaction| {
+            transaction.commit(&plan, &|| interrupt::stopped().map(|s| s.describe()))
+        })
+    } else {
+        None
+    };
+    let cleanup = interrupt::settle().map_or(Ok(()), Transaction::close);
+    finish(request, job_file, ended, committed, cleanup)
+}
+
+/// Says how the run ended and picks the exit status.
+fn finish(
+    request: &Request,
+    job_file: &str,
+    ended: Result<Ended, String>,
+    committed: Option<Result<Vec<PathBuf>, transaction::TransactionError>>,
+    cleanup: Result<(), Vec<RemoveError>>,
+) -> Result<i32, String> {
+    let cleanup_failure = |failures: &[RemoveError]| {
+        failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if let Some(stop) = interrupt::stopped() {
+        if !matches!(committed, Some(Ok(_))) {
+            if let Some(Err(e)) = &committed {
+                eprintln!("dtlto-runner: {}: {e}", shown(job_file));
+            }
+            interrupt::report(stop, cleanup);
+            return Ok(stop.exit_status());
+        }
+    }
+    let ended = ended?;
+    if request.verbose {
+        for refused in &ended.refused_paths {
+            eprintln!("dtlto-runner: refused the guest path {refused}");
+        }
+    }
+    let mut status = match (ended.outcome, committed) {
+        (_, Some(Err(e))) => {
+            return Err(with_cleanup(format!("{}: {e}", shown(job_file)), cleanup))
+        }
+        (Outcome::Exited(0), Some(Ok(paths))) => {
+            if request.verbose {
+                for path in &paths {
+                    eprintln!("dtlto-runner: committed {}", path.display());
+                }
+            }
+            0
+        }
+        (Outcome::Exited(status), _) => {
+            if let Some(limit) = &ended.limit {
+                eprintln!("dtlto-runner: {limit}");
+            }
+            if request.verbose || ended.limit.is_some() {
+                eprintln!(
+                    "dtlto-runner: the distributor exited with {status}; nothing was committed"
+                );
+            }
+            status
+        }
+        (Outcome::Trapped(trap), _) => {
+            let message = match &ended.limit {
+                Some(limit) => format!("{limit}; nothing was committed"),
+                None => format!("the distributor trapped, so nothing was committed: {trap}"),
+            };
+            return Err(with_cleanup(message, cleanup));
+        }
+        // A stop always leaves through the branch above.
+        (Outcome::Stopped, _) => 1,
+    };
+    if let Err(failures) = cleanup {
+        eprintln!(
+            "dtlto-runner: error: {}: {}",
+            if status == 0 {
+                "the outputs were committed, but the staging could not be removed"
+            } else {
+                "the staging could not be removed"
+            },
+            cleanup_failure(&failures)
+        );
+        if status == 0 {
+            status = 1;
+        }
+    }
+    Ok(status)
+}
+
+fn with_cleanup(message: String, cleanup: Result<(), Vec<RemoveError>>) -> String {
+    match cleanup {
+        Ok(()) => message,
+        Err(failures) => {
+            let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            format!(
+                "{message}\n  and the staging could not be removed: {}",
+                reasons.join("; ")
+            )
+        }
+    }
+}
+
+/// Loads the distributor and runs it in the plan's view.
+fn launch_guest(
+    request: &Request,
+    plan: &Plan,
+    write_dirs: &[(PathBuf, String)],
+) -> Result<Ended, String> {
     let mut env = Vec::new();
     if !plan.guest_paths.is_empty() {
         let map = serde_json::to_string(&plan.guest_paths).map_err(|e| e.to_string())?;
         env.push((PATH_MAP_VARIABLE.to_owned(), map));
     }
-    if request.verbose {
-        describe_plan(&plan, &write_dirs);
-    }
-
     let (engine, module) = match &request.program {
         Program::Embedded => {
             let embedded = launch::embedded_module().map_err(|e| format!("{e:#}"))?;
@@ -76,40 +218,23 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
         argv: &argv,
         env: &env,
         read_dirs: &plan.read_dirs,
-        write_dirs: &write_dirs,
+        write_dirs,
         needs_no_reactor: matches!(request.program, Program::Embedded),
+        limits: DEFAULT_LIMITS,
+        checks: Checks {
+            max_output_bytes: request.max_output_bytes,
+            windows_paths: cfg!(windows),
+        },
     };
-    let outcome = if launch::interrupted() {
-        Outcome::Interrupted
-    } else {
-        launch::run(engine, &module, &view)?
-    };
+    launch::run(engine, &module, &view)
+}
 
-    match outcome {
-        Outcome::Exited(0) if !launch::interrupted() => {
-            let committed = staging.commit(&plan).map_err(|e| e.to_string())?;
-            if request.verbose {
-                for path in &committed {
-                    eprintln!("dtlto-runner: committed {}", path.display());
-                }
-            }
-            Ok(0)
-        }
-        Outcome::Exited(0) | Outcome::Interrupted => {
-            eprintln!("dtlto-runner: interrupted; nothing was committed");
-            Ok(INTERRUPTED_STATUS)
-        }
-        Outcome::Exited(status) => {
-            if request.verbose {
-                eprintln!(
-                    "dtlto-runner: the distributor exited with {status}; nothing was committed"
-                );
-            }
-            Ok(status)
-        }
-        Outcome::Trapped(trap) => Err(format!(
-            "the distributor trapped, so nothing was committed: {trap}"
-        )),
+/// A planning refusal, naming the job file it concerns.
+fn refusal(job_file: &str, error: &PlanError) -> String {
+    match error {
+        // It names the job file already.
+        PlanError::UnreadableInput { what, .. } if what == "the job file" => error.to_string(),
+        _ => format!("{}: {error}", shown(job_file)),
     }
 }
 

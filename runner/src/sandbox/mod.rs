@@ -1,6 +1,6 @@
-//! The sandbox: the guest reads through read-only preopens and writes only into
-//! private staging directories; the runner commits declared outputs afterwards.
+//! The sandbox's plan: the guest reads through read-only preopens and writes only
+//! into private staging directories (see transaction/), under guest paths decided
+//! here.
 
 pub mod paths;
 pub mod plan;
-pub mod staging;

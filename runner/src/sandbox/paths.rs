@@ -24,7 +24,7 @@ impl PathStyle {
         }
     }
 
-    fn is_separator(self, c: char) -> bool {
+    pub fn is_separator(self, c: char) -> bool {
         c == '/' || (self == PathStyle::Windows && c == '\\')
     }
 }

@@ -1,14 +1,19 @@
 //! Planning a sandboxed run before anything runs: which host directories the guest
 //! may read, where each declared output is staged, and how every path the guest will
-//! be given maps into its view. Conflicts (an output that is also an input, the job
-//! file, a source, or another job's output) stop the run here.
+//! be given maps into its view. Inputs that cannot be read as they must (a missing
+//! source, a FIFO as the job file), outputs that cannot be written as files, and
+//! conflicts (an output that is also an input, the job file, a source, or another
+//! job's output) stop the run here.
 
 use super::paths::{comparison_key, PathStyle};
-use dtlto_mock::job_file::{self, JobFile};
+use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::json;
+use dtlto_mock::message::{file_kind, io_error, quoted};
+use dtlto_mock::mode::mock_sources;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// What the guest may touch, decided by the runner.
@@ -43,9 +48,27 @@ pub struct DeclaredOutput {
     pub file_name: String,
 }
 
-/// Why the runner refuses to run.
+/// What the distributor reads, which decides what must exist and what is preopened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// dtlto-mock's mock mode: the job file, and a source per job after the first
+    /// `skip` arguments (its mode word); `--fault=` options are not files.
+    MockSources { skip: usize },
+    /// dtlto-mock's validate mode: the job file; its other arguments are only printed.
+    JobFileOnly,
+    /// Another distributor: the job file, and any argument that names something.
+    AnyExistingArgument,
+}
+
+/// Why the runner refuses to run. The caller names the job file.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PlanError {
+    /// The job file or a source cannot be read as a regular file.
+    UnreadableInput {
+        what: String,
+        path: String,
+        reason: String,
+    },
     /// An output names the same file as something the run reads.
     OutputIsRead {
         output_location: String,
@@ -64,21 +87,23 @@ pub enum PlanError {
         output: String,
         reason: String,
     },
-    /// The working directory could not be read.
-    NoWorkingDirectory(String),
 }
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            PlanError::UnreadableInput { what, path, reason } => {
+                write!(f, "cannot open {what} {}: {reason}", quoted(path))
+            }
             PlanError::OutputIsRead {
                 output_location,
                 output,
                 other_location,
             } => write!(
                 f,
-                "{output_location} \"{output}\" is also {other_location}; \
-                 a distributor must not overwrite what the link reads"
+                "{output_location} {} is also {other_location}; \
+                 a distributor must not overwrite what the link reads",
+                quoted(output)
             ),
             PlanError::DuplicateOutput {
                 first_location,
@@ -86,17 +111,15 @@ impl fmt::Display for PlanError {
                 output,
             } => write!(
                 f,
-                "{second_location} \"{output}\" is the same file as {first_location}; \
-                 two jobs cannot produce one output"
+                "{second_location} {} is the same file as {first_location}; \
+                 two jobs cannot produce one output",
+                quoted(output)
             ),
             PlanError::UnusableOutput {
                 location,
                 output,
                 reason,
-            } => write!(f, "cannot stage {location} \"{output}\": {reason}"),
-            PlanError::NoWorkingDirectory(e) => {
-                write!(f, "cannot read the working directory: {e}")
-            }
+            } => write!(f, "cannot stage {location} {}: {reason}", quoted(output)),
         }
     }
 }
@@ -109,16 +132,36 @@ const GUEST_ROOT: &str = "/dtlto";
 /// Plans a run of a distributor with `args` (the job file last), paths relative to
 /// `cwd`. With `writes` false (dtlto-mock's validate mode) the job file is not read and
 /// no output is planned: the guest gets read access only.
-pub fn plan(args: &[String], cwd: &Path, writes: bool) -> Result<Plan, PlanError> {
-    Planner::new(cwd).plan(args, writes)
+pub fn plan(args: &[String], cwd: &Path, reads: Reads, writes: bool) -> Result<Plan, PlanError> {
+    Planner::new(cwd).plan(args, reads, writes)
 }
 
 /// Reads the job file as the guest will; `None` if it is unreadable or invalid, in
-/// which case the guest reports why and nothing may be written.
+/// which case the guest reports why and nothing may be written. It must still be a
+/// regular file within the size limit when opened (it was when planned).
 pub fn read_job_file(path: &Path) -> Option<JobFile> {
-    let text = fs::read_to_string(path).ok()?;
+    let mut file = open_without_blocking(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_JOB_FILE_BYTES {
+        return None;
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
     let doc = json::parse(&text).ok()?;
     job_file::read(&doc).ok()
+}
+
+/// Opens for reading without waiting for a writer, should a FIFO have taken the
+/// file's place since it was looked at.
+fn open_without_blocking(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 /// From this many planned paths in one directory on, the planner lists the directory
@@ -142,7 +185,7 @@ struct Planner<'a> {
     listings: HashMap<PathBuf, Option<HashMap<String, fs::FileType>>>,
 }
 
-/// A path resolved the way the host will resolve it.
+/// A path resolved the way the host will resolve it, up to its last name.
 struct Resolved {
     /// Canonical directory that holds it.
     dir: PathBuf,
@@ -150,8 +193,17 @@ struct Resolved {
     name: String,
     /// Keys naming it: the entry itself and, if it is a link, what it leads to.
     keys: Vec<String>,
-    /// Whether a directory of that name exists.
-    is_dir: bool,
+    /// The entry's own type (not following a link); `None` if there is none.
+    entry_type: Option<fs::FileType>,
+}
+
+/// What a path to read leads to, links followed.
+struct Target {
+    dir: PathBuf,
+    name: String,
+    file_type: fs::FileType,
+    /// The link it was reached through, if any.
+    via_link: bool,
 }
 
 /// Why a path cannot be resolved.
@@ -212,35 +264,78 @@ impl<'a> Planner<'a> {
         let mut listing = HashMap::new();
         for entry in fs::read_dir(dir).ok()? {
             let entry = entry.ok()?;
-            let key = comparison_key(&entry.path().to_string_lossy(), self.style);
+            // Paths in a job file are text: a name that is not UTF-8 is none of them, and
+            // a lossy key could make it look like one.
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let key = comparison_key(&dir.join(name).to_string_lossy(), self.style);
             // From the directory entry where the file system records it, else lstat.
             listing.insert(key, entry.file_type().ok()?);
         }
         Some(listing)
     }
 
-    fn plan(mut self, args: &[String], writes: bool) -> Result<Plan, PlanError> {
-        let Some((job_path, sources)) = args.split_last() else {
+    fn plan(mut self, args: &[String], reads: Reads, writes: bool) -> Result<Plan, PlanError> {
+        let Some((job_path, rest)) = args.split_last() else {
             return Ok(self.plan);
         };
+        self.count_dirs(args.iter());
+        let job = self.required_input(job_path, "the job file")?;
+        let job_target = job.dir.join(&job.name);
+        if let Ok(meta) = fs::metadata(&job_target) {
+            if meta.len() > MAX_JOB_FILE_BYTES {
+                return Err(PlanError::UnreadableInput {
+                    what: "the job file".to_owned(),
+                    path: job_path.clone(),
+                    reason: format!(
+                        "it holds {} bytes; a job file may hold at most {MAX_JOB_FILE_BYTES} (1 GiB)",
+                        meta.len()
+                    ),
+                });
+            }
+        }
         let job_file = if writes {
-            read_job_file(&self.cwd.join(job_path))
+            read_job_file(&job_target)
         } else {
             None
         };
-        self.count_dirs(args.iter());
         if let Some(job_file) = &job_file {
             self.count_dirs(job_file.common.inputs.iter());
             for job in &job_file.jobs {
                 self.count_dirs(job.inputs.iter().chain(&job.outputs));
             }
         }
-        self.readable(job_path, "the job file".to_owned());
-        for arg in sources {
-            self.readable(
-                arg,
-                "a file named on the distributor's command line".to_owned(),
-            );
+        self.readable(job_path, job);
+        match reads {
+            Reads::JobFileOnly => {}
+            Reads::MockSources { skip } => {
+                let jobs = job_file.as_ref().map(|f| f.jobs.len());
+                for (i, source) in mock_sources(rest.get(skip..).unwrap_or_default()).enumerate() {
+                    // Sources beyond the jobs are ignored, as mock.py ignores them.
+                    if jobs.is_some_and(|jobs| i >= jobs) {
+                        break;
+                    }
+                    // With an invalid job file the guest reports that first, as mock.py
+                    // would; its sources are made readable but not required.
+                    let what = format!("source {} (for jobs[{i}])", i + 1);
+                    let target = match jobs {
+                        Some(_) => Some(self.required_input(source, &what)?),
+                        None => self.input(source, &what, false)?,
+                    };
+                    if let Some(target) = target {
+                        self.readable(source, target);
+                    }
+                }
+            }
+            Reads::AnyExistingArgument => {
+                for arg in rest {
+                    let what = "a file named on the distributor's command line";
+                    if let Some(target) = self.input(arg, what, false)? {
+                        self.readable(arg, target);
+                    }
+                }
+            }
         }
         let Some(job_file) = job_file else {
             return Ok(self.plan);
@@ -302,8 +397,93 @@ impl<'a> Planner<'a> {
             dir,
             name,
             keys,
-            is_dir: entry_type.is_some_and(|t| t.is_dir()),
+            entry_type,
         })
+    }
+
+    /// Resolves a path the guest will read, links followed as the OS follows them.
+    /// With `required`, it must be a regular file, or the run is refused with `what`
+    /// it is; otherwise a path that leads nowhere is `None`.
+    fn input(
+        &mut self,
+        path: &str,
+        what: &str,
+        required: bool,
+    ) -> Result<Option<Target>, PlanError> {
+        let refuse = |reason: String| PlanError::UnreadableInput {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            reason,
+        };
+        let missing = || refuse("no such file or directory".to_owned());
+        let resolved = match self.resolve(path) {
+            Ok(resolved) => resolved,
+            Err(_) if required => return Err(missing()),
+            Err(_) => return Ok(None),
+        };
+        let target = match resolved.entry_type {
+            None if required => return Err(missing()),
+            None => return Ok(None),
+            Some(t) if t.is_symlink() => {
+                let link = resolved.dir.join(&resolved.name);
+                let followed = fs::canonicalize(&link).and_then(|target| {
+                    let file_type = fs::metadata(&target)?.file_type();
+                    Ok((target, file_type))
+                });
+                match followed {
+                    Ok((target, file_type)) => Target {
+                        dir: target
+                            .parent()
+                            .map_or_else(|| target.clone(), Path::to_path_buf),
+                        name: target
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        file_type,
+                        via_link: true,
+                    },
+                    Err(e) if required => {
+                        return Err(refuse(format!(
+                            "it is a symbolic link that leads nowhere ({})",
+                            io_error(&e)
+                        )))
+                    }
+                    Err(_) => return Ok(None),
+                }
+            }
+            Some(file_type) => Target {
+                dir: resolved.dir.clone(),
+                name: resolved.name.clone(),
+                file_type,
+                via_link: false,
+            },
+        };
+        if required && !target.file_type.is_file() {
+            let kind = file_kind(&target.file_type);
+            return Err(refuse(if target.via_link {
+                let shown = target.dir.join(&target.name);
+                format!(
+                    "it is a symbolic link to {}, which is {kind}, not a regular file",
+                    quoted(&shown.to_string_lossy())
+                )
+            } else {
+                format!("it is {kind}, not a regular file")
+            }));
+        }
+        for key in resolved.keys {
+            self.read_keys.entry(key).or_insert_with(|| what.to_owned());
+        }
+        Ok(Some(target))
+    }
+
+    /// An input that must be a regular file.
+    fn required_input(&mut self, path: &str, what: &str) -> Result<Target, PlanError> {
+        self.input(path, what, true)?
+            .ok_or_else(|| PlanError::UnreadableInput {
+                what: what.to_owned(),
+                path: path.to_owned(),
+                reason: "no such file or directory".to_owned(),
+            })
     }
 
     /// Keys for a path the run reads but the guest is not given (job inputs):
@@ -321,30 +501,24 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Gives the guest read access to `path` if its directory exists. Arguments that
-    /// are not paths (`--da1=10`) are mapped too; the guest never opens them.
-    fn readable(&mut self, path: &str, what: String) {
-        let Ok(resolved) = self.resolve(path) else {
-            return;
-        };
+    /// Gives the guest read access to `target`, under the name `path`: its directory
+    /// is preopened read-only (a link's target's directory, for a link).
+    fn readable(&mut self, path: &str, target: Target) {
         let index = match self
             .plan
             .read_dirs
             .iter()
-            .position(|(d, _)| *d == resolved.dir)
+            .position(|(d, _)| *d == target.dir)
         {
             Some(index) => index,
             None => {
                 let guest = format!("{GUEST_ROOT}/in{}", self.plan.read_dirs.len());
-                self.plan.read_dirs.push((resolved.dir.clone(), guest));
+                self.plan.read_dirs.push((target.dir, guest));
                 self.plan.read_dirs.len() - 1
             }
         };
-        let guest_path = format!("{}/{}", self.plan.read_dirs[index].1, resolved.name);
+        let guest_path = format!("{}/{}", self.plan.read_dirs[index].1, target.name);
         self.plan.guest_paths.insert(path.to_owned(), guest_path);
-        for key in resolved.keys {
-            self.read_keys.entry(key).or_insert_with(|| what.clone());
-        }
     }
 
     fn output(
@@ -358,6 +532,10 @@ impl<'a> Planner<'a> {
             output: path.to_owned(),
             reason: reason.to_owned(),
         };
+        let style = self.style;
+        if let Some(problem) = job_file::output_path_problem(path, |c| style.is_separator(c)) {
+            return Err(unusable(problem));
+        }
         let resolved = match self.resolve(path) {
             Ok(resolved) => resolved,
             Err(Unresolved::NoDirectory) => return Err(unusable("its directory does not exist")),
@@ -365,9 +543,6 @@ impl<'a> Planner<'a> {
                 return Err(unusable("it does not name a file in an existing directory"))
             }
         };
-        if resolved.is_dir {
-            return Err(unusable("a directory of that name exists"));
-        }
         for key in &resolved.keys {
             if let Some(other) = self.read_keys.get(key) {
                 return Err(PlanError::OutputIsRead {
@@ -383,6 +558,21 @@ impl<'a> Planner<'a> {
                     output: path.to_owned(),
                 });
             }
+        }
+        match resolved.entry_type {
+            Some(t) if t.is_dir() => return Err(unusable("a directory of that name exists")),
+            Some(t) if t.is_symlink() => {
+                return Err(unusable(
+                    "a symbolic link of that name exists; outputs replace only regular files",
+                ))
+            }
+            Some(t) if !t.is_file() => {
+                return Err(unusable(&format!(
+                    "{} of that name exists; outputs replace only regular files",
+                    file_kind(&t)
+                )))
+            }
+            _ => {}
         }
         for key in &resolved.keys {
             output_keys.insert(key.clone(), location.clone());
@@ -414,27 +604,27 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The planning that needs no file system: see tests/sandbox_*.rs for the rest.
+/// The planning that needs no file system: tests/sandbox.rs has the rest.
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn no_arguments_plan_nothing() {
-        let plan = plan(&[], Path::new("/"), true).unwrap();
+        let plan = plan(&[], Path::new("/"), Reads::JobFileOnly, true).unwrap();
         assert!(plan.read_dirs.is_empty() && plan.outputs.is_empty());
     }
 
     #[test]
-    fn errors_name_both_locations() {
+    fn errors_name_both_locations_and_escape_paths() {
         let error = PlanError::DuplicateOutput {
             first_location: "jobs[0].outputs[0]".into(),
             second_location: "jobs[2].outputs[0]".into(),
-            output: "a.o".into(),
+            output: "a\n.o".into(),
         };
         assert_eq!(
             error.to_string(),
-            "jobs[2].outputs[0] \"a.o\" is the same file as jobs[0].outputs[0]; \
+            "jobs[2].outputs[0] \"a\\n.o\" is the same file as jobs[0].outputs[0]; \
              two jobs cannot produce one output"
         );
     }

@@ -5,7 +5,7 @@
 
 use crate::failure::Failure;
 
-pub const OPTION: &str = "--fault=";
+pub use dtlto_mock::mode::FAULT_OPTION as OPTION;
 
 pub const HELP: &str = "\
 Faults (mock mode), for testing what a linker does when distribution fails:

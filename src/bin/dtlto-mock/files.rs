@@ -4,8 +4,12 @@
 use crate::failure::Failure;
 use crate::host_paths::HostPaths;
 use crate::sandbox_reach;
-use std::fs::File;
+use dtlto_mock::commit::{commit_all, Move};
+use dtlto_mock::job_file::MAX_JOB_FILE_BYTES;
+use dtlto_mock::message::{file_kind, io_error, quoted};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
 /// Most bytes moved per host call when copying. WASI hosts copy through guest memory,
 /// so std's 8 KiB default makes a call per 8 KiB; 1 MiB makes big copies cost what the
@@ -15,6 +19,10 @@ pub const COPY_BLOCK: usize = 1 << 20;
 /// The copy buffer's first size: a typical object file fits in one read, and a small
 /// job does not pay for zeroing (and the host for mapping) a whole COPY_BLOCK.
 const FIRST_BLOCK: usize = 64 << 10;
+
+/// Most bytes asked of the host in one read of the job file: hosts refuse single
+/// reads past some size (wasmtime-wasi past 128 MiB).
+const READ_CHUNK: usize = 16 << 20;
 
 /// The buffer copies go through. It starts at FIRST_BLOCK and doubles, up to
 /// COPY_BLOCK, each time a read fills it.
@@ -46,18 +54,86 @@ impl Files {
     }
 
     /// Opens `host_path` for reading; `what` says what it is ("the job file", ...).
+    /// It must be a regular file: opening a FIFO would wait for a writer forever.
     pub fn open(&self, what: &str, host_path: &str) -> Result<File, Failure> {
-        let guest_path = self.paths.to_guest(host_path);
-        File::open(guest_path).map_err(|e| self.open_failure(what, host_path, guest_path, &e))
+        self.open_regular(what, host_path).map(|(file, _)| file)
     }
 
-    /// Reads a whole file.
-    pub fn read(&self, what: &str, host_path: &str) -> Result<Vec<u8>, Failure> {
-        let mut file = self.open(what, host_path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Failure::Job(format!("cannot read {what} \"{host_path}\": {e}")))?;
-        Ok(bytes)
+    /// Opens a regular file and tells its size.
+    fn open_regular(&self, what: &str, host_path: &str) -> Result<(File, Option<u64>), Failure> {
+        let guest_path = self.paths.to_guest(host_path);
+        let failure = |e: &io::Error| self.open_failure(what, host_path, guest_path, e);
+        // dtlto-runner checked the file's kind before the run; by hand, nothing has.
+        let mut size = None;
+        if !self.paths.is_mapped() {
+            let meta = fs::metadata(guest_path).map_err(|e| failure(&e))?;
+            if !meta.is_file() {
+                return Err(Failure::Job(format!(
+                    "cannot open {what} {}: it is {}, not a regular file",
+                    quoted(host_path),
+                    file_kind(&meta.file_type())
+                )));
+            }
+            size = Some(meta.len());
+        }
+        let file = File::open(guest_path).map_err(|e| failure(&e))?;
+        Ok((file, size))
+    }
+
+    /// Reads the job file, at most MAX_JOB_FILE_BYTES, in chunks a host accepts.
+    pub fn read_job_file(&self, what: &str, host_path: &str) -> Result<Vec<u8>, Failure> {
+        let (mut file, size) = self.open_regular(what, host_path)?;
+        let size = match size {
+            Some(size) => size,
+            None => file.metadata().map(|m| m.len()).unwrap_or(0),
+        };
+        let too_big = |size: u64| {
+            Failure::Job(format!(
+                "cannot read {what} {}: it holds {size} bytes; a job file may hold at most \
+                 {MAX_JOB_FILE_BYTES} (1 GiB)",
+                quoted(host_path)
+            ))
+        };
+        if size > MAX_JOB_FILE_BYTES {
+            return Err(too_big(size));
+        }
+        let failed = |e: io::Error| {
+            Failure::Job(format!(
+                "cannot read {what} {}: {}",
+                quoted(host_path),
+                io_error(&e)
+            ))
+        };
+        let out_of_memory = || failed(io::Error::new(io::ErrorKind::OutOfMemory, "out of memory"));
+        let mut bytes: Vec<u8> = Vec::new();
+        bytes
+            .try_reserve_exact(
+                usize::try_from(size)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1),
+            )
+            .map_err(|_| out_of_memory())?;
+        loop {
+            let start = bytes.len();
+            if bytes.capacity() == start {
+                bytes.try_reserve(READ_CHUNK).map_err(|_| out_of_memory())?;
+            }
+            let room = (bytes.capacity() - start).min(READ_CHUNK);
+            bytes.resize(start + room, 0);
+            match file.read(&mut bytes[start..]) {
+                Ok(0) => {
+                    bytes.truncate(start);
+                    return Ok(bytes);
+                }
+                Ok(n) => bytes.truncate(start + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => bytes.truncate(start),
+                Err(e) => return Err(failed(e)),
+            }
+            // The file grew while being read.
+            if bytes.len() as u64 > MAX_JOB_FILE_BYTES {
+                return Err(too_big(bytes.len() as u64));
+            }
+        }
     }
 
     /// Starts a set of outputs that appear at their paths only together.
@@ -82,27 +158,44 @@ impl Files {
         if cfg!(target_os = "wasi") && !sandbox_reach::is_reachable(guest_path, &preopens) {
             let message = if self.paths.is_mapped() {
                 format!(
-                    "cannot open {what} \"{host_path}\": it is outside the sandbox (dtlto-runner \
-                     maps a path only if its directory exists when the run starts)"
+                    "cannot open {what} {}: it is outside the sandbox (dtlto-runner gives the \
+                     sandbox only the paths that exist when the run starts)",
+                    quoted(host_path)
                 )
             } else {
                 sandbox_reach::unreachable_message(what, host_path, &preopens)
             };
             return Failure::Job(message);
         }
-        Failure::Job(format!("cannot open {what} \"{host_path}\": {error}"))
+        if !self.paths.is_mapped() {
+            // WASI follows a link only within its preopened directory.
+            if let Ok(target) = fs::read_link(guest_path) {
+                return Failure::Job(sandbox_reach::link_out_of_reach_message(
+                    what,
+                    host_path,
+                    &target.to_string_lossy(),
+                    &preopens,
+                ));
+            }
+        }
+        Failure::Job(format!(
+            "cannot open {what} {}: {}",
+            quoted(host_path),
+            io_error(error)
+        ))
     }
 }
 
-/// Outputs written to temporary files beside their final paths and renamed into
-/// place only once every one is complete, so that a failed run leaves no partial
-/// file at any declared output. Dropping it uncommitted removes what it wrote.
+/// Outputs written to temporary files beside their final paths and moved into
+/// place only once every one is complete (dtlto_mock::commit), so that a failed run
+/// leaves no partial file at any declared output and every previous file as it was.
+/// Dropping it uncommitted removes what it wrote.
 pub struct StagedOutputs<'f> {
     files: &'f Files,
     /// Write final paths directly (the host stages and commits for us).
     write_in_place: bool,
-    /// (temporary guest path, final guest path, host path) of each written output.
-    written: Vec<(String, String, String)>,
+    /// The move of each written output, from its temporary name.
+    written: Vec<Move>,
 }
 
 impl StagedOutputs<'_> {
@@ -130,13 +223,19 @@ impl StagedOutputs<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     return Err(Failure::Job(format!(
-                        "cannot read source \"{source_name}\": {e}"
+                        "cannot read source {}: {}",
+                        quoted(source_name),
+                        io_error(&e)
                     )))
                 }
             };
-            output
-                .write_all(&buffer.bytes[..n])
-                .map_err(|e| Failure::Job(format!("cannot write {what} \"{host_path}\": {e}")))?;
+            output.write_all(&buffer.bytes[..n]).map_err(|e| {
+                Failure::Job(format!(
+                    "cannot write {what} {}: {}",
+                    quoted(host_path),
+                    io_error(&e)
+                ))
+            })?;
             left -= n as u64;
             buffer.grow_after(n);
         }
@@ -155,54 +254,94 @@ impl StagedOutputs<'_> {
         let final_path = format!("{}{suffix}", self.files.paths.to_guest(host_path));
         let shown = format!("{host_path}{suffix}");
         let mut output = self.create(what, &shown, final_path)?;
-        output
-            .write_all(bytes)
-            .map_err(|e| Failure::Job(format!("cannot write {what} \"{shown}\": {e}")))
+        output.write_all(bytes).map_err(|e| {
+            Failure::Job(format!(
+                "cannot write {what} {}: {}",
+                quoted(&shown),
+                io_error(&e)
+            ))
+        })
     }
 
-    /// Creates the file that will become `final_path` and records it.
+    /// Creates the file that will become `final_path` and records it. Temporary
+    /// names are created exclusively: a file that happens to have one is never
+    /// overwritten.
     fn create(&mut self, what: &str, host_path: &str, final_path: String) -> Result<File, Failure> {
-        let temp_path = if self.write_in_place {
-            final_path.clone()
-        } else {
-            format!("{final_path}.dtlto-partial")
-        };
-        let output = File::create(&temp_path)
-            .map_err(|e| self.files.open_failure(what, host_path, &final_path, &e))?;
-        self.written
-            .push((temp_path, final_path, host_path.to_owned()));
+        let failed = |e: &io::Error| self.files.open_failure(what, host_path, &final_path, e);
+        if self.write_in_place {
+            return File::create(&final_path).map_err(|e| failed(&e));
+        }
+        let (temp_path, output) =
+            create_free(&format!("{final_path}.dtlto-partial")).map_err(|e| failed(&e))?;
+        self.written.push(Move {
+            label: what.to_owned(),
+            from: temp_path,
+            to: PathBuf::from(&final_path),
+            aside: free_name(&format!("{final_path}.dtlto-previous")),
+        });
         Ok(output)
     }
 
-    /// Moves every written output to its final path.
+    /// Moves every written output to its final path, or none.
     pub fn commit(mut self) -> Result<(), Failure> {
         let written = std::mem::take(&mut self.written);
-        for (i, (temp, final_path, host)) in written.iter().enumerate() {
-            if temp == final_path {
-                continue;
+        match commit_all(&written, &|| None) {
+            Ok(leftovers) => {
+                for (path, error) in leftovers {
+                    eprintln!(
+                        "warning: cannot remove the replaced file {}: {}",
+                        quoted(&path.to_string_lossy()),
+                        io_error(&error)
+                    );
+                }
+                Ok(())
             }
-            if let Err(e) = std::fs::rename(temp, final_path) {
-                // Leave nothing behind: not the rest of the temporaries, nor the
-                // outputs already moved, which a failed run must not pretend to have made.
-                for (temp, _, _) in &written[i..] {
-                    let _ = std::fs::remove_file(temp);
+            Err(error) => {
+                for m in &written {
+                    let _ = fs::remove_file(&m.from);
                 }
-                for (_, done, _) in &written[..i] {
-                    let _ = std::fs::remove_file(done);
-                }
-                return Err(Failure::Job(format!(
-                    "cannot move the finished output into place at \"{host}\": {e}"
-                )));
+                Err(Failure::Job(error.to_string()))
             }
         }
-        Ok(())
     }
 }
 
 impl Drop for StagedOutputs<'_> {
     fn drop(&mut self) {
-        for (temp, _, _) in &self.written {
-            let _ = std::fs::remove_file(temp);
+        for m in &self.written {
+            let _ = fs::remove_file(&m.from);
         }
     }
+}
+
+/// Creates `base`, or `base.2`, `base.3`... exclusively: the first free name.
+fn create_free(base: &str) -> io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for n in 1..100 {
+        let path = if n == 1 {
+            base.to_owned()
+        } else {
+            format!("{base}.{n}")
+        };
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => return Ok((PathBuf::from(path), file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
+}
+
+/// `base`, or `base.2`, `base.3`...: the first name nothing has yet.
+fn free_name(base: &str) -> PathBuf {
+    (1..100)
+        .map(|n| {
+            if n == 1 {
+                base.to_owned()
+            } else {
+                format!("{base}.{n}")
+            }
+        })
+        .find(|path| fs::symlink_metadata(path).is_err())
+        .map_or_else(|| PathBuf::from(base), PathBuf::from)
 }

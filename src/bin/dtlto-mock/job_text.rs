@@ -4,13 +4,15 @@ use crate::failure::Failure;
 use crate::files::Files;
 use dtlto_mock::job_file::Violation;
 use dtlto_mock::json::{self, Value};
+use dtlto_mock::message::shown;
 
 /// The job file's text; it must be UTF-8, as Python's `open()` expects.
 pub fn read(files: &Files, job_path: &str) -> Result<String, Failure> {
-    let bytes = files.read("the job file", job_path)?;
+    let bytes = files.read_job_file("the job file", job_path)?;
     String::from_utf8(bytes).map_err(|e| {
         Failure::Job(format!(
-            "{job_path}: not UTF-8 text (invalid byte at offset {})",
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            shown(job_path),
             e.utf8_error().valid_up_to()
         ))
     })
@@ -20,14 +22,18 @@ pub fn read(files: &Files, job_path: &str) -> Result<String, Failure> {
 pub fn parse<'t>(text: &'t str, job_path: &str) -> Result<Value<'t>, Failure> {
     json::parse(text).map_err(|e| {
         Failure::Job(format!(
-            "{job_path}:{}:{}: not valid JSON: {}",
-            e.line, e.column, e.message
+            "{}:{}:{}: not valid JSON: {}",
+            shown(job_path),
+            e.line,
+            e.column,
+            e.message
         ))
     })
 }
 
 /// A summary, then one line per violation naming the file and the JSON location.
 pub fn invalid(job_path: &str, violations: &[Violation]) -> Failure {
+    let job_path = shown(job_path);
     let mut message = format!(
         "{job_path} is not a valid DTLTO job file ({} problem{}):",
         violations.len(),

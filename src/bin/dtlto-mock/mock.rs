@@ -9,6 +9,8 @@ use crate::failure::Failure;
 use crate::faults::{self, Content, Kind};
 use crate::files::{CopyBuffer, Files};
 use crate::job_text;
+use dtlto_mock::job_file::{output_path_problem, JobFile, Violation};
+use dtlto_mock::message::quoted;
 
 pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Result<(), Failure> {
     let (faults, sources) = faults::split(args)?;
@@ -22,6 +24,10 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
     let doc = job_text::parse(&text, job_path)?;
     let job_file = dtlto_mock::job_file::read(&doc)
         .map_err(|violations| job_text::invalid(job_path, &violations))?;
+    let unwritable = unwritable_outputs(&job_file);
+    if !unwritable.is_empty() {
+        return Err(job_text::invalid(job_path, &unwritable));
+    }
 
     // 2. One source per job.
     let jobs = &job_file.jobs;
@@ -50,7 +56,7 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
     let mut buffer = CopyBuffer::new();
     for (i, (job, source)) in jobs.iter().zip(&mut opened).enumerate() {
         let output = job.native_object();
-        let place = format!("jobs[{i}].outputs[0] \"{output}\"");
+        let place = format!("jobs[{i}].outputs[0] {}", quoted(output));
         let what = format!("jobs[{i}].outputs[0]");
         for fault in faults::applying(&faults, i, output, |k| matches!(k, Kind::Delay(_))) {
             faults::announce(program, fault, &place);
@@ -84,7 +90,7 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
                 faults::announce(
                     program,
                     fault,
-                    &format!("jobs[{i}].outputs[{k}] \"{extra}\""),
+                    &format!("jobs[{i}].outputs[{k}] {}", quoted(extra)),
                 );
                 let text = format!("dtlto-mock --fault=extra-output: jobs[{i}].outputs[{k}]\n");
                 outputs.write(
@@ -99,7 +105,10 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
             faults::announce(
                 program,
                 fault,
-                &format!("\"{output}.undeclared\", beside {place}"),
+                &format!(
+                    "{}, beside {place}",
+                    quoted(&format!("{output}.undeclared"))
+                ),
             );
             outputs.write(
                 "an undeclared output",
@@ -116,6 +125,23 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
         return Err(Failure::Injected(status_of(&fault.kind)));
     }
     Ok(())
+}
+
+/// Outputs that cannot name a file (`keep.txt/`, `newdir/.`): refused before any
+/// work, as the OS would refuse them, instead of writing a file of another name.
+fn unwritable_outputs(job_file: &JobFile) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for (j, job) in job_file.jobs.iter().enumerate() {
+        for (k, output) in job.outputs.iter().enumerate() {
+            if let Some(problem) = output_path_problem(output, |c| c == '/') {
+                found.push(Violation {
+                    location: format!("jobs[{j}].outputs[{k}]"),
+                    problem: format!("{} cannot be written: {problem}", quoted(output)),
+                });
+            }
+        }
+    }
+    found
 }
 
 fn status_of(kind: &Kind) -> u8 {

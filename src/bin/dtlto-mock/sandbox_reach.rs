@@ -82,10 +82,11 @@ fn is_windows_path(path: &str) -> bool {
 pub fn unreachable_message(what: &str, path: &str, preopens: &[String]) -> String {
     if is_windows_path(path) {
         return format!(
-            "cannot open {what} \"{path}\": a Windows path, which a WASI guest cannot name by \
+            "cannot open {what} {}: a Windows path, which a WASI guest cannot name by \
              itself (its paths are '/'-separated, under preopened directories). Give a path \
              relative to a `--dir`, or run it through dtlto-runner, which maps host paths \
-             into the sandbox."
+             into the sandbox.",
+            quote(path)
         );
     }
     let listed = if preopens.is_empty() {
@@ -93,7 +94,7 @@ pub fn unreachable_message(what: &str, path: &str, preopens: &[String]) -> Strin
     } else {
         preopens
             .iter()
-            .map(|d| format!("\"{d}\""))
+            .map(|d| quote(d))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -103,11 +104,79 @@ pub fn unreachable_message(what: &str, path: &str, preopens: &[String]) -> Strin
         None => ".",
     };
     format!(
-        "cannot open {what} \"{path}\": no preopened directory holds it \
+        "cannot open {what} {}: no preopened directory holds it \
          (preopened: {listed}).\n  \
          Give the sandbox that directory, e.g. `wasmtime run --dir {dir} dtlto-mock.wasm ...`, \
-         or run through dtlto-runner, which preopens what the job needs."
+         or run through dtlto-runner, which preopens what the job needs.",
+        quote(path)
     )
+}
+
+/// The message for a symbolic link whose target no preopened directory holds: WASI
+/// follows a link only within the preopen it starts in, so the link itself can never
+/// be opened; its target can, given its directory.
+pub fn link_out_of_reach_message(
+    what: &str,
+    path: &str,
+    target: &str,
+    preopens: &[String],
+) -> String {
+    let link_dir = match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((parent, _)) => parent,
+        None => ".",
+    };
+    let resolved = if target.starts_with('/') {
+        target.to_owned()
+    } else {
+        lexically_joined(link_dir, target)
+    };
+    let target_dir = match resolved.rsplit_once('/') {
+        Some(("", _)) => "/".to_owned(),
+        Some((parent, _)) => parent.to_owned(),
+        None => ".".to_owned(),
+    };
+    let listed: Vec<String> = preopens.iter().map(|d| quote(d)).collect();
+    format!(
+        "cannot open {what} {}: it is a symbolic link to {}, and a WASI host follows a link \
+         only within the directory it was given (preopened: {}).\n  \
+         Name the target itself and give the sandbox its directory, e.g. \
+         `wasmtime run --dir . --dir {target_dir} dtlto-mock.wasm ... {resolved} ...`, \
+         or run through dtlto-runner, which follows links itself.",
+        quote(path),
+        quote(target),
+        if listed.is_empty() {
+            "none".to_owned()
+        } else {
+            listed.join(", ")
+        },
+    )
+}
+
+/// `dir/target` with `.` and `..` resolved as far as the text allows.
+fn lexically_joined(dir: &str, target: &str) -> String {
+    let absolute = dir.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in dir.split('/').chain(target.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            part => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+fn quote(text: &str) -> String {
+    dtlto_mock::message::quoted(text)
 }
 
 #[cfg(test)]
@@ -142,6 +211,23 @@ mod tests {
         let message = unreachable_message("source", r"C:\b\a.o", &dirs(&["."]));
         assert!(message.contains("a Windows path"), "{message}");
         assert!(message.contains("run it through dtlto-runner"), "{message}");
+    }
+
+    #[test]
+    fn a_link_out_of_reach_names_its_target_and_the_dir_that_reaches_it() {
+        let message =
+            link_out_of_reach_message("source 1", "in/a.o", "../../store/x/a.o", &dirs(&["."]));
+        assert!(
+            message.contains("\"in/a.o\": it is a symbolic link to \"../../store/x/a.o\""),
+            "{message}"
+        );
+        assert!(
+            message.contains("--dir . --dir ../store/x dtlto-mock.wasm ... ../store/x/a.o"),
+            "{message}"
+        );
+        let message =
+            link_out_of_reach_message("source 1", "a.o", "/nix/store/x/a.o", &dirs(&["."]));
+        assert!(message.contains("--dir /nix/store/x "), "{message}");
     }
 
     #[test]
