@@ -351,7 +351,7 @@ fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
     let Some(llvm) = llvm() else { return };
     // The linker (root) can write the directory; the distributor, run as `nobody`
     // through a wrapper, cannot. Root ignores permission bits, so this needs both.
-    if !is_root() {
+    if !util::is_root() {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         assert!(!ci, "under CI this test must run as root");
         eprintln!("SKIPPED: needs root, to run the distributor as another user");
@@ -374,13 +374,6 @@ fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
         .expect_stderr_has("permission denied")
         .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
     assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
-}
-
-fn is_root() -> bool {
-    run_command(std::process::Command::new("id").arg("-u"))
-        .stdout()
-        .trim()
-        == "0"
 }
 
 fn set_mode(path: &Path, mode: u32) {

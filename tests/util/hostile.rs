@@ -31,6 +31,53 @@ pub enum Step<'a> {
         fd: u32,
         path: &'a str,
     },
+    /// A hard link `to` naming the file `from`, both under `fd`.
+    Link {
+        fd: u32,
+        from: &'a str,
+        to: &'a str,
+    },
+    /// Open `path` for reading (waits forever on a FIFO nobody writes).
+    OpenRead {
+        fd: u32,
+        path: &'a str,
+    },
+    /// Every WASI path call the guest can import, each on `path` (two-path calls on
+    /// `path` and a plain name, both ways), an errno line each, in the order of
+    /// `PATH_CALLS`.
+    EveryPathCall {
+        fd: u32,
+        path: &'a str,
+    },
+    /// A chain of `depth` directories named `name`, each inside the last, built one
+    /// level at a time through a descriptor of the last (one open at a time).
+    DeepDirectories {
+        fd: u32,
+        name: &'a str,
+        depth: u32,
+    },
+    /// `count` empty files `u00000`, `u00001`, ... under `fd`.
+    ManyFiles {
+        fd: u32,
+        count: u32,
+    },
+    /// Create `path` and write 64 KiB to it again and again, ignoring errors.
+    WriteForever {
+        fd: u32,
+        path: &'a str,
+    },
+    /// Loop forever without calling anything.
+    Spin,
+    /// Grow each of `count` extra memories by `pages` 64 KiB pages and touch every
+    /// byte, one memory after the other; print `grown=N` after each (N = -1 refused).
+    GrowMemories {
+        count: u32,
+        pages: u32,
+    },
+    /// Grow an extra table by `elements`; print `grown=N` (N = -1 refused).
+    GrowTable {
+        elements: u32,
+    },
     /// `exit(status)`.
     Exit(u32),
     /// Executes `unreachable`.
@@ -39,8 +86,28 @@ pub enum Step<'a> {
     ExhaustMemory,
 }
 
+/// The path calls of `Step::EveryPathCall`, in order.
+pub const PATH_CALLS: &[&str] = &[
+    "path_open (create)",
+    "path_open (read)",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link (from)",
+    "path_link (to)",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename (from)",
+    "path_rename (to)",
+    "path_symlink (target)",
+    "path_symlink (link)",
+    "path_unlink_file",
+];
+
 /// Strings live from this offset on; below it is scratch space.
 const DATA_START: usize = 1024;
+/// 64 KiB of bytes to write, after the strings.
+const BLOCK_AT: usize = 65536;
 
 /// The guest module, binary.
 pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
@@ -52,6 +119,8 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
         next += text.len();
         (offset, text.len())
     };
+    let mut extra_memories = 0;
+    let mut extra_tables = 0;
     let mut body = String::new();
     for step in steps {
         match step {
@@ -93,6 +162,119 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
                     "(call $print_errno (call $symlink (i32.const {t}) (i32.const {tlen}) (i32.const {fd}) (i32.const {p}) (i32.const {plen})))"
                 );
             }
+            Step::Link { fd, from, to } => {
+                let (f, flen) = place(from);
+                let (t, tlen) = place(to);
+                let _ = writeln!(
+                    body,
+                    "(call $print_errno (call $link (i32.const {fd}) (i32.const 0) (i32.const {f}) (i32.const {flen}) (i32.const {fd}) (i32.const {t}) (i32.const {tlen})))"
+                );
+            }
+            Step::OpenRead { fd, path } => {
+                let (p, plen) = place(path);
+                let _ = writeln!(
+                    body,
+                    "(call $print_errno (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
+                        (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 12)))"
+                );
+            }
+            Step::EveryPathCall { fd, path } => {
+                let (p, n) = place(path);
+                // The other path of two-path calls: a plain name.
+                let (x, xn) = place("plain");
+                let _ = writeln!(
+                    body,
+                    "(call $print_errno (call $path_open (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const {n})
+                        (i32.const 1) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 12)))
+                     (call $print_errno (call $path_open (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const {n})
+                        (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 12)))
+                     (call $print_errno (call $mkdir (i32.const {fd}) (i32.const {p}) (i32.const {n})))
+                     (call $print_errno (call $filestat_get (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const {n}) (i32.const 128)))
+                     (call $print_errno (call $filestat_set_times (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const {n}) (i64.const 0) (i64.const 0) (i32.const 5)))
+                     (call $print_errno (call $link (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const {n}) (i32.const {fd}) (i32.const {x}) (i32.const {xn})))
+                     (call $print_errno (call $link (i32.const {fd}) (i32.const 0) (i32.const {x}) (i32.const {xn}) (i32.const {fd}) (i32.const {p}) (i32.const {n})))
+                     (call $print_errno (call $readlink (i32.const {fd}) (i32.const {p}) (i32.const {n}) (i32.const 256) (i32.const 256) (i32.const 12)))
+                     (call $print_errno (call $rmdir (i32.const {fd}) (i32.const {p}) (i32.const {n})))
+                     (call $print_errno (call $rename (i32.const {fd}) (i32.const {p}) (i32.const {n}) (i32.const {fd}) (i32.const {x}) (i32.const {xn})))
+                     (call $print_errno (call $rename (i32.const {fd}) (i32.const {x}) (i32.const {xn}) (i32.const {fd}) (i32.const {p}) (i32.const {n})))
+                     (call $print_errno (call $symlink (i32.const {p}) (i32.const {n}) (i32.const {fd}) (i32.const {x}) (i32.const {xn})))
+                     (call $print_errno (call $symlink (i32.const {x}) (i32.const {xn}) (i32.const {fd}) (i32.const {p}) (i32.const {n})))
+                     (call $print_errno (call $unlink (i32.const {fd}) (i32.const {p}) (i32.const {n})))"
+                );
+            }
+            Step::DeepDirectories { fd, name, depth } => {
+                let (p, n) = place(name);
+                let _ = writeln!(
+                    body,
+                    "(local.set $dir (i32.const {fd}))
+                     (local.set $i (i32.const 0))
+                     (block $done (loop $down
+                        (br_if $done (i32.ge_u (local.get $i) (i32.const {depth})))
+                        (local.set $e (call $mkdir (local.get $dir) (i32.const {p}) (i32.const {n})))
+                        (br_if $done (local.get $e))
+                        (local.set $e (call $path_open (local.get $dir) (i32.const 0) (i32.const {p}) (i32.const {n})
+                           (i32.const 2) (i64.const 0x2200) (i64.const 0x2200) (i32.const 0) (i32.const 12)))
+                        (br_if $done (local.get $e))
+                        (if (i32.ne (local.get $dir) (i32.const {fd})) (then (drop (call $fd_close (local.get $dir)))))
+                        (local.set $dir (i32.load (i32.const 12)))
+                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br $down)))
+                     (call $print_errno (local.get $e))"
+                );
+            }
+            Step::ManyFiles { fd, count } => {
+                let (p, _) = place("u00000");
+                let _ = writeln!(
+                    body,
+                    "(local.set $i (i32.const 0))
+                     (local.set $e (i32.const 0))
+                     (block $done (loop $each
+                        (br_if $done (i32.ge_u (local.get $i) (i32.const {count})))
+                        (call $decimal5 (i32.add (i32.const {p}) (i32.const 1)) (local.get $i))
+                        (local.set $e (call $path_open (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const 6)
+                           (i32.const 1) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 12)))
+                        (br_if $done (local.get $e))
+                        (drop (call $fd_close (i32.load (i32.const 12))))
+                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br $each)))
+                     (call $print_errno (local.get $e))"
+                );
+            }
+            Step::WriteForever { fd, path } => {
+                let (p, plen) = place(path);
+                let _ = writeln!(
+                    body,
+                    "(local.set $e (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
+                        (i32.const 9) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 12)))
+                     (call $print_errno (local.get $e))
+                     (i32.store (i32.const 0) (i32.const {BLOCK_AT})) (i32.store (i32.const 4) (i32.const 65536))
+                     (loop $forever
+                        (drop (call $fd_write (i32.load (i32.const 12)) (i32.const 0) (i32.const 1) (i32.const 8)))
+                        (br $forever))"
+                );
+            }
+            Step::Spin => body.push_str("(loop $forever (br $forever))\n"),
+            Step::GrowMemories { count, pages } => {
+                for _ in 0..*count {
+                    extra_memories += 1;
+                    let m = extra_memories;
+                    let _ = writeln!(
+                        body,
+                        "(local.set $e (memory.grow $m{m} (i32.const {pages})))
+                         (call $print_grown (local.get $e))
+                         (if (i32.ge_s (local.get $e) (i32.const 0)) (then
+                            (memory.fill $m{m} (i32.const 0) (i32.const 1) (i32.mul (i32.const {pages}) (i32.const 65536)))))"
+                    );
+                }
+            }
+            Step::GrowTable { elements } => {
+                extra_tables += 1;
+                let t = extra_tables;
+                let _ = writeln!(
+                    body,
+                    "(call $print_grown (table.grow $t{t} (ref.null func) (i32.const {elements})))"
+                );
+            }
             Step::Exit(status) => {
                 let _ = writeln!(body, "(call $proc_exit (i32.const {status}))");
             }
@@ -105,18 +287,32 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
             ),
         }
     }
+    let mut declarations = String::new();
+    for m in 1..=extra_memories {
+        let _ = writeln!(declarations, "(memory $m{m} 0)");
+    }
+    for t in 1..=extra_tables {
+        let _ = writeln!(declarations, "(table $t{t} 0 funcref)");
+    }
     let wat = format!(
         r#"(module
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_remove_directory" (func $rmdir (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_unlink_file" (func $unlink (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_rename" (func $rename (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_link" (func $link (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_readlink" (func $readlink (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get" (func $filestat_get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_set_times" (func $filestat_set_times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 1)
+  (memory (export "memory") 2)
+  {declarations}
   (data (i32.const 16) "errno=00\n")
+  (data (i32.const 48) "grown=+0000000000\n")
   {data}
   ;; Prints "errno=NN" on stdout.
   (func $print_errno (param $e i32)
@@ -125,7 +321,31 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
     (i32.store (i32.const 32) (i32.const 16))
     (i32.store (i32.const 36) (i32.const 9))
     (drop (call $fd_write (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40))))
-  (func (export "_start") (local $e i32)
+  ;; Writes $n as 5 decimal digits at $at.
+  (func $decimal5 (param $at i32) (param $n i32) (local $k i32)
+    (local.set $k (i32.const 5))
+    (loop $digit
+      (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+      (i32.store8 (i32.add (local.get $at) (local.get $k))
+        (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
+      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+      (br_if $digit (local.get $k))))
+  ;; Prints "grown=+NNNNNNNNNN" (the old size in pages) or "grown=-1".
+  (func $print_grown (param $g i32) (local $at i32) (local $k i32)
+    (if (i32.lt_s (local.get $g) (i32.const 0))
+      (then (i32.store8 (i32.const 54) (i32.const 45)) (local.set $g (i32.const 1)))
+      (else (i32.store8 (i32.const 54) (i32.const 43))))
+    (local.set $k (i32.const 10))
+    (loop $digit
+      (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+      (i32.store8 (i32.add (i32.const 55) (local.get $k))
+        (i32.add (i32.const 48) (i32.rem_u (local.get $g) (i32.const 10))))
+      (local.set $g (i32.div_u (local.get $g) (i32.const 10)))
+      (br_if $digit (local.get $k)))
+    (i32.store (i32.const 32) (i32.const 48))
+    (i32.store (i32.const 36) (i32.const 18))
+    (drop (call $fd_write (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40))))
+  (func (export "_start") (local $e i32) (local $i i32) (local $dir i32)
     {body})
 )"#
     );
@@ -142,6 +362,15 @@ pub fn errnos(stdout: &str) -> Vec<u32> {
         .lines()
         .filter_map(|l| l.strip_prefix("errno="))
         .map(|n| n.parse().expect("two digits"))
+        .collect()
+}
+
+/// The `grown=` values a guest printed, in order: the old size, or -1 for refused.
+pub fn growths(stdout: &str) -> Vec<i64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("grown="))
+        .map(|n| n.parse().expect("a signed number"))
         .collect()
 }
 
@@ -164,4 +393,8 @@ pub fn rename<'a>(fd: u32, from: &'a str, to: &'a str) -> Step<'a> {
 
 pub fn symlink<'a>(target: &'a str, fd: u32, path: &'a str) -> Step<'a> {
     Step::Symlink { target, fd, path }
+}
+
+pub fn link<'a>(fd: u32, from: &'a str, to: &'a str) -> Step<'a> {
+    Step::Link { fd, from, to }
 }

@@ -70,7 +70,8 @@ impl TempDir {
         out
     }
 
-    /// Names, kinds, sizes, content hashes and mtimes of everything under the directory.
+    /// Names, kinds, sizes, content hashes, mtimes, inode numbers and link counts of
+    /// everything under the directory.
     pub fn snapshot(&self) -> BTreeMap<String, Entry> {
         let mut entries = BTreeMap::new();
         snapshot_into(&self.path, &self.path, &mut entries);
@@ -92,20 +93,72 @@ pub enum Entry {
         size: u64,
         hash: u64,
         modified: Option<std::time::SystemTime>,
+        /// Which file it is: (inode number, link count); zero where the host has none.
+        inode: (u64, u64),
     },
     Dir,
     Symlink(PathBuf),
+    /// A FIFO, device or socket.
+    Special,
+}
+
+impl Entry {
+    /// The same entry without what differs between equal runs (mtime, inode).
+    pub fn contents_only(self) -> Entry {
+        match self {
+            Entry::File { size, hash, .. } => Entry::File {
+                size,
+                hash,
+                modified: None,
+                inode: (0, 0),
+            },
+            other => other,
+        }
+    }
+}
+
+/// What changed between two snapshots, one line an entry, sorted by name:
+/// `+ name` added, `- name` removed, `~ name` changed (content, mtime, inode or links).
+pub fn changes(before: &BTreeMap<String, Entry>, after: &BTreeMap<String, Entry>) -> Vec<String> {
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| match (before.get(name), after.get(name)) {
+            (None, Some(_)) => Some(format!("+ {name}")),
+            (Some(_), None) => Some(format!("- {name}")),
+            (Some(a), Some(b)) if a != b => Some(format!("~ {name}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Which file `meta` is, where the host says.
+fn inode_of(meta: &fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (meta.ino(), meta.nlink())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (0, 0)
+    }
 }
 
 fn snapshot_into(root: &Path, dir: &Path, entries: &mut BTreeMap<String, Entry>) {
     let Ok(read) = fs::read_dir(dir) else { return };
     for entry in read.flatten() {
         let path = entry.path();
-        let name = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        // A name that is not Unicode is shown escaped, so that it cannot collide with
+        // one that is.
+        let name = match relative.to_str() {
+            Some(name) => name.to_owned(),
+            None => format!("{relative:?}"),
+        };
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
@@ -117,7 +170,7 @@ fn snapshot_into(root: &Path, dir: &Path, entries: &mut BTreeMap<String, Entry>)
         } else if meta.is_dir() {
             entries.insert(name, Entry::Dir);
             snapshot_into(root, &path, entries);
-        } else {
+        } else if meta.is_file() {
             let bytes = fs::read(&path).unwrap_or_default();
             entries.insert(
                 name,
@@ -125,8 +178,11 @@ fn snapshot_into(root: &Path, dir: &Path, entries: &mut BTreeMap<String, Entry>)
                     size: meta.len(),
                     hash: fnv1a(&bytes),
                     modified: meta.modified().ok(),
+                    inode: inode_of(&meta),
                 },
             );
+        } else {
+            entries.insert(name, Entry::Special);
         }
     }
 }
@@ -205,6 +261,106 @@ pub fn runner_exe() -> PathBuf {
     runner
 }
 
+/// Starts the runner in `dir` with `args`, its output captured; see `finish`.
+pub fn spawn_runner(dir: &TempDir, args: &[&str]) -> std::process::Child {
+    spawn_in(dir, &runner_exe(), args)
+}
+
+/// Starts `program` in `dir` with `args`, its output captured; see `finish`.
+pub fn spawn_in(dir: &TempDir, program: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
+}
+
+/// Waits for a spawned command to end; fails the test if it outlives `limit`.
+pub fn finish(child: std::process::Child, description: &str, limit: std::time::Duration) -> Run {
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for the runner"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{description} still ran after {limit:?}; killed it");
+        }
+    };
+    Run {
+        description: description.to_owned(),
+        status: exit_status(&output.status),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    }
+}
+
+/// The exit status, or 128 + the signal that ended the process, as shells report it.
+pub fn exit_status(status: &std::process::ExitStatus) -> i32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    status.code().unwrap_or(-1)
+}
+
+/// Waits until `ready` holds, for at most 20 s; fails the test naming `what` if not.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("waited 20 s for {what}");
+}
+
+/// The runner's staging directories in `dir`.
+pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".dtlto-staging-")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Whether some staging directory in `dir` holds the staged output `name`.
+pub fn is_staged(dir: &Path, name: &str) -> bool {
+    staging_dirs(dir)
+        .iter()
+        .any(|staging| staging.join("out").join(name).exists())
+}
+
+/// Sends `signal` (`TERM`, `INT`, `KILL`...) to process `pid`.
+#[cfg(unix)]
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
 /// Runs the runner in `dir` with `args`.
 pub fn run_runner(dir: &TempDir, args: &[&str]) -> Run {
     run_command(
@@ -228,7 +384,7 @@ pub fn run_command(command: &mut Command) -> Run {
         .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
     Run {
         description,
-        status: output.status.code().unwrap_or(-1),
+        status: exit_status(&output.status),
         stdout: output.stdout,
         stderr: output.stderr,
     }
@@ -299,4 +455,48 @@ pub fn job_file_json(jobs: usize) -> String {
         r#"{{"common":{{"linker_output":"app","args":["/usr/bin/clang-23","-c","-O2"],"inputs":[]}},"jobs":[{}]}}"#,
         jobs.join(",")
     )
+}
+
+/// Whether the tests run as root (some scenes need it: unshare, other users).
+pub fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Makes a FIFO at `path`.
+#[cfg(unix)]
+pub fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Makes `command` start with at most `limit` open files (RLIMIT_NOFILE).
+#[cfg(unix)]
+pub fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

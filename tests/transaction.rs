@@ -1,0 +1,362 @@
+//! The sandbox's transaction under the faults CI machines see: a run that races a
+//! directory, runs at once with others (of any pid, in any pid namespace), is
+//! signalled at any moment or killed outright, and guests that alias their outputs
+//! or build trees to exhaust the cleanup. Each test snapshots the tree (names,
+//! kinds, sizes, hashes, inodes, link counts) before and after, and states exactly
+//! what changed.
+
+mod util;
+
+use std::time::{Duration, Instant};
+use util::hostile::{errnos, guest, link, write, Step};
+use util::{
+    changes, finish, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until,
+    TempDir,
+};
+
+/// A job directory with `jobs` jobs as lld writes them, and a source `s<i>` for each.
+fn scene(name: &str, jobs: usize) -> TempDir {
+    let dir = TempDir::new(name);
+    dir.write("job.json", job_file_json(jobs));
+    for i in 0..jobs {
+        dir.write(&format!("s{i}"), format!("new {i}\n"));
+    }
+    dir
+}
+
+fn output(i: usize) -> String {
+    format!("m{i}.{i}.native.o")
+}
+
+/// The distributor arguments for `jobs` jobs: `s0 ... s<n-1> job.json`.
+fn sources_then_job(jobs: usize) -> Vec<String> {
+    let mut args: Vec<String> = (0..jobs).map(|i| format!("s{i}")).collect();
+    args.push("job.json".to_owned());
+    args
+}
+
+fn with(first: &[&str], rest: &[String]) -> Vec<String> {
+    first
+        .iter()
+        .map(|s| s.to_string())
+        .chain(rest.iter().cloned())
+        .collect()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_directory_that_appears_at_an_output_mid_run_leaves_every_output_as_it_was() {
+    let dir = scene("txn-dir-appears", 5);
+    for i in 0..4 {
+        dir.write(&output(i), format!("old {i}\n"));
+    }
+    let before = dir.snapshot();
+    // Job 4 waits, so the test can put a directory where its output goes.
+    let args = with(&["--fault=delay=1500@4"], &sources_then_job(5));
+    let child = spawn_runner(&dir, &strs(&args));
+    wait_until("the first four outputs to be staged", || {
+        is_staged(dir.path(), &output(3))
+    });
+    std::fs::create_dir(dir.join(&output(4))).unwrap();
+    let run = finish(child, "the runner", LIMIT);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("jobs[4].outputs[0]: \"")
+        .expect_stderr_has(
+            "m4.4.native.o\" is a directory, not a regular file that an output may replace",
+        )
+        .expect_stderr_has("every output is as it was before the run");
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        ["+ m4.4.native.o"],
+        "{}",
+        run.report()
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_name_that_is_not_utf8_cannot_pass_a_directory_off_as_a_file() {
+    use std::os::unix::ffi::OsStrExt;
+    // 70 outputs: the planner lists the directory once. A directory has the name of
+    // the last output, and a file's name that is not UTF-8 reads the same lossily.
+    let dir = scene("txn-not-utf8", 70);
+    let last = "m69\u{fffd}.native.o";
+    dir.write("job.json", job_file_json(70).replace(&output(69), last));
+    std::fs::create_dir(dir.join(last)).unwrap();
+    let lookalike = std::ffi::OsStr::from_bytes(b"m69\xff.native.o");
+    std::fs::write(dir.path().join(lookalike), "not UTF-8").unwrap();
+    let before = dir.snapshot();
+    run_runner(&dir, &strs(&sources_then_job(70)))
+        .expect_status(1, &dir)
+        .expect_stderr_has(&format!(
+            "dtlto-runner: error: job.json: cannot stage jobs[69].outputs[0] \"{last}\": a directory of that name exists"
+        ));
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+/// Two runs of `program` in one directory, each with its own outputs (`a` and
+/// `b`); run a waits in its job until run b has finished.
+fn two_runs_at_once(dir: &TempDir, program: &std::path::Path, a_args: &[&str], b_args: &[&str]) {
+    for tag in ["a", "b"] {
+        let job = job_file_json(1).replace("m0.0.native.o", &format!("{tag}.native.o"));
+        dir.write(&format!("{tag}.json"), job);
+        dir.write(&format!("{tag}.src"), format!("source of {tag}\n"));
+    }
+    let before = dir.snapshot();
+    let child = util::spawn_in(dir, program, a_args);
+    // Run a has made its staging; its job waits before writing.
+    wait_until("run a to start", || staging_dirs(dir.path()).len() == 1);
+    let b = util::run_command(
+        std::process::Command::new(program)
+            .args(b_args)
+            .current_dir(dir.path()),
+    );
+    b.expect_status(0, dir);
+    assert_eq!(
+        staging_dirs(dir.path()).len(),
+        1,
+        "run b removed run a's staging, or left its own\n{}",
+        b.report()
+    );
+    let a = finish(child, "run a", LIMIT);
+    a.expect_status(0, dir);
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        ["+ a.native.o", "+ b.native.o"],
+        "{}\n{}",
+        a.report(),
+        b.report()
+    );
+    assert_eq!(dir.read("a.native.o"), b"source of a\n");
+    assert_eq!(dir.read("b.native.o"), b"source of b\n");
+}
+
+#[test]
+fn two_runs_at_once_in_one_directory_keep_to_their_own_staging() {
+    let dir = TempDir::new("txn-two-runs");
+    two_runs_at_once(
+        &dir,
+        &util::runner_exe(),
+        &["--fault=delay=1500", "a.src", "a.json"],
+        &["b.src", "b.json"],
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root, for unshare (tests/all.sh runs it with --include-ignored)"]
+fn two_runs_that_are_both_pid_1_in_their_namespaces_keep_to_their_own_staging() {
+    assert!(
+        util::is_root(),
+        "this test runs dtlto-runner as pid 1 of new pid namespaces with unshare, which needs root"
+    );
+    let dir = TempDir::new("txn-pid-namespaces");
+    let runner = util::runner_exe();
+    let runner = runner.to_string_lossy();
+    // Each run is pid 1 of a namespace of its own; a pid in a name would collide.
+    two_runs_at_once(
+        &dir,
+        std::path::Path::new("unshare"),
+        &[
+            "--pid",
+            "--fork",
+            &runner,
+            "--fault=delay=1500",
+            "a.src",
+            "a.json",
+        ],
+        &["--pid", "--fork", &runner, "b.src", "b.json"],
+    );
+}
+
+#[test]
+fn staging_left_by_a_killed_run_is_reclaimed_by_the_next_and_others_are_left_alone() {
+    let dir = scene("txn-killed", 2);
+    dir.write(".dtlto-staging-notes/mine.txt", "someone's notes");
+    let before = dir.snapshot();
+    let args = with(&["--fault=delay=60000@1"], &sources_then_job(2));
+    let child = spawn_runner(&dir, &strs(&args));
+    wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
+    util::send_signal(child.id(), "KILL");
+    let killed = finish(child, "the killed run", LIMIT);
+    assert_eq!(killed.status, 137, "{}", killed.report());
+    let debris = staging_dirs(dir.path());
+    assert_eq!(debris.len(), 2, "{debris:?}");
+    let rerun = run_runner(&dir, &strs(&with(&["--verbose"], &sources_then_job(2))));
+    rerun
+        .expect_status(0, &dir)
+        .expect_stderr_has("dtlto-runner: reclaimed abandoned staging \"")
+        .expect_stderr_has(
+            ".dtlto-staging-notes\" alone: it holds files a staging directory never has",
+        );
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        ["+ m0.0.native.o", "+ m1.1.native.o"],
+        "{}",
+        rerun.report()
+    );
+}
+
+/// How a signal ends a run: the shell's status, one line, nothing committed, the
+/// staging removed, and soon. The caller compares the tree with its snapshot.
+#[cfg(unix)]
+fn stopped_by(dir: &TempDir, child: std::process::Child, signal: &str, status: i32) {
+    let sent = Instant::now();
+    util::send_signal(child.id(), signal);
+    let run = finish(child, "the signalled runner", LIMIT);
+    let took = sent.elapsed();
+    run.expect_status(status, dir).expect_stderr_has(&format!(
+        "dtlto-runner: stopped by SIG{signal}: nothing was committed, and the staging was removed\n"
+    ));
+    assert!(
+        took < Duration::from_secs(5),
+        "SIG{signal} took {took:?} to end the run"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
+    for (signal, status) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        let dir = scene(&format!("txn-sleep-{signal}"), 2);
+        let snapshot = dir.snapshot();
+        let args = with(&["--fault=delay=60000@1"], &sources_then_job(2));
+        let child = spawn_runner(&dir, &strs(&args));
+        wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
+        stopped_by(&dir, child, signal, status);
+        assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once() {
+    for (signal, status) in [("TERM", 143), ("INT", 130)] {
+        let dir = scene(&format!("txn-fifo-{signal}"), 1);
+        util::make_fifo(&dir.join("pipe"));
+        let modules = TempDir::new("txn-fifo-module");
+        // It stages its output, then opens a FIFO in its read-only directory (fd 3).
+        let module = modules.write(
+            "fifo.wasm",
+            guest(&[
+                write(4, &output(0), "staged"),
+                Step::OpenRead {
+                    fd: 3,
+                    path: "pipe",
+                },
+            ]),
+        );
+        let snapshot = dir.snapshot();
+        let module = module.to_string_lossy().into_owned();
+        let child = spawn_runner(&dir, &["--module", &module, "s0", "job.json"]);
+        wait_until("the output to be staged", || {
+            is_staged(dir.path(), &output(0))
+        });
+        // The guest is now in, or about to enter, the open that never returns.
+        std::thread::sleep(Duration::from_millis(200));
+        stopped_by(&dir, child, signal, status);
+        assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_during_a_big_copy_leaves_no_staged_or_partial_file() {
+    let dir = TempDir::new("txn-big-copy");
+    // A 2 GiB sparse source: copying it takes long enough to be caught mid-way.
+    let source = std::fs::File::create(dir.join("s0")).unwrap();
+    source.set_len(2 << 30).unwrap();
+    drop(source);
+    dir.write("job.json", job_file_json(1));
+    let snapshot = dir.snapshot();
+    let child = spawn_runner(&dir, &["s0", "job.json"]);
+    wait_until("the copy to start", || {
+        staging_dirs(dir.path()).iter().any(|s| {
+            s.join("out")
+                .join(output(0))
+                .metadata()
+                .is_ok_and(|m| m.len() > 0)
+        })
+    });
+    stopped_by(&dir, child, "INT", 130);
+    assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn a_guest_that_hard_links_one_output_to_the_others_gets_nothing_committed() {
+    let dir = TempDir::new("txn-aliases");
+    let job = serde_json::json!({
+        "common": {"linker_output": "app", "args": ["clang"], "inputs": []},
+        "jobs": [{"args": [], "inputs": ["a.o", "a.bc"], "outputs": ["x.o", "y.o", "z.o"]}],
+    });
+    dir.write("job.json", job.to_string());
+    dir.write("s0", "source");
+    let modules = TempDir::new("txn-aliases-module");
+    let module = modules.write(
+        "alias.wasm",
+        guest(&[
+            write(4, "x.o", "one inode"),
+            link(4, "x.o", "y.o"),
+            link(4, "x.o", "z.o"),
+        ]),
+    );
+    let before = dir.snapshot();
+    let module = module.to_string_lossy().into_owned();
+    let run = run_runner(&dir, &["--module", &module, "s0", "job.json"]);
+    assert_eq!(errnos(&run.stdout()), [0, 0, 0], "{}", run.report());
+    run.expect_status(1, &dir)
+        .expect_stderr_has("nothing was committed:\n  jobs[0].outputs[0]: staged \"")
+        .expect_stderr_has("x.o\" has 3 names (hard links); an output must be a file of its own")
+        .expect_stderr_has("jobs[0].outputs[2]: staged \"");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
+    let dir = scene("txn-deep", 1);
+    let modules = TempDir::new("txn-deep-module");
+    // 1,100 levels of 10-character names: 12,100 bytes of path, and far more
+    // directories than the 64 files the runner may have open.
+    let module = modules.write(
+        "deep.wasm",
+        guest(&[
+            write(4, &output(0), "ok"),
+            Step::DeepDirectories {
+                fd: 4,
+                name: "dddddddddd",
+                depth: 1100,
+            },
+            Step::Exit(0),
+        ]),
+    );
+    let before = dir.snapshot();
+    let module = module.to_string_lossy().into_owned();
+    let mut command = std::process::Command::new(util::runner_exe());
+    command
+        .args(["--module", &module, "s0", "job.json"])
+        .current_dir(dir.path());
+    util::limit_open_files(&mut command, 64);
+    let run = util::run_command(&mut command);
+    assert_eq!(
+        errnos(&run.stdout()),
+        [0, 0],
+        "the guest could not build the tree\n{}",
+        run.report()
+    );
+    run.expect_status(1, &dir)
+        .expect_stderr_has("the distributor wrote 1 path(s) the job file does not declare")
+        .expect_stderr_has("dddddddddd\"");
+    assert!(!run.stderr().contains("cannot remove"), "{}", run.report());
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        Vec::<String>::new(),
+        "{}",
+        run.report()
+    );
+}
