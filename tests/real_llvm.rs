@@ -153,6 +153,34 @@ fn clang_links_and_runs_a_program_whose_jobs_import_other_modules() {
     }
 }
 
+/// As in Bazel's sandbox: the link runs in a directory of links into a store built
+/// elsewhere, bitcode by relative links and native objects by absolute ones.
+#[test]
+fn a_symlink_forest_links_through_the_runner() {
+    let Some(llvm) = llvm() else { return };
+    let store = TempDir::new("llvm-forest-store");
+    build_program(&llvm, &store, ["main", "helper", "twice"]);
+    let exec = TempDir::new("llvm-forest-exec");
+    let store_name = store
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    for name in ["main", "helper", "twice"] {
+        let bitcode = format!("../{store_name}/{name}.o");
+        std::os::unix::fs::symlink(bitcode, exec.join(&format!("{name}.o"))).unwrap();
+        let native = store.join(&format!("{name}.native.o"));
+        std::os::unix::fs::symlink(native, exec.join(&format!("{name}.native.o"))).unwrap();
+    }
+    let store_before = store.snapshot();
+    let objects = ["main.o", "helper.o", "twice.o"];
+    clang_link(&runner(), &llvm, &exec, &objects, "app", &SOURCES, &[]).expect_status(0, &exec);
+    assert_eq!(run_program(&exec, &exec.join("app")), PROGRAM_OUTPUT);
+    assert_eq!(store.snapshot(), store_before, "the store changed");
+    assert_eq!(strays(&exec), Vec::<String>::new());
+}
+
 #[test]
 fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() {
     let Some(llvm) = llvm() else { return };

@@ -18,6 +18,20 @@ fn with_job(args: &str, inputs: &str, output: &str) -> String {
     )
 }
 
+/// `[[...]]`, `depth` levels, the top level counted.
+fn nested_arrays(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// `{"a": {"a": ... {}}}`, `depth` levels, the top level counted.
+fn nested_objects(depth: usize) -> String {
+    format!(
+        "{}{{}}{}",
+        r#"{"a": "#.repeat(depth - 1),
+        "}".repeat(depth - 1)
+    )
+}
+
 fn corpus() -> Vec<(&'static str, Vec<u8>)> {
     let valid_job = r#"{"args":[],"inputs":["a.o","a.bc"],"outputs":["a.native.o"]}"#;
     let doc = |common: &str, jobs: &str| format!(r#"{{"common":{common},"jobs":{jobs}}}"#);
@@ -59,6 +73,11 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         ("top level string", "\"common\"".to_owned()),
         ("top level null", "null".to_owned()),
         ("nested 100 deep", format!("{}{}", "[".repeat(100), "]".repeat(100))),
+        // CPython's edge: 994 levels print (then fail the schema), 995 do not.
+        ("arrays nested 994 deep", nested_arrays(994)),
+        ("arrays nested 995 deep", nested_arrays(995)),
+        ("objects nested 994 deep", nested_objects(994)),
+        ("objects nested 995 deep", nested_objects(995)),
         ("whitespace everywhere", format!(" \t\r\n{} \r\n\t", doc(common, "[ ]").replace(',', " ,\r\n\t "))),
         ("trailing comma", doc(common, "[1,]")),
         ("leading zero", doc(common, "[01]")),
@@ -140,11 +159,37 @@ fn the_runner_prints_what_cpython_prints() {
     for (name, text) in [
         ("lld job file", LLD_JOB_FILE.to_owned()),
         ("invalid", with_job("1", r#""a""#, "")),
+        ("objects nested 994 deep", nested_objects(994)),
+        ("objects nested 995 deep", nested_objects(995)),
     ] {
         dir.write("job.json", &text);
         let oracle = cpython_validate(dir.path(), &["--da1=10"], "job.json");
         let ours = run_runner(&dir, &["validate", "--da1=10", "job.json"]);
         assert_eq!(ours.stdout(), oracle.stdout(), "{name}\n{}", ours.report());
         assert_eq!(ours.status, oracle.status, "{name}\n{}", ours.report());
+    }
+}
+
+#[test]
+fn the_nesting_edge_is_where_cpython_has_it() {
+    let dir = TempDir::new("differential-depth");
+    for (depth, prints_the_document) in [(994, true), (995, false)] {
+        dir.write("job.json", nested_objects(depth));
+        let oracle = cpython_validate(dir.path(), &[], "job.json");
+        let ours = wasmtime_run(&dir, &["validate", "job.json"]);
+        assert_eq!(
+            ours.stdout(),
+            oracle.stdout(),
+            "depth {depth}\n{}",
+            ours.report()
+        );
+        assert_eq!((ours.status, oracle.status), (1, 1), "depth {depth}");
+        let printed = ours.stdout().lines().count() > 1;
+        assert_eq!(
+            printed,
+            prints_the_document,
+            "depth {depth}\n{}",
+            ours.report()
+        );
     }
 }

@@ -167,16 +167,17 @@ impl Files {
             };
             return Failure::Job(message);
         }
-        if !self.paths.is_mapped() {
-            // WASI follows a link only within its preopened directory.
-            if let Ok(target) = fs::read_link(guest_path) {
-                return Failure::Job(sandbox_reach::link_out_of_reach_message(
-                    what,
-                    host_path,
-                    &target.to_string_lossy(),
-                    &preopens,
-                ));
-            }
+        let is_link = fs::symlink_metadata(guest_path).is_ok_and(|m| m.is_symlink());
+        if is_link && !self.paths.is_mapped() {
+            // WASI follows a link only within its preopened directory, and tells the
+            // guest where a link leads only if that is a relative path.
+            let target = fs::read_link(guest_path).ok();
+            return Failure::Job(sandbox_reach::link_out_of_reach_message(
+                what,
+                host_path,
+                target.as_ref().map(|t| t.to_string_lossy()).as_deref(),
+                &preopens,
+            ));
         }
         Failure::Job(format!(
             "cannot open {what} {}: {}",

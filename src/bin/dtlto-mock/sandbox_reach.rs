@@ -114,13 +114,30 @@ pub fn unreachable_message(what: &str, path: &str, preopens: &[String]) -> Strin
 
 /// The message for a symbolic link whose target no preopened directory holds: WASI
 /// follows a link only within the preopen it starts in, so the link itself can never
-/// be opened; its target can, given its directory.
+/// be opened; its target can, given its directory. `target` is `None` where the host
+/// would not say (an absolute target).
 pub fn link_out_of_reach_message(
     what: &str,
     path: &str,
-    target: &str,
+    target: Option<&str>,
     preopens: &[String],
 ) -> String {
+    let listed: Vec<String> = preopens.iter().map(|d| quote(d)).collect();
+    let listed = if listed.is_empty() {
+        "none".to_owned()
+    } else {
+        listed.join(", ")
+    };
+    let Some(target) = target else {
+        return format!(
+            "cannot open {what} {}: it is a symbolic link that leads out of the directories \
+             the sandbox was given (preopened: {listed}), to an absolute path the WASI host \
+             does not disclose.\n  Name its target instead and give the sandbox the target's \
+             directory with another `--dir`, or run through dtlto-runner, which follows links \
+             itself.",
+            quote(path)
+        );
+    };
     let link_dir = match path.rsplit_once('/') {
         Some(("", _)) => "/",
         Some((parent, _)) => parent,
@@ -136,20 +153,14 @@ pub fn link_out_of_reach_message(
         Some((parent, _)) => parent.to_owned(),
         None => ".".to_owned(),
     };
-    let listed: Vec<String> = preopens.iter().map(|d| quote(d)).collect();
     format!(
         "cannot open {what} {}: it is a symbolic link to {}, and a WASI host follows a link \
-         only within the directory it was given (preopened: {}).\n  \
+         only within the directory it was given (preopened: {listed}).\n  \
          Name the target itself and give the sandbox its directory, e.g. \
          `wasmtime run --dir . --dir {target_dir} dtlto-mock.wasm ... {resolved} ...`, \
          or run through dtlto-runner, which follows links itself.",
         quote(path),
         quote(target),
-        if listed.is_empty() {
-            "none".to_owned()
-        } else {
-            listed.join(", ")
-        },
     )
 }
 
@@ -215,8 +226,12 @@ mod tests {
 
     #[test]
     fn a_link_out_of_reach_names_its_target_and_the_dir_that_reaches_it() {
-        let message =
-            link_out_of_reach_message("source 1", "in/a.o", "../../store/x/a.o", &dirs(&["."]));
+        let message = link_out_of_reach_message(
+            "source 1",
+            "in/a.o",
+            Some("../../store/x/a.o"),
+            &dirs(&["."]),
+        );
         assert!(
             message.contains("\"in/a.o\": it is a symbolic link to \"../../store/x/a.o\""),
             "{message}"
@@ -226,8 +241,13 @@ mod tests {
             "{message}"
         );
         let message =
-            link_out_of_reach_message("source 1", "a.o", "/nix/store/x/a.o", &dirs(&["."]));
+            link_out_of_reach_message("source 1", "a.o", Some("/nix/store/x/a.o"), &dirs(&["."]));
         assert!(message.contains("--dir /nix/store/x "), "{message}");
+        let message = link_out_of_reach_message("source 1", "a.o", None, &dirs(&["."]));
+        assert!(
+            message.contains("\"a.o\": it is a symbolic link that leads out"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -1,0 +1,380 @@
+//! Inputs as build systems hand them over: symlink forests (Bazel's sandbox, Nix),
+//! FIFOs, devices and directories where files belong, output paths the OS would
+//! refuse, job files up to the size limit, and errors a user can act on, through
+//! the runner and by hand (`wasmtime run --dir .`, here in-process).
+
+mod util;
+
+use std::time::Duration;
+use util::{
+    changes, job_file_json, run_runner, wasmtime_run, wasmtime_run_with_dirs, Run, TempDir,
+};
+
+/// Runs the guest by hand on another thread; fails the test if it takes over 20 s
+/// (a FIFO that hangs it must fail the test, not the suite).
+fn by_hand_promptly(dir: &TempDir, args: &[&str]) -> Run {
+    let path = dir.path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = sender.send(wasmtime_run_with_dirs(&args, &[(&path, ".")]));
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the guest run by hand still ran after 20 s")
+}
+
+/// Runs the runner; fails the test if it takes over 20 s.
+fn runner_promptly(dir: &TempDir, args: &[&str]) -> Run {
+    util::finish(
+        util::spawn_runner(dir, args),
+        "the runner",
+        Duration::from_secs(20),
+    )
+}
+
+/// A one-job scene: `job.json` declaring `m0.0.native.o`, and a source `s0`.
+fn scene(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    dir.write("job.json", job_file_json(1));
+    dir.write("s0", "source 0\n");
+    dir
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_forest_of_sources_and_job_file_works_through_the_runner() {
+    use std::os::unix::fs::symlink;
+    // As in Bazel's execroot: the action's directory holds links into the store.
+    let root = TempDir::new("inputs-forest");
+    root.write("store/job.json", job_file_json(2));
+    root.write("store/objects/a.native.o", "native a\n");
+    root.write("store/objects/b.native.o", "native b\n");
+    std::fs::create_dir(root.join("exec")).unwrap();
+    let exec = root.join("exec");
+    symlink(root.join("store/objects/a.native.o"), exec.join("a.o")).unwrap();
+    symlink("../store/objects/b.native.o", exec.join("b.o")).unwrap();
+    symlink("../store/job.json", exec.join("job.json")).unwrap();
+    let before = root.snapshot();
+    let run = util::run_command(
+        std::process::Command::new(util::runner_exe())
+            .args(["a.o", "b.o", "job.json"])
+            .current_dir(&exec),
+    );
+    run.expect_status(0, &root);
+    assert_eq!(
+        changes(&before, &root.snapshot()),
+        ["+ exec/m0.0.native.o", "+ exec/m1.1.native.o"],
+        "{}",
+        run.report()
+    );
+    assert_eq!(root.read("exec/m0.0.native.o"), b"native a\n");
+    assert_eq!(root.read("exec/m1.1.native.o"), b"native b\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_output_that_is_the_target_of_a_linked_source_is_refused() {
+    let root = TempDir::new("inputs-link-target");
+    root.write("store/a.native.o", "native a\n");
+    std::os::unix::fs::symlink("store/a.native.o", root.join("a.o")).unwrap();
+    root.write(
+        "job.json",
+        job_file_json(1).replace("m0.0.native.o", "store/a.native.o"),
+    );
+    let before = root.snapshot();
+    run_runner(&root, &["a.o", "job.json"])
+        .expect_status(1, &root)
+        .expect_stderr_has(
+            "dtlto-runner: error: job.json: jobs[0].outputs[0] \"store/a.native.o\" is also \
+             source 1 (for jobs[0]); a distributor must not overwrite what the link reads",
+        );
+    assert_eq!(changes(&before, &root.snapshot()), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_reaches_it() {
+    let root = TempDir::new("inputs-link-by-hand");
+    root.write("store/b.native.o", "native b\n");
+    let exec = TempDir::new("inputs-link-by-hand-exec");
+    exec.write("job.json", job_file_json(1));
+    // Both directories are siblings: a relative link climbs out of `exec` into `root`.
+    let root_name = root
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let target = format!("../{root_name}/store/b.native.o");
+    std::os::unix::fs::symlink(&target, exec.join("b.o")).unwrap();
+    std::os::unix::fs::symlink(root.join("store/b.native.o"), exec.join("abs.o")).unwrap();
+    let before = exec.snapshot();
+    wasmtime_run(&exec, &["b.o", "job.json"])
+        .expect_status(1, &exec)
+        .expect_stderr_has(&format!(
+            "cannot open source 1 (for jobs[0]) \"b.o\": it is a symbolic link to \"{target}\", and a \
+             WASI host follows a link only within the directory it was given (preopened: \".\").\n  \
+             Name the target itself and give the sandbox its directory, e.g. `wasmtime run --dir . \
+             --dir ../{root_name}/store dtlto-mock.wasm ... {target} ...`"
+        ));
+    // The host does not tell a guest where a link to an absolute path leads.
+    wasmtime_run(&exec, &["abs.o", "job.json"])
+        .expect_status(1, &exec)
+        .expect_stderr_has(
+            "cannot open source 1 (for jobs[0]) \"abs.o\": it is a symbolic link that leads out of \
+             the directories the sandbox was given (preopened: \".\"), to an absolute path",
+        );
+    assert_eq!(changes(&before, &exec.snapshot()), Vec::<String>::new());
+    // Doing what the first message says works.
+    let store = root.join("store");
+    let target = store.join("b.native.o").to_string_lossy().into_owned();
+    wasmtime_run_with_dirs(
+        &[&target, "job.json"],
+        &[(exec.path(), "."), (&store, &store.to_string_lossy())],
+    )
+    .expect_status(0, &exec);
+    assert_eq!(exec.read("m0.0.native.o"), b"native b\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_job_file_or_a_source_is_refused_at_once() {
+    let dir = scene("inputs-fifo");
+    util::make_fifo(&dir.join("pipe"));
+    let before = dir.snapshot();
+    runner_promptly(&dir, &["s0", "pipe"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "dtlto-runner: error: cannot open the job file \"pipe\": it is a FIFO (named pipe), not a regular file",
+        );
+    runner_promptly(&dir, &["pipe", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "dtlto-runner: error: job.json: cannot open source 1 (for jobs[0]) \"pipe\": it is a FIFO (named pipe), not a regular file",
+        );
+    runner_promptly(&dir, &["validate", "pipe"])
+        .expect_status(1, &dir)
+        .expect_stderr_has("cannot open the job file \"pipe\": it is a FIFO (named pipe)");
+    // WASI reports a FIFO as a file of unknown type, so by hand it is named less exactly.
+    by_hand_promptly(&dir, &["s0", "pipe"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "cannot open the job file \"pipe\": it is a FIFO, socket or device, not a regular file",
+        );
+    by_hand_promptly(&dir, &["pipe", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "cannot open source 1 (for jobs[0]) \"pipe\": it is a FIFO, socket or device",
+        );
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_device_or_a_directory_as_the_job_file_is_refused_before_reading() {
+    let dir = scene("inputs-device");
+    std::fs::create_dir(dir.join("jobs.d")).unwrap();
+    let before = dir.snapshot();
+    for (job_file, kind) in [
+        ("/dev/zero", "a character device"),
+        ("jobs.d", "a directory"),
+    ] {
+        runner_promptly(&dir, &["s0", job_file])
+            .expect_status(1, &dir)
+            .expect_stderr_has(&format!(
+                "dtlto-runner: error: cannot open the job file \"{job_file}\": it is {kind}, not a regular file"
+            ));
+    }
+    by_hand_promptly(&dir, &["s0", "jobs.d"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "cannot open the job file \"jobs.d\": it is a directory, not a regular file",
+        );
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn output_paths_that_name_no_file_are_refused_with_their_location() {
+    let dir = scene("inputs-output-paths");
+    dir.write("keep.txt", "keep me\n");
+    std::fs::create_dir(dir.join("adir")).unwrap();
+    for (output, runner_says, by_hand_says) in [
+        (
+            "keep.txt/",
+            "it ends in a separator, so it names a directory, not a file",
+            "it ends in a separator",
+        ),
+        (
+            "keep.txt/.",
+            "it ends in `.` or `..`, so it names a directory, not a file",
+            "it ends in `.` or `..`",
+        ),
+        (
+            "newdir/.",
+            "it ends in `.` or `..`, so it names a directory, not a file",
+            "it ends in `.` or `..`",
+        ),
+        ("adir", "a directory of that name exists", "is a directory"),
+    ] {
+        dir.write(
+            "job.json",
+            job_file_json(1).replace("m0.0.native.o", output),
+        );
+        let before = dir.snapshot();
+        run_runner(&dir, &["s0", "job.json"])
+            .expect_status(1, &dir)
+            .expect_stderr_has(&format!(
+                "dtlto-runner: error: job.json: cannot stage jobs[0].outputs[0] \"{output}\": {runner_says}"
+            ));
+        let by_hand = wasmtime_run(&dir, &["s0", "job.json"]);
+        by_hand
+            .expect_status(1, &dir)
+            .expect_stderr_has(by_hand_says);
+        assert!(
+            by_hand.stderr().contains("jobs[0].outputs[0]"),
+            "{}",
+            by_hand.report()
+        );
+        assert_eq!(
+            changes(&before, &dir.snapshot()),
+            Vec::<String>::new(),
+            "{output}"
+        );
+        assert_eq!(dir.read("keep.txt"), b"keep me\n");
+    }
+}
+
+/// A valid job file of `size` bytes: one job, then spaces.
+fn padded_job_file(dir: &TempDir, size: usize) {
+    use std::io::Write;
+    let text = job_file_json(1);
+    let mut file = std::fs::File::create(dir.join("job.json")).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let spaces = vec![b' '; 1 << 20];
+    let mut left = size - text.len();
+    while left > 0 {
+        let n = left.min(spaces.len());
+        file.write_all(&spaces[..n]).unwrap();
+        left -= n;
+    }
+}
+
+#[test]
+fn a_500_mib_job_file_works_in_both_modes_through_the_runner_and_by_hand() {
+    let dir = scene("inputs-big");
+    padded_job_file(&dir, 500 << 20);
+    let validate = run_runner(&dir, &["validate", "job.json"]);
+    validate.expect_status(0, &dir);
+    assert!(
+        validate
+            .stdout()
+            .starts_with("distributor_args=[]\n{\n    \"common\""),
+        "{}",
+        validate.report()
+    );
+    let by_hand = wasmtime_run(&dir, &["validate", "job.json"]);
+    assert_eq!(by_hand.stdout(), validate.stdout(), "{}", by_hand.report());
+    wasmtime_run(&dir, &["s0", "job.json"]).expect_status(0, &dir);
+    std::fs::remove_file(dir.join("m0.0.native.o")).unwrap();
+    run_runner(&dir, &["s0", "job.json"]).expect_status(0, &dir);
+    assert_eq!(dir.read("m0.0.native.o"), b"source 0\n");
+}
+
+#[test]
+fn a_job_file_over_1_gib_is_refused_before_it_is_read() {
+    let dir = scene("inputs-too-big");
+    // Sparse: nothing is written, and reading it would take seconds.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("job.json"))
+        .unwrap();
+    file.set_len((1 << 30) + 1).unwrap();
+    drop(file);
+    let before = dir.snapshot();
+    let says = "cannot open the job file \"job.json\": it holds 1073741825 bytes; a job file may hold at most 1073741824 (1 GiB)";
+    for mode in ["mock", "validate"] {
+        runner_promptly(&dir, &[mode, "s0", "job.json"])
+            .expect_status(1, &dir)
+            .expect_stderr_has(&format!("dtlto-runner: error: {says}"));
+    }
+    by_hand_promptly(&dir, &["s0", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(&says.replace("cannot open", "cannot read"));
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn only_directories_that_hold_what_the_run_needs_are_preopened() {
+    let dir = scene("inputs-least");
+    let modules = TempDir::new("inputs-least-module");
+    let module = modules.write(
+        "m.wasm",
+        util::hostile::guest(&[util::hostile::Step::Exit(0)]),
+    );
+    let module = module.to_string_lossy().into_owned();
+    let read_only = |run: &Run| -> Vec<String> {
+        run.stderr()
+            .lines()
+            .filter(|l| l.starts_with("dtlto-runner: read-only"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let job_dir = format!(
+        "dtlto-runner: read-only  /dtlto/in0 = {}",
+        dir.path().display()
+    );
+    // A path that does not exist opens nothing, least of all `/`.
+    let run = run_runner(
+        &dir,
+        &[
+            "--verbose",
+            "--module",
+            &module,
+            "/no-such-file",
+            "s0",
+            "job.json",
+        ],
+    );
+    run.expect_status(0, &dir);
+    assert_eq!(read_only(&run), [job_dir.clone()], "{}", run.report());
+    // validate prints its arguments and opens none of them.
+    let run = run_runner(
+        &dir,
+        &["--verbose", "validate", "/etc/hostname", "/", "job.json"],
+    );
+    run.expect_status(0, &dir);
+    assert_eq!(read_only(&run), [job_dir], "{}", run.report());
+}
+
+#[test]
+fn errors_escape_control_characters_and_name_os_errors_in_words() {
+    let dir = scene("inputs-words");
+    let output = "no\u{1b}[31mdir/x\n.o";
+    dir.write(
+        "job.json",
+        job_file_json(1).replace(
+            "m0.0.native.o",
+            &output.replace('\n', "\\n").replace('\u{1b}', "\\u001b"),
+        ),
+    );
+    let run = run_runner(&dir, &["s0", "job.json"]);
+    run.expect_status(1, &dir).expect_stderr_has(
+        "dtlto-runner: error: job.json: cannot stage jobs[0].outputs[0] \"no\\u{1b}[31mdir/x\\n.o\": its directory does not exist",
+    );
+    assert!(
+        !run.stderr().contains('\u{1b}'),
+        "a raw escape reached the terminal: {}",
+        run.report()
+    );
+    let by_hand = wasmtime_run(&dir, &["missing.o", "job.json"]);
+    by_hand.expect_status(1, &dir).expect_stderr_has(
+        "cannot open source 1 (for jobs[0]) \"missing.o\": no such file or directory",
+    );
+    assert!(
+        !by_hand.stderr().contains("os error"),
+        "{}",
+        by_hand.report()
+    );
+}
