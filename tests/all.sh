@@ -36,5 +36,6 @@ windows_env="$(bash tools/setup-windows.sh)"
   target=(--release --locked --target x86_64-pc-windows-gnu)
   cargo test "${target[@]}" -p dtlto-runner
   cargo test "${target[@]}" -p dtlto-mock \
-    --test host_paths --test sandbox --test mock_mode --test faults
+    --test host_paths --test sandbox --test mock_mode --test faults \
+    --test transaction --test inputs --test hostile_modules
 )

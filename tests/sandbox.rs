@@ -394,6 +394,7 @@ fn a_symlink_to_an_input_is_the_input() {
     );
 }
 
+#[cfg(unix)]
 /// A job file with 40 jobs before `last`, which puts enough paths in one directory
 /// that the planner lists it instead of looking up each path.
 fn crowded_job_file(last: (&[&str], &[&str])) -> String {

@@ -6,7 +6,7 @@ use crate::engine_config::engine_config;
 use crate::guest_limits::{self, Limiter, Limits};
 use crate::guest_module;
 use crate::interrupt;
-use crate::wasi_guard::{self, Checks, Guard};
+use crate::wasi_guard::{self, Checks, Guard, Guarded};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -165,6 +165,16 @@ struct Host {
     guard: Guard,
 }
 
+impl Guarded for Host {
+    fn guard(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+}
+
 /// Instantiates `module` in `view` and runs its `_start`.
 pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Ended, String> {
     guest_limits::check_module(module, &view.limits)?;
@@ -209,7 +219,7 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(|e| format!("{e:#}"))?;
     if view.checks.any() {
-        wasi_guard::install(&mut linker, &mut store, |host| &mut host.guard)
+        wasi_guard::install(&mut linker, view.checks)
             .map_err(|e| format!("cannot set up the WASI checks: {e:#}"))?;
     }
     // wasmtime-wasi runs each call in the ambient tokio runtime if there is one.

@@ -1,11 +1,15 @@
 //! Checks in front of wasmtime-wasi's preview-1 calls, for what it does not check
 //! itself: a cap on the bytes a guest stages (`--max-output-bytes`), and, on
 //! Windows, guest paths that Windows would read as a drive, a device, a stream or
-//! another name (`C:x`, `\\?\`, `NUL`, `a.o.`). Each check wraps the original
-//! call: it looks at the arguments in guest memory, then refuses or passes through.
+//! another name (`C:x`, `\\?\`, `NUL`, `a.o.`). Each check replaces a function of
+//! the WASI linker: it looks at the arguments in guest memory, then refuses, or runs
+//! wasmtime-wasi's own implementation of the call exactly as its linker would.
 
-use std::collections::{BTreeSet, HashMap};
-use wasmtime::{Caller, Extern, Func, Linker, Store, WasmParams, WasmResults};
+use std::collections::BTreeSet;
+use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wiggle::GuestMemory;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 /// WASI errno values.
@@ -34,7 +38,6 @@ pub struct Guard {
     /// Descriptors that are the guest's stdin, stdout and stderr: writes to them are
     /// not staged. They follow `fd_renumber` and `fd_close`.
     stdio: BTreeSet<i32>,
-    originals: HashMap<&'static str, Func>,
     /// The cap the guest ran into, in words.
     pub exceeded: Option<String>,
     /// Guest paths refused, with the reason, for the report.
@@ -47,17 +50,9 @@ impl Guard {
             checks,
             written: 0,
             stdio: BTreeSet::from([0, 1, 2]),
-            originals: HashMap::new(),
             exceeded: None,
             refused_paths: Vec::new(),
         }
-    }
-
-    fn original(&self, name: &str) -> wasmtime::Result<Func> {
-        self.originals
-            .get(name)
-            .copied()
-            .ok_or_else(|| wasmtime::Error::msg(format!("no original {name}")))
     }
 
     /// Charges `bytes` more to the cap; a trap that ends the guest if it is exceeded.
@@ -82,68 +77,49 @@ impl Guard {
     }
 }
 
-/// The functions wrapped for each check.
-const BUDGET_CALLS: &[&str] = &[
-    "fd_write",
-    "fd_pwrite",
-    "fd_filestat_set_size",
-    "fd_allocate",
-    "fd_close",
-    "fd_renumber",
-];
-const PATH_CALLS: &[&str] = &[
-    "path_create_directory",
-    "path_filestat_get",
-    "path_filestat_set_times",
-    "path_link",
-    "path_open",
-    "path_readlink",
-    "path_remove_directory",
-    "path_rename",
-    "path_symlink",
-    "path_unlink_file",
-];
+/// A store's data with the checks and the WASI context they stand in front of.
+pub trait Guarded: Send + 'static {
+    fn guard(&mut self) -> &mut Guard;
+    fn wasi(&mut self) -> &mut WasiP1Ctx;
+}
 
 /// Puts the checks of `checks` in front of the WASI functions already in `linker`.
-/// `store` keeps the originals, which the checks call.
-pub fn install<T: 'static>(
-    linker: &mut Linker<T>,
-    store: &mut Store<T>,
-    guard: fn(&mut T) -> &mut Guard,
-) -> wasmtime::Result<()> {
-    let checks = guard(store.data_mut()).checks;
-    let mut names: Vec<&'static str> = Vec::new();
-    if checks.max_output_bytes.is_some() {
-        names.extend(BUDGET_CALLS);
-    }
-    if checks.windows_paths {
-        names.extend(PATH_CALLS);
-    }
-    for name in names.iter().copied() {
-        if let Ok(Extern::Func(func)) = linker.get(&mut *store, MODULE, name) {
-            guard(store.data_mut()).originals.insert(name, func);
-        }
-    }
+pub fn install<T: Guarded>(linker: &mut Linker<T>, checks: Checks) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     if checks.max_output_bytes.is_some() {
-        add_budget_checks(linker, guard)?;
+        add_budget_checks(linker)?;
     }
     if checks.windows_paths {
-        add_path_checks(linker, guard)?;
+        add_path_checks(linker)?;
     }
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// Calls the original `name` with `params`.
-fn call<T, P: WasmParams, R: WasmResults>(
-    caller: &mut Caller<'_, T>,
-    guard: fn(&mut T) -> &mut Guard,
-    name: &str,
-    params: P,
-) -> wasmtime::Result<R> {
-    let original = guard(caller.data_mut()).original(name)?;
-    original.typed::<P, R>(&*caller)?.call(caller, params)
+/// Runs wasmtime-wasi's implementation of `$call` for the guest, as the linker that
+/// `add_to_linker_sync` builds would: on the caller's exported memory, with the
+/// store's per-call copy allowance. Most calls are asynchronous, run to completion
+/// here; `sync` marks those that are not.
+macro_rules! wasi {
+    ($caller:ident, sync $call:ident($($arg:expr),*)) => {
+        wasi!(@on $caller, |wasi, memory| p1::$call(wasi, memory, $($arg),*))
+    };
+    ($caller:ident, $call:ident($($arg:expr),*)) => {
+        wasi!(@on $caller, |wasi, memory| {
+            wasmtime_wasi::runtime::in_tokio(p1::$call(wasi, memory, $($arg),*))
+        })
+    };
+    (@on $caller:ident, |$wasi:ident, $memory:ident| $run:expr) => {{
+        let fuel = $caller.as_context_mut().hostcall_fuel();
+        let Some(memory) = memory(&mut $caller) else {
+            wasmtime::bail!("missing required memory export");
+        };
+        let (bytes, host) = memory.data_and_store_mut(&mut $caller);
+        let $wasi = host.wasi();
+        $wasi.set_hostcall_fuel(fuel);
+        let $memory = &mut GuestMemory::Unshared(bytes);
+        $run
+    }};
 }
 
 fn memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
@@ -169,67 +145,56 @@ fn iovec_total<T>(caller: &mut Caller<'_, T>, iovs: i32, count: i32) -> u64 {
         .sum()
 }
 
-fn add_budget_checks<T: 'static>(
-    linker: &mut Linker<T>,
-    guard: fn(&mut T) -> &mut Guard,
-) -> wasmtime::Result<()> {
+fn add_budget_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         MODULE,
         "fd_write",
-        move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, written: i32| {
+        |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, written: i32| {
             let want = iovec_total(&mut caller, iovs, count);
-            guard(caller.data_mut()).charge(fd, want)?;
-            call::<T, _, i32>(&mut caller, guard, "fd_write", (fd, iovs, count, written))
+            caller.data_mut().guard().charge(fd, want)?;
+            wasi!(caller, fd_write(fd, iovs, count, written))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_pwrite",
-        move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, at: i64, written: i32| {
+        |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, at: i64, written: i32| {
             let want = iovec_total(&mut caller, iovs, count);
-            guard(caller.data_mut()).charge(fd, want)?;
-            call::<T, _, i32>(
-                &mut caller,
-                guard,
-                "fd_pwrite",
-                (fd, iovs, count, at, written),
-            )
+            caller.data_mut().guard().charge(fd, want)?;
+            wasi!(caller, fd_pwrite(fd, iovs, count, at, written))
         },
     )?;
     // Growing a file stages its new size (a sparse file is still a file of that size).
     linker.func_wrap(
         MODULE,
         "fd_filestat_set_size",
-        move |mut caller: Caller<'_, T>, fd: i32, size: i64| {
-            guard(caller.data_mut()).charge(fd, size as u64)?;
-            call::<T, _, i32>(&mut caller, guard, "fd_filestat_set_size", (fd, size))
+        |mut caller: Caller<'_, T>, fd: i32, size: i64| {
+            caller.data_mut().guard().charge(fd, size as u64)?;
+            wasi!(caller, fd_filestat_set_size(fd, size))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_allocate",
-        move |mut caller: Caller<'_, T>, fd: i32, at: i64, len: i64| {
-            guard(caller.data_mut()).charge(fd, (at as u64).saturating_add(len as u64))?;
-            call::<T, _, i32>(&mut caller, guard, "fd_allocate", (fd, at, len))
+        |mut caller: Caller<'_, T>, fd: i32, at: i64, len: i64| {
+            let end = (at as u64).saturating_add(len as u64);
+            caller.data_mut().guard().charge(fd, end)?;
+            wasi!(caller, sync fd_allocate(fd, at, len))
         },
     )?;
-    linker.func_wrap(
-        MODULE,
-        "fd_close",
-        move |mut caller: Caller<'_, T>, fd: i32| {
-            let errno = call::<T, _, i32>(&mut caller, guard, "fd_close", fd)?;
-            if errno == 0 {
-                guard(caller.data_mut()).stdio.remove(&fd);
-            }
-            Ok(errno)
-        },
-    )?;
+    linker.func_wrap(MODULE, "fd_close", |mut caller: Caller<'_, T>, fd: i32| {
+        let errno = wasi!(caller, fd_close(fd))?;
+        if errno == 0 {
+            caller.data_mut().guard().stdio.remove(&fd);
+        }
+        Ok(errno)
+    })?;
     linker.func_wrap(
         MODULE,
         "fd_renumber",
-        move |mut caller: Caller<'_, T>, from: i32, to: i32| {
-            let errno = call::<T, _, i32>(&mut caller, guard, "fd_renumber", (from, to))?;
-            let stdio = &mut guard(caller.data_mut()).stdio;
+        |mut caller: Caller<'_, T>, from: i32, to: i32| {
+            let errno = wasi!(caller, fd_renumber(from, to))?;
+            let stdio = &mut caller.data_mut().guard().stdio;
             if errno == 0 && from != to {
                 if stdio.remove(&from) {
                     stdio.insert(to);
@@ -282,16 +247,15 @@ fn is_dos_device(name: &[u8]) -> bool {
 }
 
 /// `Some(errno)` if the path at `ptr` must not reach wasmtime-wasi.
-fn refuse_path<T>(
+fn refuse_path<T: Guarded>(
     caller: &mut Caller<'_, T>,
-    guard: fn(&mut T) -> &mut Guard,
     call_name: &str,
     ptr: i32,
     len: i32,
 ) -> Option<i32> {
     let path = guest_bytes(caller, ptr, len)?;
     let why = windows_path_hazard(&path)?;
-    guard(caller.data_mut()).refused_paths.push(format!(
+    caller.data_mut().guard().refused_paths.push(format!(
         "{call_name} {}: {why}",
         dtlto_mock::message::quoted(&String::from_utf8_lossy(&path))
     ));
@@ -299,50 +263,45 @@ fn refuse_path<T>(
 }
 
 /// Wraps the WASI function `$name`, whose parameters are `$param: $type`, so that
-/// each of its `(pointer, length)` paths is checked before the original runs.
+/// each of its `(pointer, length)` paths is checked before wasmtime-wasi runs it.
 macro_rules! check_paths {
-    ($linker:ident, $guard:ident, $name:literal, ($($param:ident: $type:ty),*), $(($ptr:ident, $len:ident)),+) => {
-        $linker.func_wrap(MODULE, $name, move |mut caller: Caller<'_, T>, $($param: $type),*| {
+    ($linker:ident, $name:ident, ($($param:ident: $type:ty),*), $(($ptr:ident, $len:ident)),+) => {
+        $linker.func_wrap(MODULE, stringify!($name), |mut caller: Caller<'_, T>, $($param: $type),*| {
             $(
-                if let Some(errno) = refuse_path(&mut caller, $guard, $name, $ptr, $len) {
+                if let Some(errno) = refuse_path(&mut caller, stringify!($name), $ptr, $len) {
                     return Ok(errno);
                 }
             )+
-            call::<T, _, i32>(&mut caller, $guard, $name, ($($param,)*))
+            wasi!(caller, $name($($param),*))
         })?;
     };
 }
 
 #[rustfmt::skip]
-fn add_path_checks<T: 'static>(
-    linker: &mut Linker<T>,
-    guard: fn(&mut T) -> &mut Guard,
-) -> wasmtime::Result<()> {
-    {
-        check_paths!(linker, guard, "path_create_directory", (fd: i32, path: i32, len: i32), (path, len));
-        check_paths!(linker, guard, "path_remove_directory", (fd: i32, path: i32, len: i32), (path, len));
-        check_paths!(linker, guard, "path_unlink_file", (fd: i32, path: i32, len: i32), (path, len));
-        check_paths!(linker, guard, "path_filestat_get",
-            (fd: i32, flags: i32, path: i32, len: i32, out: i32), (path, len));
-        check_paths!(linker, guard, "path_filestat_set_times",
-            (fd: i32, flags: i32, path: i32, len: i32, atime: i64, mtime: i64, which: i32), (path, len));
-        check_paths!(linker, guard, "path_link",
-            (old_fd: i32, flags: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
-            (old, old_len), (new, new_len));
-        check_paths!(linker, guard, "path_open",
-            (fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32, base: i64, inheriting: i64,
-             fdflags: i32, opened: i32),
-            (path, len));
-        check_paths!(linker, guard, "path_readlink",
-            (fd: i32, path: i32, len: i32, buf: i32, size: i32, used: i32), (path, len));
-        check_paths!(linker, guard, "path_rename",
-            (fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
-            (old, old_len), (new, new_len));
-        // A link's content is a path too: Windows would follow `C:\` out of the sandbox.
-        check_paths!(linker, guard, "path_symlink",
-            (target: i32, target_len: i32, fd: i32, path: i32, len: i32),
-            (target, target_len), (path, len));
-    }
+fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    check_paths!(linker, path_create_directory, (fd: i32, path: i32, len: i32), (path, len));
+    check_paths!(linker, path_remove_directory, (fd: i32, path: i32, len: i32), (path, len));
+    check_paths!(linker, path_unlink_file, (fd: i32, path: i32, len: i32), (path, len));
+    check_paths!(linker, path_filestat_get,
+        (fd: i32, flags: i32, path: i32, len: i32, out: i32), (path, len));
+    check_paths!(linker, path_filestat_set_times,
+        (fd: i32, flags: i32, path: i32, len: i32, atime: i64, mtime: i64, which: i32), (path, len));
+    check_paths!(linker, path_link,
+        (old_fd: i32, flags: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
+        (old, old_len), (new, new_len));
+    check_paths!(linker, path_open,
+        (fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32, base: i64, inheriting: i64,
+         fdflags: i32, opened: i32),
+        (path, len));
+    check_paths!(linker, path_readlink,
+        (fd: i32, path: i32, len: i32, buf: i32, size: i32, used: i32), (path, len));
+    check_paths!(linker, path_rename,
+        (fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
+        (old, old_len), (new, new_len));
+    // A link's content is a path too: Windows would follow `C:\` out of the sandbox.
+    check_paths!(linker, path_symlink,
+        (target: i32, target_len: i32, fd: i32, path: i32, len: i32),
+        (target, target_len), (path, len));
     Ok(())
 }
 

@@ -1,0 +1,303 @@
+//! Hostile `--module` distributors against the host: memory spread over several
+//! memories, huge tables, too many memories, a guest that spins, one that writes
+//! without end, one that floods the refusal; and, on Windows, paths Windows would
+//! read as drives, devices or streams. Each test states the exit status, the message,
+//! (where memory is the point) the runner's peak memory, and an unchanged tree.
+
+mod util;
+
+use std::time::{Duration, Instant};
+#[cfg(unix)]
+use util::hostile::growths;
+use util::hostile::{guest, write, Step};
+use util::{changes, job_file_json, run_runner, TempDir};
+
+/// The staging directory's preopen: the job file's directory is fd 3.
+const STAGE: u32 = 4;
+
+/// A one-job scene (`job.json` declaring `m0.0.native.o`, source `s0`) and the
+/// module for `steps`.
+struct Scene {
+    dir: TempDir,
+    module: String,
+    _modules: TempDir,
+}
+
+impl Scene {
+    fn new(name: &str, steps: &[Step<'_>]) -> Scene {
+        let dir = TempDir::new(name);
+        dir.write("job.json", job_file_json(1));
+        dir.write("s0", "source\n");
+        let modules = TempDir::new(&format!("{name}-module"));
+        let module = modules.write("hostile.wasm", guest(steps));
+        Scene {
+            dir,
+            module: module.to_string_lossy().into_owned(),
+            _modules: modules,
+        }
+    }
+
+    /// `dtlto-runner [options] --module hostile.wasm s0 job.json`.
+    fn command(&self, options: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(util::runner_exe());
+        command
+            .args(options)
+            .args(["--module", &self.module, "s0", "job.json"])
+            .current_dir(self.dir.path());
+        command
+    }
+}
+
+#[cfg(unix)]
+const MIB: u64 = 1024;
+
+#[cfg(unix)]
+#[test]
+fn memory_is_capped_across_all_of_a_guests_memories() {
+    // 1.25 GiB in each of two extra memories, every page touched.
+    let scene = Scene::new(
+        "hostile-memories",
+        &[
+            write(STAGE, "m0.0.native.o", "x"),
+            Step::GrowMemories {
+                count: 2,
+                pages: 20480,
+            },
+            Step::Trap,
+        ],
+    );
+    let before = scene.dir.snapshot();
+    let (run, peak_kib) = util::run_measured(&mut scene.command(&[]));
+    assert_eq!(growths(&run.stdout()), [0, -1], "{}", run.report());
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor tried to grow its memory to 2.5 GiB in all, beyond \
+         the 2 GiB that a distributor's memories may take together; nothing was committed",
+    );
+    assert!(
+        peak_kib < 2048 * MIB,
+        "peak {peak_kib} KiB: past the 2 GiB cap\n{}",
+        run.report()
+    );
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn table_elements_are_capped_across_all_of_a_guests_tables() {
+    let scene = Scene::new(
+        "hostile-table",
+        &[
+            Step::GrowTable {
+                elements: 100_000_000,
+            },
+            Step::Trap,
+        ],
+    );
+    let before = scene.dir.snapshot();
+    let (run, peak_kib) = util::run_measured(&mut scene.command(&[]));
+    assert_eq!(growths(&run.stdout()), [-1], "{}", run.report());
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor tried to grow its tables to 100000000 elements in \
+         all, beyond the 1048576 that a distributor's tables may hold together; nothing was committed",
+    );
+    assert!(
+        peak_kib < 256 * MIB,
+        "peak {peak_kib} KiB for a refused table\n{}",
+        run.report()
+    );
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_guest_with_too_many_memories_is_refused_before_it_runs() {
+    let scene = Scene::new(
+        "hostile-many-memories",
+        &[Step::GrowMemories { count: 5, pages: 0 }],
+    );
+    let before = scene.dir.snapshot();
+    let run = util::run_command(&mut scene.command(&[]));
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor declares 6 memories; at most 4 are allowed",
+    );
+    assert!(run.stdout().is_empty(), "the guest ran\n{}", run.report());
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
+    let scene = Scene::new(
+        "hostile-spin",
+        &[write(STAGE, "m0.0.native.o", "x"), Step::Spin],
+    );
+    let before = scene.dir.snapshot();
+    let started = Instant::now();
+    let run = util::run_command(&mut scene.command(&["--timeout", "1"]));
+    let took = started.elapsed();
+    run.expect_status(124, &scene.dir).expect_stderr_has(
+        "dtlto-runner: timed out after 1 s (--timeout): nothing was committed, and the staging was removed\n",
+    );
+    assert!(took < Duration::from_secs(10), "the timeout took {took:?}");
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_timeout_also_ends_a_guest_waiting_in_a_host_call_and_comes_from_the_environment() {
+    let dir = TempDir::new("hostile-timeout-env");
+    dir.write("job.json", job_file_json(1));
+    dir.write("s0", "source\n");
+    let before = dir.snapshot();
+    let run = util::run_command(
+        std::process::Command::new(util::runner_exe())
+            .args(["--fault=delay=60000", "s0", "job.json"])
+            .env("DTLTO_RUNNER_TIMEOUT", "0.5")
+            .current_dir(dir.path()),
+    );
+    run.expect_status(124, &dir).expect_stderr_has(
+        "dtlto-runner: timed out after 0.5 s (--timeout): nothing was committed",
+    );
+    if cfg!(windows) {
+        // Windows cannot remove a directory that the guest, blocked in its call,
+        // still holds open; the staging is left to the next run, which reclaims it.
+        run.expect_stderr_has("but the staging could not be removed");
+        let next = run_runner(&dir, &["--verbose", "s0", "job.json"]);
+        next.expect_status(0, &dir)
+            .expect_stderr_has("reclaimed abandoned staging");
+        assert_eq!(changes(&before, &dir.snapshot()), ["+ m0.0.native.o"]);
+    } else {
+        assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn an_endless_writer_is_stopped_at_the_output_cap() {
+    let scene = Scene::new(
+        "hostile-writer",
+        &[Step::WriteForever {
+            fd: STAGE,
+            path: "m0.0.native.o",
+        }],
+    );
+    let before = scene.dir.snapshot();
+    let run = util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output \
+         (--max-output-bytes 1000000); nothing was committed",
+    );
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_output_cap_counts_staged_files_not_stdout_and_comes_from_the_environment() {
+    let dir = TempDir::new("hostile-cap-env");
+    dir.write("job.json", job_file_json(2));
+    dir.write("s0", vec![b'a'; 600_000]);
+    dir.write("s1", vec![b'b'; 600_000]);
+    let before = dir.snapshot();
+    let capped = |cap: &str, args: &[&str]| {
+        util::run_command(
+            std::process::Command::new(util::runner_exe())
+                .args(args)
+                .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES", cap)
+                .current_dir(dir.path()),
+        )
+    };
+    capped("1000000", &["s0", "s1", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has("(--max-output-bytes 1000000); nothing was committed");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    // validate prints more than the cap, on stdout, which is not staged.
+    capped("10", &["validate", "job.json"]).expect_status(0, &dir);
+    capped("1200000", &["s0", "s1", "job.json"]).expect_status(0, &dir);
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        ["+ m0.0.native.o", "+ m1.1.native.o"]
+    );
+}
+
+#[test]
+fn a_refusal_of_many_undeclared_paths_lists_twenty_and_counts_the_rest() {
+    let scene = Scene::new(
+        "hostile-flood",
+        &[Step::ManyFiles {
+            fd: STAGE,
+            count: 5000,
+        }],
+    );
+    let before = scene.dir.snapshot();
+    let run = util::run_command(&mut scene.command(&[]));
+    run.expect_status(1, &scene.dir)
+        .expect_stderr_has("the distributor wrote 5000 path(s) the job file does not declare")
+        .expect_stderr_has("u00019\"\n  ... and 4980 more\n");
+    let lines = run.stderr().lines().count();
+    assert_eq!(lines, 22, "{}", run.report());
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+/// Drive prefixes, verbatim and device namespaces, UNC shares, DOS device names,
+/// streams and names Windows trims: every WASI path call on each, in the job
+/// directory (read-only) and the staging (writable).
+#[cfg(windows)]
+#[test]
+fn windows_drive_device_and_stream_paths_are_refused_in_every_path_call() {
+    use util::hostile::PATH_CALLS;
+    const PATHS: &[&str] = &[
+        "C:foo",
+        "C:\\",
+        "C:\\Windows\\win.ini",
+        "\\\\?\\C:\\",
+        "\\\\.\\",
+        "\\\\.\\NUL",
+        "Z:..",
+        "\\\\server\\share\\x",
+        "NUL",
+        "CON",
+        "COM1",
+        "aux.txt",
+        "m0.0.native.o:stream",
+        "x.o.",
+    ];
+    let mut steps = Vec::new();
+    for fd in [3, STAGE] {
+        for path in PATHS {
+            steps.push(Step::EveryPathCall { fd, path });
+        }
+    }
+    let scene = Scene::new("hostile-windows-paths", &steps);
+    let outside = TempDir::new("hostile-windows-outside");
+    outside.write("secret", "untouched");
+    let before = (scene.dir.snapshot(), outside.snapshot());
+    let run = util::run_command(&mut scene.command(&["--verbose"]));
+    let errnos = util::hostile::errnos(&run.stdout());
+    let calls = 2 * PATHS.len() * PATH_CALLS.len();
+    assert_eq!(errnos.len(), calls, "{}", run.report());
+    assert!(
+        errnos.iter().all(|&e| e == 63),
+        "a call got past the check: {errnos:?}\n{}",
+        run.report()
+    );
+    let refused = run
+        .stderr()
+        .matches("dtlto-runner: refused the guest path ")
+        .count();
+    assert_eq!(refused, calls, "{}", run.report());
+    run.expect_status(0, &scene.dir);
+    assert_eq!((scene.dir.snapshot(), outside.snapshot()), before);
+}
