@@ -338,7 +338,12 @@ fn only_directories_that_hold_what_the_run_needs_are_preopened() {
         ],
     );
     run.expect_status(0, &dir);
-    assert_eq!(read_only(&run), std::slice::from_ref(&job_dir), "{}", run.report());
+    assert_eq!(
+        read_only(&run),
+        std::slice::from_ref(&job_dir),
+        "{}",
+        run.report()
+    );
     // validate prints its arguments and opens none of them.
     let run = run_runner(
         &dir,
