@@ -19,11 +19,11 @@ fn main() {
         .parent()
         .expect("runner/ sits in the workspace");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
+    // Relative to runner/, so that they name this checkout's files: cargo keeps the
+    // same build directory for every checkout that shares a target directory, and
+    // absolute paths would watch whichever checkout built last.
     for watched in ["src", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            workspace.join(watched).display()
-        );
+        println!("cargo:rerun-if-changed=../{watched}");
     }
     println!("cargo:rerun-if-changed=build_guest.rs");
     println!("cargo:rerun-if-changed=build_relocations.rs");

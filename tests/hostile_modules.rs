@@ -236,6 +236,7 @@ fn a_refusal_of_many_undeclared_paths_lists_twenty_and_counts_the_rest() {
         &[Step::ManyFiles {
             fd: STAGE,
             count: 5000,
+            keep_open: false,
         }],
     );
     let before = scene.dir.snapshot();
@@ -300,4 +301,24 @@ fn windows_drive_device_and_stream_paths_are_refused_in_every_path_call() {
     assert_eq!(refused, calls, "{}", run.report());
     run.expect_status(0, &scene.dir);
     assert_eq!((scene.dir.snapshot(), outside.snapshot()), before);
+}
+
+#[test]
+fn symbolic_links_count_towards_the_output_cap() {
+    // 2,000 links with 4,000-byte targets: 8 MB of link content against a 1 MB cap.
+    let links = Step::ManyLinks {
+        fd: STAGE,
+        count: 2000,
+        target_len: 4000,
+    };
+    let scene = Scene::new("hostile-links", &[links]);
+    let before = scene.dir.snapshot();
+    let run = util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output",
+    );
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
 }

@@ -383,3 +383,24 @@ fn errors_escape_control_characters_and_name_os_errors_in_words() {
         by_hand.report()
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn an_output_that_a_dangling_input_link_leads_to_is_refused() {
+    // The input is a link to a file that does not exist yet; writing the output would
+    // make the input read as the output.
+    let dir = scene("inputs-dangling");
+    std::fs::create_dir(dir.join("o")).unwrap();
+    std::os::unix::fs::symlink("o/x.o", dir.join("dangling.o")).unwrap();
+    let job = job_file_json(1)
+        .replace(r#""inputs":["m0.o","#, r#""inputs":["dangling.o","#)
+        .replace("m0.0.native.o", "o/x.o");
+    dir.write("job.json", job);
+    let before = dir.snapshot();
+    run_runner(&dir, &["s0", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "dtlto-runner: error: job.json: jobs[0].outputs[0] \"o/x.o\" is also jobs[0].inputs[0]",
+        );
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}

@@ -280,8 +280,9 @@ fn exhausting_memory_hits_the_limit_and_commits_nothing() {
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "ok"), Step::ExhaustMemory]);
     run.expect_status(1, &scene.dir).expect_stderr_has(
-        "dtlto-runner: error: the distributor tried to grow its memory to 2 GiB in all, \
-         beyond the 2 GiB",
+        "dtlto-runner: error: the distributor tried to grow its memory to 2 GiB and 128 KiB \
+         in all, beyond the 2 GiB that a distributor's memories may take together; \
+         nothing was committed",
     );
     scene.assert_only(&before, &[], &run);
 }

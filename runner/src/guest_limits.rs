@@ -86,7 +86,7 @@ impl ResourceLimiter for Limiter {
             Err(total) => self.refuse(format!(
                 "the distributor tried to grow its memory to {} in all, beyond the {} \
                  that a distributor's memories may take together",
-                bytes(total),
+                bytes_beyond(total, limit),
                 bytes(limit)
             )),
         }
@@ -138,6 +138,15 @@ fn grow_within(
     Ok(())
 }
 
+/// `total`, which is past `limit`, in words that show it: `2.5 GiB`, or
+/// `2 GiB and 64 KiB` where rounding would make it read as the limit.
+fn bytes_beyond(total: usize, limit: usize) -> String {
+    if bytes(total) != bytes(limit) {
+        return bytes(total);
+    }
+    format!("{} and {}", bytes(limit), bytes(total - limit))
+}
+
 /// `2 GiB`, `1.25 GiB`, `640 KiB`.
 pub fn bytes(n: usize) -> String {
     const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
@@ -179,6 +188,13 @@ mod tests {
         assert!(limiter.table_growing(0, 1 << 19, None).unwrap());
         assert!(!limiter.table_growing(0, (1 << 19) + 1, None).unwrap());
         assert!(limiter.hit().unwrap().contains("1048577 elements"));
+    }
+
+    #[test]
+    fn a_size_just_past_the_limit_does_not_read_as_the_limit() {
+        let limit = 2usize << 30;
+        assert_eq!(bytes_beyond(limit + (64 << 10), limit), "2 GiB and 64 KiB");
+        assert_eq!(bytes_beyond(limit + (limit / 4), limit), "2.5 GiB");
     }
 
     #[test]

@@ -165,20 +165,37 @@ fn request(stop: Stop) {
 mod platform {
     use super::{request, Stop};
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    use signal_hook::iterator::Signals;
+    use std::io::Read;
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
 
+    /// Each signal writes its number to a socket, in the order the signals came (a
+    /// set of pending signals would lose that order); a thread reads them.
     pub fn install() -> std::io::Result<()> {
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let (mut reader, writer) = UnixStream::pair()?;
+        writer.set_nonblocking(true)?;
+        // Open for the rest of the process: a handler may write to it at any time.
+        let writer = writer.into_raw_fd();
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            // SAFETY: the action only calls write(2), which is async-signal-safe.
+            unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    let number = signal as u8;
+                    libc::write(writer, (&raw const number).cast(), 1);
+                })
+            }?;
+        }
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                for signal in signals.forever() {
-                    let name = match signal {
-                        SIGINT => "SIGINT",
-                        SIGTERM => "SIGTERM",
-                        _ => "SIGHUP",
+                let mut number = [0u8];
+                while reader.read_exact(&mut number).is_ok() {
+                    let stop = match i32::from(number[0]) {
+                        SIGINT => Stop::Signal("SIGINT", SIGINT),
+                        SIGTERM => Stop::Signal("SIGTERM", SIGTERM),
+                        _ => Stop::Signal("SIGHUP", SIGHUP),
                     };
-                    request(Stop::Signal(name, signal));
+                    request(stop);
                 }
             })?;
         Ok(())

@@ -4,6 +4,7 @@
 mod code_in_place;
 mod engine_config;
 pub mod example;
+mod file_id;
 pub mod guest_limits;
 pub mod guest_module;
 pub mod interrupt;

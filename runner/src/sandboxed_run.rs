@@ -112,8 +112,11 @@ fn finish(
     };
     if let Some(stop) = interrupt::stopped() {
         if !matches!(committed, Some(Ok(_))) {
+            // A commit the stop rolled back cleanly needs no words of its own.
             if let Some(Err(e)) = &committed {
-                eprintln!("dtlto-runner: {}: {e}", shown(job_file));
+                if !e.is_clean_rollback() {
+                    eprintln!("dtlto-runner: {}: {e}", shown(job_file));
+                }
             }
             interrupt::report(stop, cleanup);
             return Ok(stop.exit_status());

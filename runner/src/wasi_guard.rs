@@ -55,14 +55,20 @@ impl Guard {
         }
     }
 
-    /// Charges `bytes` more to the cap; a trap that ends the guest if it is exceeded.
+    /// Charges `bytes` written to `fd` to the cap, unless `fd` is stdio; a trap that
+    /// ends the guest if the cap is exceeded.
     fn charge(&mut self, fd: i32, bytes: u64) -> wasmtime::Result<()> {
-        let Some(cap) = self.checks.max_output_bytes else {
-            return Ok(());
-        };
         if self.stdio.contains(&fd) {
             return Ok(());
         }
+        self.charge_staged(bytes)
+    }
+
+    /// Charges `bytes` staged in a file or a link to the cap.
+    fn charge_staged(&mut self, bytes: u64) -> wasmtime::Result<()> {
+        let Some(cap) = self.checks.max_output_bytes else {
+            return Ok(());
+        };
         let total = self.written.saturating_add(bytes);
         if total > cap {
             let message = format!(
@@ -91,6 +97,9 @@ pub fn install<T: Guarded>(linker: &mut Linker<T>, checks: Checks) -> wasmtime::
     }
     if checks.windows_paths {
         add_path_checks(linker)?;
+    }
+    if checks.any() {
+        add_symlink_checks(linker)?;
     }
     linker.allow_shadowing(false);
     Ok(())
@@ -298,10 +307,30 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     check_paths!(linker, path_rename,
         (fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
         (old, old_len), (new, new_len));
-    // A link's content is a path too: Windows would follow `C:\` out of the sandbox.
-    check_paths!(linker, path_symlink,
-        (target: i32, target_len: i32, fd: i32, path: i32, len: i32),
-        (target, target_len), (path, len));
+    Ok(())
+}
+
+/// `path_symlink` under both checks: a link's content is a path too (Windows would
+/// follow `C:\` out of the sandbox), and it is staged bytes.
+fn add_symlink_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        MODULE,
+        "path_symlink",
+        |mut caller: Caller<'_, T>, target: i32, target_len: i32, fd: i32, path: i32, len: i32| {
+            if caller.data_mut().guard().checks.windows_paths {
+                for (ptr, len) in [(target, target_len), (path, len)] {
+                    if let Some(errno) = refuse_path(&mut caller, "path_symlink", ptr, len) {
+                        return Ok(errno);
+                    }
+                }
+            }
+            caller
+                .data_mut()
+                .guard()
+                .charge_staged(u64::from(target_len as u32))?;
+            wasi!(caller, path_symlink(target, target_len, fd, path, len))
+        },
+    )?;
     Ok(())
 }
 

@@ -56,15 +56,26 @@ pub enum Step<'a> {
         name: &'a str,
         depth: u32,
     },
-    /// `count` empty files `u00000`, `u00001`, ... under `fd`.
+    /// `count` empty files `u00000`, `u00001`, ... under `fd`; with `keep_open`,
+    /// their descriptors stay open (until the open-file limit stops it).
     ManyFiles {
         fd: u32,
         count: u32,
+        keep_open: bool,
     },
+    /// Close the descriptor the last successful open returned.
+    CloseLastOpened,
     /// Create `path` and write 64 KiB to it again and again, ignoring errors.
     WriteForever {
         fd: u32,
         path: &'a str,
+    },
+    /// `count` links `l00000`, `l00001`, ... under `fd`, each to a target of
+    /// `target_len` bytes; prints the errno of the first that fails, or 0.
+    ManyLinks {
+        fd: u32,
+        count: u32,
+        target_len: usize,
     },
     /// Loop forever without calling anything.
     Spin,
@@ -222,8 +233,17 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
                      (call $print_errno (local.get $e))"
                 );
             }
-            Step::ManyFiles { fd, count } => {
+            Step::ManyFiles {
+                fd,
+                count,
+                keep_open,
+            } => {
                 let (p, _) = place("u00000");
+                let close = if *keep_open {
+                    ""
+                } else {
+                    "(drop (call $fd_close (i32.load (i32.const 12))))"
+                };
                 let _ = writeln!(
                     body,
                     "(local.set $i (i32.const 0))
@@ -234,7 +254,7 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
                         (local.set $e (call $path_open (i32.const {fd}) (i32.const 0) (i32.const {p}) (i32.const 6)
                            (i32.const 1) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 12)))
                         (br_if $done (local.get $e))
-                        (drop (call $fd_close (i32.load (i32.const 12))))
+                        {close}
                         (local.set $i (i32.add (local.get $i) (i32.const 1)))
                         (br $each)))
                      (call $print_errno (local.get $e))"
@@ -253,7 +273,31 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
                         (br $forever))"
                 );
             }
+            Step::ManyLinks {
+                fd,
+                count,
+                target_len,
+            } => {
+                let (p, _) = place("l00000");
+                let (t, tlen) = place(&"t".repeat(*target_len));
+                let _ = writeln!(
+                    body,
+                    "(local.set $i (i32.const 0))
+                     (local.set $e (i32.const 0))
+                     (block $done (loop $each
+                        (br_if $done (i32.ge_u (local.get $i) (i32.const {count})))
+                        (call $decimal5 (i32.add (i32.const {p}) (i32.const 1)) (local.get $i))
+                        (local.set $e (call $symlink (i32.const {t}) (i32.const {tlen}) (i32.const {fd}) (i32.const {p}) (i32.const 6)))
+                        (br_if $done (local.get $e))
+                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br $each)))
+                     (call $print_errno (local.get $e))"
+                );
+            }
             Step::Spin => body.push_str("(loop $forever (br $forever))\n"),
+            Step::CloseLastOpened => {
+                body.push_str("(call $print_errno (call $fd_close (i32.load (i32.const 12))))\n");
+            }
             Step::GrowMemories { count, pages } => {
                 for _ in 0..*count {
                     extra_memories += 1;

@@ -325,7 +325,7 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     panic!("waited 20 s for {what}");
 }
 
-/// The runner's staging directories in `dir`.
+/// The runner's staging directories in `dir` (their lock files left out).
 pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .map(|entries| {
@@ -336,6 +336,7 @@ pub fn staging_dirs(dir: &Path) -> Vec<PathBuf> {
                         .to_string_lossy()
                         .starts_with(".dtlto-staging-")
                 })
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .map(|e| e.path())
                 .collect()
         })

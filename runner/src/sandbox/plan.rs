@@ -6,6 +6,7 @@
 //! job's output) stop the run here.
 
 use super::paths::{comparison_key, PathStyle};
+use crate::file_id;
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::json;
 use dtlto_mock::message::{file_kind, io_error, quoted};
@@ -140,13 +141,19 @@ pub fn plan(args: &[String], cwd: &Path, reads: Reads, writes: bool) -> Result<P
 /// which case the guest reports why and nothing may be written. It must still be a
 /// regular file within the size limit when opened (it was when planned).
 pub fn read_job_file(path: &Path) -> Option<JobFile> {
-    let mut file = open_without_blocking(path).ok()?;
+    let file = open_without_blocking(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX_JOB_FILE_BYTES {
         return None;
     }
+    // It may grow while being read: no more than the limit is taken.
     let mut text = String::new();
-    file.read_to_string(&mut text).ok()?;
+    file.take(MAX_JOB_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    if text.len() as u64 > MAX_JOB_FILE_BYTES {
+        return None;
+    }
     let doc = json::parse(&text).ok()?;
     job_file::read(&doc).ok()
 }
@@ -183,6 +190,9 @@ struct Planner<'a> {
     /// Canonical directory -> the type of each entry, by its comparison key; `None` if
     /// it could not be listed.
     listings: HashMap<PathBuf, Option<HashMap<String, fs::FileType>>>,
+    /// Canonical directory -> its identity (device and file number): one directory
+    /// reached by two paths (a bind mount, another drive letter) is one directory.
+    dir_ids: HashMap<PathBuf, Option<String>>,
 }
 
 /// A path resolved the way the host will resolve it, up to its last name.
@@ -191,7 +201,8 @@ struct Resolved {
     dir: PathBuf,
     /// Its name in that directory.
     name: String,
-    /// Keys naming it: the entry itself and, if it is a link, what it leads to.
+    /// Keys naming it (see `entry_key`): the entry itself and, if it is a link, what
+    /// it leads to.
     keys: Vec<String>,
     /// The entry's own type (not following a link); `None` if there is none.
     entry_type: Option<fs::FileType>,
@@ -224,7 +235,47 @@ impl<'a> Planner<'a> {
             canonical_dirs: HashMap::new(),
             paths_per_dir: HashMap::new(),
             listings: HashMap::new(),
+            dir_ids: HashMap::new(),
         }
+    }
+
+    /// The key that is equal for two names exactly when the host takes them for one
+    /// directory entry: the directory's identity and the name (case-folded where the
+    /// host folds case); the path's text where the directory cannot be identified.
+    fn entry_key(&mut self, dir: &Path, name: &str) -> String {
+        let id = match self.dir_ids.get(dir) {
+            Some(id) => id.clone(),
+            None => {
+                let id = file_id::of_path(dir).ok().map(|id| id.as_key());
+                self.dir_ids.insert(dir.to_path_buf(), id.clone());
+                id
+            }
+        };
+        let name_key = match self.style {
+            PathStyle::Posix => name.to_owned(),
+            PathStyle::PosixCaseInsensitive | PathStyle::Windows => name.to_lowercase(),
+        };
+        match id {
+            Some(id) => format!("{id}/{name_key}"),
+            None => comparison_key(&dir.join(name).to_string_lossy(), self.style),
+        }
+    }
+
+    /// The key of what the link `link` (in canonical directory `dir`) leads to, even
+    /// if that does not exist yet: an output may not become a dangling input's target.
+    fn link_target_key(&mut self, dir: &Path, link: &Path) -> Option<String> {
+        let target = match fs::canonicalize(link) {
+            Ok(target) => target,
+            Err(_) => {
+                let written = fs::read_link(link).ok()?;
+                let absolute = dir.join(written);
+                let parent = fs::canonicalize(absolute.parent()?).ok()?;
+                parent.join(absolute.file_name()?)
+            }
+        };
+        let name = target.file_name()?.to_str()?.to_owned();
+        let parent = target.parent()?.to_path_buf();
+        Some(self.entry_key(&parent, &name))
     }
 
     fn count_dirs<'p>(&mut self, paths: impl Iterator<Item = &'p String>) {
@@ -386,12 +437,11 @@ impl<'a> Planner<'a> {
             .is_some_and(|n| *n >= LIST_FROM);
         let dir = self.canonical_dir(parent).ok_or(Unresolved::NoDirectory)?;
         let entry = dir.join(&name);
-        let mut keys = vec![comparison_key(&entry.to_string_lossy(), self.style)];
-        let entry_type = self.entry_type(&dir, &name, &keys[0], many);
+        let listing_key = comparison_key(&entry.to_string_lossy(), self.style);
+        let entry_type = self.entry_type(&dir, &name, &listing_key, many);
+        let mut keys = vec![self.entry_key(&dir, &name)];
         if entry_type.is_some_and(|t| t.is_symlink()) {
-            if let Ok(target) = fs::canonicalize(&entry) {
-                keys.push(comparison_key(&target.to_string_lossy(), self.style));
-            }
+            keys.extend(self.link_target_key(&dir, &entry));
         }
         Ok(Resolved {
             dir,

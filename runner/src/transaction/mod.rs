@@ -7,14 +7,13 @@
 //! failure or stop request; staging directories are ours alone (see staging_dir.rs)
 //! and those of dead runs are reclaimed.
 
-mod file_id;
 mod remove_tree;
 mod staging_dir;
 
+use crate::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
 use dtlto_mock::commit::{commit_all, CommitError, Move};
 use dtlto_mock::message::{file_kind, io_error, quoted};
-use file_id::FileId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
@@ -30,7 +29,13 @@ const LISTED: usize = 20;
 
 pub struct Transaction {
     dirs: Vec<Staged>,
+    /// Open files kept for the cleanup: a guest blocked in a host call may hold every
+    /// descriptor the process may have when a stop must remove its staging.
+    reserve: Vec<std::fs::File>,
 }
+
+/// How many open files the cleanup needs at most (see remove_tree.rs), and keeps.
+const RESERVED_FILES: usize = 4;
 
 /// One output directory: what it was when the run began, and its staging.
 struct Staged {
@@ -89,6 +94,16 @@ impl fmt::Display for TransactionError {
 
 impl std::error::Error for TransactionError {}
 
+impl TransactionError {
+    /// Whether every output is as it was before the commit began.
+    pub fn is_clean_rollback(&self) -> bool {
+        match self {
+            TransactionError::Commit(error) => error.restored,
+            _ => true,
+        }
+    }
+}
+
 /// What reclaiming found, as lines for `--verbose` (`notes`) and for everyone
 /// (`warnings`: staging of dead runs that could not be removed).
 #[derive(Default)]
@@ -121,11 +136,6 @@ pub fn reclaim(plan: &Plan) -> ReclaimReport {
                 show(&dir.host)
             ));
         }
-        for (path, why) in found.left_alone {
-            report
-                .notes
-                .push(format!("left {} alone: {why}", show(&path)));
-        }
         for error in found.failed {
             report
                 .warnings
@@ -139,7 +149,17 @@ impl Transaction {
     /// Creates the staging of every output directory of `plan`.
     pub fn begin(plan: &Plan) -> Result<Transaction, TransactionError> {
         let mut dirs = Vec::with_capacity(plan.output_dirs.len());
+        let mut reserve = Vec::new();
         for dir in &plan.output_dirs {
+            while reserve.len() < RESERVED_FILES {
+                let file = file_id::open_to_inspect(&dir.host).map_err(|error| {
+                    TransactionError::Staging {
+                        dir: dir.host.clone(),
+                        error,
+                    }
+                })?;
+                reserve.push(file);
+            }
             let failed = |error| TransactionError::Staging {
                 dir: dir.host.clone(),
                 error,
@@ -152,7 +172,7 @@ impl Transaction {
                 staging,
             });
         }
-        Ok(Transaction { dirs })
+        Ok(Transaction { dirs, reserve })
     }
 
     /// The directory the guest writes the plan's `index`-th output directory's
@@ -262,6 +282,7 @@ impl Transaction {
 
     /// Removes every staging directory; reports each one that could not be removed.
     pub fn close(self) -> Result<(), Vec<RemoveError>> {
+        drop(self.reserve);
         let failures: Vec<RemoveError> = self
             .dirs
             .into_iter()

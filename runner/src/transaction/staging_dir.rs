@@ -1,19 +1,20 @@
 //! One private staging directory inside an output directory, and the reclaiming of
 //! those that killed runs left behind.
 //!
-//! Layout: `<output dir>/.dtlto-staging-<16 random hex digits>/` holds
-//! - `lock`: locked (an advisory whole-file lock) for as long as the run owns the
-//!   directory; the OS releases it when the process dies, however it dies;
-//! - `out/`: the guest's writable preopen, where it writes the outputs;
-//! - `aside/`: during the commit, the files the outputs replace.
+//! Layout, in the output directory, for 16 random hex digits `X`:
+//! - `.dtlto-staging-X.lock`: locked (an advisory whole-file lock) for as long as the
+//!   run owns `X`; the OS releases it when the process dies, however it dies;
+//! - `.dtlto-staging-X/out/`: the guest's writable preopen, where it writes outputs;
+//! - `.dtlto-staging-X/aside/`: during the commit, the files the outputs replace.
 //!
-//! The guest sees only `out/`, so it cannot touch the lock. Whoever creates `lock`
-//! (`O_EXCL`) owns the directory: the creator, or a reclaimer that found a directory
-//! without one. A directory is reclaimed only when its lock can be taken, so a live
-//! run's staging is never touched, whatever its pid or pid namespace.
+//! The lock file is the staging's title: it is created first (exclusively) and
+//! removed last, so a staging directory is reclaimed only through its lock file,
+//! and only when that lock can be taken and the file is still the one at that name.
+//! A directory without its lock file is never touched: it is not ours. The guest
+//! sees only `out/`, so it cannot reach the lock.
 
-use super::file_id;
 use super::remove_tree::{remove_tree, RemoveError};
+use crate::file_id;
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -21,7 +22,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub const PREFIX: &str = ".dtlto-staging-";
-const LOCK: &str = "lock";
+const LOCK_SUFFIX: &str = ".lock";
 const OUT: &str = "out";
 const ASIDE: &str = "aside";
 
@@ -29,35 +30,39 @@ const ASIDE: &str = "aside";
 #[derive(Debug)]
 pub struct StagingDir {
     root: PathBuf,
+    lock_path: PathBuf,
     lock: Option<File>,
 }
 
 impl StagingDir {
     /// Creates a staging directory in `output_dir`, with a name nobody can predict,
-    /// exclusively, and takes its lock.
+    /// exclusively, under its lock.
     pub fn create(output_dir: &Path) -> io::Result<StagingDir> {
-        let mut last_error = None;
         for _ in 0..16 {
-            let root = output_dir.join(format!("{PREFIX}{:016x}", random_u64()));
-            match fs::create_dir(&root) {
-                Ok(()) => {}
+            let name = format!("{PREFIX}{:016x}", random_u64());
+            let lock_path = output_dir.join(format!("{name}{LOCK_SUFFIX}"));
+            let lock = match create_exclusively(&lock_path) {
+                Ok(lock) => lock,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
-            }
-            // A reclaimer may claim an empty directory before we create its lock; then
-            // it is theirs, and we try another name.
-            let Some(lock) = claim(&root)? else {
-                last_error = Some(io::Error::other("claimed by another run"));
+            };
+            // A reclaimer may have taken the new lock file for an abandoned one; it
+            // then removes it, and we try another name.
+            let Some(lock) = take_lock(&lock_path, lock)? else {
                 continue;
             };
             let staging = StagingDir {
-                root,
+                root: output_dir.join(name),
+                lock_path,
                 lock: Some(lock),
             };
+            fs::create_dir(&staging.root)?;
             fs::create_dir(staging.out())?;
             return Ok(staging);
         }
-        Err(last_error.unwrap_or_else(|| io::Error::other("every name tried was taken")))
+        Err(io::Error::other(
+            "every staging name tried was taken or claimed",
+        ))
     }
 
     pub fn root(&self) -> &Path {
@@ -74,77 +79,74 @@ impl StagingDir {
         self.root.join(ASIDE)
     }
 
-    /// Removes everything, then the lock, then the directory.
+    /// Removes the directory, then the lock file, then lets go of the lock.
     pub fn remove(mut self) -> Result<(), RemoveError> {
         let lock = self.lock.take();
-        remove_locked(&self.root, lock)
+        remove_locked(&self.root, &self.lock_path, lock)
     }
 }
 
 impl Drop for StagingDir {
     fn drop(&mut self) {
         if let Some(lock) = self.lock.take() {
-            if let Err(e) = remove_locked(&self.root, Some(lock)) {
+            if let Err(e) = remove_locked(&self.root, &self.lock_path, Some(lock)) {
                 eprintln!("dtlto-runner: warning: {e}");
             }
         }
     }
 }
 
-/// Removes a staging directory whose lock we hold: contents first, the lock last,
-/// so that a removal cut short leaves a directory the next run can reclaim.
-fn remove_locked(root: &Path, lock: Option<File>) -> Result<(), RemoveError> {
-    for part in [OUT, ASIDE] {
-        remove_tree(&root.join(part))?;
-    }
-    let lock_path = root.join(LOCK);
-    match fs::remove_file(&lock_path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            return Err(RemoveError {
-                root: root.to_path_buf(),
-                entry: LOCK.to_owned(),
-                error,
-            })
+/// Removes a staging directory whose lock we hold, the lock file last: a removal
+/// cut short leaves the lock file, so the next run can reclaim what is left.
+fn remove_locked(root: &Path, lock_path: &Path, lock: Option<File>) -> Result<(), RemoveError> {
+    remove_tree(root)?;
+    match fs::remove_file(lock_path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(RemoveError {
+            root: lock_path.to_path_buf(),
+            entry: String::new(),
+            error,
+        }),
+        _ => {
+            drop(lock);
+            Ok(())
         }
-        _ => {}
     }
-    // Windows keeps a deleted file's name until its last handle closes.
-    drop(lock);
-    remove_tree(root)
 }
 
-/// Creates `root/lock` exclusively and locks it; `None` if someone else got there
-/// first (they own `root` now).
-fn claim(root: &Path) -> io::Result<Option<File>> {
-    let lock = match OpenOptions::new()
+/// Opens an existing lock file to lock it, never through a link.
+fn open_lock(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    options.open(path)
+}
+
+fn create_exclusively(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .open(root.join(LOCK))
-    {
-        Ok(lock) => lock,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    take_lock(root, lock)
+        .open(path)
 }
 
-/// Locks `lock` (the file at `root/lock`) without waiting, and checks that it is
-/// still the file of that name: a reclaimer may have removed it meanwhile.
-fn take_lock(root: &Path, lock: File) -> io::Result<Option<File>> {
+/// Locks `lock` without waiting, and checks that it is still the file at
+/// `lock_path`: whoever held it before may have removed it.
+fn take_lock(lock_path: &Path, lock: File) -> io::Result<Option<File>> {
     match lock.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => return Ok(None),
         Err(fs::TryLockError::Error(e)) => return Err(e),
     }
-    let still_there = file_id::of_path(&root.join(LOCK))
+    let still_there = file_id::of_path(lock_path)
         .ok()
         .is_some_and(|named| file_id::of_file(&lock).is_ok_and(|held| held == named));
     Ok(still_there.then_some(lock))
@@ -160,6 +162,18 @@ fn random_u64() -> u64 {
     hasher.finish()
 }
 
+/// The staging name in a lock file's name, if it is one of ours:
+/// `.dtlto-staging-<16 lowercase hex digits>.lock`.
+fn staging_name_of_lock(file_name: &str) -> Option<&str> {
+    let name = file_name.strip_suffix(LOCK_SUFFIX)?;
+    let digits = name.strip_prefix(PREFIX)?;
+    let ours = digits.len() == 16
+        && digits
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ours.then_some(name)
+}
+
 /// What reclaiming found in one output directory.
 #[derive(Debug, Default)]
 pub struct Reclaimed {
@@ -169,92 +183,77 @@ pub struct Reclaimed {
     pub restored: Vec<PathBuf>,
     /// Staging directories of runs still alive, left alone.
     pub in_use: usize,
-    /// Entries that look like staging but are not ours to judge, and why.
-    pub left_alone: Vec<(PathBuf, String)>,
     /// Abandoned staging that could not be removed.
     pub failed: Vec<RemoveError>,
 }
 
-/// Removes the abandoned staging directories in `output_dir`: those whose lock is
-/// free. A commit cut short by a crash may have set old outputs aside; each is put
-/// back if its place is still empty, so that no output goes missing.
+/// Removes the abandoned staging directories in `output_dir`: those whose lock file
+/// can be locked. A commit cut short by a crash may have set old outputs aside;
+/// each is put back if its place is still empty, so that no output goes missing.
 pub fn reclaim(output_dir: &Path) -> Reclaimed {
     let mut found = Reclaimed::default();
     let Ok(entries) = fs::read_dir(output_dir) else {
         return found;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_str().is_some_and(|n| n.starts_with(PREFIX)) {
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(staging_name_of_lock) else {
             continue;
-        }
-        let root = entry.path();
-        match reclaim_one(output_dir, &root, &mut found.restored) {
-            Ok(Verdict::Removed) => found.removed.push(root),
-            Ok(Verdict::InUse) => found.in_use += 1,
-            Ok(Verdict::NotOurs(why)) => found.left_alone.push((root, why)),
+        };
+        let root = output_dir.join(name);
+        match reclaim_one(output_dir, &root, &entry.path(), &mut found.restored) {
+            Ok(true) => found.removed.push(root),
+            Ok(false) => found.in_use += 1,
             Err(e) => found.failed.push(e),
         }
     }
     found
 }
 
-enum Verdict {
-    Removed,
-    InUse,
-    NotOurs(String),
-}
-
+/// Reclaims `root` if its lock is free; `Ok(false)` if a live run holds it.
 fn reclaim_one(
     output_dir: &Path,
     root: &Path,
+    lock_path: &Path,
     restored: &mut Vec<PathBuf>,
-) -> Result<Verdict, RemoveError> {
-    let not_ours = |why: &str| Ok(Verdict::NotOurs(why.to_owned()));
-    let io_failure = |error: io::Error| RemoveError {
-        root: root.to_path_buf(),
+) -> Result<bool, RemoveError> {
+    let failed = |error: io::Error| RemoveError {
+        root: lock_path.to_path_buf(),
         entry: String::new(),
         error,
     };
-    match fs::symlink_metadata(root) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return not_ours("not a directory"),
-        Err(_) => return Ok(Verdict::InUse),
+    // Not through a link: a lock file is a regular file we made.
+    let lock = match open_lock(lock_path) {
+        Ok(lock) if lock.metadata().is_ok_and(|m| m.is_file()) => lock,
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(failed(e)),
+    };
+    let Some(lock) = take_lock(lock_path, lock).map_err(failed)? else {
+        return Ok(false);
+    };
+    let root_is_directory = fs::symlink_metadata(root).is_ok_and(|m| m.is_dir());
+    if root_is_directory {
+        restore_set_aside(output_dir, &root.join(ASIDE), restored);
     }
-    let names: Vec<_> = match fs::read_dir(root) {
-        Ok(entries) => entries.flatten().map(|e| e.file_name()).collect(),
-        Err(e) => return Err(io_failure(e)),
-    };
-    if names
-        .iter()
-        .any(|n| ![LOCK, OUT, ASIDE].iter().any(|ours| n == *ours))
-    {
-        return not_ours("it holds files a staging directory never has");
-    }
-    let lock = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(root.join(LOCK))
-    {
-        Ok(lock) => take_lock(root, lock).map_err(io_failure)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => claim(root).map_err(io_failure)?,
-        Err(e) => return Err(io_failure(e)),
-    };
-    let Some(lock) = lock else {
-        return Ok(Verdict::InUse);
-    };
-    restore_set_aside(output_dir, &root.join(ASIDE), restored);
-    remove_locked(root, Some(lock))?;
-    Ok(Verdict::Removed)
+    remove_locked(root, lock_path, Some(lock))?;
+    Ok(true)
 }
 
-/// Puts each file in `aside` back at its name in `output_dir` if that name is free.
-/// A hard link cannot replace an existing file, so a newer output is never lost.
+/// Puts each regular file in `aside` back at its name in `output_dir` if that name
+/// is free. A hard link cannot replace an existing file, so a newer output is never
+/// lost; nothing is followed through a link.
 fn restore_set_aside(output_dir: &Path, aside: &Path, restored: &mut Vec<PathBuf>) {
+    if !fs::symlink_metadata(aside).is_ok_and(|m| m.is_dir()) {
+        return;
+    }
     let Ok(entries) = fs::read_dir(aside) else {
         return;
     };
     for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let target = output_dir.join(entry.file_name());
         if fs::hard_link(entry.path(), &target).is_ok() {
             restored.push(target);
@@ -302,42 +301,75 @@ mod tests {
     #[test]
     fn an_abandoned_staging_is_reclaimed_and_set_aside_files_come_back() {
         let dir = scratch("abandoned");
-        let root = dir.join(format!("{PREFIX}0123456789abcdef"));
+        let name = format!("{PREFIX}0123456789abcdef");
+        let root = dir.join(&name);
         fs::create_dir_all(root.join(OUT)).unwrap();
         fs::create_dir_all(root.join(ASIDE)).unwrap();
-        fs::write(root.join(LOCK), "").unwrap();
+        fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
         fs::write(root.join(OUT).join("b.o"), "partial").unwrap();
         fs::write(root.join(ASIDE).join("a.o"), "old a").unwrap();
         fs::write(root.join(ASIDE).join("c.o"), "old c").unwrap();
         fs::write(dir.join("c.o"), "new c").unwrap();
-        // Not ours: a file of that prefix, and a directory with foreign contents.
-        fs::write(dir.join(format!("{PREFIX}file")), "x").unwrap();
-        fs::create_dir_all(dir.join(format!("{PREFIX}mine")).join("notes")).unwrap();
+        // Not ours: names of the prefix that are not a lock of 16 hex digits, and a
+        // staging-like directory without its lock file.
+        fs::create_dir_all(dir.join(format!("{PREFIX}notes")).join("out")).unwrap();
+        fs::write(dir.join(format!("{PREFIX}notes.lock")), "x").unwrap();
+        fs::create_dir_all(dir.join(format!("{PREFIX}fedcba9876543210")).join("out")).unwrap();
         let found = reclaim(&dir);
         assert_eq!(found.removed, [root]);
         assert_eq!(found.restored, [dir.join("a.o")]);
-        assert_eq!(found.left_alone.len(), 2, "{:?}", found.left_alone);
         assert_eq!(fs::read(dir.join("a.o")).unwrap(), b"old a");
         assert_eq!(fs::read(dir.join("c.o")).unwrap(), b"new c");
         assert_eq!(
             names(&dir),
-            [".dtlto-staging-file", ".dtlto-staging-mine", "a.o", "c.o"].map(String::from)
+            [
+                ".dtlto-staging-fedcba9876543210",
+                ".dtlto-staging-notes",
+                ".dtlto-staging-notes.lock",
+                "a.o",
+                "c.o"
+            ]
+            .map(String::from)
         );
         fs::remove_dir_all(dir).unwrap();
     }
 
+    #[cfg(unix)]
     #[test]
-    fn a_directory_without_a_lock_is_claimed_by_whoever_creates_the_lock() {
+    fn reclaim_follows_no_link() {
+        let dir = scratch("links");
+        let elsewhere = scratch("links-elsewhere");
+        fs::write(elsewhere.join("a.o"), "not ours").unwrap();
+        let name = format!("{PREFIX}00000000000000aa");
+        fs::create_dir(dir.join(&name)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join(&name).join(ASIDE)).unwrap();
+        fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
+        // A lock that is a link is not ours either.
+        let other = format!("{PREFIX}00000000000000bb");
+        std::os::unix::fs::symlink(
+            elsewhere.join("a.o"),
+            dir.join(format!("{other}{LOCK_SUFFIX}")),
+        )
+        .unwrap();
+        let found = reclaim(&dir);
+        assert!(found.restored.is_empty(), "{:?}", found.restored);
+        assert_eq!(found.removed, [dir.join(&name)]);
+        assert_eq!(fs::read(elsewhere.join("a.o")).unwrap(), b"not ours");
+        assert_eq!(names(&elsewhere), ["a.o"]);
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(elsewhere).unwrap();
+    }
+
+    #[test]
+    fn a_lock_taken_by_a_reclaimer_first_sends_the_creator_to_another_name() {
         let dir = scratch("claim");
-        let root = dir.join(format!("{PREFIX}fedcba9876543210"));
-        fs::create_dir(&root).unwrap();
-        let mine = claim(&root).unwrap();
-        assert!(mine.is_some());
-        // A second claimant (the creator, late) loses, and reclaim sees it in use.
-        assert!(claim(&root).unwrap().is_none());
-        assert_eq!(reclaim(&dir).in_use, 1);
-        drop(mine);
-        assert_eq!(reclaim(&dir).removed, [root]);
+        let lock_path = dir.join(format!("{PREFIX}1111111111111111{LOCK_SUFFIX}"));
+        let creators = create_exclusively(&lock_path).unwrap();
+        // A reclaimer locks the fresh lock file before its creator does...
+        let reclaimers = take_lock(&lock_path, open_lock(&lock_path).unwrap()).unwrap();
+        assert!(reclaimers.is_some());
+        // ...so the creator cannot, and gives the name up.
+        assert!(take_lock(&lock_path, creators).unwrap().is_none());
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -53,36 +53,36 @@ impl Files {
         Files { paths }
     }
 
-    /// Opens `host_path` for reading; `what` says what it is ("the job file", ...).
-    /// It must be a regular file: opening a FIFO would wait for a writer forever.
-    pub fn open(&self, what: &str, host_path: &str) -> Result<File, Failure> {
-        self.open_regular(what, host_path).map(|(file, _)| file)
+    /// Checks, before anything is opened, that `host_path` is a regular file (opening
+    /// a FIFO would wait for a writer forever), and returns its size. Under
+    /// dtlto-runner the runner has checked it already, so this looks at nothing.
+    pub fn check_regular(&self, what: &str, host_path: &str) -> Result<Option<u64>, Failure> {
+        if self.paths.is_mapped() {
+            return Ok(None);
+        }
+        let guest_path = self.paths.to_guest(host_path);
+        let meta = fs::metadata(guest_path)
+            .map_err(|e| self.open_failure(what, host_path, guest_path, &e))?;
+        if !meta.is_file() {
+            return Err(Failure::Job(format!(
+                "cannot open {what} {}: it is {}, not a regular file",
+                quoted(host_path),
+                file_kind(&meta.file_type())
+            )));
+        }
+        Ok(Some(meta.len()))
     }
 
-    /// Opens a regular file and tells its size.
-    fn open_regular(&self, what: &str, host_path: &str) -> Result<(File, Option<u64>), Failure> {
+    /// Opens `host_path` for reading; `what` says what it is ("the job file", ...).
+    pub fn open(&self, what: &str, host_path: &str) -> Result<File, Failure> {
         let guest_path = self.paths.to_guest(host_path);
-        let failure = |e: &io::Error| self.open_failure(what, host_path, guest_path, e);
-        // dtlto-runner checked the file's kind before the run; by hand, nothing has.
-        let mut size = None;
-        if !self.paths.is_mapped() {
-            let meta = fs::metadata(guest_path).map_err(|e| failure(&e))?;
-            if !meta.is_file() {
-                return Err(Failure::Job(format!(
-                    "cannot open {what} {}: it is {}, not a regular file",
-                    quoted(host_path),
-                    file_kind(&meta.file_type())
-                )));
-            }
-            size = Some(meta.len());
-        }
-        let file = File::open(guest_path).map_err(|e| failure(&e))?;
-        Ok((file, size))
+        File::open(guest_path).map_err(|e| self.open_failure(what, host_path, guest_path, &e))
     }
 
     /// Reads the job file, at most MAX_JOB_FILE_BYTES, in chunks a host accepts.
     pub fn read_job_file(&self, what: &str, host_path: &str) -> Result<Vec<u8>, Failure> {
-        let (mut file, size) = self.open_regular(what, host_path)?;
+        let size = self.check_regular(what, host_path)?;
+        let mut file = self.open(what, host_path)?;
         let size = match size {
             Some(size) => size,
             None => file.metadata().map(|m| m.len()).unwrap_or(0),

@@ -45,16 +45,17 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
         )));
     }
 
-    // 3. Open every source before writing anything.
-    let mut opened = Vec::with_capacity(jobs.len());
+    // 3. Check every source before writing anything. Each is opened only when its
+    //    copy starts, so a link of any size needs two open files, not one per job.
+    let source_role = |i: usize| format!("source {} (for jobs[{i}])", i + 1);
     for (i, source) in sources.iter().take(jobs.len()).enumerate() {
-        opened.push(files.open(&format!("source {} (for jobs[{i}])", i + 1), source)?);
+        files.check_regular(&source_role(i), source)?;
     }
 
     // 4. Copy each source to its job's native object, all or nothing.
     let mut outputs = files.staged_outputs();
     let mut buffer = CopyBuffer::new();
-    for (i, (job, source)) in jobs.iter().zip(&mut opened).enumerate() {
+    for (i, job) in jobs.iter().enumerate() {
         let output = job.native_object();
         let place = format!("jobs[{i}].outputs[0] {}", quoted(output));
         let what = format!("jobs[{i}].outputs[0]");
@@ -69,10 +70,21 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
             faults::announce(program, fault, &place);
         }
         match content {
-            Content::Copy => outputs.copy(&what, output, source, &sources[i], &mut buffer, None)?,
+            Content::Copy => {
+                let mut source = files.open(&source_role(i), &sources[i])?;
+                outputs.copy(&what, output, &mut source, &sources[i], &mut buffer, None)?
+            }
             Content::Truncate => {
+                let mut source = files.open(&source_role(i), &sources[i])?;
                 let half = source.metadata().map(|m| m.len() / 2).unwrap_or(0);
-                outputs.copy(&what, output, source, &sources[i], &mut buffer, Some(half))?
+                outputs.copy(
+                    &what,
+                    output,
+                    &mut source,
+                    &sources[i],
+                    &mut buffer,
+                    Some(half),
+                )?
             }
             Content::Garbage => outputs.write(&what, output, "", faults::GARBAGE)?,
             Content::Empty => outputs.write(&what, output, "", b"")?,

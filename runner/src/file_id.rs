@@ -13,6 +13,13 @@ pub struct FileId {
     file: u64,
 }
 
+impl FileId {
+    /// A text that is equal exactly when the identities are.
+    pub fn as_key(&self) -> String {
+        format!("{}:{}", self.device, self.file)
+    }
+}
+
 #[cfg(unix)]
 pub fn of_file(file: &File) -> io::Result<FileId> {
     use std::os::unix::fs::MetadataExt;
