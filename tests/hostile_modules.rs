@@ -133,6 +133,22 @@ fn a_guest_with_too_many_memories_is_refused_before_it_runs() {
 }
 
 #[test]
+fn a_guest_with_too_many_tables_is_refused_before_it_runs() {
+    let tables: Vec<Step<'_>> = (0..5).map(|_| Step::GrowTable { elements: 0 }).collect();
+    let scene = Scene::new("hostile-many-tables", &tables);
+    let before = scene.dir.snapshot();
+    let run = util::run_command(&mut scene.command(&[]));
+    run.expect_status(1, &scene.dir).expect_stderr_has(
+        "dtlto-runner: error: the distributor declares 5 tables; at most 4 are allowed",
+    );
+    assert!(run.stdout().is_empty(), "the guest ran\n{}", run.report());
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
     let scene = Scene::new(
         "hostile-spin",

@@ -8,6 +8,10 @@
 //!
 //!     cargo bench -p dtlto-runner                 # every shape, 5 runs each
 //!     cargo bench -p dtlto-runner -- --runs 9 --only 10k --dir /dev/shm
+//!     cargo bench -p dtlto-runner -- --compare /path/to/older/dtlto-runner
+//!
+//! `--compare` also measures another build of the runner on the same workloads, in
+//! turn with this one, and prints each row's ratio against it.
 
 use std::fs;
 use std::io::Write;
@@ -99,6 +103,7 @@ fn main() {
     };
     let runs: usize = option("--runs").and_then(|n| n.parse().ok()).unwrap_or(5);
     let only = option("--only");
+    let compared = option("--compare").map(PathBuf::from);
     let runner = PathBuf::from(env!("CARGO_BIN_EXE_dtlto-runner"));
     let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches");
     let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracle/cpython_validate.py");
@@ -143,6 +148,12 @@ fn main() {
                 "runner mock",
                 measure(runs, &clean, || command(&runner, &mock_args, &dir)),
             ));
+            if let Some(compared) = &compared {
+                rows.push((
+                    "compared mock",
+                    measure(runs, &clean, || command(compared, &mock_args, &dir)),
+                ));
+            }
             let mut python_args = vec![benches
                 .join("mock_contract.py")
                 .to_string_lossy()
@@ -164,6 +175,12 @@ fn main() {
             "runner validate",
             measure(runs, &clean, || command(&runner, &validate_args, &dir)),
         ));
+        if let Some(compared) = &compared {
+            rows.push((
+                "compared validate",
+                measure(runs, &clean, || command(compared, &validate_args, &dir)),
+            ));
+        }
         if !shape.copies {
             let python_args = vec![oracle.to_string_lossy().into_owned(), job_file.clone()];
             rows.push((
@@ -383,6 +400,13 @@ fn report(rows: &[(&str, Measurement)], shape: &Shape, job_size: u64) {
             line.push_str(&format!(
                 "  {:>6.2}x floor",
                 m.median().as_secs_f64() / floor.as_secs_f64()
+            ));
+        }
+        let same_mode = name.replace("runner", "compared");
+        if let (true, Some(compared)) = (name.starts_with("runner"), median_of(&same_mode)) {
+            line.push_str(&format!(
+                "  {:>6.2}x compared",
+                m.median().as_secs_f64() / compared.as_secs_f64()
             ));
         }
         if !shape.copies {
