@@ -370,6 +370,8 @@ mod tests {
         assert!(reclaimers.is_some());
         // ...so the creator cannot, and gives the name up.
         assert!(take_lock(&lock_path, creators).unwrap().is_none());
+        // Windows keeps a directory with open files in it.
+        drop(reclaimers);
         fs::remove_dir_all(dir).unwrap();
     }
 }
