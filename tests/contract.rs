@@ -5,12 +5,11 @@
 
 use dtlto_mock::job_file::JobFile;
 use std::collections::BTreeMap;
-use std::path::Path;
 use wit_parser::{Resolve, Type, TypeDefKind};
 
 fn contract() -> Resolve {
     let mut resolve = Resolve::new();
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
+    let wit = crate::util::repo_root().join("wit");
     resolve.push_dir(&wit).expect("wit/ parses");
     resolve
 }

@@ -2,9 +2,7 @@
 //! outputs, an undeclared output without the runner's sandbox, exit statuses, and
 //! bad `--fault=` options. (tests/real_llvm.rs shows lld's reaction to each fault.)
 
-mod util;
-
-use util::{run_runner, wasmtime_run, TempDir};
+use crate::util::{run_runner, wasmtime_run, TempDir};
 
 /// One job whose outputs are `o.native.o` and the declared extra `o.dwo`.
 fn scene(name: &str) -> TempDir {
@@ -84,7 +82,7 @@ fn exit_after_keeps_the_work_without_a_sandbox_and_loses_it_under_the_runner() {
 #[test]
 fn each_fault_says_which_job_it_hit() {
     let dir = TempDir::new("fault-selection");
-    dir.write("job.json", util::job_file_json(3));
+    dir.write("job.json", crate::util::job_file_json(3));
     for i in 0..3 {
         dir.write(&format!("s{i}"), format!("source {i}"));
     }

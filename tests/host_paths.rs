@@ -3,10 +3,8 @@
 //! them (drive letters and backslashes on Windows), relative paths that climb with
 //! `..`, spaces, parentheses and non-ASCII names. Planning and commit behave the same.
 
-mod util;
-
+use crate::util::{run_command, runner_exe, Run, TempDir};
 use std::path::Path;
-use util::{run_command, runner_exe, Run, TempDir};
 
 /// A path as a linker writes it: on Windows without the `\\?\` prefix that
 /// canonicalisation adds.

@@ -4,13 +4,11 @@
 //! read as drives, devices or streams. Each test states the exit status, the message,
 //! (where memory is the point) the runner's peak memory, and an unchanged tree.
 
-mod util;
-
-use std::time::{Duration, Instant};
 #[cfg(unix)]
-use util::hostile::growths;
-use util::hostile::{guest, write, Step};
-use util::{changes, job_file_json, run_runner, TempDir};
+use crate::util::hostile::growths;
+use crate::util::hostile::{guest, write, Step};
+use crate::util::{changes, job_file_json, run_runner, TempDir};
+use std::time::{Duration, Instant};
 
 /// The staging directory's preopen: the job file's directory is fd 3.
 const STAGE: u32 = 4;
@@ -39,7 +37,7 @@ impl Scene {
 
     /// `dtlto-runner [options] --module hostile.wasm s0 job.json`.
     fn command(&self, options: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new(util::runner_exe());
+        let mut command = std::process::Command::new(crate::util::runner_exe());
         command
             .args(options)
             .args(["--module", &self.module, "s0", "job.json"])
@@ -67,7 +65,7 @@ fn memory_is_capped_across_all_of_a_guests_memories() {
         ],
     );
     let before = scene.dir.snapshot();
-    let (run, peak_kib) = util::run_measured(&mut scene.command(&[]));
+    let (run, peak_kib) = crate::util::run_measured(&mut scene.command(&[]));
     assert_eq!(growths(&run.stdout()), [0, -1], "{}", run.report());
     run.expect_status(1, &scene.dir).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to grow its memory to 2.5 GiB in all, beyond \
@@ -97,7 +95,7 @@ fn table_elements_are_capped_across_all_of_a_guests_tables() {
         ],
     );
     let before = scene.dir.snapshot();
-    let (run, peak_kib) = util::run_measured(&mut scene.command(&[]));
+    let (run, peak_kib) = crate::util::run_measured(&mut scene.command(&[]));
     assert_eq!(growths(&run.stdout()), [-1], "{}", run.report());
     run.expect_status(1, &scene.dir).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to grow its tables to 100000000 elements in \
@@ -121,7 +119,7 @@ fn a_guest_with_too_many_memories_is_refused_before_it_runs() {
         &[Step::GrowMemories { count: 5, pages: 0 }],
     );
     let before = scene.dir.snapshot();
-    let run = util::run_command(&mut scene.command(&[]));
+    let run = crate::util::run_command(&mut scene.command(&[]));
     run.expect_status(1, &scene.dir).expect_stderr_has(
         "dtlto-runner: error: the distributor declares 6 memories; at most 4 are allowed",
     );
@@ -137,7 +135,7 @@ fn a_guest_with_too_many_tables_is_refused_before_it_runs() {
     let tables: Vec<Step<'_>> = (0..5).map(|_| Step::GrowTable { elements: 0 }).collect();
     let scene = Scene::new("hostile-many-tables", &tables);
     let before = scene.dir.snapshot();
-    let run = util::run_command(&mut scene.command(&[]));
+    let run = crate::util::run_command(&mut scene.command(&[]));
     run.expect_status(1, &scene.dir).expect_stderr_has(
         "dtlto-runner: error: the distributor declares 5 tables; at most 4 are allowed",
     );
@@ -156,7 +154,7 @@ fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
     );
     let before = scene.dir.snapshot();
     let started = Instant::now();
-    let run = util::run_command(&mut scene.command(&["--timeout", "1"]));
+    let run = crate::util::run_command(&mut scene.command(&["--timeout", "1"]));
     let took = started.elapsed();
     run.expect_status(124, &scene.dir).expect_stderr_has(
         "dtlto-runner: timed out after 1 s (--timeout): nothing was committed, and the staging was removed\n",
@@ -174,8 +172,8 @@ fn the_timeout_also_ends_a_guest_waiting_in_a_host_call_and_comes_from_the_envir
     dir.write("job.json", job_file_json(1));
     dir.write("s0", "source\n");
     let before = dir.snapshot();
-    let run = util::run_command(
-        std::process::Command::new(util::runner_exe())
+    let run = crate::util::run_command(
+        std::process::Command::new(crate::util::runner_exe())
             .args(["--fault=delay=60000", "s0", "job.json"])
             .env("DTLTO_RUNNER_TIMEOUT", "0.5")
             .current_dir(dir.path()),
@@ -206,7 +204,7 @@ fn an_endless_writer_is_stopped_at_the_output_cap() {
         }],
     );
     let before = scene.dir.snapshot();
-    let run = util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
+    let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
     run.expect_status(1, &scene.dir).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output \
          (--max-output-bytes 1000000); nothing was committed",
@@ -225,8 +223,8 @@ fn the_output_cap_counts_staged_files_not_stdout_and_comes_from_the_environment(
     dir.write("s1", vec![b'b'; 600_000]);
     let before = dir.snapshot();
     let capped = |cap: &str, args: &[&str]| {
-        util::run_command(
-            std::process::Command::new(util::runner_exe())
+        crate::util::run_command(
+            std::process::Command::new(crate::util::runner_exe())
                 .args(args)
                 .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES", cap)
                 .current_dir(dir.path()),
@@ -256,7 +254,7 @@ fn a_refusal_of_many_undeclared_paths_lists_twenty_and_counts_the_rest() {
         }],
     );
     let before = scene.dir.snapshot();
-    let run = util::run_command(&mut scene.command(&[]));
+    let run = crate::util::run_command(&mut scene.command(&[]));
     run.expect_status(1, &scene.dir)
         .expect_stderr_has("the distributor wrote 5000 path(s) the job file does not declare")
         .expect_stderr_has("u00019\"\n  ... and 4980 more\n");
@@ -274,7 +272,7 @@ fn a_refusal_of_many_undeclared_paths_lists_twenty_and_counts_the_rest() {
 #[cfg(windows)]
 #[test]
 fn windows_drive_device_and_stream_paths_are_refused_in_every_path_call() {
-    use util::hostile::PATH_CALLS;
+    use crate::util::hostile::PATH_CALLS;
     const PATHS: &[&str] = &[
         "C:foo",
         "C:\\",
@@ -301,8 +299,8 @@ fn windows_drive_device_and_stream_paths_are_refused_in_every_path_call() {
     let outside = TempDir::new("hostile-windows-outside");
     outside.write("secret", "untouched");
     let before = (scene.dir.snapshot(), outside.snapshot());
-    let run = util::run_command(&mut scene.command(&["--verbose"]));
-    let errnos = util::hostile::errnos(&run.stdout());
+    let run = crate::util::run_command(&mut scene.command(&["--verbose"]));
+    let errnos = crate::util::hostile::errnos(&run.stdout());
     let calls = 2 * PATHS.len() * PATH_CALLS.len();
     assert_eq!(errnos.len(), calls, "{}", run.report());
     assert!(
@@ -331,7 +329,7 @@ fn symbolic_links_count_towards_the_output_cap() {
     };
     let scene = Scene::new("hostile-links", &[links]);
     let before = scene.dir.snapshot();
-    let run = util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
+    let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
     run.expect_status(1, &scene.dir).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output",
     );

@@ -3,12 +3,10 @@
 //! refuse, job files up to the size limit, and errors a user can act on, through
 //! the runner and by hand (`wasmtime run --dir .`, here in-process).
 
-mod util;
-
-use std::time::Duration;
-use util::{
+use crate::util::{
     changes, job_file_json, run_runner, wasmtime_run, wasmtime_run_with_dirs, Run, TempDir,
 };
+use std::time::Duration;
 
 /// Runs the guest by hand on another thread; fails the test if it takes over 20 s
 /// (a FIFO that hangs it must fail the test, not the suite).
@@ -27,8 +25,8 @@ fn by_hand_promptly(dir: &TempDir, args: &[&str]) -> Run {
 
 /// Runs the runner; fails the test if it takes over 20 s.
 fn runner_promptly(dir: &TempDir, args: &[&str]) -> Run {
-    util::finish(
-        util::spawn_runner(dir, args),
+    crate::util::finish(
+        crate::util::spawn_runner(dir, args),
         "the runner",
         Duration::from_secs(20),
     )
@@ -57,8 +55,8 @@ fn a_symlink_forest_of_sources_and_job_file_works_through_the_runner() {
     symlink("../store/objects/b.native.o", exec.join("b.o")).unwrap();
     symlink("../store/job.json", exec.join("job.json")).unwrap();
     let before = root.snapshot();
-    let run = util::run_command(
-        std::process::Command::new(util::runner_exe())
+    let run = crate::util::run_command(
+        std::process::Command::new(crate::util::runner_exe())
             .args(["a.o", "b.o", "job.json"])
             .current_dir(&exec),
     );
@@ -142,7 +140,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
 #[test]
 fn a_fifo_as_the_job_file_or_a_source_is_refused_at_once() {
     let dir = scene("inputs-fifo");
-    util::make_fifo(&dir.join("pipe"));
+    crate::util::make_fifo(&dir.join("pipe"));
     let before = dir.snapshot();
     runner_promptly(&dir, &["s0", "pipe"])
         .expect_status(1, &dir)
@@ -311,7 +309,7 @@ fn only_directories_that_hold_what_the_run_needs_are_preopened() {
     let modules = TempDir::new("inputs-least-module");
     let module = modules.write(
         "m.wasm",
-        util::hostile::guest(&[util::hostile::Step::Exit(0)]),
+        crate::util::hostile::guest(&[crate::util::hostile::Step::Exit(0)]),
     );
     let module = module.to_string_lossy().into_owned();
     let read_only = |run: &Run| -> Vec<String> {

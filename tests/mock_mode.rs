@@ -1,9 +1,7 @@
 //! mock mode: copies `src_i` to `jobs[i].outputs[0]`, byte for byte, or writes nothing.
 //! Each scenario runs the guest as `wasmtime run --dir .` would and through the runner.
 
-mod util;
-
-use util::{job_file_json, run_runner, wasmtime_run, Run, TempDir};
+use crate::util::{job_file_json, run_runner, wasmtime_run, Run, TempDir};
 
 /// Which host runs the guest.
 #[derive(Clone, Copy, Debug)]
@@ -212,9 +210,9 @@ fn usage_errors_exit_2_and_help_exits_0() {
 fn the_runner_called_dtlto_validate_validates() {
     let dir = TempDir::new("by-name");
     let validate = dir.join(&format!("dtlto-validate{}", std::env::consts::EXE_SUFFIX));
-    std::fs::copy(util::runner_exe(), &validate).expect("copy the runner");
+    std::fs::copy(crate::util::runner_exe(), &validate).expect("copy the runner");
     dir.write("job.json", job_file_json(1));
-    let run = util::run_command(
+    let run = crate::util::run_command(
         std::process::Command::new(&validate)
             .args(["--da=1", "job.json"])
             .current_dir(dir.path()),

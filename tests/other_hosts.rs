@@ -5,11 +5,9 @@
 //! does not change the outcome. The README's by-hand commands run exactly as written.
 //! Every host is required: a missing one fails the test, naming how to install it.
 
-mod util;
-
+use crate::util::{run_command, run_runner, wasmtime_run, Entry, Run, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use util::{run_command, run_runner, wasmtime_run, Entry, Run, TempDir};
 
 /// Runs the artifact with arguments in a directory.
 type RunIn = Box<dyn Fn(&TempDir, &[&str]) -> Run>;
@@ -32,9 +30,7 @@ fn artifact() -> PathBuf {
 }
 
 fn script_host(name: &'static str, interpreter: PathBuf, script: &'static str) -> Host {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/hosts")
-        .join(script);
+    let script = crate::util::repo_root().join("tests/hosts").join(script);
     Host {
         name,
         run: Box::new(move |dir, args| {
@@ -164,7 +160,7 @@ fn same_everywhere(name: &str, hosts: &[Host], setup: impl Fn(&TempDir), args: &
 }
 
 fn three_jobs(dir: &TempDir) {
-    dir.write("job.json", util::job_file_json(3));
+    dir.write("job.json", crate::util::job_file_json(3));
     dir.write("s0", (0..=255u8).collect::<Vec<u8>>());
     dir.write("s1 Ωμέγα", vec![0u8; 70_000]);
     dir.write("s2", "");
@@ -196,7 +192,7 @@ fn validate_a_valid_document() {
     let setup = |dir: &TempDir| {
         dir.write(
             "job.json",
-            util::job_file_json(2).replace("m1.o", "Ωμέγα.o"),
+            crate::util::job_file_json(2).replace("m1.o", "Ωμέγα.o"),
         );
     };
     let outcome = same_everywhere(
@@ -219,7 +215,8 @@ fn validate_an_invalid_document() {
     let setup = |dir: &TempDir| {
         dir.write(
             "job.json",
-            util::job_file_json(2).replace(r#""outputs":["m1.1.native.o"]"#, r#""outputs":[]"#),
+            crate::util::job_file_json(2)
+                .replace(r#""outputs":["m1.1.native.o"]"#, r#""outputs":[]"#),
         );
     };
     let outcome = same_everywhere("hosts-invalid", &hosts, setup, &["validate", "job.json"]);
@@ -235,7 +232,7 @@ fn a_path_outside_every_preopen() {
     let outside = TempDir::new("hosts-outside-src");
     let source = outside.write("far.o", "x").to_string_lossy().into_owned();
     let setup = |dir: &TempDir| {
-        dir.write("job.json", util::job_file_json(1));
+        dir.write("job.json", crate::util::job_file_json(1));
     };
     let outcome = same_everywhere(
         "hosts-outside",
@@ -260,7 +257,7 @@ fn a_path_outside_every_preopen() {
 /// The README's `wasmtime run` commands, each a line indented by four spaces under
 /// "By hand with wasmtime".
 fn readme_commands() -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+    let readme = std::fs::read_to_string(crate::util::repo_root().join("README.md"))
         .expect("read README.md");
     let section = readme
         .split("\n## ")
@@ -285,7 +282,7 @@ fn the_readmes_by_hand_commands_work_as_written() {
     );
     let cli = wasmtime_cli();
     // The commands' own files: two native objects and the job file of their link.
-    let job = util::job_file_json(2)
+    let job = crate::util::job_file_json(2)
         .replace("m0.0.native.o", "a.1.123.native.o")
         .replace("m1.1.native.o", "b.2.123.native.o");
     let dir = TempDir::new("readme-commands");
@@ -307,8 +304,11 @@ fn the_readmes_by_hand_commands_work_as_written() {
         );
         run.expect_status(0, &dir);
         if command.contains(" validate ") {
-            let oracle =
-                util::oracle::cpython_validate(dir.path(), &["--da1=10"], "app.123.dist-file.json");
+            let oracle = crate::util::oracle::cpython_validate(
+                dir.path(),
+                &["--da1=10"],
+                "app.123.dist-file.json",
+            );
             assert_eq!(run.stdout(), oracle.stdout(), "{command}\n{}", run.report());
         } else {
             assert_eq!(dir.read("a.1.123.native.o"), b"object a\n", "{command}");

@@ -3,12 +3,10 @@
 //! them, with nothing partial left behind.
 #![cfg(unix)]
 
-mod util;
-
+use crate::util::llvm::{llvm, Llvm};
+use crate::util::oracle::cpython_validate;
+use crate::util::{run_command, runner_exe, Run, TempDir};
 use std::path::Path;
-use util::llvm::{llvm, Llvm};
-use util::oracle::cpython_validate;
-use util::{run_command, runner_exe, Run, TempDir};
 
 /// main calls helper, helper calls twice: the jobs of main and helper import other
 /// modules, so they have more than two inputs.
@@ -226,7 +224,7 @@ fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() 
     let job_files = kept_job_files(&dir.join("out"));
     assert_eq!(job_files.len(), 1, "{}", dir.listing());
     let job_file = job_files[0].to_string_lossy().into_owned();
-    let ours = util::run_runner(&dir, &["validate", "--from-lld", &job_file]);
+    let ours = crate::util::run_runner(&dir, &["validate", "--from-lld", &job_file]);
     ours.expect_status(0, &dir);
     let oracle = cpython_validate(dir.path(), &["--from-lld"], &job_file);
     assert_eq!(ours.stdout(), oracle.stdout());
@@ -390,7 +388,7 @@ fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
     // The linker (root) can write the directory; the distributor, run as `nobody`
     // through a wrapper, cannot. Root ignores permission bits, so this needs both.
     assert!(
-        util::is_root(),
+        crate::util::is_root(),
         "this test runs the distributor as `nobody` with setpriv, which needs root"
     );
     let dir = TempDir::new("llvm-unwritable");

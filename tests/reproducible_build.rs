@@ -5,11 +5,9 @@
 #[path = "../runner/build_guest.rs"]
 #[allow(dead_code)]
 mod build_guest;
-mod util;
-
+use crate::util::TempDir;
 use std::fs;
 use std::path::Path;
-use util::TempDir;
 
 /// Copies the checkout (without build outputs and git data) to `to`.
 fn copy_checkout(from: &Path, to: &Path) {
@@ -30,13 +28,13 @@ fn copy_checkout(from: &Path, to: &Path) {
 
 #[test]
 fn clean_builds_in_different_places_give_identical_bytes() {
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checkout = crate::util::repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let dir = TempDir::new("reproducible");
     let mut artifacts = Vec::new();
     for place in ["a/dtlto-mock", "b/another checkout"] {
         let workspace = dir.join(place);
-        copy_checkout(checkout, &workspace);
+        copy_checkout(&checkout, &workspace);
         let wasm = build_guest::build_guest(&cargo, &workspace, &workspace.join("target"), true)
             .unwrap_or_else(|e| panic!("clean build in {}: {e}", workspace.display()));
         let bytes = fs::read(&wasm).unwrap();

@@ -3,11 +3,9 @@
 //! snapshots the whole tree (names, sizes, hashes, mtimes) before and after.
 //! Runs on Linux and, under wine, on Windows; links and signals are Unix-only here.
 
-mod util;
-
+use crate::util::hostile::{errnos, guest, mkdir, rename, unlink, write, Step};
+use crate::util::{run_runner, Entry, Run, TempDir};
 use std::collections::BTreeMap;
-use util::hostile::{errnos, guest, mkdir, rename, unlink, write, Step};
-use util::{run_runner, Entry, Run, TempDir};
 
 /// Preopens of the scene: the job file's directory read-only, then its staging.
 const READ: u32 = 3;
@@ -162,7 +160,7 @@ fn dot_dot_and_absolute_paths_do_not_leave_the_preopens() {
 #[cfg(unix)]
 #[test]
 fn symlinks_do_not_lead_out_of_a_preopen() {
-    use util::hostile::symlink;
+    use crate::util::hostile::symlink;
     let scene = Scene::new("symlinks");
     let secret = scene.outside.join("secret");
     std::os::unix::fs::symlink(&secret, scene.dir.join("escape")).unwrap();
@@ -512,8 +510,8 @@ fn verbose_prints_the_plan_and_the_commit() {
 #[cfg(unix)]
 mod interrupt {
     use super::*;
+    use crate::util::{run_command, runner_exe};
     use std::path::PathBuf;
-    use util::{run_command, runner_exe};
 
     #[test]
     fn a_signal_mid_copy_leaves_no_staged_or_partial_file() {
@@ -522,7 +520,7 @@ mod interrupt {
         let source = std::fs::File::create(dir.join("big.native.o")).unwrap();
         source.set_len(2 << 30).unwrap();
         drop(source);
-        dir.write("job.json", util::job_file_json(1));
+        dir.write("job.json", crate::util::job_file_json(1));
         let before = dir.snapshot();
         let child = std::process::Command::new(runner_exe())
             .args(["big.native.o", "job.json"])

@@ -5,16 +5,14 @@
 //! kinds, sizes, hashes, inodes, link counts) before and after, and states exactly
 //! what changed.
 
-mod util;
-
-use std::time::Duration;
-#[cfg(unix)]
-use std::time::Instant;
-use util::hostile::{errnos, guest, link, write};
-use util::{
+use crate::util::hostile::{errnos, guest, link, write};
+use crate::util::{
     changes, finish, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until,
     TempDir,
 };
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 /// A job directory with `jobs` jobs as lld writes them, and a source `s<i>` for each.
 fn scene(name: &str, jobs: usize) -> TempDir {
@@ -110,10 +108,10 @@ fn two_runs_at_once(dir: &TempDir, program: &std::path::Path, a_args: &[&str], b
         dir.write(&format!("{tag}.src"), format!("source of {tag}\n"));
     }
     let before = dir.snapshot();
-    let child = util::spawn_in(dir, program, a_args);
+    let child = crate::util::spawn_in(dir, program, a_args);
     // Run a has made its staging; its job waits before writing.
     wait_until("run a to start", || staging_dirs(dir.path()).len() == 1);
-    let b = util::run_command(
+    let b = crate::util::run_command(
         std::process::Command::new(program)
             .args(b_args)
             .current_dir(dir.path()),
@@ -143,7 +141,7 @@ fn two_runs_at_once_in_one_directory_keep_to_their_own_staging() {
     let dir = TempDir::new("txn-two-runs");
     two_runs_at_once(
         &dir,
-        &util::runner_exe(),
+        &crate::util::runner_exe(),
         &["--fault=delay=1500", "a.src", "a.json"],
         &["b.src", "b.json"],
     );
@@ -154,11 +152,11 @@ fn two_runs_at_once_in_one_directory_keep_to_their_own_staging() {
 #[ignore = "needs root, for unshare (tests/all.sh runs it with --include-ignored)"]
 fn two_runs_that_are_both_pid_1_in_their_namespaces_keep_to_their_own_staging() {
     assert!(
-        util::is_root(),
+        crate::util::is_root(),
         "this test runs dtlto-runner as pid 1 of new pid namespaces with unshare, which needs root"
     );
     let dir = TempDir::new("txn-pid-namespaces");
-    let runner = util::runner_exe();
+    let runner = crate::util::runner_exe();
     let runner = runner.to_string_lossy();
     // Each run is pid 1 of a namespace of its own; a pid in a name would collide.
     two_runs_at_once(
@@ -208,7 +206,7 @@ fn staging_left_by_a_killed_run_is_reclaimed_by_the_next_and_others_are_left_alo
 #[cfg(unix)]
 fn stopped_by(dir: &TempDir, child: std::process::Child, signal: &str, status: i32) {
     let sent = Instant::now();
-    util::send_signal(child.id(), signal);
+    crate::util::send_signal(child.id(), signal);
     let run = finish(child, "the signalled runner", LIMIT);
     let took = sent.elapsed();
     run.expect_status(status, dir).expect_stderr_has(&format!(
@@ -239,14 +237,14 @@ fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
 fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once() {
     for (signal, status) in [("TERM", 143), ("INT", 130)] {
         let dir = scene(&format!("txn-fifo-{signal}"), 1);
-        util::make_fifo(&dir.join("pipe"));
+        crate::util::make_fifo(&dir.join("pipe"));
         let modules = TempDir::new("txn-fifo-module");
         // It stages its output, then opens a FIFO in its read-only directory (fd 3).
         let module = modules.write(
             "fifo.wasm",
             guest(&[
                 write(4, &output(0), "staged"),
-                util::hostile::Step::OpenRead {
+                crate::util::hostile::Step::OpenRead {
                     fd: 3,
                     path: "pipe",
                 },
@@ -328,22 +326,22 @@ fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
         "deep.wasm",
         guest(&[
             write(4, &output(0), "ok"),
-            util::hostile::Step::DeepDirectories {
+            crate::util::hostile::Step::DeepDirectories {
                 fd: 4,
                 name: "dddddddddd",
                 depth: 1100,
             },
-            util::hostile::Step::Exit(0),
+            crate::util::hostile::Step::Exit(0),
         ]),
     );
     let before = dir.snapshot();
     let module = module.to_string_lossy().into_owned();
-    let mut command = std::process::Command::new(util::runner_exe());
+    let mut command = std::process::Command::new(crate::util::runner_exe());
     command
         .args(["--module", &module, "s0", "job.json"])
         .current_dir(dir.path());
-    util::limit_open_files(&mut command, 64);
-    let run = util::run_command(&mut command);
+    crate::util::limit_open_files(&mut command, 64);
+    let run = crate::util::run_command(&mut command);
     assert_eq!(
         errnos(&run.stdout()),
         [0, 0],
@@ -379,8 +377,8 @@ fn many_runs_at_once_in_one_directory_never_disturb_each_other() {
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
                 for _ in 0..60 {
-                    let run = util::run_command(
-                        std::process::Command::new(util::runner_exe())
+                    let run = crate::util::run_command(
+                        std::process::Command::new(crate::util::runner_exe())
                             .args([format!("s{k}"), format!("job{k}.json")])
                             .current_dir(&dir_path),
                     );
@@ -412,20 +410,20 @@ fn many_runs_at_once_in_one_directory_never_disturb_each_other() {
 #[test]
 fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     let dir = scene("txn-fd-exhaustion", 1);
-    util::make_fifo(&dir.join("pipe"));
+    crate::util::make_fifo(&dir.join("pipe"));
     let modules = TempDir::new("txn-fd-exhaustion-module");
     // It opens staged files until the open-file limit refuses, frees one descriptor,
     // and takes it back to wait on a FIFO: the process has no file left to open.
     let module = modules.write(
         "hog.wasm",
         guest(&[
-            util::hostile::Step::ManyFiles {
+            crate::util::hostile::Step::ManyFiles {
                 fd: 4,
                 count: 400,
                 keep_open: true,
             },
-            util::hostile::Step::CloseLastOpened,
-            util::hostile::Step::OpenRead {
+            crate::util::hostile::Step::CloseLastOpened,
+            crate::util::hostile::Step::OpenRead {
                 fd: 3,
                 path: "pipe",
             },
@@ -433,13 +431,13 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     );
     let snapshot = dir.snapshot();
     let module = module.to_string_lossy().into_owned();
-    let mut command = std::process::Command::new(util::runner_exe());
+    let mut command = std::process::Command::new(crate::util::runner_exe());
     command
         .args(["--module", &module, "s0", "job.json"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    util::limit_open_files(&mut command, 128);
+    crate::util::limit_open_files(&mut command, 128);
     let child = command.spawn().unwrap();
     wait_until("the guest to run out of files", || {
         staging_dirs(dir.path())
@@ -456,10 +454,10 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
 fn a_link_of_more_jobs_than_the_open_file_limit_works() {
     // Sources are opened one at a time, so 300 jobs need no more than 64 open files.
     let dir = scene("txn-many-jobs", 300);
-    let mut command = std::process::Command::new(util::runner_exe());
+    let mut command = std::process::Command::new(crate::util::runner_exe());
     command.args(sources_then_job(300)).current_dir(dir.path());
-    util::limit_open_files(&mut command, 64);
-    util::run_command(&mut command).expect_status(0, &dir);
+    crate::util::limit_open_files(&mut command, 64);
+    crate::util::run_command(&mut command).expect_status(0, &dir);
     assert_eq!(dir.read(&output(299)), b"new 299\n");
 }
 
@@ -468,7 +466,7 @@ fn a_link_of_more_jobs_than_the_open_file_limit_works() {
 #[ignore = "needs root, for a bind mount (tests/all.sh runs it with --include-ignored)"]
 fn an_input_reached_through_a_bind_mount_is_still_the_input() {
     assert!(
-        util::is_root(),
+        crate::util::is_root(),
         "this test makes a bind mount, which needs root"
     );
     let dir = scene("txn-bind-mount", 1);

@@ -2,10 +2,8 @@
 //! linkers write and what Python's json accepts or refuses, our stdout and exit
 //! status equal those of CPython running validate.py's contract, byte for byte.
 
-mod util;
-
-use util::oracle::cpython_validate;
-use util::{job_file_json, run_runner, wasmtime_run, TempDir};
+use crate::util::oracle::cpython_validate;
+use crate::util::{job_file_json, run_runner, wasmtime_run, TempDir};
 
 /// The job file a real `clang -flto=thin -fuse-ld=lld -fthinlto-distributor=...`
 /// link of `a.o b.o -o app` wrote (LLVM 23.1.4).

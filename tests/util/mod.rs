@@ -1,9 +1,9 @@
 //! What every integration test needs: its own temporary directory, the runner binary,
 //! the guest run in-process under wasmtime (as `wasmtime run --dir .` would), and
 //! failures that explain themselves (command, cwd, directory listing, status, output).
-#![allow(dead_code)] // each test crate uses its own subset
 
 pub mod hostile;
+#[cfg(unix)]
 pub mod llvm;
 pub mod oracle;
 
@@ -245,20 +245,17 @@ impl Run {
     }
 }
 
-/// The `dtlto-runner` binary of this build (cargo builds it for the runner's tests).
+/// The `dtlto-runner` binary of this build.
 pub fn runner_exe() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
+    PathBuf::from(env!("CARGO_BIN_EXE_dtlto-runner"))
+}
+
+/// The repository's root (these tests are the runner package's).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let runner = dir.join(format!("dtlto-runner{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        runner.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
-        runner.display()
-    );
-    runner
+        .expect("runner/ sits in the repository")
+        .to_path_buf()
 }
 
 /// Starts the runner in `dir` with `args`, its output captured; see `finish`.
@@ -459,18 +456,12 @@ pub fn job_file_json(jobs: usize) -> String {
 }
 
 /// Whether the tests run as root (some scenes need it: unshare, other users).
+#[cfg(unix)]
 pub fn is_root() -> bool {
-    #[cfg(unix)]
-    {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-    }
-    #[cfg(not(unix))]
-    {
-        false
-    }
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Makes a FIFO at `path`.

@@ -20,7 +20,7 @@ pub fn python3() -> PathBuf {
 
 /// Runs the oracle in `dir` as `python3 cpython_validate.py args... job_file`.
 pub fn cpython_validate(dir: &Path, args: &[&str], job_file: &str) -> Run {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/cpython_validate.py");
+    let script = super::repo_root().join("tests/oracle/cpython_validate.py");
     run_command(
         Command::new(python3())
             .arg(script)

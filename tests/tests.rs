@@ -1,0 +1,36 @@
+//! The proof: every integration test of dtlto-mock and dtlto-runner, compiled into one
+//! binary (so that wasmtime links once), a module per concern, sharing `util`.
+//! It belongs to the runner's package (runner/Cargo.toml), which gives it the
+//! runner binary of this build.
+//!
+//! Tests that need a tool from outside Rust, or root, are #[ignore]d with the
+//! reason; tests/all.sh installs the tools and runs them all.
+
+mod util;
+
+/// The runner's own command line: options, built-in example, refusals.
+mod cli;
+/// wit/ against the guest's parser and the built artifact's imports.
+mod contract;
+/// Fault injection in mock mode, by hand and under the runner.
+mod faults;
+/// Host path syntax (drive letters, backslashes, `..`, non-ASCII) through the runner.
+mod host_paths;
+/// Hostile `--module` guests against the host: limits, caps, Windows paths.
+mod hostile_modules;
+/// Inputs as build systems hand them over: links, special files, sizes, messages.
+mod inputs;
+/// mock mode's contract, by hand and under the runner.
+mod mock_mode;
+/// The same artifact under every WASI host, and README's commands as written.
+mod other_hosts;
+/// Real links with LLVM 23's clang and lld.
+mod real_llvm;
+/// Two clean builds of the guest give the same bytes.
+mod reproducible_build;
+/// The sandbox against hostile guests and conflicting plans.
+mod sandbox;
+/// The transaction under races, signals, kills and hostile trees.
+mod transaction;
+/// validate mode against CPython, byte for byte.
+mod validate_differential;
