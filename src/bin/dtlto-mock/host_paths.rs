@@ -2,15 +2,15 @@
 //!
 //! Under `wasmtime run --dir ...` the guest sees host paths as they are. Under
 //! `dtlto-runner`, directories are preopened under other names, and the runner passes
-//! the exact host-path -> guest-path map in `DTLTO_SANDBOX_PATHS` (a JSON object), so
-//! that drive letters, backslashes and UNC names are the runner's business, not ours.
+//! the exact host-path -> guest-path map (see dtlto_mock::host_protocol), so that
+//! drive letters, backslashes and UNC names are the runner's business, not ours.
 
+use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE as MAP_VARIABLE};
 use std::collections::BTreeMap;
-
-pub const MAP_VARIABLE: &str = "DTLTO_SANDBOX_PATHS";
 
 pub struct HostPaths {
     map: BTreeMap<String, String>,
+    host_commits: bool,
 }
 
 impl HostPaths {
@@ -23,7 +23,13 @@ impl HostPaths {
             })?,
             Err(_) => BTreeMap::new(),
         };
-        Ok(HostPaths { map })
+        let host_commits = std::env::var(HOST_COMMITS_VARIABLE).is_ok_and(|v| v == "1");
+        Ok(HostPaths { map, host_commits })
+    }
+
+    /// True when the host stages and commits every output itself.
+    pub fn host_commits(&self) -> bool {
+        self.host_commits
     }
 
     /// True when a runner decided what this guest can see.

@@ -6,7 +6,7 @@
 //! the arguments inject the failures of real distributors (see faults.rs).
 
 use crate::failure::Failure;
-use crate::faults::{self, Content, Kind};
+use crate::faults::{self, Content, Step};
 use crate::files::{CopyBuffer, Files};
 use crate::job_text;
 use dtlto_mock::job_file::{output_path_problem, JobFile, Violation};
@@ -14,9 +14,9 @@ use dtlto_mock::message::quoted;
 
 pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Result<(), Failure> {
     let (faults, sources) = faults::split(args)?;
-    if let Some(fault) = faults::exit_before(&faults) {
-        faults::announce(program, fault, "the start, before any work");
-        return Err(Failure::Injected(status_of(&fault.kind)));
+    if let Some((fault, status)) = faults::exit_before(&faults) {
+        faults::announce(program, &fault.spec, "the start, before any work");
+        return Err(Failure::Injected(status));
     }
 
     // 1. Read the job file and check every rule.
@@ -52,89 +52,49 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
         files.check_regular(&source_role(i), source)?;
     }
 
-    // 4. Copy each source to its job's native object, all or nothing.
+    // 4. Write each job's outputs as planned (a copy of its source, unless a fault
+    //    says otherwise), all or nothing.
+    let plan = faults::plan(&faults, jobs);
     let mut outputs = files.staged_outputs();
     let mut buffer = CopyBuffer::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let output = job.native_object();
-        let place = format!("jobs[{i}].outputs[0] {}", quoted(output));
-        let what = format!("jobs[{i}].outputs[0]");
-        for fault in faults::applying(&faults, i, output, |k| matches!(k, Kind::Delay(_))) {
-            faults::announce(program, fault, &place);
-            if let Kind::Delay(ms) = fault.kind {
-                std::thread::sleep(std::time::Duration::from_millis(ms));
+    for (i, job) in plan.jobs.iter().enumerate() {
+        for step in &job.steps {
+            match step {
+                Step::Announce { spec, place } => faults::announce(program, spec, place),
+                Step::Wait(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+                Step::Write {
+                    location,
+                    path,
+                    suffix,
+                    content,
+                } => match content {
+                    Content::Bytes(bytes) => outputs.write(location, path, suffix, bytes)?,
+                    Content::Source | Content::HalfOfSource => {
+                        let mut source = files.open(&source_role(i), &sources[i])?;
+                        let limit = match content {
+                            Content::HalfOfSource => {
+                                Some(source.metadata().map(|m| m.len() / 2).unwrap_or(0))
+                            }
+                            _ => None,
+                        };
+                        outputs.copy(
+                            location,
+                            path,
+                            &mut source,
+                            &sources[i],
+                            &mut buffer,
+                            limit,
+                        )?
+                    }
+                },
             }
-        }
-        let (content, fault) = faults::content_for(&faults, i, output);
-        if let Some(fault) = fault {
-            faults::announce(program, fault, &place);
-        }
-        match content {
-            Content::Copy => {
-                let mut source = files.open(&source_role(i), &sources[i])?;
-                outputs.copy(&what, output, &mut source, &sources[i], &mut buffer, None)?
-            }
-            Content::Truncate => {
-                let mut source = files.open(&source_role(i), &sources[i])?;
-                let half = source.metadata().map(|m| m.len() / 2).unwrap_or(0);
-                outputs.copy(
-                    &what,
-                    output,
-                    &mut source,
-                    &sources[i],
-                    &mut buffer,
-                    Some(half),
-                )?
-            }
-            Content::Garbage => outputs.write(&what, output, "", faults::GARBAGE)?,
-            Content::Empty => outputs.write(&what, output, "", b"")?,
-            Content::Skip => {}
-        }
-        for fault in faults::applying(&faults, i, output, |k| *k == Kind::ExtraOutput) {
-            if job.outputs.len() < 2 {
-                faults::announce(
-                    program,
-                    fault,
-                    &format!("jobs[{i}], which declares no extra output: nothing written"),
-                );
-            }
-            for (k, extra) in job.outputs.iter().enumerate().skip(1) {
-                faults::announce(
-                    program,
-                    fault,
-                    &format!("jobs[{i}].outputs[{k}] {}", quoted(extra)),
-                );
-                let text = format!("dtlto-mock --fault=extra-output: jobs[{i}].outputs[{k}]\n");
-                outputs.write(
-                    &format!("jobs[{i}].outputs[{k}]"),
-                    extra,
-                    "",
-                    text.as_bytes(),
-                )?;
-            }
-        }
-        for fault in faults::applying(&faults, i, output, |k| *k == Kind::UndeclaredOutput) {
-            faults::announce(
-                program,
-                fault,
-                &format!(
-                    "{}, beside {place}",
-                    quoted(&format!("{output}.undeclared"))
-                ),
-            );
-            outputs.write(
-                "an undeclared output",
-                output,
-                ".undeclared",
-                b"undeclared\n",
-            )?;
         }
     }
     outputs.commit()?;
 
-    if let Some(fault) = faults::exit_after(&faults) {
-        faults::announce(program, fault, "the end, after the work");
-        return Err(Failure::Injected(status_of(&fault.kind)));
+    if let Some((spec, status)) = plan.exit_after {
+        faults::announce(program, &spec, "the end, after the work");
+        return Err(Failure::Injected(status));
     }
     Ok(())
 }
@@ -154,11 +114,4 @@ fn unwritable_outputs(job_file: &JobFile) -> Vec<Violation> {
         }
     }
     found
-}
-
-fn status_of(kind: &Kind) -> u8 {
-    match kind {
-        Kind::ExitBefore(status) | Kind::ExitAfter(status) => *status,
-        _ => 1,
-    }
 }
