@@ -265,7 +265,7 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
 
 #[cfg(unix)]
 #[test]
-fn sigint_during_a_big_copy_leaves_no_staged_or_partial_file() {
+fn sigint_and_sigterm_during_a_big_copy_leave_no_staged_or_partial_file() {
     let dir = TempDir::new("txn-big-copy");
     // A 2 GiB sparse source: copying it takes long enough to be caught mid-way.
     let source = std::fs::File::create(dir.join("s0")).unwrap();
@@ -273,17 +273,19 @@ fn sigint_during_a_big_copy_leaves_no_staged_or_partial_file() {
     drop(source);
     dir.write("job.json", job_file_json(1));
     let snapshot = dir.snapshot();
-    let child = spawn_runner(&dir, &["s0", "job.json"]);
-    wait_until("the copy to start", || {
-        staging_dirs(dir.path()).iter().any(|s| {
-            s.join("out")
-                .join(output(0))
-                .metadata()
-                .is_ok_and(|m| m.len() > 0)
-        })
-    });
-    stopped_by(&dir, child, "INT", 130);
-    assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+    for (signal, status) in [("INT", 130), ("TERM", 143)] {
+        let child = spawn_runner(&dir, &["s0", "job.json"]);
+        wait_until("the copy to start", || {
+            staging_dirs(dir.path()).iter().any(|s| {
+                s.join("out")
+                    .join(output(0))
+                    .metadata()
+                    .is_ok_and(|m| m.len() > 0)
+            })
+        });
+        stopped_by(&dir, child, signal, status);
+        assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+    }
 }
 
 #[test]
