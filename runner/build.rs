@@ -56,12 +56,17 @@ fn main() {
     std::fs::write(out_dir.join("dtlto-mock.cwasm"), precompile(&bytes)).expect("write OUT_DIR");
 }
 
-/// `<target>/` from `<target>/<profile>/build/<pkg>-<hash>/out`, so the guest's build
-/// survives changes to this script's hash.
+/// `<target>/` from `<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`, so that
+/// the guest's build survives changes to this script's hash, and builds of the runner
+/// for several targets share one guest build.
 fn shared_target_dir(out_dir: &Path) -> PathBuf {
-    out_dir
-        .ancestors()
-        .nth(4)
+    let profile_parent = out_dir.ancestors().nth(4);
+    let triple = env::var("TARGET").unwrap_or_default();
+    let target_dir = match profile_parent {
+        Some(dir) if dir.file_name().is_some_and(|name| name == triple.as_str()) => dir.parent(),
+        other => other,
+    };
+    target_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| out_dir.to_path_buf())
 }
@@ -70,13 +75,23 @@ fn shared_target_dir(out_dir: &Path) -> PathBuf {
 fn precompile(wasm: &[u8]) -> Vec<u8> {
     let mut config = engine_config::engine_config();
     let target = env::var("TARGET").expect("cargo sets it");
-    if target != env::var("HOST").expect("cargo sets it") {
-        config
-            .target(&target)
-            .expect("cranelift supports the runner's target");
+    let host = env::var("HOST").expect("cargo sets it");
+    let refused = |e: wasmtime::Error| -> ! {
+        let hint = if target == host {
+            String::new()
+        } else {
+            format!(
+                "; on this {host} machine, build with --features dtlto-runner/cross-precompile, \
+                 which gives this script Cranelift's other back ends"
+            )
+        };
+        panic!("cannot precompile the guest for {target}: {e:#}{hint}")
+    };
+    if target != host {
+        config.target(&target).unwrap_or_else(|e| refused(e));
     }
-    let engine = wasmtime::Engine::new(&config).expect("engine for precompiling");
+    let engine = wasmtime::Engine::new(&config).unwrap_or_else(|e| refused(e));
     engine
         .precompile_module(wasm)
-        .expect("precompile the guest")
+        .unwrap_or_else(|e| refused(e))
 }

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 fn runner() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dtlto-runner"))
+    crate::util::runner_command()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! them (drive letters and backslashes on Windows), relative paths that climb with
 //! `..`, spaces, parentheses and non-ASCII names. Planning and commit behave the same.
 
-use crate::util::{run_command, runner_exe, Run, TempDir};
+use crate::util::{run_command, Run, TempDir};
 use std::path::Path;
 
 /// A path as a linker writes it: on Windows without the `\\?\` prefix that
@@ -31,11 +31,7 @@ fn job_file(outputs: &[String]) -> String {
 }
 
 fn runner_in(dir: &Path, args: &[&str]) -> Run {
-    run_command(
-        std::process::Command::new(runner_exe())
-            .args(args)
-            .current_dir(dir),
-    )
+    run_command(crate::util::runner_command().args(args).current_dir(dir))
 }
 
 #[test]

@@ -37,7 +37,7 @@ impl Scene {
 
     /// `dtlto-runner [options] --module hostile.wasm s0 job.json`.
     fn command(&self, options: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new(crate::util::runner_exe());
+        let mut command = crate::util::runner_command();
         command
             .args(options)
             .args(["--module", &self.module, "s0", "job.json"])
@@ -173,7 +173,7 @@ fn the_timeout_also_ends_a_guest_waiting_in_a_host_call_and_comes_from_the_envir
     dir.write("s0", "source\n");
     let before = dir.snapshot();
     let run = crate::util::run_command(
-        std::process::Command::new(crate::util::runner_exe())
+        crate::util::runner_command()
             .args(["--fault=delay=60000", "s0", "job.json"])
             .env("DTLTO_RUNNER_TIMEOUT", "0.5")
             .current_dir(dir.path()),
@@ -224,7 +224,7 @@ fn the_output_cap_counts_staged_files_not_stdout_and_comes_from_the_environment(
     let before = dir.snapshot();
     let capped = |cap: &str, args: &[&str]| {
         crate::util::run_command(
-            std::process::Command::new(crate::util::runner_exe())
+            crate::util::runner_command()
                 .args(args)
                 .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES", cap)
                 .current_dir(dir.path()),

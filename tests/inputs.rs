@@ -56,7 +56,7 @@ fn a_symlink_forest_of_sources_and_job_file_works_through_the_runner() {
     symlink("../store/job.json", exec.join("job.json")).unwrap();
     let before = root.snapshot();
     let run = crate::util::run_command(
-        std::process::Command::new(crate::util::runner_exe())
+        crate::util::runner_command()
             .args(["a.o", "b.o", "job.json"])
             .current_dir(&exec),
     );

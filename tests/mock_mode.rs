@@ -213,7 +213,7 @@ fn the_runner_called_dtlto_validate_validates() {
     std::fs::copy(crate::util::runner_exe(), &validate).expect("copy the runner");
     dir.write("job.json", job_file_json(1));
     let run = crate::util::run_command(
-        std::process::Command::new(&validate)
+        crate::util::target_command(&validate)
             .args(["--da=1", "job.json"])
             .current_dir(dir.path()),
     );

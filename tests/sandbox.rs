@@ -510,7 +510,7 @@ fn verbose_prints_the_plan_and_the_commit() {
 #[cfg(unix)]
 mod interrupt {
     use super::*;
-    use crate::util::{run_command, runner_exe};
+    use crate::util::run_command;
     use std::path::PathBuf;
 
     #[test]
@@ -522,7 +522,7 @@ mod interrupt {
         drop(source);
         dir.write("job.json", crate::util::job_file_json(1));
         let before = dir.snapshot();
-        let child = std::process::Command::new(runner_exe())
+        let child = crate::util::runner_command()
             .args(["big.native.o", "job.json"])
             .current_dir(dir.path())
             .stderr(std::process::Stdio::piped())

@@ -26,6 +26,8 @@ mod mock_mode;
 mod other_hosts;
 /// Real links with LLVM 23's clang and lld.
 mod real_llvm;
+/// The release files of every target: format, CPU, the embedded guest.
+mod release_files;
 /// Two clean builds of the guest give the same bytes.
 mod reproducible_build;
 /// The sandbox against hostile guests and conflicting plans.

@@ -338,7 +338,7 @@ fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
     );
     let before = dir.snapshot();
     let module = module.to_string_lossy().into_owned();
-    let mut command = std::process::Command::new(crate::util::runner_exe());
+    let mut command = crate::util::runner_command();
     command
         .args(["--module", &module, "s0", "job.json"])
         .current_dir(dir.path());
@@ -380,7 +380,7 @@ fn many_runs_at_once_in_one_directory_never_disturb_each_other() {
                 let mut failures = Vec::new();
                 for _ in 0..60 {
                     let run = crate::util::run_command(
-                        std::process::Command::new(crate::util::runner_exe())
+                        crate::util::runner_command()
                             .args([format!("s{k}"), format!("job{k}.json")])
                             .current_dir(&dir_path),
                     );
@@ -433,7 +433,7 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     );
     let snapshot = dir.snapshot();
     let module = module.to_string_lossy().into_owned();
-    let mut command = std::process::Command::new(crate::util::runner_exe());
+    let mut command = crate::util::runner_command();
     command
         .args(["--module", &module, "s0", "job.json"])
         .current_dir(dir.path())
@@ -456,7 +456,7 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
 fn a_link_of_more_jobs_than_the_open_file_limit_works() {
     // Sources are opened one at a time, so 300 jobs need no more than 64 open files.
     let dir = scene("txn-many-jobs", 300);
-    let mut command = std::process::Command::new(crate::util::runner_exe());
+    let mut command = crate::util::runner_command();
     command.args(sources_then_job(300)).current_dir(dir.path());
     crate::util::limit_open_files(&mut command, 64);
     crate::util::run_command(&mut command).expect_status(0, &dir);

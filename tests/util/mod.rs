@@ -250,6 +250,28 @@ pub fn runner_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dtlto-runner"))
 }
 
+/// A command that runs the runner of this build; see `target_command`.
+pub fn runner_command() -> Command {
+    target_command(&runner_exe())
+}
+
+/// A command that runs `program`, built for the target these tests are built for.
+/// When that target is run through an emulator (arm64 under qemu-user, which cannot
+/// start a foreign program by itself), DTLTO_TARGET_RUNNER holds the emulator's
+/// command line, as cargo's target runner does for the test binary itself.
+pub fn target_command(program: &Path) -> Command {
+    let emulator = std::env::var("DTLTO_TARGET_RUNNER").unwrap_or_default();
+    let mut words = emulator.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut command = Command::new(first);
+            command.args(words).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 /// The repository's root (these tests are the runner package's).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -260,18 +282,21 @@ pub fn repo_root() -> PathBuf {
 
 /// Starts the runner in `dir` with `args`, its output captured; see `finish`.
 pub fn spawn_runner(dir: &TempDir, args: &[&str]) -> std::process::Child {
-    spawn_in(dir, &runner_exe(), args)
+    spawn_command(dir, runner_command().args(args))
 }
 
 /// Starts `program` in `dir` with `args`, its output captured; see `finish`.
 pub fn spawn_in(dir: &TempDir, program: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(program)
-        .args(args)
+    spawn_command(dir, Command::new(program).args(args))
+}
+
+fn spawn_command(dir: &TempDir, command: &mut Command) -> std::process::Child {
+    command
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"))
 }
 
 /// Waits for a spawned command to end; fails the test if it outlives `limit`.
@@ -361,11 +386,7 @@ pub fn send_signal(pid: u32, signal: &str) {
 
 /// Runs the runner in `dir` with `args`.
 pub fn run_runner(dir: &TempDir, args: &[&str]) -> Run {
-    run_command(
-        Command::new(runner_exe())
-            .args(args)
-            .current_dir(dir.path()),
-    )
+    run_command(runner_command().args(args).current_dir(dir.path()))
 }
 
 /// Runs any command to completion, capturing its output.
