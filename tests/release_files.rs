@@ -2,7 +2,9 @@
 //! its target's CPU and format, and embeds the one guest, precompiled for that target.
 //! The macOS runners are only built and inspected here, never run.
 //!
-//! tests/cross.sh builds the files and runs these with DTLTO_RELEASE_DIR naming them.
+//! tests/cross.sh builds the files and runs these with DTLTO_RELEASE_DIR naming them,
+//! on the Linux machine that built them.
+#![cfg(unix)]
 
 use crate::util::llvm::llvm;
 use std::path::PathBuf;
