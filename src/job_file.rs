@@ -67,43 +67,23 @@ pub struct Field {
 /// (tests/contract.rs holds the two to each other): keys in order, shapes, minimum
 /// counts.
 pub const DOCUMENT: &[Field] = &[
-    Field {
-        key: "common",
-        shape: Shape::Object(COMMON),
-    },
-    Field {
-        key: "jobs",
-        shape: Shape::Objects(JOB),
-    },
+    field("common", Shape::Object(COMMON)),
+    field("jobs", Shape::Objects(JOB)),
 ];
 pub const COMMON: &[Field] = &[
-    Field {
-        key: "linker_output",
-        shape: Shape::String,
-    },
-    Field {
-        key: "args",
-        shape: Shape::Strings { at_least: 1 },
-    },
-    Field {
-        key: "inputs",
-        shape: Shape::Strings { at_least: 0 },
-    },
+    field("linker_output", Shape::String),
+    field("args", Shape::Strings { at_least: 1 }),
+    field("inputs", Shape::Strings { at_least: 0 }),
 ];
 pub const JOB: &[Field] = &[
-    Field {
-        key: "args",
-        shape: Shape::Strings { at_least: 0 },
-    },
-    Field {
-        key: "inputs",
-        shape: Shape::Strings { at_least: 2 },
-    },
-    Field {
-        key: "outputs",
-        shape: Shape::Strings { at_least: 1 },
-    },
+    field("args", Shape::Strings { at_least: 0 }),
+    field("inputs", Shape::Strings { at_least: 2 }),
+    field("outputs", Shape::Strings { at_least: 1 }),
 ];
+
+const fn field(key: &'static str, shape: Shape) -> Field {
+    Field { key, shape }
+}
 
 /// The least number of strings the list `key` of `fields` may hold.
 fn at_least(fields: &[Field], key: &str) -> usize {
@@ -111,11 +91,6 @@ fn at_least(fields: &[Field], key: &str) -> usize {
         Some(Shape::Strings { at_least }) => at_least,
         _ => 0,
     }
-}
-
-/// The keys of `fields`, in order.
-fn keys(fields: &[Field]) -> Vec<&'static str> {
-    fields.iter().map(|f| f.key).collect()
 }
 
 /// The largest job file read, checked before reading. Linkers write about 200
@@ -227,7 +202,7 @@ impl Reader {
 
     fn document(&mut self, doc: &Value<'_>) -> Option<JobFile> {
         let top = Location::Top;
-        let members = self.object(&top, doc, &keys(DOCUMENT))?;
+        let members = self.object(&top, doc, DOCUMENT)?;
         let common = self.member(members, &top, "common", Self::common);
         let jobs = self.member(members, &top, "jobs", Self::jobs);
         Some(JobFile {
@@ -237,7 +212,7 @@ impl Reader {
     }
 
     fn common(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Common> {
-        let members = self.object(location, value, &keys(COMMON))?;
+        let members = self.object(location, value, COMMON)?;
         let linker_output = self.member(members, location, "linker_output", Self::string);
         let args = self.member(members, location, "args", |r, loc, v| {
             r.string_list(
@@ -290,7 +265,7 @@ impl Reader {
     }
 
     fn job(&mut self, location: &Location<'_>, value: &Value<'_>) -> Option<Job> {
-        let members = self.object(location, value, &keys(JOB))?;
+        let members = self.object(location, value, JOB)?;
         let args = self.member(members, location, "args", |r, loc, v| {
             r.string_list(loc, v, at_least(JOB, "args"), "argument", "")
         });
@@ -313,11 +288,12 @@ impl Reader {
         &mut self,
         location: &Location<'_>,
         value: &'v Value<'a>,
-        keys: &[&str],
+        fields: &[Field],
     ) -> Option<&'v [(JsonStr<'a>, Value<'a>)]> {
         let expected = || {
-            keys.iter()
-                .map(|k| format!("\"{k}\""))
+            fields
+                .iter()
+                .map(|f| format!("\"{}\"", f.key))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -333,7 +309,7 @@ impl Reader {
             return None;
         };
         for (key, _) in members {
-            if !keys.iter().any(|k| key.is(k)) {
+            if !fields.iter().any(|f| key.is(f.key)) {
                 let key = key.to_string_lossy();
                 self.report(
                     &Location::Key(location, &key),

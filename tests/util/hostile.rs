@@ -44,9 +44,9 @@ pub enum Step<'a> {
         fd: u32,
         path: &'a str,
     },
-    /// Every WASI path call the guest can import (the Windows test's), each on `path` (two-path calls on
-    /// `path` and a plain name, both ways), an errno line each, in the order of
-    /// `PATH_CALLS`.
+    /// Every WASI path call the guest can import (the Windows test's), each on `path`
+    /// (two-path calls on `path` and a plain name, both ways), an errno line each, in
+    /// the order of `PATH_CALLS`.
     #[cfg_attr(unix, allow(dead_code))]
     EveryPathCall {
         fd: u32,

@@ -299,10 +299,11 @@ fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
-    for piece in middle {
-        match (0..=rest.len().saturating_sub(piece.len())).find(|&at| {
-            rest.len() >= piece.len() && piece_matches(piece, &rest[at..at + piece.len()])
-        }) {
+    for piece in middle.iter().filter(|piece| !piece.is_empty()) {
+        match rest
+            .windows(piece.len())
+            .position(|w| piece_matches(piece, w))
+        {
             Some(at) => rest = &rest[at + piece.len()..],
             None => return false,
         }

@@ -71,12 +71,8 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
                     Content::Bytes(bytes) => outputs.write(location, path, suffix, bytes)?,
                     Content::Source | Content::HalfOfSource => {
                         let mut source = files.open(&source_role(i), &sources[i])?;
-                        let limit = match content {
-                            Content::HalfOfSource => {
-                                Some(source.metadata().map(|m| m.len() / 2).unwrap_or(0))
-                            }
-                            _ => None,
-                        };
+                        let limit = (*content == Content::HalfOfSource)
+                            .then(|| source.metadata().map(|m| m.len() / 2).unwrap_or(0));
                         outputs.copy(
                             location,
                             path,
