@@ -4,6 +4,25 @@
 use std::fmt::Write as _;
 use std::io;
 
+/// Writes `line` and a newline to stderr. A closed, full or broken stderr loses the
+/// line but never panics, as `eprintln!` would: exit statuses must hold whatever
+/// stdio is.
+pub fn print_stderr(line: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(line.as_bytes())
+        .and_then(|()| stderr.write_all(b"\n"));
+}
+
+/// `eprintln!` that never panics: see [`print_stderr`].
+#[macro_export]
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {
+        $crate::message::print_stderr(&format!($($arg)*))
+    };
+}
+
 /// `text` in double quotes, with control characters (a NUL, a newline, an escape)
 /// and quotes escaped, so that a hostile file name cannot rewrite the terminal or
 /// forge a line of output. Everything else, backslashes and non-ASCII included,

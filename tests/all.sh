@@ -28,6 +28,12 @@ export DTLTO_PY_WASMTIME
 test_tools="$(bash tools/install-test-tools.sh)"
 while IFS= read -r assignment; do export "${assignment?}"; done <<< "$test_tools"
 
+# strace makes the commit's own calls fail for real (tests/concurrent_runs.rs).
+if ! command -v strace >/dev/null 2>&1; then
+  echo "installing strace from Debian" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace; } >&2
+fi
+
 # release_files:: inspects the builds for other targets, which tests/cross.sh (the
 # second stage) makes and then runs it on.
 skips=(--skip release_files::)

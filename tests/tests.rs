@@ -8,8 +8,12 @@
 
 mod util;
 
+/// Exit statuses with stderr broken and signals ignored from the start.
+mod broken_stdio;
 /// The runner's own command line: options, built-in example, refusals.
 mod cli;
+/// Runs that meet other runs, other users, failing commits and many directories.
+mod concurrent_runs;
 /// wit/ against the guest's parser and the built artifact's imports.
 mod contract;
 /// Fault injection in mock mode, by hand and under the runner.

@@ -7,13 +7,22 @@ use std::io;
 use std::path::Path;
 
 /// A file's identity: equal for two handles exactly when they are one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
     device: u64,
     file: u64,
 }
 
 impl FileId {
+    pub fn from_raw(device: u64, file: u64) -> FileId {
+        FileId { device, file }
+    }
+
+    /// The device and the file number, as `from_raw` takes them.
+    pub fn raw(&self) -> (u64, u64) {
+        (self.device, self.file)
+    }
+
     /// A text that is equal exactly when the identities are.
     pub fn as_key(&self) -> String {
         format!("{}:{}", self.device, self.file)
@@ -31,7 +40,7 @@ pub fn of_file(file: &File) -> io::Result<FileId> {
 }
 
 /// The number of directory entries that name `file`.
-#[cfg(unix)]
+#[cfg(all(unix, test))]
 pub fn link_count(file: &File) -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     Ok(file.metadata()?.nlink())
@@ -87,6 +96,26 @@ pub fn open_to_inspect(path: &Path) -> io::Result<File> {
         .access_mode(0)
         .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)
+}
+
+/// The identity of the file `path` leads to, through any links.
+pub fn of_path_followed(path: &Path) -> io::Result<FileId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok(FileId::from_raw(meta.dev(), meta.ino()))
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_BACKUP_SEMANTICS;
+        let file = std::fs::OpenOptions::new()
+            .access_mode(0)
+            .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+            .open(path)?;
+        of_file(&file)
+    }
 }
 
 /// The identity of what `path` names now.

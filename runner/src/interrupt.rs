@@ -125,13 +125,13 @@ fn wait_for_exit<T>() -> T {
 /// The one line a stopped run prints: what stopped it, and that nothing stayed.
 pub fn report(stop: Stop, cleanup: Result<(), Vec<RemoveError>>) {
     match cleanup {
-        Ok(()) => eprintln!(
+        Ok(()) => dtlto_mock::stderr_line!(
             "dtlto-runner: {}: nothing was committed, and the staging was removed",
             stop.describe()
         ),
         Err(failures) => {
             let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            eprintln!(
+            dtlto_mock::stderr_line!(
                 "dtlto-runner: {}: nothing was committed, but the staging could not be removed: {}",
                 stop.describe(),
                 reasons.join("; ")
@@ -177,6 +177,11 @@ mod platform {
         // Open for the rest of the process: a handler may write to it at any time.
         let writer = writer.into_raw_fd();
         for signal in [SIGINT, SIGTERM, SIGHUP] {
+            // A signal ignored when the process started stays ignored: nohup, shells
+            // and make rely on that to keep a command running.
+            if ignored_at_start(signal)? {
+                continue;
+            }
             // SAFETY: the action only calls write(2), which is async-signal-safe.
             unsafe {
                 signal_hook::low_level::register(signal, move || {
@@ -199,6 +204,18 @@ mod platform {
                 }
             })?;
         Ok(())
+    }
+
+    /// Whether `signal`'s disposition is "ignore".
+    fn ignored_at_start(signal: i32) -> std::io::Result<bool> {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only
+        // reads the current one.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `current` is valid for writes.
+        if unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(current.sa_sigaction == libc::SIG_IGN)
     }
 }
 

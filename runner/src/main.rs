@@ -79,13 +79,14 @@ fn main() -> ExitCode {
     match run() {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(message) => {
-            eprintln!("dtlto-runner: error: {message}");
+            dtlto_mock::stderr_line!("dtlto-runner: error: {message}");
             ExitCode::from(1)
         }
     }
 }
 
 fn run() -> Result<i32, String> {
+    raise_open_file_limit();
     let matches = match command().try_get_matches() {
         Ok(matches) => matches,
         Err(e) => {
@@ -126,6 +127,33 @@ fn run() -> Result<i32, String> {
         },
         &cwd,
     )
+}
+
+/// Raises the soft limit on open files to the hard limit, as many tools do: a link
+/// whose outputs lie in many directories needs a staging preopen for each.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is valid for writes.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
+        // macOS refuses more than OPEN_MAX for an unlimited hard limit.
+        let wanted = if cfg!(target_vendor = "apple") {
+            limit.rlim_max.min(10240)
+        } else {
+            limit.rlim_max
+        };
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted;
+            // SAFETY: `limit` is a valid rlimit; a refusal leaves the limit as it was.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+        }
+    }
 }
 
 /// A positive number of seconds, `1.5` allowed.

@@ -1,5 +1,6 @@
 //! One sandboxed run: plan, stage, launch, then commit only after a clean exit.
 
+use crate::file_id::{self, FileId};
 use crate::guest_limits::DEFAULT_LIMITS;
 use crate::interrupt;
 use crate::launch::{self, Ended, GuestView, Outcome};
@@ -9,6 +10,7 @@ use crate::wasi_guard::Checks;
 use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Which distributor to run.
@@ -47,11 +49,11 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
 
     let reclaimed = transaction::reclaim(&plan);
     for warning in &reclaimed.warnings {
-        eprintln!("dtlto-runner: warning: {warning}");
+        dtlto_mock::stderr_line!("dtlto-runner: warning: {warning}");
     }
     if request.verbose {
         for note in &reclaimed.notes {
-            eprintln!("dtlto-runner: {note}");
+            dtlto_mock::stderr_line!("dtlto-runner: {note}");
         }
     }
     match interrupt::begin(|| Transaction::begin(&plan)) {
@@ -83,8 +85,11 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
         })
     );
     let committed = if clean_exit && interrupt::stopped().is_none() {
+        let inputs = input_ids(&plan, cwd);
         interrupt::with_transaction(|transaction| {
-            transaction.commit(&plan, &|| interrupt::stopped().map(|s| s.describe()))
+            transaction.commit(&plan, &inputs, &|| {
+                interrupt::stopped().map(|s| s.describe())
+            })
         })
     } else {
         None
@@ -113,7 +118,7 @@ fn finish(
             // A commit the stop rolled back cleanly needs no words of its own.
             if let Some(Err(e)) = &committed {
                 if !e.is_clean_rollback() {
-                    eprintln!("dtlto-runner: {}: {e}", shown(job_file));
+                    dtlto_mock::stderr_line!("dtlto-runner: {}: {e}", shown(job_file));
                 }
             }
             interrupt::report(stop, cleanup);
@@ -123,7 +128,7 @@ fn finish(
     let ended = ended?;
     if request.verbose {
         for refused in &ended.refused_paths {
-            eprintln!("dtlto-runner: refused the guest path {refused}");
+            dtlto_mock::stderr_line!("dtlto-runner: refused the guest path {refused}");
         }
     }
     let mut status = match (ended.outcome, committed) {
@@ -133,17 +138,17 @@ fn finish(
         (Outcome::Exited(0), Some(Ok(paths))) => {
             if request.verbose {
                 for path in &paths {
-                    eprintln!("dtlto-runner: committed {}", path.display());
+                    dtlto_mock::stderr_line!("dtlto-runner: committed {}", path.display());
                 }
             }
             0
         }
         (Outcome::Exited(status), _) => {
             if let Some(limit) = &ended.limit {
-                eprintln!("dtlto-runner: {limit}");
+                dtlto_mock::stderr_line!("dtlto-runner: {limit}");
             }
             if request.verbose || ended.limit.is_some() {
-                eprintln!(
+                dtlto_mock::stderr_line!(
                     "dtlto-runner: the distributor exited with {status}; nothing was committed"
                 );
             }
@@ -160,7 +165,7 @@ fn finish(
         (Outcome::Stopped, _) => 1,
     };
     if let Err(failures) = cleanup {
-        eprintln!(
+        dtlto_mock::stderr_line!(
             "dtlto-runner: error: {}: {}",
             if status == 0 {
                 "the outputs were committed, but the staging could not be removed"
@@ -189,6 +194,20 @@ fn with_cleanup(message: String, cleanup: Result<(), Vec<RemoveError>>) -> Strin
     }
 }
 
+/// The identities of the files the run reads, where another name of one could pass
+/// the planner's comparison of names: Windows, whose short names (`INLONG~1.O`)
+/// are a second name of the same entry. Elsewhere replacing a second name (a hard
+/// link) leaves the input itself untouched, and the commit checks nothing.
+fn input_ids(plan: &Plan, cwd: &Path) -> HashSet<FileId> {
+    if !cfg!(windows) {
+        return HashSet::new();
+    }
+    plan.guest_paths
+        .keys()
+        .filter_map(|path| file_id::of_path_followed(&cwd.join(path)).ok())
+        .collect()
+}
+
 /// Loads the distributor and runs it in the plan's view.
 fn launch_guest(
     request: &Request,
@@ -205,7 +224,9 @@ fn launch_guest(
         Program::Embedded => {
             let embedded = launch::embedded_module().map_err(|e| format!("{e:#}"))?;
             if let (true, Some(reason)) = (request.verbose, &embedded.copied_because) {
-                eprintln!("dtlto-runner: the guest's code was copied, not used in place: {reason}");
+                dtlto_mock::stderr_line!(
+                    "dtlto-runner: the guest's code was copied, not used in place: {reason}"
+                );
             }
             (embedded.engine, embedded.module)
         }
@@ -242,20 +263,20 @@ fn refusal(job_file: &str, error: &PlanError) -> String {
 
 fn describe_plan(plan: &Plan, write_dirs: &[(PathBuf, String)]) {
     for (host, guest) in &plan.read_dirs {
-        eprintln!("dtlto-runner: read-only  {guest} = {}", host.display());
+        dtlto_mock::stderr_line!("dtlto-runner: read-only  {guest} = {}", host.display());
     }
     for ((staging, guest), dir) in write_dirs.iter().zip(&plan.output_dirs) {
-        eprintln!(
+        dtlto_mock::stderr_line!(
             "dtlto-runner: writable   {guest} = {} (staging for {})",
             staging.display(),
             dir.host.display()
         );
     }
     for (host, guest) in &plan.guest_paths {
-        eprintln!("dtlto-runner: map        {host} -> {guest}");
+        dtlto_mock::stderr_line!("dtlto-runner: map        {host} -> {guest}");
     }
     for output in &plan.outputs {
-        eprintln!(
+        dtlto_mock::stderr_line!(
             "dtlto-runner: may write  {} = {}",
             output.location,
             plan.output_dirs[output.dir]

@@ -495,16 +495,24 @@ pub fn make_fifo(path: &Path) {
     assert!(status.success(), "mkfifo {} failed", path.display());
 }
 
-/// Makes `command` start with at most `limit` open files (RLIMIT_NOFILE).
+/// Makes `command` start with at most `limit` open files (RLIMIT_NOFILE), as both
+/// its soft and its hard limit.
 #[cfg(unix)]
 pub fn limit_open_files(command: &mut Command, limit: u64) {
+    limit_open_files_soft(command, limit, limit);
+}
+
+/// Makes `command` start with a soft limit of `soft` open files, and a hard one of
+/// `hard`, which it may raise its soft limit to.
+#[cfg(unix)]
+pub fn limit_open_files_soft(command: &mut Command, soft: u64, hard: u64) {
     use std::os::unix::process::CommandExt;
     // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
     unsafe {
         command.pre_exec(move || {
             let rlimit = libc::rlimit {
-                rlim_cur: limit as libc::rlim_t,
-                rlim_max: limit as libc::rlim_t,
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
                 return Err(std::io::Error::last_os_error());

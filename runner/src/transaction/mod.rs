@@ -7,21 +7,23 @@
 //! failure or stop request; staging directories are ours alone (see staging_dir.rs)
 //! and those of dead runs are reclaimed.
 
+mod dir_handle;
+mod place;
 mod remove_tree;
 mod staging_dir;
 
 use crate::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
-use dtlto_mock::commit::{commit_all, CommitError, Move};
-use dtlto_mock::message::{file_kind, io_error, quoted};
+use dir_handle::{DirHandle, Kind};
+use dtlto_mock::message::{io_error, quoted};
+use place::{Dirs, Previous, Undone};
+use staging_dir::{RunLocks, StagingDir, Unrestored};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use remove_tree::RemoveError;
-use staging_dir::StagingDir;
 pub use staging_dir::PREFIX as STAGING_PREFIX;
 
 /// How many undeclared paths a refusal lists before it counts the rest.
@@ -29,6 +31,8 @@ const LISTED: usize = 20;
 
 pub struct Transaction {
     dirs: Vec<Staged>,
+    /// Let go last, after every staging is removed or left for recovery.
+    locks: RunLocks,
     /// Open files kept for the cleanup: a guest blocked in a host call may hold every
     /// descriptor the process may have when a stop must remove its staging.
     reserve: Vec<std::fs::File>,
@@ -42,6 +46,8 @@ struct Staged {
     host: PathBuf,
     id: FileId,
     staging: StagingDir,
+    /// Outputs whose rollback failed: the staging is left for the next run.
+    unrestored: Vec<Unrestored>,
 }
 
 #[derive(Debug)]
@@ -52,8 +58,47 @@ pub enum TransactionError {
     Undeclared(Vec<PathBuf>),
     /// What the guest staged, or where it would go, is not fit to commit.
     Unfit(Vec<String>),
-    /// A step of the commit failed; everything was rolled back (or says what was not).
+    /// A step of the commit failed, or a stop came; everything was rolled back (or
+    /// says what was not).
     Commit(CommitError),
+}
+
+/// Why nothing was committed, and the state the outputs were left in.
+#[derive(Debug)]
+pub struct CommitError {
+    /// What failed, worded for the user.
+    pub failed: String,
+    /// Outputs another run replaced after this one placed them: left alone.
+    pub superseded: Vec<PathBuf>,
+    /// What could not be put back, and where its previous file is now.
+    pub left: Vec<String>,
+}
+
+impl fmt::Display for CommitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "nothing was committed:\n  {}", self.failed)?;
+        for path in &self.superseded {
+            write!(
+                f,
+                "\n  {} was left as it is: another run committed it meanwhile",
+                show(path)
+            )?;
+        }
+        if self.left.is_empty() {
+            let others = if self.superseded.is_empty() {
+                "every"
+            } else {
+                "every other"
+            };
+            write!(f, "\n  {others} output is as it was before the run")
+        } else {
+            f.write_str("\n  the rollback failed; not as before the run:")?;
+            for left in &self.left {
+                write!(f, "\n    {left}")?;
+            }
+            f.write_str("\n  the next run in that directory puts the previous files back")
+        }
+    }
 }
 
 impl fmt::Display for TransactionError {
@@ -98,7 +143,7 @@ impl TransactionError {
     /// Whether every output is as it was before the commit began.
     pub fn is_clean_rollback(&self) -> bool {
         match self {
-            TransactionError::Commit(error) => error.restored,
+            TransactionError::Commit(error) => error.left.is_empty(),
             _ => true,
         }
     }
@@ -119,7 +164,19 @@ pub fn reclaim(plan: &Plan) -> ReclaimReport {
         let found = staging_dir::reclaim(&dir.host);
         for path in found.restored {
             report.notes.push(format!(
-                "restored {} from the commit of a run that died mid-way",
+                "restored {} as it was before a run that died or failed mid-commit",
+                show(&path)
+            ));
+        }
+        for path in found.superseded {
+            report.notes.push(format!(
+                "kept {}: a newer run replaced it since a failed rollback left its previous file",
+                show(&path)
+            ));
+        }
+        for (path, owner) in found.not_ours {
+            report.warnings.push(format!(
+                "abandoned staging {} belongs to {owner}: not ours to remove",
                 show(&path)
             ));
         }
@@ -150,29 +207,29 @@ impl Transaction {
     pub fn begin(plan: &Plan) -> Result<Transaction, TransactionError> {
         let mut dirs = Vec::with_capacity(plan.output_dirs.len());
         let mut reserve = Vec::new();
+        let mut locks = RunLocks::default();
         for dir in &plan.output_dirs {
-            while reserve.len() < RESERVED_FILES {
-                let file = file_id::open_to_inspect(&dir.host).map_err(|error| {
-                    TransactionError::Staging {
-                        dir: dir.host.clone(),
-                        error,
-                    }
-                })?;
-                reserve.push(file);
-            }
             let failed = |error| TransactionError::Staging {
                 dir: dir.host.clone(),
                 error,
             };
+            while reserve.len() < RESERVED_FILES {
+                reserve.push(file_id::open_to_inspect(&dir.host).map_err(failed)?);
+            }
             let id = file_id::of_path(&dir.host).map_err(failed)?;
-            let staging = StagingDir::create(&dir.host).map_err(failed)?;
+            let staging = StagingDir::create(&dir.host, id, &mut locks).map_err(failed)?;
             dirs.push(Staged {
                 host: dir.host.clone(),
                 id,
                 staging,
+                unrestored: Vec::new(),
             });
         }
-        Ok(Transaction { dirs, reserve })
+        Ok(Transaction {
+            dirs,
+            locks,
+            reserve,
+        })
     }
 
     /// The directory the guest writes the plan's `index`-th output directory's
@@ -181,113 +238,211 @@ impl Transaction {
         self.dirs[index].staging.out()
     }
 
-    /// The staging directory of the plan's `index`-th output directory.
-    pub fn staging_root(&self, index: usize) -> &Path {
-        self.dirs[index].staging.root()
+    /// Opens output directory `index` and its staging, each checked to be the one
+    /// planned or made.
+    fn open(&self, index: usize) -> Result<Dirs, String> {
+        let staged = &self.dirs[index];
+        DirHandle::open(&staged.host, Some(staged.id))
+            .and_then(|target| staged.staging.open(target))
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::Other => e.to_string(),
+                _ => format!(
+                    "cannot open output directory {} or its staging: {}",
+                    show(&staged.host),
+                    io_error(&e)
+                ),
+            })
     }
 
     /// Checks what the guest staged and moves every declared output into place, or
-    /// none. `stop` is asked between moves; a reason rolls the commit back. Returns
-    /// the committed paths, in job order.
+    /// none. `stop` is asked between moves; a reason rolls the commit back. `inputs`
+    /// are the identities of what the run reads: no output may replace one of them.
+    /// Returns the committed paths, in job order.
     pub fn commit(
         &mut self,
         plan: &Plan,
+        inputs: &HashSet<FileId>,
         stop: &dyn Fn() -> Option<String>,
     ) -> Result<Vec<PathBuf>, TransactionError> {
-        let staged = self.list_staged(plan)?;
-        let mut unfit = Vec::new();
-        let mut moves = Vec::new();
+        // Output directory by output directory, each opened once, so that a run holds
+        // a few descriptors at a time however many directories it writes.
+        let mut by_dir: Vec<Vec<&str>> = vec![Vec::new(); self.dirs.len()];
+        let mut labels: HashMap<(usize, &str), &str> = HashMap::new();
         for output in &plan.outputs {
-            if !staged.contains(&(output.dir, output.file_name.as_str())) {
-                continue;
-            }
-            let dir = &self.dirs[output.dir];
-            let from = dir.staging.out().join(&output.file_name);
-            if let Err(problem) = fit_to_commit(&from) {
-                unfit.push(format!("{}: staged {problem}", output.location));
-            }
-            moves.push(Move {
-                label: output.location.clone(),
-                from,
-                to: dir.host.join(&output.file_name),
-                aside: dir.staging.aside().join(&output.file_name),
-            });
+            by_dir[output.dir].push(&output.file_name);
+            labels.insert((output.dir, &output.file_name), &output.location);
         }
-        for dir in &self.dirs {
-            if !file_id::of_path(&dir.host).is_ok_and(|id| id == dir.id) {
-                unfit.push(format!(
-                    "output directory {} was moved or replaced during the run",
-                    show(&dir.host)
-                ));
+        // Every staged file is checked before the first move.
+        let mut undeclared = Vec::new();
+        let mut unfit = Vec::new();
+        let mut to_move: Vec<(usize, &str, FileId)> = Vec::new();
+        for (index, names) in by_dir.iter().enumerate() {
+            let dirs = match self.open(index) {
+                Ok(dirs) => dirs,
+                Err(problem) => {
+                    unfit.push(problem);
+                    continue;
+                }
+            };
+            let staged = match dirs.out.names() {
+                Ok(staged) => staged,
+                Err(e) => {
+                    unfit.push(format!(
+                        "cannot list the staging directory {}: {}",
+                        show(dirs.out.path()),
+                        io_error(&e)
+                    ));
+                    continue;
+                }
+            };
+            let declared: HashSet<&str> = names.iter().copied().collect();
+            for name in staged {
+                // A name that is not UTF-8 cannot be declared: JSON paths are text.
+                match name.to_str().and_then(|n| declared.get(n)) {
+                    Some(name) => {
+                        let label = labels[&(index, *name)];
+                        match fit_to_commit(&dirs.out, name) {
+                            Ok(id) => to_move.push((index, name, id)),
+                            Err(problem) => unfit.push(format!("{label}: staged {problem}")),
+                        }
+                    }
+                    None => undeclared.push(self.dirs[index].host.join(&name)),
+                }
             }
+        }
+        if !undeclared.is_empty() {
+            undeclared.sort();
+            return Err(TransactionError::Undeclared(undeclared));
         }
         if !unfit.is_empty() {
             return Err(TransactionError::Unfit(unfit));
         }
-        for dir in &self.dirs {
-            let aside = dir.staging.aside();
-            fs::create_dir(&aside).map_err(|error| {
-                TransactionError::Unfit(vec![format!(
-                    "cannot create {}: {}",
-                    show(&aside),
-                    io_error(&error)
-                )])
-            })?;
-        }
-        // Files set aside and not removed stay in the staging, which is removed next.
-        commit_all(&moves, stop).map_err(TransactionError::Commit)?;
-        Ok(moves.into_iter().map(|m| m.to).collect())
-    }
+        to_move.sort_by_key(|(index, ..)| *index);
 
-    /// The declared outputs that are staged, as (output directory, file name);
-    /// anything undeclared is an error that lists it.
-    fn list_staged<'p>(
-        &self,
-        plan: &'p Plan,
-    ) -> Result<HashSet<(usize, &'p str)>, TransactionError> {
-        let declared: HashMap<(usize, &str), &str> = plan
-            .outputs
-            .iter()
-            .map(|o| ((o.dir, o.file_name.as_str()), o.file_name.as_str()))
-            .collect();
-        let mut undeclared = Vec::new();
-        let mut staged = HashSet::new();
-        for (index, dir) in self.dirs.iter().enumerate() {
-            let out = dir.staging.out();
-            let listing_failed = |error: io::Error| {
-                TransactionError::Unfit(vec![format!(
-                    "cannot list the staging directory {}: {}",
-                    show(&out),
-                    io_error(&error)
-                )])
-            };
-            for entry in fs::read_dir(&out).map_err(listing_failed)? {
-                let name = entry.map_err(listing_failed)?.file_name();
-                // A name that is not UTF-8 cannot be declared: JSON paths are text.
-                match name.to_str().and_then(|n| declared.get(&(index, n))) {
-                    Some(declared_name) => {
-                        staged.insert((index, *declared_name));
+        let mut done: Vec<(usize, &str, FileId, Previous)> = Vec::with_capacity(to_move.len());
+        let mut failure = None;
+        let mut open: Option<(usize, Dirs)> = None;
+        for &(index, name, placed) in &to_move {
+            if let Some(reason) = stop() {
+                failure = Some(reason);
+                break;
+            }
+            if open.as_ref().is_none_or(|(i, _)| *i != index) {
+                open = None;
+                match self.open(index) {
+                    Ok(dirs) => open = Some((index, dirs)),
+                    Err(problem) => {
+                        failure = Some(problem);
+                        break;
                     }
-                    None => undeclared.push(dir.host.join(&name)),
+                }
+            }
+            let Some((_, dirs)) = &open else { break };
+            match place::place(dirs, name, inputs) {
+                Ok(previous) => done.push((index, name, placed, previous)),
+                Err(problem) => {
+                    failure = Some(format!("{}: {problem}", labels[&(index, name)]));
+                    break;
                 }
             }
         }
-        if undeclared.is_empty() {
-            Ok(staged)
-        } else {
-            undeclared.sort();
-            Err(TransactionError::Undeclared(undeclared))
-        }
+        drop(open);
+        let Some(failed) = failure else {
+            let placed: HashSet<(usize, &str)> = done.iter().map(|(i, n, ..)| (*i, *n)).collect();
+            let committed = plan
+                .outputs
+                .iter()
+                .filter(|o| placed.contains(&(o.dir, o.file_name.as_str())))
+                .map(|o| self.dirs[o.dir].host.join(&o.file_name))
+                .collect();
+            return Ok(committed);
+        };
+        Err(TransactionError::Commit(
+            self.roll_back(failed, done, &labels),
+        ))
     }
 
-    /// Removes every staging directory; reports each one that could not be removed.
+    /// Undoes `done` in reverse, and records in each staging what could not be undone.
+    fn roll_back(
+        &mut self,
+        failed: String,
+        done: Vec<(usize, &str, FileId, Previous)>,
+        labels: &HashMap<(usize, &str), &str>,
+    ) -> CommitError {
+        let mut error = CommitError {
+            failed,
+            superseded: Vec::new(),
+            left: Vec::new(),
+        };
+        let mut open: Option<(usize, Dirs)> = None;
+        for (index, name, placed, previous) in done.into_iter().rev() {
+            if open.as_ref().is_none_or(|(i, _)| *i != index) {
+                open = self.open(index).ok().map(|dirs| (index, dirs));
+            }
+            let undone = match &open {
+                Some((_, dirs)) => place::undo(dirs, name, placed, previous),
+                None => Err(dir_handle::replaced(&self.dirs[index].host)),
+            };
+            let target = self.dirs[index].host.join(name);
+            match undone {
+                Ok(Undone::Restored) => {}
+                Ok(Undone::Superseded) => error.superseded.push(target),
+                Err(e) => {
+                    let root = self.dirs[index].staging.root();
+                    let label = labels[&(index, name)];
+                    error.left.push(match previous {
+                        Previous::None => format!(
+                            "{label}: {} holds this run's file, and was absent before ({})",
+                            show(&target),
+                            io_error(&e)
+                        ),
+                        Previous::Out | Previous::Aside => {
+                            let kept = if previous == Previous::Out {
+                                staging_dir::OUT
+                            } else {
+                                staging_dir::ASIDE
+                            };
+                            format!(
+                                "{label}: {} holds this run's file; its previous file is at {} ({})",
+                                show(&target),
+                                show(&root.join(kept).join(name)),
+                                io_error(&e)
+                            )
+                        }
+                    });
+                    self.dirs[index].unrestored.push(Unrestored {
+                        name: name.to_owned(),
+                        placed: placed.raw(),
+                        previous,
+                    });
+                }
+            }
+        }
+        error
+    }
+
+    /// Removes every staging directory, but those left for recovery; reports each
+    /// one that could not be removed or recorded.
     pub fn close(self) -> Result<(), Vec<RemoveError>> {
         drop(self.reserve);
-        let failures: Vec<RemoveError> = self
-            .dirs
-            .into_iter()
-            .filter_map(|dir| dir.staging.remove().err())
-            .collect();
+        let mut failures = Vec::new();
+        for dir in self.dirs {
+            if dir.unrestored.is_empty() {
+                if let Err(e) = dir.staging.remove() {
+                    failures.push(e);
+                }
+            } else {
+                let root = dir.staging.root().to_path_buf();
+                if let Err(error) = dir.staging.leave_for_recovery(&dir.unrestored) {
+                    failures.push(RemoveError {
+                        root,
+                        entry: String::new(),
+                        error,
+                    });
+                }
+            }
+        }
+        drop(self.locks);
         if failures.is_empty() {
             Ok(())
         } else {
@@ -298,30 +453,26 @@ impl Transaction {
 
 /// A staged output may be committed only as a regular file with no other name: a
 /// guest must not hand over one of its inputs, or one file under several outputs.
-fn fit_to_commit(staged: &Path) -> Result<(), String> {
-    let kind = fs::symlink_metadata(staged)
-        .map_err(|e| format!("{} cannot be read: {}", show(staged), io_error(&e)))?
-        .file_type();
-    if !kind.is_file() {
+/// Returns its identity.
+fn fit_to_commit(out: &DirHandle, name: &str) -> Result<FileId, String> {
+    let entry = out
+        .entry(name)
+        .map_err(|e| format!("{} cannot be read: {}", out.show(name), io_error(&e)))?;
+    if entry.kind != Kind::File {
         return Err(format!(
             "{} is {}, not a regular file",
-            show(staged),
-            file_kind(&kind)
+            out.show(name),
+            entry.kind.describe()
         ));
     }
-    let links = file_id::open_to_inspect(staged).and_then(|file| file_id::link_count(&file));
-    match links {
-        Ok(1) => Ok(()),
-        Ok(n) => Err(format!(
-            "{} has {n} names (hard links); an output must be a file of its own",
-            show(staged)
-        )),
-        Err(e) => Err(format!(
-            "{} cannot be opened: {}",
-            show(staged),
-            io_error(&e)
-        )),
+    if entry.links != 1 {
+        return Err(format!(
+            "{} has {} names (hard links); an output must be a file of its own",
+            out.show(name),
+            entry.links
+        ));
     }
+    Ok(entry.id)
 }
 
 fn show(path: &Path) -> String {

@@ -3,6 +3,7 @@
 //! without ever following a symbolic link out of it. A failure names the entry and
 //! the error; nothing is dropped silently.
 
+use crate::file_id::FileId;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,15 +33,16 @@ impl fmt::Display for RemoveError {
 
 impl std::error::Error for RemoveError {}
 
-/// Removes `root` and everything under it. `root` itself must not be a symlink.
-/// A missing `root` is already removed.
-pub fn remove_tree(root: &Path) -> Result<(), RemoveError> {
+/// Removes `root` and everything under it. `root` itself must not be a symlink, and
+/// must be the directory `expected` if that is given: a directory swapped in at its
+/// name is not ours to empty. A missing `root` is already removed.
+pub fn remove_tree(root: &Path, expected: Option<FileId>) -> Result<(), RemoveError> {
     let fail = |entry: String, error: io::Error| RemoveError {
         root: root.to_path_buf(),
         entry,
         error,
     };
-    match platform::remove_contents(root) {
+    match platform::remove_contents(root, expected) {
         Ok(()) => {}
         Err((_, e)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err((entry, e)) => return Err(fail(entry, e)),
@@ -97,7 +99,7 @@ impl Trail {
 
 #[cfg(unix)]
 mod platform {
-    use super::Trail;
+    use super::{FileId, Trail};
     use rustix::fs::{openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
     use std::io;
     use std::os::fd::OwnedFd;
@@ -115,13 +117,27 @@ mod platform {
     /// Empties `root`, walking down and back up through file descriptors: at most three
     /// are open at once, and no path longer than one name is ever built, so neither the
     /// open-file limit nor PATH_MAX bounds the depth it can remove.
-    pub fn remove_contents(root: &Path) -> Result<(), (String, io::Error)> {
+    pub fn remove_contents(
+        root: &Path,
+        expected: Option<FileId>,
+    ) -> Result<(), (String, io::Error)> {
         let root_fd = rustix::fs::open(
             root,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| (String::new(), e.into()))?;
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                (String::new(), super::super::dir_handle::replaced(root))
+            }
+            e => (String::new(), e.into()),
+        })?;
+        if let Some(expected) = expected {
+            let stat = rustix::fs::fstat(&root_fd).map_err(|e| (String::new(), e.into()))?;
+            if FileId::from_raw(stat.st_dev as u64, stat.st_ino as u64) != expected {
+                return Err((String::new(), super::super::dir_handle::replaced(root)));
+            }
+        }
         let mut current = root_fd;
         let mut trail = Trail::default();
         loop {
@@ -171,7 +187,7 @@ mod platform {
 
 #[cfg(windows)]
 mod platform {
-    use super::Trail;
+    use super::{FileId, Trail};
     use std::fs;
     use std::io;
     use std::path::{Path, PathBuf};
@@ -179,7 +195,13 @@ mod platform {
     /// Empties `root` depth first with an explicit stack of paths (std makes long
     /// paths verbatim, so depth is not bounded by MAX_PATH); one listing is open at
     /// a time. Reparse points (links, junctions) are removed, never entered.
-    pub fn remove_contents(root: &Path) -> Result<(), (String, io::Error)> {
+    pub fn remove_contents(
+        root: &Path,
+        expected: Option<FileId>,
+    ) -> Result<(), (String, io::Error)> {
+        if expected.is_some_and(|e| crate::file_id::of_path(root).is_ok_and(|id| id != e)) {
+            return Err((String::new(), super::super::dir_handle::replaced(root)));
+        }
         let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];
         let mut trail = Trail::default();
         while let Some(dir) = stack.last().cloned() {
@@ -253,12 +275,12 @@ mod tests {
         fs::create_dir(root.join("empty")).unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(&outside, root.join("a/b/link")).unwrap();
-        remove_tree(&root).unwrap();
+        remove_tree(&root, None).unwrap();
         assert!(!root.exists());
         assert_eq!(fs::read(outside.join("keep")).unwrap(), b"keep");
         fs::remove_dir_all(outside).unwrap();
         // Already gone: nothing to do.
-        remove_tree(&root).unwrap();
+        remove_tree(&root, None).unwrap();
     }
 
     #[cfg(unix)]
@@ -275,7 +297,7 @@ mod tests {
             dir = openat(&dir, name.as_str(), flags, Mode::empty()).unwrap();
         }
         drop(dir);
-        remove_tree(&root).unwrap();
+        remove_tree(&root, None).unwrap();
         assert!(!root.exists());
     }
 

@@ -2,19 +2,28 @@
 //! those that killed runs left behind.
 //!
 //! Layout, in the output directory, for 16 random hex digits `X`:
-//! - `.dtlto-staging-X.lock`: locked (an advisory whole-file lock) for as long as the
-//!   run owns `X`; the OS releases it when the process dies, however it dies;
+//! - `.dtlto-staging-X.lock`: the staging's title, locked (an advisory whole-file
+//!   lock) for as long as the run owns `X`; the OS releases it when the process dies,
+//!   however it dies. All the titles a run makes on one file system are hard links
+//!   of one locked file, so a run holds one descriptor per file system, not one per
+//!   output directory. Titles are readable by all (mode 0644, empty) so that another
+//!   user's run can tell a live staging from an abandoned one;
 //! - `.dtlto-staging-X/out/`: the guest's writable preopen, where it writes outputs;
-//! - `.dtlto-staging-X/aside/`: during the commit, the files the outputs replace.
+//! - `.dtlto-staging-X/aside/`: files the outputs replaced, where the system cannot
+//!   exchange two names (see place.rs);
+//! - `.dtlto-staging-X/recover.json`: written only when a rollback failed: which
+//!   outputs still hold this run's file, and where their previous files are. The
+//!   staging is then left for the next run, which puts those files back.
 //!
-//! The lock file is the staging's title: it is created first (exclusively) and
-//! removed last, so a staging directory is reclaimed only through its lock file,
-//! and only when that lock can be taken and the file is still the one at that name.
-//! A directory without its lock file is never touched: it is not ours. The guest
-//! sees only `out/`, so it cannot reach the lock.
+//! The title is created first (exclusively) and removed last, so a staging directory
+//! is reclaimed only through its title, only when its lock can be taken, only when
+//! the title is still that file, and only by its owner. A directory without its
+//! title is never touched: it is not ours. The guest sees only `out/`.
 
+use super::dir_handle::DirHandle;
+use super::place::{self, Dirs, Previous, Undone};
 use super::remove_tree::{remove_tree, RemoveError};
-use crate::file_id;
+use crate::file_id::{self, FileId};
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -23,42 +32,90 @@ use std::path::{Path, PathBuf};
 
 pub const PREFIX: &str = ".dtlto-staging-";
 const LOCK_SUFFIX: &str = ".lock";
-const OUT: &str = "out";
-const ASIDE: &str = "aside";
+pub const OUT: &str = "out";
+pub const ASIDE: &str = "aside";
+const RECOVER: &str = "recover.json";
+
+/// The locks a run holds: one locked file per file system, titled in each output
+/// directory on it by a hard link.
+#[derive(Debug, Default)]
+pub struct RunLocks {
+    held: Vec<(u64, PathBuf, File)>,
+}
+
+impl RunLocks {
+    /// Makes `title` a name of this run's lock on the file system `device`:
+    /// `AlreadyExists` if the name is taken.
+    fn title(&mut self, device: u64, title: &Path) -> io::Result<()> {
+        if let Some((_, held_path, held)) = self.held.iter().find(|(d, _, _)| *d == device) {
+            match fs::hard_link(held_path, title) {
+                Ok(()) => {
+                    // Still our lock at that name, not a file swapped in meanwhile.
+                    if file_id::of_path(title).ok() == file_id::of_file(held).ok() {
+                        return Ok(());
+                    }
+                    let _ = fs::remove_file(title);
+                    return Err(io::ErrorKind::AlreadyExists.into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+                // No hard links here (another mount of the file system, a file
+                // system without them): a lock of its own.
+                Err(_) => {}
+            }
+        }
+        let lock = create_exclusively(title)?;
+        // A reclaimer may have taken the new lock file for an abandoned one; it then
+        // removes it, and the caller tries another name.
+        let Some(lock) = take_lock(title, lock)? else {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        };
+        self.held.push((device, title.to_path_buf(), lock));
+        Ok(())
+    }
+}
 
 /// A staging directory this run created and holds the lock of.
 #[derive(Debug)]
 pub struct StagingDir {
     root: PathBuf,
-    lock_path: PathBuf,
-    lock: Option<File>,
+    title: PathBuf,
+    root_id: FileId,
+    out_id: FileId,
+    /// Removed already, or left for the next run.
+    done: bool,
 }
 
 impl StagingDir {
-    /// Creates a staging directory in `output_dir`, with a name nobody can predict,
-    /// exclusively, under its lock.
-    pub fn create(output_dir: &Path) -> io::Result<StagingDir> {
+    /// Creates a staging directory in `output_dir` (whose identity is `dir_id`), with
+    /// a name nobody can predict, exclusively, under a lock of `locks`.
+    pub fn create(
+        output_dir: &Path,
+        dir_id: FileId,
+        locks: &mut RunLocks,
+    ) -> io::Result<StagingDir> {
         for _ in 0..16 {
             let name = format!("{PREFIX}{:016x}", random_u64());
-            let lock_path = output_dir.join(format!("{name}{LOCK_SUFFIX}"));
-            let lock = match create_exclusively(&lock_path) {
-                Ok(lock) => lock,
+            let title = output_dir.join(format!("{name}{LOCK_SUFFIX}"));
+            match locks.title(dir_id.raw().0, &title) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            };
-            // A reclaimer may have taken the new lock file for an abandoned one; it
-            // then removes it, and we try another name.
-            let Some(lock) = take_lock(&lock_path, lock)? else {
-                continue;
-            };
-            let staging = StagingDir {
-                root: output_dir.join(name),
-                lock_path,
-                lock: Some(lock),
-            };
-            fs::create_dir(&staging.root)?;
-            fs::create_dir(staging.out())?;
-            return Ok(staging);
+                other => other?,
+            }
+            let root = output_dir.join(&name);
+            let made = fs::create_dir(&root).and_then(|()| fs::create_dir(root.join(OUT)));
+            if let Err(e) = made {
+                let _ = remove_tree(&root, None);
+                let _ = fs::remove_file(&title);
+                return Err(e);
+            }
+            let root_handle = DirHandle::open(output_dir, Some(dir_id))?.open_child(&name, None)?;
+            let out = root_handle.open_child(OUT, None)?;
+            return Ok(StagingDir {
+                root,
+                title,
+                root_id: root_handle.id(),
+                out_id: out.id(),
+                done: false,
+            });
         }
         Err(io::Error::other(
             "every staging name tried was taken or claimed",
@@ -74,42 +131,68 @@ impl StagingDir {
         self.root.join(OUT)
     }
 
-    /// Where the commit puts the files the outputs replace.
-    pub fn aside(&self) -> PathBuf {
-        self.root.join(ASIDE)
+    fn name(&self) -> &str {
+        self.root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
     }
 
-    /// Removes the directory, then the lock file, then lets go of the lock.
+    /// Opens the output directory `target` and this staging in it, checking each is
+    /// the directory made or planned: nothing swapped in since is acted on.
+    pub fn open(&self, target: DirHandle) -> io::Result<Dirs> {
+        let root = target.open_child(self.name(), Some(self.root_id))?;
+        let out = root.open_child(OUT, Some(self.out_id))?;
+        Ok(Dirs::new(target, root, out))
+    }
+
+    /// Leaves the staging for the next run, with `record`: the outputs whose
+    /// rollback failed. Writes nothing if the record cannot be written; the
+    /// previous files stay where the message says either way.
+    pub fn leave_for_recovery(mut self, record: &[Unrestored]) -> io::Result<()> {
+        self.done = true;
+        let text = serde_json::to_vec(record).map_err(io::Error::other)?;
+        fs::write(self.root.join(RECOVER), text)
+    }
+
+    /// Removes the directory, then its title. The lock itself is let go when the
+    /// run's `RunLocks` is dropped.
     pub fn remove(mut self) -> Result<(), RemoveError> {
-        let lock = self.lock.take();
-        remove_locked(&self.root, &self.lock_path, lock)
+        self.done = true;
+        remove_titled(&self.root, Some(self.root_id), &self.title)
     }
 }
 
 impl Drop for StagingDir {
     fn drop(&mut self) {
-        if let Some(lock) = self.lock.take() {
-            if let Err(e) = remove_locked(&self.root, &self.lock_path, Some(lock)) {
-                eprintln!("dtlto-runner: warning: {e}");
+        if !self.done {
+            if let Err(e) = remove_titled(&self.root, Some(self.root_id), &self.title) {
+                dtlto_mock::message::print_stderr(&format!("dtlto-runner: warning: {e}"));
             }
         }
     }
 }
 
-/// Removes a staging directory whose lock we hold, the lock file last: a removal
-/// cut short leaves the lock file, so the next run can reclaim what is left.
-fn remove_locked(root: &Path, lock_path: &Path, lock: Option<File>) -> Result<(), RemoveError> {
-    remove_tree(root)?;
-    match fs::remove_file(lock_path) {
+/// An output whose rollback failed: it still holds the file this run placed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Unrestored {
+    pub name: String,
+    /// The placed file's device and file number.
+    pub placed: (u64, u64),
+    pub previous: Previous,
+}
+
+/// Removes a staging directory whose lock we hold, the title last: a removal cut
+/// short leaves the title, so the next run can reclaim what is left.
+fn remove_titled(root: &Path, id: Option<FileId>, title: &Path) -> Result<(), RemoveError> {
+    remove_tree(root, id)?;
+    match fs::remove_file(title) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(RemoveError {
-            root: lock_path.to_path_buf(),
+            root: title.to_path_buf(),
             entry: String::new(),
             error,
         }),
-        _ => {
-            drop(lock);
-            Ok(())
-        }
+        _ => Ok(()),
     }
 }
 
@@ -131,11 +214,19 @@ fn open_lock(path: &Path) -> io::Result<File> {
 }
 
 fn create_exclusively(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .open(path)
+        .open(path)?;
+    // Readable by all whatever the umask, so that other users' runs can test the
+    // lock instead of taking a live staging for an abandoned one. It stays empty.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(file)
 }
 
 /// Locks `lock` without waiting, and checks that it is still the file at
@@ -179,17 +270,26 @@ fn staging_name_of_lock(file_name: &str) -> Option<&str> {
 pub struct Reclaimed {
     /// Staging directories of dead runs, removed.
     pub removed: Vec<PathBuf>,
-    /// Files an interrupted commit had set aside, put back where they were missing.
+    /// Outputs put back as they were before a dead run: files an interrupted commit
+    /// had set aside, and the previous files of a rollback that failed.
     pub restored: Vec<PathBuf>,
-    /// Staging directories of runs still alive, left alone.
+    /// Previous files of a failed rollback whose output another run has replaced
+    /// since: the newer output stays.
+    pub superseded: Vec<PathBuf>,
+    /// Staging directories of runs still alive (or of other users, whose lock we
+    /// may not even open), left alone.
     pub in_use: usize,
-    /// Abandoned staging that could not be removed.
+    /// Abandoned staging of another user: not ours to remove. (path, owner)
+    pub not_ours: Vec<(PathBuf, String)>,
+    /// Abandoned staging that could not be removed or restored from.
     pub failed: Vec<RemoveError>,
 }
 
 /// Removes the abandoned staging directories in `output_dir`: those whose lock file
 /// can be locked. A commit cut short by a crash may have set old outputs aside;
 /// each is put back if its place is still empty, so that no output goes missing.
+/// A rollback that failed left a record; its previous files are put back where the
+/// output is still the dead run's file.
 pub fn reclaim(output_dir: &Path) -> Reclaimed {
     let mut found = Reclaimed::default();
     let Ok(entries) = fs::read_dir(output_dir) else {
@@ -201,22 +301,24 @@ pub fn reclaim(output_dir: &Path) -> Reclaimed {
             continue;
         };
         let root = output_dir.join(name);
-        match reclaim_one(output_dir, &root, &entry.path(), &mut found.restored) {
+        match reclaim_one(output_dir, name, &entry.path(), &mut found) {
             Ok(true) => found.removed.push(root),
-            Ok(false) => found.in_use += 1,
+            Ok(false) => {}
             Err(e) => found.failed.push(e),
         }
     }
     found
 }
 
-/// Reclaims `root` if its lock is free; `Ok(false)` if a live run holds it.
+/// Reclaims the staging `name` if its lock is free and it is ours; `Ok(false)` if it
+/// is live or another user's.
 fn reclaim_one(
     output_dir: &Path,
-    root: &Path,
+    name: &str,
     lock_path: &Path,
-    restored: &mut Vec<PathBuf>,
+    found: &mut Reclaimed,
 ) -> Result<bool, RemoveError> {
+    let root = output_dir.join(name);
     let failed = |error: io::Error| RemoveError {
         root: lock_path.to_path_buf(),
         entry: String::new(),
@@ -227,17 +329,96 @@ fn reclaim_one(
         Ok(lock) if lock.metadata().is_ok_and(|m| m.is_file()) => lock,
         Ok(_) => return Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        // Another user's lock that we may not open: we cannot tell whether it is
+        // live, so it is not ours to judge.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            found.in_use += 1;
+            return Ok(false);
+        }
         Err(e) => return Err(failed(e)),
     };
     let Some(lock) = take_lock(lock_path, lock).map_err(failed)? else {
+        found.in_use += 1;
         return Ok(false);
     };
-    let root_is_directory = fs::symlink_metadata(root).is_ok_and(|m| m.is_dir());
-    if root_is_directory {
-        restore_set_aside(output_dir, &root.join(ASIDE), restored);
+    if let Some(owner) = other_owner(&lock) {
+        found.not_ours.push((root, owner));
+        return Ok(false);
     }
-    remove_locked(root, lock_path, Some(lock))?;
+    if fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
+        if root.join(RECOVER).exists() {
+            recover(output_dir, name, found).map_err(|error| RemoveError {
+                root: root.clone(),
+                entry: RECOVER.to_owned(),
+                error,
+            })?;
+        }
+        restore_set_aside(output_dir, &root.join(ASIDE), &mut found.restored);
+    }
+    remove_titled(&root, None, lock_path)?;
+    drop(lock);
     Ok(true)
+}
+
+/// Puts back the previous files that a dead run's failed rollback left, where the
+/// output is still that run's file.
+fn recover(output_dir: &Path, name: &str, found: &mut Reclaimed) -> io::Result<()> {
+    let target = DirHandle::open(output_dir, None)?;
+    let root = target.open_child(name, None)?;
+    let record: Vec<Unrestored> =
+        serde_json::from_slice(&fs::read(root.path().join(RECOVER))?).map_err(io::Error::other)?;
+    let out = root.open_child(OUT, None)?;
+    let dirs = Dirs::new(target, root, out);
+    for output in record {
+        let placed = FileId::from_raw(output.placed.0, output.placed.1);
+        let path = output_dir.join(&output.name);
+        match place::undo(&dirs, &output.name, placed, output.previous)? {
+            Undone::Restored => found.restored.push(path),
+            Undone::Superseded => found.superseded.push(path),
+        }
+    }
+    Ok(())
+}
+
+/// The owner of `lock`, in words, if it is not the user running this.
+#[cfg(unix)]
+fn other_owner(lock: &File) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = lock.metadata().ok()?.uid();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    (uid != me).then(|| user_name(uid).map_or(format!("uid {uid}"), |n| format!("{n} (uid {uid})")))
+}
+
+#[cfg(windows)]
+fn other_owner(_: &File) -> Option<String> {
+    None
+}
+
+/// The login name of `uid`, if the system knows it.
+#[cfg(unix)]
+fn user_name(uid: u32) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: a zeroed passwd is a valid out-parameter; getpwuid_r writes its strings
+    // into `buffer`, which outlives every use of them below.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the length given.
+    let status = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut result,
+        )
+    };
+    if status != 0 || result.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string in `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(dtlto_mock::message::quoted(&name.to_string_lossy()))
 }
 
 /// Puts each regular file in `aside` back at its name in `output_dir` if that name
@@ -284,8 +465,12 @@ mod tests {
     #[test]
     fn names_are_fresh_and_a_live_staging_is_never_reclaimed() {
         let dir = scratch("live");
-        let a = StagingDir::create(&dir).unwrap();
-        let b = StagingDir::create(&dir).unwrap();
+        let mut locks = RunLocks::default();
+        let id = file_id::of_path(&dir).unwrap();
+        let a = StagingDir::create(&dir, id, &mut locks).unwrap();
+        let b = StagingDir::create(&dir, id, &mut locks).unwrap();
+        // One lock for both: the second title is a link to the first.
+        assert_eq!(locks.held.len(), 1);
         assert_ne!(a.root(), b.root());
         fs::write(a.out().join("x.o"), "partial").unwrap();
         let found = reclaim(&dir);
@@ -294,6 +479,7 @@ mod tests {
         assert_eq!(fs::read(a.out().join("x.o")).unwrap(), b"partial");
         a.remove().unwrap();
         drop(b);
+        drop(locks);
         assert!(names(&dir).is_empty(), "{:?}", names(&dir));
         fs::remove_dir_all(dir).unwrap();
     }

@@ -277,7 +277,7 @@ pub fn plan(faults: &[Fault], jobs: &[dtlto_mock::job_file::Job]) -> Plan {
 
 /// The one stderr line that says what was injected where.
 pub fn announce(program: &str, spec: &str, place: &str) {
-    eprintln!("{program}: fault injected: --fault={spec} at {place}");
+    dtlto_mock::stderr_line!("{program}: fault injected: --fault={spec} at {place}");
 }
 
 /// `*` matches any run of bytes, `?` one byte. Linear in practice: the pattern's

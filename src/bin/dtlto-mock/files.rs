@@ -289,7 +289,7 @@ impl StagedOutputs<'_> {
         match commit_all(&written, &|| None) {
             Ok(leftovers) => {
                 for (path, error) in leftovers {
-                    eprintln!(
+                    dtlto_mock::stderr_line!(
                         "warning: cannot remove the replaced file {}: {}",
                         quoted(&path.to_string_lossy()),
                         io_error(&error)

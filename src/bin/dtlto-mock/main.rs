@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if !matches!(failure, Failure::Injected(_)) {
-                eprintln!("{program}: error: {failure}");
+                dtlto_mock::stderr_line!("{program}: error: {failure}");
             }
             failure.exit_code()
         }

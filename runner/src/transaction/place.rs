@@ -1,0 +1,373 @@
+//! Putting one staged output in place, and taking it back, so that the target name
+//! holds a file at every moment and nothing another run placed is ever undone.
+//!
+//! - A new name is created without replacing (`RENAME_NOREPLACE`, or a hard link,
+//!   which never replaces): if another run created it meanwhile, this becomes a
+//!   replacement instead of silently overwriting what the check saw absent.
+//! - An existing file is exchanged with the staged one (`RENAME_EXCHANGE`): the
+//!   previous file lands in staging, exactly the file that was displaced. Where the
+//!   system cannot exchange, the previous file gets a second name in staging (a hard
+//!   link) before the staged one is renamed over it.
+//! - Undoing checks first that the target is still the file this run placed (device
+//!   and file number); a file another run placed since is left alone. An exchange
+//!   back is checked again after it happens and reverted if someone slipped in.
+
+use super::dir_handle::{DirHandle, Kind};
+use super::staging_dir::ASIDE;
+use crate::file_id::FileId;
+use std::cell::OnceCell;
+use std::collections::HashSet;
+use std::io;
+
+/// The directories of one output directory's commit: the output directory and
+/// its staging, each opened once and checked.
+pub struct Dirs {
+    /// The output directory.
+    pub target: DirHandle,
+    /// The staging directory.
+    pub root: DirHandle,
+    /// The staging's `out/`, where the staged files are.
+    pub out: DirHandle,
+    /// The staging's `aside/`, made when first needed.
+    aside: OnceCell<DirHandle>,
+}
+
+impl Dirs {
+    pub fn new(target: DirHandle, root: DirHandle, out: DirHandle) -> Dirs {
+        Dirs {
+            target,
+            root,
+            out,
+            aside: OnceCell::new(),
+        }
+    }
+
+    fn aside(&self) -> io::Result<&DirHandle> {
+        if let Some(aside) = self.aside.get() {
+            return Ok(aside);
+        }
+        match self.root.create_dir(ASIDE) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        let aside = self.root.open_child(ASIDE, None)?;
+        Ok(self.aside.get_or_init(|| aside))
+    }
+}
+
+/// Where the file that an output replaced is kept until the run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Previous {
+    /// There was none: the output is a new name.
+    None,
+    /// In `out/`, under the output's name (it was exchanged).
+    Out,
+    /// In `aside/`, under the output's name (it was linked there).
+    Aside,
+}
+
+/// How an undo ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Undone {
+    /// The target is as it was before the run.
+    Restored,
+    /// Another run's file stands at the target now; it was left alone.
+    Superseded,
+}
+
+/// How many times a target that appears or vanishes under us is tried again.
+const RETRIES: usize = 8;
+
+/// Puts `out/name` in place at `target/name`. `placed` is the staged file's identity;
+/// a previous file that is one of `inputs` (a second name of an input, such as a
+/// Windows short name) is put back and refused.
+pub fn place(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous, String> {
+    let into_place = |e: &io::Error| {
+        format!(
+            "cannot move it into place at {}: {}",
+            dirs.target.show(name),
+            dtlto_mock::message::io_error(e)
+        )
+    };
+    for _ in 0..RETRIES {
+        match create(dirs, name) {
+            Ok(()) => return Ok(Previous::None),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(into_place(&e)),
+        }
+        match replace(dirs, name, inputs) {
+            Ok(previous) => return Ok(previous),
+            // It went away between the two steps: create it after all.
+            Err(Replace::Vanished) => {}
+            Err(Replace::Refused(reason)) => return Err(reason),
+            Err(Replace::Failed(e)) => return Err(into_place(&e)),
+        }
+    }
+    Err(format!(
+        "{} kept appearing and vanishing while it was committed",
+        dirs.target.show(name)
+    ))
+}
+
+/// Moves `out/name` to `target/name`, which must not exist.
+fn create(dirs: &Dirs, name: &str) -> io::Result<()> {
+    match dirs.out.rename_no_replace(name, &dirs.target, name) {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            dirs.out.link(name, &dirs.target, name)?;
+            // The staged name goes with the staging if this fails.
+            let _ = dirs.out.remove_file(name);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+enum Replace {
+    Vanished,
+    Refused(String),
+    Failed(io::Error),
+}
+
+fn failed(e: io::Error) -> Replace {
+    if e.kind() == io::ErrorKind::NotFound {
+        Replace::Vanished
+    } else {
+        Replace::Failed(e)
+    }
+}
+
+/// Replaces the file at `target/name` with `out/name`, keeping the previous one.
+fn replace(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous, Replace> {
+    let refusal = |kind: Kind, is_input: bool| {
+        Replace::Refused(if is_input {
+            format!(
+                "{} is a name of a file the run reads; a distributor must not overwrite \
+                 what the link reads",
+                dirs.target.show(name)
+            )
+        } else {
+            format!(
+                "{} is {}, not a regular file that an output may replace",
+                dirs.target.show(name),
+                kind.describe()
+            )
+        })
+    };
+    match dirs.out.exchange(name, &dirs.target, name) {
+        Ok(()) => {
+            // `out/name` is now what was at the target.
+            let previous = dirs.out.entry(name).map_err(Replace::Failed)?;
+            let is_input = inputs.contains(&previous.id);
+            if previous.kind != Kind::File || is_input {
+                dirs.out
+                    .exchange(name, &dirs.target, name)
+                    .map_err(Replace::Failed)?;
+                return Err(refusal(previous.kind, is_input));
+            }
+            Ok(Previous::Out)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            let aside = dirs.aside().map_err(Replace::Failed)?;
+            match dirs.target.link(name, aside, name) {
+                Ok(()) => {}
+                Err(e) => {
+                    // A directory cannot be linked: say what it is.
+                    return Err(match dirs.target.entry(name) {
+                        Ok(entry) if entry.kind == Kind::Directory => refusal(entry.kind, false),
+                        _ => failed(e),
+                    });
+                }
+            }
+            let previous = aside.entry(name).map_err(Replace::Failed)?;
+            let is_input = inputs.contains(&previous.id);
+            if previous.kind != Kind::File || is_input {
+                let _ = aside.remove_file(name);
+                return Err(refusal(previous.kind, is_input));
+            }
+            dirs.out
+                .rename(name, &dirs.target, name)
+                .map_err(Replace::Failed)?;
+            Ok(Previous::Aside)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// Takes back what `place` did for `name`, if the target is still `placed`.
+pub fn undo(dirs: &Dirs, name: &str, placed: FileId, previous: Previous) -> io::Result<Undone> {
+    if dirs.target.entry(name)?.id != placed {
+        return Ok(Undone::Superseded);
+    }
+    match previous {
+        Previous::None => {
+            // Back into staging, where the staging's removal takes it.
+            match dirs.target.rename_no_replace(name, &dirs.out, name) {
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                    dirs.target.link(name, &dirs.out, name)?;
+                    if dirs.out.entry(name)?.id != placed {
+                        // Another run's file slipped in: keep it.
+                        dirs.out.remove_file(name)?;
+                        return Ok(Undone::Superseded);
+                    }
+                    dirs.target.remove_file(name)?;
+                }
+                other => {
+                    other?;
+                    if dirs.out.entry(name)?.id != placed {
+                        dirs.out.rename_no_replace(name, &dirs.target, name)?;
+                        return Ok(Undone::Superseded);
+                    }
+                }
+            }
+        }
+        Previous::Out => {
+            dirs.out.exchange(name, &dirs.target, name)?;
+            if dirs.out.entry(name)?.id != placed {
+                dirs.out.exchange(name, &dirs.target, name)?;
+                return Ok(Undone::Superseded);
+            }
+        }
+        Previous::Aside => {
+            let aside = dirs.aside()?;
+            aside.rename(name, &dirs.target, name)?;
+        }
+    }
+    Ok(Undone::Restored)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::transaction::dir_handle::PORTABLE_ONLY;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    /// An output directory with a staging `s/out` holding `name` = "new", in a fresh
+    /// temporary directory.
+    fn scene(test: &str, portable: bool) -> (PathBuf, Dirs) {
+        PORTABLE_ONLY.with(|p| p.set(portable));
+        let dir = std::env::temp_dir().join(format!(
+            "dtlto-place-{test}-{portable}-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("s/out")).unwrap();
+        fs::write(dir.join("s/out/o.o"), "new").unwrap();
+        let target = DirHandle::open(&dir, None).unwrap();
+        let root = target.open_child("s", None).unwrap();
+        let out = root.open_child("out", None).unwrap();
+        (dir, Dirs::new(target, root, out))
+    }
+
+    fn id(path: &Path) -> FileId {
+        crate::file_id::of_path(path).unwrap()
+    }
+
+    fn read(path: PathBuf) -> String {
+        fs::read_to_string(path).unwrap()
+    }
+
+    fn both(test: impl Fn(bool)) {
+        test(false);
+        test(true);
+    }
+
+    #[test]
+    fn a_new_output_is_created_and_undone_back_into_staging() {
+        both(|portable| {
+            let (dir, dirs) = scene("new", portable);
+            let placed = id(&dir.join("s/out/o.o"));
+            assert_eq!(place(&dirs, "o.o", &HashSet::new()), Ok(Previous::None));
+            assert_eq!(read(dir.join("o.o")), "new");
+            assert_eq!(
+                undo(&dirs, "o.o", placed, Previous::None).unwrap(),
+                Undone::Restored
+            );
+            assert!(!dir.join("o.o").exists());
+            assert_eq!(read(dir.join("s/out/o.o")), "new");
+            fs::remove_dir_all(dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_replaced_output_is_kept_and_comes_back() {
+        both(|portable| {
+            let (dir, dirs) = scene("replace", portable);
+            fs::write(dir.join("o.o"), "old").unwrap();
+            let placed = id(&dir.join("s/out/o.o"));
+            let previous = place(&dirs, "o.o", &HashSet::new()).unwrap();
+            assert_eq!(
+                previous,
+                if portable {
+                    Previous::Aside
+                } else {
+                    Previous::Out
+                }
+            );
+            assert_eq!(read(dir.join("o.o")), "new");
+            assert_eq!(
+                undo(&dirs, "o.o", placed, previous).unwrap(),
+                Undone::Restored
+            );
+            assert_eq!(read(dir.join("o.o")), "old");
+            fs::remove_dir_all(dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn an_undo_leaves_alone_what_another_run_placed_since() {
+        both(|portable| {
+            let (dir, dirs) = scene("superseded", portable);
+            fs::write(dir.join("o.o"), "old").unwrap();
+            let placed = id(&dir.join("s/out/o.o"));
+            let previous = place(&dirs, "o.o", &HashSet::new()).unwrap();
+            // Another run commits its own file at the same name.
+            fs::write(dir.join("theirs"), "theirs").unwrap();
+            fs::rename(dir.join("theirs"), dir.join("o.o")).unwrap();
+            assert_eq!(
+                undo(&dirs, "o.o", placed, previous).unwrap(),
+                Undone::Superseded
+            );
+            assert_eq!(read(dir.join("o.o")), "theirs");
+            fs::remove_dir_all(dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_directory_a_link_or_an_input_at_the_target_is_refused_and_left_as_it_is() {
+        both(|portable| {
+            let (dir, dirs) = scene("refused", portable);
+            fs::create_dir(dir.join("o.o")).unwrap();
+            fs::write(dir.join("o.o/inside"), "x").unwrap();
+            let refused = place(&dirs, "o.o", &HashSet::new()).unwrap_err();
+            assert!(
+                refused.contains("is a directory, not a regular file"),
+                "{refused}"
+            );
+            assert_eq!(read(dir.join("o.o/inside")), "x");
+            assert_eq!(read(dir.join("s/out/o.o")), "new");
+            fs::remove_dir_all(dir.join("o.o")).unwrap();
+
+            fs::write(dir.join("victim"), "victim").unwrap();
+            std::os::unix::fs::symlink("victim", dir.join("o.o")).unwrap();
+            let refused = place(&dirs, "o.o", &HashSet::new()).unwrap_err();
+            assert!(refused.contains("is a symbolic link"), "{refused}");
+            assert_eq!(fs::read_link(dir.join("o.o")).unwrap(), Path::new("victim"));
+            assert_eq!(read(dir.join("victim")), "victim");
+            fs::remove_file(dir.join("o.o")).unwrap();
+
+            fs::write(dir.join("input"), "input").unwrap();
+            fs::hard_link(dir.join("input"), dir.join("o.o")).unwrap();
+            let inputs = HashSet::from([id(&dir.join("input"))]);
+            let refused = place(&dirs, "o.o", &inputs).unwrap_err();
+            assert!(
+                refused.contains("a name of a file the run reads"),
+                "{refused}"
+            );
+            assert_eq!(read(dir.join("o.o")), "input");
+            assert_eq!(read(dir.join("s/out/o.o")), "new");
+            fs::remove_dir_all(dir).unwrap();
+        });
+    }
+}

@@ -1,0 +1,163 @@
+//! The runner's exit statuses hold whatever its stdio and signal dispositions are:
+//! stderr on a full device or a closed pipe, and signals ignored by whoever started
+//! it (nohup, a shell's `trap "" INT`), which must stay ignored.
+
+#![cfg(unix)]
+
+use crate::util::hostile::{guest, Step};
+use crate::util::{
+    finish, is_staged, job_file_json, runner_command, send_signal, wait_until, Run, TempDir,
+};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Two jobs, their sources, and the job file.
+fn scene(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    dir.write("job.json", job_file_json(2));
+    dir.write("s0", "zero\n");
+    dir.write("s1", "one\n");
+    dir
+}
+
+/// The two broken stderrs: `/dev/full` (every write fails with ENOSPC) and a pipe
+/// whose reading end is closed (EPIPE).
+fn broken_stderrs() -> Vec<(&'static str, Stdio)> {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let (reader, writer) = std::io::pipe().expect("make a pipe");
+    drop(reader);
+    vec![("/dev/full", full.into()), ("a closed pipe", writer.into())]
+}
+
+fn spawn_with_stderr(dir: &TempDir, args: &[&str], stderr: Stdio) -> std::process::Child {
+    runner_command()
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the runner")
+}
+
+#[test]
+fn an_invalid_job_file_or_a_missing_source_with_a_broken_stderr_exits_1_not_101() {
+    for (what, stderr) in broken_stderrs() {
+        let dir = scene("stdio-invalid");
+        dir.write("bad.json", "{\"common\": 1}");
+        let run = finish(
+            spawn_with_stderr(&dir, &["s0", "s1", "bad.json"], stderr),
+            "the runner",
+            LIMIT,
+        );
+        assert_eq!(run.status, 1, "stderr on {what}: {}", run.report());
+    }
+    for (what, stderr) in broken_stderrs() {
+        let dir = scene("stdio-missing");
+        let run = finish(
+            spawn_with_stderr(&dir, &["s0", "nothing-here", "job.json"], stderr),
+            "the runner",
+            LIMIT,
+        );
+        assert_eq!(run.status, 1, "stderr on {what}: {}", run.report());
+    }
+}
+
+/// Sends `signal` to a running runner, and checks it ends with `status`, soon.
+fn ends_with(child: std::process::Child, signal: &str, status: i32, what: &str) -> Run {
+    let sent = Instant::now();
+    send_signal(child.id(), signal);
+    let run = finish(child, "the signalled runner", LIMIT);
+    assert_eq!(
+        run.status,
+        status,
+        "SIG{signal} with stderr on {what}: {}",
+        run.report()
+    );
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(5), "SIG{signal} took {took:?}");
+    run
+}
+
+#[test]
+fn a_stop_with_a_broken_stderr_ends_with_the_signals_status() {
+    for (what, stderr) in broken_stderrs() {
+        // The guest waits in a host call (a WASI sleep).
+        let dir = scene("stdio-stop-sleep");
+        let before = dir.snapshot();
+        let child = spawn_with_stderr(
+            &dir,
+            &["--fault=delay=60000@1", "s0", "s1", "job.json"],
+            stderr,
+        );
+        wait_until("job 0 to be staged", || {
+            is_staged(dir.path(), "m0.0.native.o")
+        });
+        ends_with(child, "TERM", 143, what);
+        assert_eq!(
+            crate::util::changes(&before, &dir.snapshot()),
+            Vec::<String>::new()
+        );
+    }
+    let modules = TempDir::new("stdio-spin-module");
+    let spin = modules.write("spin.wasm", guest(&[Step::Spin]));
+    let spin = spin.to_string_lossy().into_owned();
+    for (what, stderr) in broken_stderrs() {
+        // The guest spins without calling the host.
+        let dir = scene("stdio-stop-spin");
+        let before = dir.snapshot();
+        let child = spawn_with_stderr(&dir, &["--module", &spin, "s0", "job.json"], stderr);
+        wait_until("the staging to exist", || {
+            !crate::util::staging_dirs(dir.path()).is_empty()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        ends_with(child, "INT", 130, what);
+        assert_eq!(
+            crate::util::changes(&before, &dir.snapshot()),
+            Vec::<String>::new()
+        );
+    }
+}
+
+/// Starts `program args runner ...` on the scene, with job 1 delayed, and waits
+/// until job 0 is staged.
+fn delayed_run_through(dir: &TempDir, program: &str, args: &[&str]) -> std::process::Child {
+    let child = Command::new(program)
+        .args(args)
+        .arg(crate::util::runner_exe())
+        .args(["--fault=delay=1500@1", "s0", "s1", "job.json"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    wait_until("job 0 to be staged", || {
+        is_staged(dir.path(), "m0.0.native.o")
+    });
+    child
+}
+
+#[test]
+fn under_nohup_a_sighup_leaves_the_run_to_finish_and_commit() {
+    let dir = scene("stdio-nohup");
+    let child = delayed_run_through(&dir, "nohup", &[]);
+    send_signal(child.id(), "HUP");
+    finish(child, "the run under nohup", LIMIT).expect_status(0, &dir);
+    assert_eq!(dir.read("m0.0.native.o"), b"zero\n");
+    assert_eq!(dir.read("m1.1.native.o"), b"one\n");
+}
+
+#[test]
+fn sigint_and_sigterm_ignored_by_the_parent_stay_ignored() {
+    let dir = scene("stdio-ignored");
+    // As a shell's `trap "" INT TERM` before starting a command, or make's children.
+    let child = delayed_run_through(&dir, "sh", &["-c", "trap '' INT TERM; exec \"$@\"", "sh"]);
+    send_signal(child.id(), "INT");
+    send_signal(child.id(), "TERM");
+    finish(child, "the run with INT and TERM ignored", LIMIT).expect_status(0, &dir);
+    assert_eq!(dir.read("m1.1.native.o"), b"one\n");
+}
