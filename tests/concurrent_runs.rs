@@ -2,6 +2,10 @@
 //! commits whose every step can fail: no run loses, or reverts, another's file.
 //! Failures of the commit's own calls are real ones, injected by strace into the
 //! runner's renameat2 calls; another user is a second uid, through setpriv.
+//! Unix only: on Windows (under wine) the commit's hard-link way is proven by the
+//! transaction and mock-mode tests.
+
+#![cfg(unix)]
 
 use crate::util::{
     changes, finish, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until,

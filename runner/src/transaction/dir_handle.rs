@@ -54,6 +54,7 @@ thread_local! {
 }
 
 /// Whether the one-step calls are to be used (always, but in tests that say not).
+#[cfg(unix)]
 fn one_step_calls() -> bool {
     #[cfg(test)]
     if PORTABLE_ONLY.with(std::cell::Cell::get) {
