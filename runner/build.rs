@@ -11,7 +11,7 @@ mod engine_config;
 
 use sha2::{Digest, Sha256};
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -19,10 +19,7 @@ fn main() {
         .parent()
         .expect("runner/ sits in the workspace");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
-    // Relative to runner/, so that they name this checkout's files: cargo keeps the
-    // same build directory for every checkout that shares a target directory, and
-    // absolute paths would watch whichever checkout built last.
-    for watched in ["src", "Cargo.toml", "Cargo.lock", "rust-toolchain.toml"] {
+    for watched in ["Cargo.lock", "rust-toolchain.toml"] {
         println!("cargo:rerun-if-changed=../{watched}");
     }
     println!("cargo:rerun-if-changed=build_guest.rs");
@@ -31,44 +28,33 @@ fn main() {
 
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let guest_target_dir = shared_target_dir(&out_dir).join("guest");
-    let wasm = build_guest::ensure_wasm_target_installed(&rustc)
-        .and_then(|()| build_guest::build_guest(&cargo, workspace, &guest_target_dir, false))
+    // A cargo of its own, in a target directory of its own under OUT_DIR: the calling
+    // cargo holds the lock on its own.
+    let wasm = build_guest::wasm_target_installed(&rustc)
+        .and_then(|()| build_guest::build_guest(&cargo, workspace, &out_dir.join("guest"), false))
         .unwrap_or_else(|e| panic!("{e}"));
+    // Built again when a file it was built from changes, as cargo's dep-info lists
+    // them; workspace files relative to runner/, so that a target directory shared
+    // by several checkouts watches this one's.
+    match build_guest::sources(&wasm.with_extension("d"), workspace) {
+        Ok(sources) => {
+            for source in sources {
+                println!("cargo:rerun-if-changed={source}");
+            }
+        }
+        Err(e) => {
+            println!("cargo:warning=cannot read the guest's dep-info ({e}); watching all of src/");
+            println!("cargo:rerun-if-changed=../src");
+        }
+    }
     let bytes = std::fs::read(&wasm).expect("the guest build produced its .wasm");
-
     let sha256: String = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    println!(
-        "cargo:warning=dtlto-mock.wasm sha256 {sha256} ({} bytes, {})",
-        bytes.len(),
-        wasm.display()
-    );
     println!("cargo:rustc-env=DTLTO_MOCK_WASM_SHA256={sha256}");
-    std::fs::write(
-        guest_target_dir.join("dtlto-mock.wasm.sha256"),
-        format!("{sha256}  dtlto-mock.wasm\n"),
-    )
-    .expect("write the checksum");
     std::fs::write(out_dir.join("dtlto-mock.wasm"), &bytes).expect("write OUT_DIR");
     std::fs::write(out_dir.join("dtlto-mock.cwasm"), precompile(&bytes)).expect("write OUT_DIR");
-}
-
-/// `<target>/` from `<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`, so that
-/// the guest's build survives changes to this script's hash, and builds of the runner
-/// for several targets share one guest build.
-fn shared_target_dir(out_dir: &Path) -> PathBuf {
-    let profile_parent = out_dir.ancestors().nth(4);
-    let triple = env::var("TARGET").unwrap_or_default();
-    let target_dir = match profile_parent {
-        Some(dir) if dir.file_name().is_some_and(|name| name == triple.as_str()) => dir.parent(),
-        other => other,
-    };
-    target_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| out_dir.to_path_buf())
 }
 
 /// Compiles the guest for the target the runner is built for.

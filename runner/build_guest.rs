@@ -76,30 +76,51 @@ pub fn reproducible_rustflags(workspace: &Path) -> Vec<String> {
     flags
 }
 
-/// rust-toolchain.toml names the target, but rustup adds targets only when it
-/// installs a toolchain; on a machine that already had 1.95.0 we add it here.
-pub fn ensure_wasm_target_installed(rustc: &OsString) -> Result<(), String> {
+/// The files the guest was built from, from cargo's dep-info file `dep_info`:
+/// those under `workspace` relative to runner/ (`../src/lib.rs`), others as they are.
+pub fn sources(dep_info: &Path, workspace: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(dep_info)
+        .map_err(|e| format!("cannot read {}: {e}", dep_info.display()))?;
+    // `target: dep dep ...`, with spaces in names escaped by a backslash.
+    let (_, deps) = text
+        .split_once(": ")
+        .ok_or_else(|| format!("{} is not a dep-info file", dep_info.display()))?;
+    let mut sources = Vec::new();
+    let mut current = String::new();
+    let mut chars = deps.trim().chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' | '\n' => {
+                sources.extend((!current.is_empty()).then(|| std::mem::take(&mut current)))
+            }
+            c => current.push(c),
+        }
+    }
+    sources.extend((!current.is_empty()).then_some(current));
+    Ok(sources
+        .into_iter()
+        .map(|source| match Path::new(&source).strip_prefix(workspace) {
+            Ok(relative) => format!("../{}", relative.display()),
+            Err(_) => source,
+        })
+        .collect())
+}
+
+/// rust-toolchain.toml names the target, and rustup adds it when it installs the
+/// toolchain; a machine that had the toolchain before needs `rustup target add`.
+pub fn wasm_target_installed(rustc: &OsString) -> Result<(), String> {
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if sysroot
-        .as_ref()
-        .is_some_and(|s| s.join("lib/rustlib").join(GUEST_TARGET).is_dir())
-    {
+    if sysroot.is_some_and(|s| s.join("lib/rustlib").join(GUEST_TARGET).is_dir()) {
         return Ok(());
     }
-    let mut rustup = Command::new("rustup");
-    rustup.args(["target", "add", GUEST_TARGET]);
-    if let Some(toolchain) = sysroot.as_ref().and_then(|s| s.file_name()) {
-        rustup.arg("--toolchain").arg(toolchain);
-    }
-    match rustup.status() {
-        Ok(status) if status.success() => Ok(()),
-        _ => Err(format!(
-            "the {GUEST_TARGET} target is missing and `rustup target add {GUEST_TARGET}` failed"
-        )),
-    }
+    Err(format!(
+        "the Rust target {GUEST_TARGET} is not installed; add it with \
+         `rustup target add {GUEST_TARGET}` (README's commands do)"
+    ))
 }

@@ -254,8 +254,8 @@ fn a_path_outside_every_preopen() {
     run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
 }
 
-/// The README's `wasmtime run` commands, each a line indented by four spaces under
-/// "By hand with wasmtime".
+/// The README's by-hand commands (the runner writing out the guest, then `wasmtime
+/// run`), each a line indented by four spaces under "By hand with wasmtime".
 fn readme_commands() -> Vec<String> {
     let readme = std::fs::read_to_string(crate::util::repo_root().join("README.md"))
         .expect("read README.md");
@@ -266,7 +266,7 @@ fn readme_commands() -> Vec<String> {
     section
         .lines()
         .filter_map(|l| l.strip_prefix("    "))
-        .filter(|l| l.starts_with("wasmtime run "))
+        .filter(|l| l.starts_with("wasmtime run ") || l.starts_with("dtlto-runner --guest-wasm "))
         .map(str::to_owned)
         .collect()
 }
@@ -277,8 +277,8 @@ fn the_readmes_by_hand_commands_work_as_written() {
     let commands = readme_commands();
     assert_eq!(
         commands.len(),
-        2,
-        "expected a mock and a validate command: {commands:?}"
+        3,
+        "expected the guest written out, then a mock and a validate command: {commands:?}"
     );
     let cli = wasmtime_cli();
     // The commands' own files: two native objects and the job file of their link.
@@ -286,13 +286,14 @@ fn the_readmes_by_hand_commands_work_as_written() {
         .replace("m0.0.native.o", "a.1.123.native.o")
         .replace("m1.1.native.o", "b.2.123.native.o");
     let dir = TempDir::new("readme-commands");
-    dir.write("dtlto-mock.wasm", dtlto_runner::guest_module::WASM);
     dir.write("a.native.o", "object a\n");
     dir.write("b.native.o", "object b\n");
     dir.write("app.123.dist-file.json", &job);
+    let runner = crate::util::runner_exe();
     let path = format!(
-        "{}:{}",
+        "{}:{}:{}",
         cli.parent().expect("the CLI's directory").display(),
+        runner.parent().expect("the runner's directory").display(),
         std::env::var("PATH").unwrap_or_default()
     );
     for command in &commands {
@@ -303,7 +304,20 @@ fn the_readmes_by_hand_commands_work_as_written() {
                 .current_dir(dir.path()),
         );
         run.expect_status(0, &dir);
-        if command.contains(" validate ") {
+        if command.starts_with("dtlto-runner ") {
+            assert_eq!(
+                dir.read("dtlto-mock.wasm"),
+                dtlto_runner::guest_module::WASM,
+                "{command}"
+            );
+            assert_eq!(
+                run.stdout(),
+                format!(
+                    "{}  dtlto-mock.wasm\n",
+                    dtlto_runner::guest_module::WASM_SHA256
+                )
+            );
+        } else if command.contains(" validate ") {
             let oracle = crate::util::oracle::cpython_validate(
                 dir.path(),
                 &["--da1=10"],

@@ -51,3 +51,25 @@ fn clean_builds_in_different_places_give_identical_bytes() {
         "a clean build differs from the artifact the runner embeds"
     );
 }
+
+#[test]
+fn the_build_watches_the_files_cargos_dep_info_names_relative_to_runner() {
+    let dir = TempDir::new("dep-info");
+    let workspace = dir.join("my checkout");
+    let dep_info = dir.write(
+        "dtlto-mock.d",
+        format!(
+            "/t/dtlto-mock.wasm: {w}/Cargo.toml {w}/src/lib.rs {w}/src/a\\ b.rs /elsewhere/x.rs\n",
+            w = workspace.display().to_string().replace(' ', "\\ ")
+        ),
+    );
+    assert_eq!(
+        build_guest::sources(&dep_info, &workspace).unwrap(),
+        [
+            "../Cargo.toml",
+            "../src/lib.rs",
+            "../src/a b.rs",
+            "/elsewhere/x.rs"
+        ]
+    );
+}

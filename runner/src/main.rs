@@ -59,6 +59,13 @@ fn command() -> Command {
                 .help("Fail the run, committing nothing, if the distributor stages more than N bytes"),
         )
         .arg(
+            Arg::new("guest-wasm")
+                .long("guest-wasm")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Write the embedded dtlto-mock.wasm to FILE (for `wasmtime run` by hand), print its sha256, and exit"),
+        )
+        .arg(
             Arg::new("example")
                 .long("example")
                 .action(ArgAction::SetTrue)
@@ -98,6 +105,9 @@ fn run() -> Result<i32, String> {
         .get_many::<String>("args")
         .map(|values| values.cloned().collect())
         .unwrap_or_default();
+    if let Some(path) = matches.get_one::<PathBuf>("guest-wasm") {
+        return write_guest(path);
+    }
     interrupt::install(matches.get_one::<Duration>("timeout").copied())?;
     if args.is_empty() || matches.get_flag("example") {
         return example::run();
@@ -154,6 +164,23 @@ fn raise_open_file_limit() {
             unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
         }
     }
+}
+
+/// Writes the exact guest this runner embeds, the artifact `wasmtime run` takes.
+fn write_guest(path: &std::path::Path) -> Result<i32, String> {
+    std::fs::write(path, dtlto_runner::guest_module::WASM).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            dtlto_mock::message::quoted(&path.to_string_lossy()),
+            dtlto_mock::message::io_error(&e)
+        )
+    })?;
+    println!(
+        "{}  {}",
+        dtlto_runner::guest_module::WASM_SHA256,
+        path.display()
+    );
+    Ok(0)
 }
 
 /// A positive number of seconds, `1.5` allowed.

@@ -202,9 +202,17 @@ fn input_ids(plan: &Plan, cwd: &Path) -> HashSet<FileId> {
     if !cfg!(windows) {
         return HashSet::new();
     }
+    let is_output = |guest: &str| {
+        plan.output_dirs.iter().any(|dir| {
+            guest
+                .strip_prefix(dir.guest.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
     plan.guest_paths
-        .keys()
-        .filter_map(|path| file_id::of_path_followed(&cwd.join(path)).ok())
+        .iter()
+        .filter(|(_, guest)| !is_output(guest))
+        .filter_map(|(path, _)| file_id::of_path_followed(&cwd.join(path)).ok())
         .collect()
 }
 
