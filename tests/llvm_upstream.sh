@@ -70,8 +70,11 @@ apt_opts=(
   -o "Dir::Etc::Preferences=$apt_dir/preferences" -o "Dir::Etc::PreferencesParts=$apt_dir/preferences.d"
   -o "APT::Sandbox::User=root" -q
 )
+# Made afresh by the first fetch of a run that needs one, and removed once the
+# fetches are done: a warm run does not touch apt at all.
+apt_ready=""
 private_apt() {
-  if [ ! -f "$apt_dir/updated" ]; then
+  if [ -z "$apt_ready" ]; then
     # The mirrors come from this machine's apt: the one that serves bookworm, and the
     # one that serves bookworm-security.
     local targets debian security
@@ -96,7 +99,7 @@ deb-src [signed-by=$keyring] $debian trixie main
 EOF
     echo "apt: private source list (bookworm-security, and deb-src for bookworm-security and trixie)"
     apt-get "${apt_opts[@]}" update >/dev/null
-    touch "$apt_dir/updated"
+    apt_ready=1
   fi
 }
 
@@ -169,6 +172,7 @@ if [ "$(cat "$src/.sha256" 2>/dev/null)" != "$orig_sha256" ]; then
   mv "$src.tmp" "$src"
 fi
 llvm_src="$src/$top"
+rm -rf "$apt_dir"
 
 # --- the tests, in a scratch copy -------------------------------------------------------
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/dtlto-upstream.XXXXXX")"
@@ -203,6 +207,8 @@ run_lit() {  # NAME TREE
   [ -s "$scratch/$1.json" ] || { cat "$scratch/$1.log" >&2; echo "error: lit did not run ($1)" >&2; exit 1; }
 }
 run_lit scripts "$scratch/scripts"
+# The features our lit.cfg.py found true (those not listed are false here).
+grep -m1 -o 'features: .*' "$scratch/scripts.log" || true
 run_lit runner "$scratch/runner"
 run_lit local "$scratch/local"
 

@@ -103,3 +103,6 @@ if "clang" in config.available_features:
 runner = os.environ.get("DTLTO_UPSTREAM_RUNNER")
 if runner:
     config.substitutions.append(("%dtlto", '"%s"' % runner))
+
+# Into lit's log, which tests/llvm_upstream.sh shows.
+lit_config.note("features: " + " ".join(sorted(config.available_features)))
