@@ -106,7 +106,6 @@ EOF
 # --- the binaries ---------------------------------------------------------------------
 root="$cache/root"
 bin="$root/usr/lib/llvm-22/bin"
-lib="$root/usr/lib/x86_64-linux-gnu"
 if [ "$(cat "$root/.version" 2>/dev/null)" != "$deb_version" ]; then
   private_apt
   echo "downloading ${packages[*]} $deb_version from Debian"
@@ -118,11 +117,14 @@ if [ "$(cat "$root/.version" 2>/dev/null)" != "$deb_version" ]; then
   rm -rf "$cache/debs"
   mv "$root.tmp" "$root"
 fi
+# libLLVM and libclang-cpp, in the multiarch directory (x86_64-linux-gnu, ...).
+lib="$(dirname "$(find "$root/usr/lib" -name 'libLLVM.so.22*' -print -quit)")"
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for tool in clang ld.lld lld-link llvm-lto2 opt llc llvm-ar FileCheck not count split-file; do
-  if ldd "$bin/$tool" | grep -q 'not found'; then
+  missing="$(ldd "$bin/$tool" | grep 'not found' || true)"
+  if [ -n "$missing" ]; then
     echo "error: $bin/$tool lacks libraries:" >&2
-    ldd "$bin/$tool" | grep 'not found' >&2
+    echo "$missing" >&2
     exit 1
   fi
 done

@@ -103,6 +103,8 @@ if "clang" in config.available_features:
 runner = os.environ.get("DTLTO_UPSTREAM_RUNNER")
 if runner:
     config.substitutions.append(("%dtlto", '"%s"' % runner))
+    # A runner that hangs fails its test (exit 124) instead of stalling CI.
+    config.environment["DTLTO_RUNNER_TIMEOUT"] = "300"
 
 # Into lit's log, which tests/llvm_upstream.sh shows.
 lit_config.note("features: " + " ".join(sorted(config.available_features)))
