@@ -109,7 +109,7 @@ bin="$root/usr/lib/llvm-22/bin"
 if [ "$(cat "$root/.version" 2>/dev/null)" != "$deb_version" ]; then
   private_apt
   echo "downloading ${packages[*]} $deb_version from Debian"
-  rm -rf "$root" "$cache/debs"
+  rm -rf "$root" "$root.tmp" "$cache/debs"
   mkdir -p "$cache/debs" "$root.tmp"
   (cd "$cache/debs" && apt-get "${apt_opts[@]}" download "${packages[@]/%/=$deb_version}" >/dev/null)
   for deb in "$cache/debs"/*.deb; do dpkg-deb -x "$deb" "$root.tmp"; done
