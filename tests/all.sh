@@ -56,6 +56,9 @@ DTLTO_RUNNER="$target_dir/release/dtlto-runner" \
   DTLTO_LIT_OUT="$(mktemp -d "${TMPDIR:-/tmp}/dtlto-mock-lit.XXXXXX")" \
   "$DTLTO_LIT" -sv tests/lit
 
+echo "== LLVM 22.1.8's own DTLTO tests (from Debian), with its scripts and with the runner"
+bash tests/llvm_upstream.sh "$target_dir/release/dtlto-runner"
+
 echo "== cargo install --path runner"
 # What README tells users to do; built in the same target directory, so it reuses
 # the test build's artifacts.
