@@ -1,16 +1,21 @@
 //! Stopping a run from outside, at any moment: SIGINT, SIGTERM and SIGHUP (Ctrl-C,
 //! Ctrl-Break and a closing console on Windows), and `--timeout`.
 //!
-//! The run's transaction lives here while the guest runs, so that a stop can reach
-//! it even when the main thread cannot: a guest blocked inside a host call (opening
-//! a FIFO, sleeping) never returns to be interrupted. A stop first asks the guest to
-//! trap at its next instruction and gives the main thread a moment to wind up; if
-//! it does not, the stop removes the staging itself and ends the process. Either
-//! way nothing is committed, one line says so, and the exit status is the shell's
-//! (130, 143, 129; 124 for a timeout, as timeout(1)). A commit holds the
-//! transaction while it runs and rolls back when it sees the stop.
+//! A leaf: it knows nothing of what it stops or cleans. Others register with it:
+//! - stop hooks (`on_stop`), called first, from the thread that saw the stop: an
+//!   engine registers one that makes its guests trap, local mode one that ends its
+//!   jobs;
+//! - one cleanup slot (`hold`), for what must be undone even when the main thread
+//!   cannot come back to undo it itself (a guest blocked in a host call never
+//!   returns): the run's transaction.
+//!
+//! A stop then gives the main thread a moment to wind the run up. If it does not
+//! take the held value back in time (`settle`), the stop cleans it up itself, prints
+//! one line, and ends the process with the shell's status (130, 143, 129; 124 for a
+//! timeout, as timeout(1)). Work on the held value (`with_held`) excludes a stop's
+//! cleanup: a commit finishes, or sees the stop and rolls back, first.
 
-use crate::transaction::{RemoveError, Transaction, TransactionError};
+use std::any::Any;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -42,24 +47,32 @@ impl Stop {
     }
 }
 
+/// What a stop cleans up when the main thread cannot: the value in the slot.
+pub trait Cleanup: Any + Send {
+    /// Undoes what must not outlive a stopped run, and says how that went, as the
+    /// end of the stop's one line (`nothing was committed, and ...`).
+    fn clean_up(self: Box<Self>) -> String;
+}
+
 /// How long a stop waits for the main thread to wind the run up itself.
 const GRACE: Duration = Duration::from_millis(300);
 
-enum Phase {
-    /// Planning: nothing exists yet that a stop would have to remove.
-    Preparing,
-    /// The guest runs, or the commit does; the transaction is here.
-    Running(Transaction),
-    /// The main thread has taken the transaction back to finish the run.
+enum Slot {
+    /// Nothing held yet: a stop has nothing to clean up.
+    Empty,
+    /// What a stop must clean up.
+    Held(Box<dyn Cleanup>),
+    /// The main thread took it back to finish the run; or a stop took it.
     Settled,
 }
 
 static STOP: OnceLock<Stop> = OnceLock::new();
-static PHASE: Mutex<Phase> = Mutex::new(Phase::Preparing);
+static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+static SLOT: Mutex<Slot> = Mutex::new(Slot::Empty);
 static SETTLED: Condvar = Condvar::new();
 
-fn phase() -> MutexGuard<'static, Phase> {
-    PHASE.lock().unwrap_or_else(PoisonError::into_inner)
+fn slot() -> MutexGuard<'static, Slot> {
+    SLOT.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why the run was asked to stop, if it was.
@@ -67,77 +80,80 @@ pub fn stopped() -> Option<Stop> {
     STOP.get().copied()
 }
 
+/// Calls `hook` when a stop comes (once, however often it is registered). A stop
+/// that came before is not replayed: callers check `stopped()` after registering.
+pub fn on_stop(hook: fn()) {
+    let mut hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
+    if !hooks.contains(&hook) {
+        hooks.push(hook);
+    }
+}
+
 /// Starts listening for the signals, and the clock of `timeout` if there is one.
-pub fn install(timeout: Option<Duration>) -> Result<(), String> {
-    platform::install().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+pub fn install(timeout: Option<Duration>) -> std::io::Result<()> {
+    platform::install()?;
     if let Some(limit) = timeout {
         std::thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {
                 std::thread::sleep(limit);
                 request(Stop::Timeout(limit));
-            })
-            .map_err(|e| format!("cannot start the --timeout clock: {e}"))?;
+            })?;
     }
     Ok(())
 }
 
-/// Creates the transaction where a stop can reach it; `Err` with the stop if one
-/// came first (then nothing was created).
-pub fn begin(
-    create: impl FnOnce() -> Result<Transaction, TransactionError>,
-) -> Result<Result<(), TransactionError>, Stop> {
-    let mut phase = phase();
-    if let Some(stop) = stopped() {
-        return Err(stop);
-    }
-    Ok(create().map(|transaction| *phase = Phase::Running(transaction)))
+/// Why `hold` holds nothing.
+#[derive(Debug)]
+pub enum NotHeld<E> {
+    /// A stop came first: nothing was created.
+    Stopped(Stop),
+    /// Creating it failed.
+    Failed(E),
 }
 
-/// Runs `work` on the transaction, which a stop cannot take away meanwhile.
-pub fn with_transaction<R>(work: impl FnOnce(&mut Transaction) -> R) -> Option<R> {
-    match &mut *phase() {
-        Phase::Running(transaction) => Some(work(transaction)),
+/// Creates the value a stop must clean up, and holds it where a stop can reach it;
+/// a stop that comes meanwhile waits until it is held.
+pub fn hold<T: Cleanup, E>(create: impl FnOnce() -> Result<T, E>) -> Result<(), NotHeld<E>> {
+    let mut slot = slot();
+    if let Some(stop) = stopped() {
+        return Err(NotHeld::Stopped(stop));
+    }
+    *slot = Slot::Held(Box::new(create().map_err(NotHeld::Failed)?));
+    Ok(())
+}
+
+/// Runs `work` on the held value, which a stop cannot clean up meanwhile. `None` if
+/// nothing of type `T` is held.
+pub fn with_held<T: Cleanup, R>(work: impl FnOnce(&mut T) -> R) -> Option<R> {
+    match &mut *slot() {
+        Slot::Held(value) => {
+            let value: &mut dyn Any = value.as_mut();
+            value.downcast_mut::<T>().map(work)
+        }
         _ => None,
     }
 }
 
-/// Takes the transaction back to finish the run. Returns `None` only when a stop has
-/// taken it and is ending the process.
-pub fn settle() -> Option<Transaction> {
-    let mut phase = phase();
-    let taken = match std::mem::replace(&mut *phase, Phase::Settled) {
-        Phase::Running(transaction) => Some(transaction),
-        Phase::Preparing => None,
-        Phase::Settled => return wait_for_exit(),
+/// Takes the held value back to finish the run. When a stop has taken it instead,
+/// this never returns: the stop is cleaning up and ends the process.
+pub fn settle<T: Cleanup>() -> Option<T> {
+    let mut slot = slot();
+    let taken = match std::mem::replace(&mut *slot, Slot::Settled) {
+        Slot::Held(value) => {
+            let value: Box<dyn Any> = value;
+            value.downcast::<T>().ok().map(|value| *value)
+        }
+        Slot::Empty => None,
+        Slot::Settled => {
+            drop(slot);
+            loop {
+                std::thread::park();
+            }
+        }
     };
     SETTLED.notify_all();
     taken
-}
-
-/// A stop is removing the staging and will end the process.
-fn wait_for_exit<T>() -> T {
-    loop {
-        std::thread::park();
-    }
-}
-
-/// The one line a stopped run prints: what stopped it, and that nothing stayed.
-pub fn report(stop: Stop, cleanup: Result<(), Vec<RemoveError>>) {
-    match cleanup {
-        Ok(()) => dtlto_mock::stderr_line!(
-            "dtlto-runner: {}: nothing was committed, and the staging was removed",
-            stop.describe()
-        ),
-        Err(failures) => {
-            let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            dtlto_mock::stderr_line!(
-                "dtlto-runner: {}: nothing was committed, but the staging could not be removed: {}",
-                stop.describe(),
-                reasons.join("; ")
-            );
-        }
-    }
 }
 
 /// What a signal or the timeout does: see the module's comment.
@@ -145,19 +161,22 @@ fn request(stop: Stop) {
     if STOP.set(stop).is_err() {
         return;
     }
-    crate::launch::interrupt_guests();
-    let guard = phase();
-    let (mut phase, _) = SETTLED
-        .wait_timeout_while(guard, GRACE, |p| matches!(p, Phase::Running(_)))
+    let hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    for hook in hooks {
+        hook();
+    }
+    let guard = slot();
+    let (mut slot, _) = SETTLED
+        .wait_timeout_while(guard, GRACE, |s| matches!(s, Slot::Held(_)))
         .unwrap_or_else(PoisonError::into_inner);
-    let cleanup = match std::mem::replace(&mut *phase, Phase::Settled) {
-        Phase::Preparing => Ok(()),
-        Phase::Running(transaction) => transaction.close(),
+    let outcome = match std::mem::replace(&mut *slot, Slot::Settled) {
+        Slot::Empty => "nothing was committed".to_owned(),
+        Slot::Held(value) => value.clean_up(),
         // The main thread winds the run up and reports.
-        Phase::Settled => return,
+        Slot::Settled => return,
     };
-    report(stop, cleanup);
-    // Still holding the phase: the main thread cannot start anything now.
+    dtlto_mock::stderr_line!("dtlto-runner: {}: {outcome}", stop.describe());
+    // Still holding the slot: the main thread cannot start anything now.
     std::process::exit(stop.exit_status());
 }
 

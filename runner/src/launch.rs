@@ -87,10 +87,11 @@ fn in_place_engine() -> Result<&'static Engine, wasmtime::Error> {
     })
 }
 
-/// Makes every running guest trap at its next loop or call. The stop is recorded
-/// before this is called, so an engine created afterwards sees it: `run` looks
-/// after setting its deadline.
-pub fn interrupt_guests() {
+/// Makes every running guest trap at its next loop or call: a stop hook, registered
+/// with the interrupt module by every run. The stop is recorded before hooks are
+/// called, so an engine created afterwards sees it: `run` looks after setting its
+/// deadline.
+fn interrupt_guests() {
     for engine in [COMPILING.get(), IN_PLACE.get()].into_iter().flatten() {
         engine.increment_epoch();
     }
@@ -177,6 +178,7 @@ impl Guarded for Host {
 
 /// Instantiates `module` in `view` and runs its `_start`.
 pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Ended, String> {
+    interrupt::on_stop(interrupt_guests);
     guest_limits::check_module(module, &view.limits)?;
     let mut wasi = WasiCtxBuilder::new();
     // Blocking on this thread lets WASI read and write straight into and out of

@@ -108,7 +108,8 @@ fn run() -> Result<i32, String> {
     if let Some(path) = matches.get_one::<PathBuf>("guest-wasm") {
         return write_guest(path);
     }
-    interrupt::install(matches.get_one::<Duration>("timeout").copied())?;
+    interrupt::install(matches.get_one::<Duration>("timeout").copied())
+        .map_err(|e| format!("cannot listen for signals or start the --timeout clock: {e}"))?;
     if args.is_empty() || matches.get_flag("example") {
         return example::run();
     }

@@ -2,7 +2,7 @@
 
 use crate::file_id::{self, FileId};
 use crate::guest_limits::DEFAULT_LIMITS;
-use crate::interrupt;
+use crate::interrupt::{self, NotHeld};
 use crate::launch::{self, Ended, GuestView, Outcome};
 use crate::sandbox::plan::{plan, Plan, PlanError, Reads};
 use crate::transaction::{self, RemoveError, Transaction};
@@ -56,22 +56,23 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
             dtlto_mock::stderr_line!("dtlto-runner: {note}");
         }
     }
-    match interrupt::begin(|| Transaction::begin(&plan)) {
-        Err(stop) => {
-            interrupt::report(stop, Ok(()));
+    match interrupt::hold(|| Transaction::begin(&plan)) {
+        Err(NotHeld::Stopped(stop)) => {
+            dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
             return Ok(stop.exit_status());
         }
-        Ok(Err(e)) => return Err(format!("{}: {e}", shown(job_file))),
-        Ok(Ok(())) => {}
+        Err(NotHeld::Failed(e)) => return Err(format!("{}: {e}", shown(job_file))),
+        Ok(()) => {}
     }
-    let write_dirs: Vec<(PathBuf, String)> = interrupt::with_transaction(|transaction| {
-        plan.output_dirs
-            .iter()
-            .enumerate()
-            .map(|(i, dir)| (transaction.guest_dir(i), dir.guest.clone()))
-            .collect()
-    })
-    .unwrap_or_default();
+    let write_dirs: Vec<(PathBuf, String)> =
+        interrupt::with_held(|transaction: &mut Transaction| {
+            plan.output_dirs
+                .iter()
+                .enumerate()
+                .map(|(i, dir)| (transaction.guest_dir(i), dir.guest.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     if request.verbose {
         describe_plan(&plan, &write_dirs);
     }
@@ -86,7 +87,7 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
     );
     let committed = if clean_exit && interrupt::stopped().is_none() {
         let inputs = input_ids(&plan, cwd);
-        interrupt::with_transaction(|transaction| {
+        interrupt::with_held(|transaction: &mut Transaction| {
             transaction.commit(&plan, &inputs, &|| {
                 interrupt::stopped().map(|s| s.describe())
             })
@@ -94,7 +95,7 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
     } else {
         None
     };
-    let cleanup = interrupt::settle().map_or(Ok(()), Transaction::close);
+    let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
     finish(request, job_file, ended, committed, cleanup)
 }
 
@@ -121,7 +122,11 @@ fn finish(
                     dtlto_mock::stderr_line!("dtlto-runner: {}: {e}", shown(job_file));
                 }
             }
-            interrupt::report(stop, cleanup);
+            dtlto_mock::stderr_line!(
+                "dtlto-runner: {}: {}",
+                stop.describe(),
+                transaction::stopped_outcome(cleanup)
+            );
             return Ok(stop.exit_status());
         }
     }

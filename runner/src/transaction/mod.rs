@@ -451,6 +451,29 @@ impl Transaction {
     }
 }
 
+/// A stop that comes while the run's transaction lives cleans it up, through the
+/// interrupt module, which knows nothing of transactions.
+impl crate::interrupt::Cleanup for Transaction {
+    fn clean_up(self: Box<Self>) -> String {
+        stopped_outcome(self.close())
+    }
+}
+
+/// The end of a stopped run's one line: nothing was committed, and what became of
+/// the staging.
+pub fn stopped_outcome(cleanup: Result<(), Vec<RemoveError>>) -> String {
+    match cleanup {
+        Ok(()) => "nothing was committed, and the staging was removed".to_owned(),
+        Err(failures) => {
+            let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            format!(
+                "nothing was committed, but the staging could not be removed: {}",
+                reasons.join("; ")
+            )
+        }
+    }
+}
+
 /// A staged output may be committed only as a regular file with no other name: a
 /// guest must not hand over one of its inputs, or one file under several outputs.
 /// Returns its identity.
