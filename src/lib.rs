@@ -4,6 +4,9 @@
 //! and the native runner (`runner/`) share: the job file's schema and rules, and the
 //! Python-exact JSON and `repr` printing that `validate.py`'s output depends on.
 
+// Shared by the guest and the runner; nothing here needs unsafe code.
+#![forbid(unsafe_code)]
+
 pub mod commit;
 pub mod host_protocol;
 pub mod job_file;

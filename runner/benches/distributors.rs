@@ -353,8 +353,9 @@ fn measure_floor(runs: usize, clean: &dyn Fn(), dir: &Path, sources: &[String]) 
 /// Waits for one child and returns its exit status and peak RSS in KiB.
 fn wait_with_peak_rss(pid: u32) -> (i32, u64) {
     let mut status = 0;
-    // SAFETY: plain wait4 on our own child; rusage is fully written on success.
+    // SAFETY: a zeroed rusage (plain integers) is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: plain wait4 on our own child; both out-parameters are valid for writes.
     let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid as libc::pid_t, "wait4 failed");
     let code = if libc::WIFEXITED(status) {

@@ -63,8 +63,9 @@ fn information(
 ) -> io::Result<windows_sys::Win32::Storage::FileSystem::BY_HANDLE_FILE_INFORMATION> {
     use std::os::windows::io::AsRawHandle;
     use windows_sys::Win32::Storage::FileSystem::GetFileInformationByHandle;
-    // SAFETY: a zeroed struct of plain integers is valid; the handle is open for the call.
+    // SAFETY: a zeroed struct of plain integers is valid.
     let mut info = unsafe { std::mem::zeroed() };
+    // SAFETY: the handle is open for the call, and `info` is valid for writes.
     if unsafe { GetFileInformationByHandle(file.as_raw_handle(), &mut info) } == 0 {
         return Err(io::Error::last_os_error());
     }

@@ -545,9 +545,11 @@ pub fn run_measured(command: &mut Command) -> (Run, u64) {
     let stdout = drain(Box::new(child.stdout.take().expect("piped")));
     let stderr = drain(Box::new(child.stderr.take().expect("piped")));
     let mut status = 0;
-    // SAFETY: wait4 on our own child, which std has not reaped; rusage is plain data.
+    // SAFETY: rusage is plain data, valid when zeroed.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
+    // SAFETY: wait4 on our own child, which std has not reaped; both out-parameters
+    // are valid for writes.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4 failed");
     let status = if libc::WIFEXITED(status) {

@@ -24,7 +24,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use remove_tree::RemoveError;
-pub use staging_dir::PREFIX as STAGING_PREFIX;
 
 /// How many undeclared paths a refusal lists before it counts the rest.
 const LISTED: usize = 20;
