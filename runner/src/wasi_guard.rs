@@ -7,7 +7,7 @@
 //! the WASI linker: it looks at the arguments in guest memory, then refuses, or runs
 //! wasmtime-wasi's own implementation of the call exactly as its linker would.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
@@ -67,6 +67,12 @@ pub struct Guard {
     written: u64,
     /// Entries created so far.
     created: u64,
+    /// Names (under a directory descriptor) that an open created or counted as
+    /// created since names last moved: opening one again to rewrite it creates
+    /// nothing. A rename, an unlink or a removal forgets them all, and closing a
+    /// descriptor those under it, so that a name is never taken for an entry that
+    /// is gone; at worst an entry is counted twice.
+    opened_names: HashMap<i32, HashSet<Vec<u8>>>,
     /// Descriptors that are the guest's stdin, stdout and stderr: writes to them are
     /// not staged. They follow `fd_renumber` and `fd_close`.
     stdio: BTreeSet<i32>,
@@ -97,6 +103,7 @@ impl Guard {
             read_dirs: dirs,
             written: 0,
             created: 0,
+            opened_names: HashMap::new(),
             stdio: BTreeSet::from([0, 1, 2]),
             exceeded: None,
             refused_paths: Vec::new(),
@@ -147,6 +154,7 @@ impl Guard {
     fn forget(&mut self, fd: i32) {
         self.stdio.remove(&fd);
         self.scoped.remove(&fd);
+        self.opened_names.remove(&fd);
     }
 
     /// A trap that ends the guest if `growth` more bytes of staged output would pass
@@ -530,6 +538,11 @@ fn refuse_path<T: Guarded>(
     ptr: i32,
     len: i32,
 ) -> Option<i32> {
+    // Most paths (under the staging, on a POSIX host) need no look at all.
+    let guard = caller.data_mut().guard();
+    if !guard.checks.windows_paths && !fd.is_some_and(|fd| guard.scoped.contains_key(&fd)) {
+        return None;
+    }
     let path = guest_bytes(caller, ptr, len)?;
     let guard = caller.data_mut().guard();
     if let Some(errno) = fd.and_then(|fd| guard.refuse_read(call_name, fd, &path)) {
@@ -548,10 +561,10 @@ fn refuse_path<T: Guarded>(
 
 /// Wraps the WASI function `$name`, whose parameters are `$param: $type`, so that
 /// each of its paths (`fd` the directory it is under, or `None` for a link's
-/// content) is checked before wasmtime-wasi runs it; `creates` if a success creates
-/// an entry.
+/// content) is checked before wasmtime-wasi runs it. `creates`: a success creates
+/// an entry; `moves`: names may stop naming what they named.
 macro_rules! check_paths {
-    ($linker:ident, $name:ident $(, $creates:ident)?, ($($param:ident: $type:ty),*),
+    ($linker:ident, $name:ident $(, $effect:ident)?, ($($param:ident: $type:ty),*),
      $(($fd:expr, $ptr:ident, $len:ident)),+) => {
         $linker.func_wrap(MODULE, stringify!($name), |mut caller: Caller<'_, T>, $($param: $type),*| {
             $(
@@ -559,17 +572,17 @@ macro_rules! check_paths {
                     return Ok(errno);
                 }
             )+
-            $(
-                let _ = stringify!($creates);
-                caller.data_mut().guard().may_create()?;
-            )?
+            let effect: &[&str] = &[$(stringify!($effect))?];
+            let guard = caller.data_mut().guard();
+            match effect {
+                ["creates"] => guard.may_create()?,
+                ["moves"] => guard.opened_names.clear(),
+                _ => {}
+            }
             let errno = wasi!(caller, $name($($param),*))?;
-            $(
-                let _ = stringify!($creates);
-                if errno == 0 {
-                    caller.data_mut().guard().created += 1;
-                }
-            )?
+            if effect == ["creates"] && errno == 0 {
+                caller.data_mut().guard().created += 1;
+            }
             Ok(errno)
         })?;
     };
@@ -579,9 +592,10 @@ macro_rules! check_paths {
 fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     check_paths!(linker, path_create_directory, creates, (fd: i32, path: i32, len: i32),
         (Some(fd), path, len));
-    check_paths!(linker, path_remove_directory, (fd: i32, path: i32, len: i32),
+    check_paths!(linker, path_remove_directory, moves, (fd: i32, path: i32, len: i32),
         (Some(fd), path, len));
-    check_paths!(linker, path_unlink_file, (fd: i32, path: i32, len: i32), (Some(fd), path, len));
+    check_paths!(linker, path_unlink_file, moves, (fd: i32, path: i32, len: i32),
+        (Some(fd), path, len));
     check_paths!(linker, path_filestat_get,
         (fd: i32, flags: i32, path: i32, len: i32, out: i32), (Some(fd), path, len));
     check_paths!(linker, path_filestat_set_times,
@@ -592,7 +606,7 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         (Some(old_fd), old, old_len), (Some(new_fd), new, new_len));
     check_paths!(linker, path_readlink,
         (fd: i32, path: i32, len: i32, buf: i32, size: i32, used: i32), (Some(fd), path, len));
-    check_paths!(linker, path_rename,
+    check_paths!(linker, path_rename, moves,
         (fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
         (Some(fd), old, old_len), (Some(new_fd), new, new_len));
     // A link's content is a path too (Windows would follow `C:\` out of the
@@ -624,10 +638,20 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             if let Some(errno) = refuse_path(&mut caller, "path_open", Some(fd), path, len) {
                 return Ok(errno);
             }
-            // Whether this open may create an entry, and so counts.
-            let creates = oflags & OFLAGS_CREAT != 0
-                && caller.data_mut().guard().checks.max_entries.is_some()
-                && lookup(&mut caller, fd, 0, path, len).is_none();
+            // Whether this open may create an entry, and so counts: one that creates,
+            // unless an earlier open created that name (looking would cost a stat).
+            let name = (oflags & OFLAGS_CREAT != 0
+                && caller.data_mut().guard().checks.max_entries.is_some())
+            .then(|| guest_bytes(&mut caller, path, len).unwrap_or_default())
+            .filter(|name| {
+                !caller
+                    .data_mut()
+                    .guard()
+                    .opened_names
+                    .get(&fd)
+                    .is_some_and(|names| names.contains(name))
+            });
+            let creates = name.is_some();
             // What a truncation frees, from what the file held.
             let truncated = if oflags & OFLAGS_TRUNC != 0
                 && caller.data_mut().guard().checks.max_output_bytes.is_some()
@@ -652,8 +676,10 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
                         }
                     }
                 }
-                if creates {
-                    caller.data_mut().guard().created += 1;
+                if let Some(name) = name {
+                    let guard = caller.data_mut().guard();
+                    guard.created += 1;
+                    guard.opened_names.entry(fd).or_default().insert(name);
                 }
             }
             Ok(errno)
@@ -663,8 +689,8 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
 }
 
 /// The type and size of what `path` (guest memory at `ptr`) names under `fd`, a
-/// final link followed as `flags` say; `None` if there is nothing there. An open that
-/// creates counts only where there was nothing; one that truncates frees the size.
+/// final link followed as `flags` say; `None` if there is nothing there: what an
+/// open that truncates frees.
 fn lookup<T: Guarded>(
     caller: &mut Caller<'_, T>,
     fd: i32,
