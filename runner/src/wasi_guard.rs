@@ -28,7 +28,7 @@ const FILETYPE_REGULAR: u8 = 4;
 /// read-only directories first, in order, then the writable ones.
 const FIRST_PREOPEN: i32 = 3;
 /// Refused paths kept for the report; the rest are counted.
-const REFUSALS_KEPT: usize = 100;
+const REFUSALS_KEPT: usize = 1000;
 
 /// What to check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -529,34 +529,41 @@ fn is_dos_device(name: &[u8]) -> bool {
     }
 }
 
-/// `Some(errno)` if the path at `ptr` (under the directory descriptor `fd`, if it is
-/// one) must not reach wasmtime-wasi.
-fn refuse_path<T: Guarded>(
+/// `Some(errno)` if any of `paths` (guest memory `(ptr, len)`, under the directory
+/// descriptor `fd` where it is one) must not reach wasmtime-wasi. Paths Windows would
+/// misread are refused as such first, then reads beyond what is granted.
+fn refuse_paths<T: Guarded>(
     caller: &mut Caller<'_, T>,
     call_name: &str,
-    fd: Option<i32>,
-    ptr: i32,
-    len: i32,
+    paths: &[(Option<i32>, i32, i32)],
 ) -> Option<i32> {
     // Most paths (under the staging, on a POSIX host) need no look at all.
     let guard = caller.data_mut().guard();
-    if !guard.checks.windows_paths && !fd.is_some_and(|fd| guard.scoped.contains_key(&fd)) {
+    let windows = guard.checks.windows_paths;
+    if !windows
+        && !paths
+            .iter()
+            .any(|(fd, ..)| fd.is_some_and(|fd| guard.scoped.contains_key(&fd)))
+    {
         return None;
     }
-    let path = guest_bytes(caller, ptr, len)?;
+    let texts: Vec<(Option<i32>, Vec<u8>)> = paths
+        .iter()
+        .map(|&(fd, ptr, len)| Some((fd, guest_bytes(caller, ptr, len)?)))
+        .collect::<Option<_>>()?; // the original refuses a path out of bounds
     let guard = caller.data_mut().guard();
-    if let Some(errno) = fd.and_then(|fd| guard.refuse_read(call_name, fd, &path)) {
-        return Some(errno);
+    for (_, path) in texts.iter().filter(|_| windows) {
+        if let Some(why) = windows_path_hazard(path) {
+            guard.refuse(format!(
+                "{call_name} {}: {why}",
+                dtlto_mock::message::quoted(&String::from_utf8_lossy(path))
+            ));
+            return Some(ERRNO_PERM);
+        }
     }
-    if !guard.checks.windows_paths {
-        return None;
-    }
-    let why = windows_path_hazard(&path)?;
-    guard.refuse(format!(
-        "{call_name} {}: {why}",
-        dtlto_mock::message::quoted(&String::from_utf8_lossy(&path))
-    ));
-    Some(ERRNO_PERM)
+    texts
+        .iter()
+        .find_map(|(fd, path)| guard.refuse_read(call_name, (*fd)?, path))
 }
 
 /// Wraps the WASI function `$name`, whose parameters are `$param: $type`, so that
@@ -567,11 +574,10 @@ macro_rules! check_paths {
     ($linker:ident, $name:ident $(, $effect:ident)?, ($($param:ident: $type:ty),*),
      $(($fd:expr, $ptr:ident, $len:ident)),+) => {
         $linker.func_wrap(MODULE, stringify!($name), |mut caller: Caller<'_, T>, $($param: $type),*| {
-            $(
-                if let Some(errno) = refuse_path(&mut caller, stringify!($name), $fd, $ptr, $len) {
-                    return Ok(errno);
-                }
-            )+
+            if let Some(errno) = refuse_paths(&mut caller, stringify!($name),
+                &[$(($fd, $ptr, $len)),+]) {
+                return Ok(errno);
+            }
             let effect: &[&str] = &[$(stringify!($effect))?];
             let guard = caller.data_mut().guard();
             match effect {
@@ -615,10 +621,9 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         MODULE,
         "path_symlink",
         |mut caller: Caller<'_, T>, target: i32, target_len: i32, fd: i32, path: i32, len: i32| {
-            for (dir, ptr, len) in [(None, target, target_len), (Some(fd), path, len)] {
-                if let Some(errno) = refuse_path(&mut caller, "path_symlink", dir, ptr, len) {
-                    return Ok(errno);
-                }
+            let paths = [(None, target, target_len), (Some(fd), path, len)];
+            if let Some(errno) = refuse_paths(&mut caller, "path_symlink", &paths) {
+                return Ok(errno);
             }
             let guard = caller.data_mut().guard();
             guard.may_create()?;
@@ -635,7 +640,7 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
         "path_open",
         |mut caller: Caller<'_, T>, fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32,
          base: i64, inheriting: i64, fdflags: i32, opened: i32| {
-            if let Some(errno) = refuse_path(&mut caller, "path_open", Some(fd), path, len) {
+            if let Some(errno) = refuse_paths(&mut caller, "path_open", &[(Some(fd), path, len)]) {
                 return Ok(errno);
             }
             // Whether this open may create an entry, and so counts: one that creates,

@@ -275,9 +275,13 @@ struct Unreachable {
 impl Unreachable {
     fn new(error: &io::Error) -> Self {
         Unreachable {
+            // Windows says "invalid name" for a name it cannot hold (a control
+            // character), which no directory holds either.
             missing: matches!(
                 error.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::NotADirectory
+                    | io::ErrorKind::InvalidFilename
             ),
             reason: io_error(error),
         }
