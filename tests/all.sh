@@ -79,5 +79,6 @@ windows_env="$(bash tools/setup-windows.sh)"
   # The integration tests that concern the host: everything but real links (Unix
   # tools), other WASI hosts, CPython and rebuilding the guest.
   cargo test "${target[@]}" -p dtlto-runner --test tests -- "${skips[@]}" \
-    cli:: host_paths:: sandbox:: mock_mode:: faults:: transaction:: inputs:: hostile_modules::
+    cli:: host_paths:: sandbox:: mock_mode:: faults:: transaction:: inputs:: hostile_modules:: \
+    read_scope::
 )

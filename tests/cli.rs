@@ -66,3 +66,119 @@ fn options_after_the_first_distributor_argument_go_to_the_distributor() {
     );
     assert!(stderr.is_empty(), "the runner printed on its own: {stderr}");
 }
+
+/// A scene with one valid job (`s0` -> `m0.0.native.o`), for the limit tests.
+fn limit_scene(name: &str) -> crate::util::TempDir {
+    let dir = crate::util::TempDir::new(name);
+    dir.write("job.json", crate::util::job_file_json(1));
+    dir.write("s0", "source\n");
+    dir
+}
+
+fn run_in(dir: &crate::util::TempDir, env: &[(&str, &str)], args: &[&str]) -> crate::util::Run {
+    let mut command = runner();
+    command.args(args).current_dir(dir.path());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    crate::util::run_command(&mut command)
+}
+
+#[test]
+fn limits_take_any_representable_number_or_say_why_and_where_the_value_came_from() {
+    let dir = limit_scene("cli-limits");
+    let job = ["s0", "job.json"];
+    // A timeout beyond what a clock can count waits as long as it can.
+    for seconds in ["1e20", "1e300", "inf", "0.5e1"] {
+        run_in(&dir, &[], &["--timeout", seconds, "s0", "job.json"]).expect_status(0, &dir);
+        run_in(&dir, &[("DTLTO_RUNNER_TIMEOUT", seconds)], &job).expect_status(0, &dir);
+    }
+    for (value, reason) in [
+        ("0", "a timeout must be more than 0 seconds"),
+        ("-3", "a timeout must be more than 0 seconds"),
+        ("NaN", "not a number of seconds"),
+        ("ten", "not a number of seconds"),
+    ] {
+        run_in(&dir, &[], &["--timeout", value, "s0", "job.json"])
+            .expect_status(2, &dir)
+            .expect_stderr_has("--timeout <SECONDS>")
+            .expect_stderr_has(reason);
+        let run = run_in(&dir, &[("DTLTO_RUNNER_TIMEOUT", value)], &job);
+        run.expect_status(2, &dir).expect_stderr_has(&format!(
+            "invalid value \"{value}\" of the environment variable DTLTO_RUNNER_TIMEOUT \
+             (the default of --timeout): {reason}"
+        ));
+    }
+    for (value, reason) in [
+        (
+            "18446744073709551616",
+            "more than 18446744073709551615, the largest limit",
+        ),
+        ("-1", "not a whole number (digits only)"),
+        ("1e6", "not a whole number (digits only)"),
+    ] {
+        run_in(&dir, &[], &["--max-output-bytes", value, "s0", "job.json"])
+            .expect_status(2, &dir)
+            .expect_stderr_has("--max-output-bytes <N>")
+            .expect_stderr_has(reason);
+        for variable in ["DTLTO_RUNNER_MAX_OUTPUT_BYTES", "DTLTO_RUNNER_MAX_ENTRIES"] {
+            let option = variable
+                .trim_start_matches("DTLTO_RUNNER_")
+                .to_lowercase()
+                .replace('_', "-");
+            run_in(&dir, &[(variable, value)], &job)
+                .expect_status(2, &dir)
+                .expect_stderr_has(&format!(
+                    "invalid value \"{value}\" of the environment variable {variable} \
+                     (the default of --{option}): {reason}"
+                ));
+        }
+    }
+    run_in(
+        &dir,
+        &[],
+        &[
+            "--max-output-bytes",
+            "18446744073709551615",
+            "s0",
+            "job.json",
+        ],
+    )
+    .expect_status(0, &dir);
+    // An empty variable is unset; the option wins over the variable.
+    let empty = [
+        ("DTLTO_RUNNER_TIMEOUT", ""),
+        ("DTLTO_RUNNER_MAX_OUTPUT_BYTES", ""),
+        ("DTLTO_RUNNER_MAX_ENTRIES", ""),
+    ];
+    run_in(&dir, &empty, &job).expect_status(0, &dir);
+    run_in(
+        &dir,
+        &[("DTLTO_RUNNER_MAX_OUTPUT_BYTES", "junk")],
+        &["--max-output-bytes", "100", "s0", "job.json"],
+    )
+    .expect_status(0, &dir);
+    assert_eq!(dir.read("m0.0.native.o"), b"source\n");
+}
+
+#[test]
+fn a_mode_word_with_help_or_version_answers_and_alone_is_a_usage_error() {
+    let dir = limit_scene("cli-mode-help");
+    for mode in ["mock", "validate"] {
+        for flag in ["--help", "-h"] {
+            let run = run_in(&dir, &[], &[mode, flag]);
+            run.expect_status(0, &dir);
+            assert!(run.stdout().contains("Usage:"), "{}", run.report());
+        }
+        for flag in ["--version", "-V"] {
+            let run = run_in(&dir, &[], &[mode, flag]);
+            run.expect_status(0, &dir);
+            assert!(run.stdout().starts_with("dtlto-mock "), "{}", run.report());
+        }
+        let run = run_in(&dir, &[], &[mode]);
+        run.expect_status(2, &dir);
+        assert!(!run.stderr().contains("cannot open"), "{}", run.report());
+    }
+    // A job file named like an option is still a job file when it is not alone.
+    run_in(&dir, &[], &["s0", "job.json"]).expect_status(0, &dir);
+}

@@ -30,7 +30,7 @@ echo "== arm64 Linux: the runner's tests as arm64 programs, under qemu-user"
   target=(--release --locked --target aarch64-unknown-linux-gnu --features dtlto-runner/cross-precompile)
   cargo test "${target[@]}" -p dtlto-runner --lib --bins
   cargo test "${target[@]}" -p dtlto-runner --test tests -- \
-    cli:: sandbox:: mock_mode:: faults::
+    cli:: sandbox:: mock_mode:: faults:: read_scope::
 )
 
 echo "== the release files inspected"

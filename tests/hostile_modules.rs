@@ -338,3 +338,181 @@ fn symbolic_links_count_towards_the_output_cap() {
         Vec::<String>::new()
     );
 }
+
+/// 64 GiB, where one byte makes a sparse file of that size (on NTFS a dense one).
+const FAR: u64 = 64 << 30;
+
+#[test]
+fn a_write_far_past_the_end_is_charged_the_size_it_would_reach() {
+    for (name, seek) in [("pwrite", false), ("seek", true)] {
+        let scene = Scene::new(
+            &format!("hostile-sparse-{name}"),
+            &[Step::WriteAt {
+                fd: STAGE,
+                path: "m0.0.native.o",
+                offset: FAR,
+                content: "x",
+                seek,
+            }],
+        );
+        let before = scene.dir.snapshot();
+        let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1048576"]));
+        run.expect_status(1, &scene.dir).expect_stderr_has(
+            "dtlto-runner: error: the distributor tried to stage more than 1048576 bytes of \
+             output (--max-output-bytes 1048576); nothing was committed",
+        );
+        assert_eq!(
+            changes(&before, &scene.dir.snapshot()),
+            Vec::<String>::new()
+        );
+        assert!(crate::util::staging_dirs(scene.dir.path()).is_empty());
+    }
+    // Growing by set-size is charged alike.
+    let scene = Scene::new(
+        "hostile-set-size",
+        &[Step::SetSize {
+            fd: STAGE,
+            path: "m0.0.native.o",
+            size: FAR,
+        }],
+    );
+    let before = scene.dir.snapshot();
+    crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1048576"]))
+        .expect_status(1, &scene.dir)
+        .expect_stderr_has("(--max-output-bytes 1048576); nothing was committed");
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn writes_are_charged_what_they_write_so_an_exact_fit_is_committed() {
+    // 64 bytes in two-iovec writes, as wasi-libc's stdio writes: a buffer and the
+    // rest; wasmtime-wasi writes the first non-empty one per call.
+    let first = "a".repeat(40);
+    let second = "b".repeat(24);
+    let scene = Scene::new(
+        "hostile-two-iovecs",
+        &[Step::WriteTwoIovecs {
+            fd: STAGE,
+            path: "m0.0.native.o",
+            first: &first,
+            second: &second,
+        }],
+    );
+    let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "64"]));
+    run.expect_status(0, &scene.dir);
+    assert_eq!(crate::util::hostile::errnos(&run.stdout()), [0]);
+    assert_eq!(
+        scene.dir.read("m0.0.native.o"),
+        format!("{first}{second}").as_bytes()
+    );
+    // Rewriting what is there does not grow it: 64 bytes again, at offset 0.
+    let scene = Scene::new(
+        "hostile-rewrite",
+        &[
+            write(STAGE, "m0.0.native.o", &first),
+            Step::WriteAt {
+                fd: STAGE,
+                path: "m0.0.native.o",
+                offset: 0,
+                content: &first,
+                seek: false,
+            },
+        ],
+    );
+    crate::util::run_command(&mut scene.command(&["--max-output-bytes", "40"]))
+        .expect_status(0, &scene.dir);
+    // One byte more is refused.
+    let scene = Scene::new(
+        "hostile-one-more",
+        &[Step::WriteTwoIovecs {
+            fd: STAGE,
+            path: "m0.0.native.o",
+            first: &first,
+            second: &second,
+        }],
+    );
+    crate::util::run_command(&mut scene.command(&["--max-output-bytes", "63"]))
+        .expect_status(1, &scene.dir)
+        .expect_stderr_has("(--max-output-bytes 63); nothing was committed");
+}
+
+#[test]
+fn entries_created_are_bounded_by_max_entries_and_its_variable() {
+    let scene = Scene::new(
+        "hostile-entries",
+        &[Step::ManyFiles {
+            fd: STAGE,
+            count: 50,
+            keep_open: false,
+        }],
+    );
+    let before = scene.dir.snapshot();
+    crate::util::run_command(&mut scene.command(&["--max-entries", "10"]))
+        .expect_status(1, &scene.dir)
+        .expect_stderr_has(
+            "dtlto-runner: error: the distributor tried to create more than 10 files, \
+             directories and links (--max-entries 10); nothing was committed",
+        );
+    crate::util::run_command(scene.command(&[]).env("DTLTO_RUNNER_MAX_ENTRIES", "49"))
+        .expect_status(1, &scene.dir)
+        .expect_stderr_has("(--max-entries 49)");
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+    // Reopening an existing file to write it creates nothing: one entry suffices.
+    let scene = Scene::new(
+        "hostile-entries-reopen",
+        &[
+            write(STAGE, "m0.0.native.o", "a"),
+            write(STAGE, "m0.0.native.o", "b"),
+        ],
+    );
+    crate::util::run_command(&mut scene.command(&["--max-entries", "1"]))
+        .expect_status(0, &scene.dir);
+    assert_eq!(scene.dir.read("m0.0.native.o"), b"b");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_module_that_is_not_a_regular_file_or_too_big_is_refused_before_reading() {
+    let scene = Scene::new("hostile-module-file", &[Step::Exit(0)]);
+    let before = scene.dir.snapshot();
+    let refused = |module: &str, says: &str| {
+        let started = Instant::now();
+        let mut command = crate::util::runner_command();
+        command
+            .args(["--module", module, "s0", "job.json"])
+            .current_dir(scene.dir.path());
+        crate::util::run_command(&mut command)
+            .expect_status(1, &scene.dir)
+            .expect_stderr_has(says);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    };
+    refused(
+        "/dev/zero",
+        "dtlto-runner: error: cannot read module \"/dev/zero\": it is a character device, \
+         not a regular file",
+    );
+    crate::util::make_fifo(&scene.dir.join("fifo.wasm"));
+    refused(
+        "fifo.wasm",
+        "cannot read module \"fifo.wasm\": it is a FIFO",
+    );
+    let big = std::fs::File::create(scene.dir.join("big.wasm")).unwrap();
+    big.set_len((256 << 20) + 1).unwrap();
+    refused(
+        "big.wasm",
+        "cannot read module \"big.wasm\": it holds 268435457 bytes; a module may hold at \
+         most 268435456 (256 MiB)",
+    );
+    let _ = std::fs::remove_file(scene.dir.join("big.wasm"));
+    let _ = std::fs::remove_file(scene.dir.join("fifo.wasm"));
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new()
+    );
+}

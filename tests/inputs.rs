@@ -402,3 +402,104 @@ fn an_output_that_a_dangling_input_link_leads_to_is_refused() {
         );
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
+
+#[cfg(unix)]
+#[test]
+fn control_characters_in_paths_reach_no_message_raw() {
+    let dir = scene("inputs-esc");
+    let evil = "s\u{1b}[2J\u{7}\nforged: line";
+    dir.write(evil, "source 0\n");
+    let job = "j\u{1b}]0;title\u{7}.json";
+    dir.write(job, job_file_json(2));
+    let raw = |run: &Run| {
+        let stderr = run.stderr();
+        assert!(
+            !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+            "a control character reached stderr raw: {}",
+            run.report()
+        );
+        assert!(!stderr.contains("\nforged"), "{}", run.report());
+    };
+    // --verbose's plan: the map, the preopens, the outputs.
+    let run = run_runner(&dir, &["--verbose", evil, job]);
+    run.expect_status(1, &dir);
+    raw(&run);
+    // The guest's "has 2 jobs but only 1 source" names the job file.
+    run.expect_stderr_has("\"j\\u{1b}]0;title\\u{7}.json\" has 2 jobs but only 1 source");
+    // A --module path (the source, which is no module).
+    let run = run_runner(&dir, &["--module", evil, "s0", job]);
+    run.expect_status(1, &dir).expect_stderr_has(
+        "error: \"s\\u{1b}[2J\\u{7}\\nforged: line\" is not a usable wasm module",
+    );
+    raw(&run);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_output_at_the_end_of_a_dangling_chain_of_links_is_refused() {
+    // m0.o -> hop1.o -> hop2.o -> m0.0.native.o, which does not exist yet: writing the
+    // output would make the input read as the output, whatever the number of hops.
+    let dir = scene("inputs-chain");
+    std::os::unix::fs::symlink("hop1.o", dir.join("m0.o")).unwrap();
+    std::os::unix::fs::symlink("hop2.o", dir.join("hop1.o")).unwrap();
+    std::os::unix::fs::symlink("m0.0.native.o", dir.join("hop2.o")).unwrap();
+    let before = dir.snapshot();
+    run_runner(&dir, &["s0", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "dtlto-runner: error: job.json: jobs[0].outputs[0] \"m0.0.native.o\" is also \
+             jobs[0].inputs[0]",
+        );
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    // A loop is no conflict, and the OS's reason where it must be read.
+    std::fs::remove_file(dir.join("hop2.o")).unwrap();
+    std::os::unix::fs::symlink("m0.o", dir.join("hop2.o")).unwrap();
+    run_runner(&dir, &["m0.o", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has(
+            "cannot open source 1 (for jobs[0]) \"m0.o\": it is a symbolic link that leads \
+             nowhere (too many levels of symbolic links)",
+        );
+}
+
+#[cfg(unix)]
+#[test]
+#[ignore = "needs root, to run as another user (tests/all.sh runs it with --include-ignored)"]
+fn an_input_in_a_directory_the_user_may_not_enter_is_reported_as_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert!(crate::util::is_root(), "run as root");
+    let dir = scene("inputs-denied");
+    dir.write("private/job.json", job_file_json(1));
+    dir.write("private/s0", "source 0\n");
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    // Everything open to all but `private`, root's own (0700).
+    let mut up = dir.path().to_path_buf();
+    while up.parent().is_some() {
+        if up.starts_with(std::env::temp_dir()) {
+            mode(&up, 0o777);
+        }
+        up.pop();
+    }
+    mode(&dir.join("private"), 0o700);
+    let before = dir.snapshot();
+    let as_nobody = |args: &[&str]| {
+        let mut command = crate::util::runner_command();
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .uid(65534)
+            .gid(65534);
+        crate::util::run_command(&mut command)
+    };
+    as_nobody(&["private/s0", "job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has("cannot open source 1 (for jobs[0]) \"private/s0\": permission denied");
+    as_nobody(&["s0", "private/job.json"])
+        .expect_status(1, &dir)
+        .expect_stderr_has("cannot open the job file \"private/job.json\": permission denied");
+    mode(&dir.join("private"), 0o755);
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}

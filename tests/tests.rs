@@ -28,6 +28,8 @@ mod inputs;
 mod mock_mode;
 /// The same artifact under every WASI host, and README's commands as written.
 mod other_hosts;
+/// What a distributor may read: declared files only.
+mod read_scope;
 /// Real links with LLVM 23's clang and lld.
 mod real_llvm;
 /// The release files of every target: format, CPU, the embedded guest.

@@ -239,20 +239,25 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
         let dir = scene(&format!("txn-fifo-{signal}"), 1);
         crate::util::make_fifo(&dir.join("pipe"));
         let modules = TempDir::new("txn-fifo-module");
-        // It stages its output, then opens a FIFO in its read-only directory (fd 3).
+        // It stages its output, then opens a FIFO in the directory `--read .` gives it
+        // whole (fd 4, after the job file's, which grants only declared files; the
+        // staging is fd 5).
         let module = modules.write(
             "fifo.wasm",
             guest(&[
-                write(4, &output(0), "staged"),
+                write(5, &output(0), "staged"),
                 crate::util::hostile::Step::OpenRead {
-                    fd: 3,
+                    fd: 4,
                     path: "pipe",
                 },
             ]),
         );
         let snapshot = dir.snapshot();
         let module = module.to_string_lossy().into_owned();
-        let child = spawn_runner(&dir, &["--module", &module, "s0", "job.json"]);
+        let child = spawn_runner(
+            &dir,
+            &["--read", ".", "--module", &module, "s0", "job.json"],
+        );
         wait_until("the output to be staged", || {
             is_staged(dir.path(), &output(0))
         });
@@ -415,18 +420,19 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     crate::util::make_fifo(&dir.join("pipe"));
     let modules = TempDir::new("txn-fd-exhaustion-module");
     // It opens staged files until the open-file limit refuses, frees one descriptor,
-    // and takes it back to wait on a FIFO: the process has no file left to open.
+    // and takes it back to wait on a FIFO: the process has no file left to open. The
+    // FIFO is in the directory `--read .` gives it whole (fd 4; the staging is fd 5).
     let module = modules.write(
         "hog.wasm",
         guest(&[
             crate::util::hostile::Step::ManyFiles {
-                fd: 4,
+                fd: 5,
                 count: 400,
                 keep_open: true,
             },
             crate::util::hostile::Step::CloseLastOpened,
             crate::util::hostile::Step::OpenRead {
-                fd: 3,
+                fd: 4,
                 path: "pipe",
             },
         ]),
@@ -435,7 +441,7 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     let module = module.to_string_lossy().into_owned();
     let mut command = crate::util::runner_command();
     command
-        .args(["--module", &module, "s0", "job.json"])
+        .args(["--read", ".", "--module", &module, "s0", "job.json"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

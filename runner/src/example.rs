@@ -70,6 +70,8 @@ pub fn run() -> Result<i32, String> {
             args,
             verbose: false,
             max_output_bytes: None,
+            max_entries: None,
+            read_trees: Vec::new(),
         },
         root,
     )?;

@@ -6,7 +6,8 @@ use crate::engine_config::engine_config;
 use crate::guest_limits::{self, Limiter, Limits};
 use crate::guest_module;
 use crate::interrupt;
-use crate::wasi_guard::{self, Checks, Guard, Guarded};
+use crate::wasi_guard::{self, Checks, Guard, Guarded, ReadDir};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -21,6 +22,9 @@ pub struct GuestView<'a> {
     pub env: &'a [(String, String)],
     /// (host directory, guest name) preopened read-only.
     pub read_dirs: &'a [(PathBuf, String)],
+    /// For each of `read_dirs`, the names in it the guest may reach; `None` (or no
+    /// entry) for the whole tree.
+    pub granted: &'a [Option<BTreeSet<String>>],
     /// (host directory, guest name) preopened read-write.
     pub write_dirs: &'a [(PathBuf, String)],
     /// Every WASI call the guest makes completes on this thread (true of dtlto-mock:
@@ -152,12 +156,52 @@ pub fn precompiled_module(engine: &Engine) -> Result<Module, wasmtime::Error> {
     unsafe { Module::deserialize(engine, &guest_module::PRECOMPILED.0) }
 }
 
-/// Another wasip1 distributor, compiled now.
+/// The largest `--module` the runner reads: ten times any distributor in sight.
+pub const MAX_MODULE_BYTES: u64 = 256 << 20;
+
+/// Another wasip1 distributor, compiled now. It must be a regular file (links
+/// followed) of at most `MAX_MODULE_BYTES`, checked before reading: a device or a
+/// FIFO would never end.
 pub fn module_from_file(engine: &Engine, path: &Path) -> Result<Module, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read module {}: {e}", path.display()))?;
-    Module::new(engine, bytes)
-        .map_err(|e| format!("{} is not a usable wasm module: {e:#}", path.display()))
+    use dtlto_mock::message::{file_kind, io_error, quoted};
+    use std::io::Read;
+    let shown = quoted(&path.to_string_lossy());
+    let cannot = |reason: String| format!("cannot read module {shown}: {reason}");
+    let meta = std::fs::metadata(path).map_err(|e| cannot(io_error(&e)))?;
+    if !meta.is_file() {
+        let kind = file_kind(&meta.file_type());
+        return Err(cannot(format!("it is {kind}, not a regular file")));
+    }
+    let too_big = |size: u64| {
+        cannot(format!(
+            "it holds {size} bytes; a module may hold at most {MAX_MODULE_BYTES} (256 MiB)"
+        ))
+    };
+    if meta.len() > MAX_MODULE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| cannot(io_error(&e)))?;
+    // What was checked is what is read: the file opened, and no more than the limit.
+    let opened = file.metadata().map_err(|e| cannot(io_error(&e)))?;
+    if !opened.is_file() {
+        let kind = file_kind(&opened.file_type());
+        return Err(cannot(format!("it is {kind}, not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_MODULE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(io_error(&e)))?;
+    if bytes.len() as u64 > MAX_MODULE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Module::new(engine, bytes).map_err(|e| format!("{shown} is not a usable wasm module: {e:#}"))
 }
 
 struct Host {
@@ -195,14 +239,27 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
         (view.write_dirs, FsPerms::ReadWrite),
     ] {
         for (host, guest) in dirs {
-            wasi.preopened_dir(host, guest, perms)
-                .map_err(|e| format!("cannot preopen {}: {e:#}", host.display()))?;
+            wasi.preopened_dir(host, guest, perms).map_err(|e| {
+                let host = dtlto_mock::message::quoted(&host.to_string_lossy());
+                format!("cannot preopen {host}: {e:#}")
+            })?;
         }
     }
+    let read_scope: Vec<ReadDir> = view
+        .read_dirs
+        .iter()
+        .enumerate()
+        .map(|(i, (host, _))| ReadDir {
+            host: host.clone(),
+            names: view.granted.get(i).cloned().flatten(),
+        })
+        .collect();
+    let guard = Guard::new(view.checks, &read_scope);
+    let scopes_reads = guard.scopes_reads();
     let host = Host {
         wasi: wasi.build_p1(),
         limiter: Limiter::new(view.limits),
-        guard: Guard::new(view.checks),
+        guard,
     };
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limiter);
@@ -220,8 +277,8 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
 
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(|e| format!("{e:#}"))?;
-    if view.checks.any() {
-        wasi_guard::install(&mut linker, view.checks)
+    if view.checks.any() || scopes_reads {
+        wasi_guard::install(&mut linker, view.checks, scopes_reads)
             .map_err(|e| format!("cannot set up the WASI checks: {e:#}"))?;
     }
     // wasmtime-wasi runs each call in the ambient tokio runtime if there is one.
@@ -248,13 +305,17 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
         },
     };
     let host = store.into_data();
+    let mut refused_paths = host.guard.refused_paths;
+    if host.guard.refused_more > 0 {
+        refused_paths.push(format!("... and {} more", host.guard.refused_more));
+    }
     Ok(Ended {
         outcome,
         limit: host
             .guard
             .exceeded
             .or_else(|| host.limiter.hit().map(str::to_owned)),
-        refused_paths: host.guard.refused_paths,
+        refused_paths,
     })
 }
 
@@ -277,6 +338,7 @@ mod tests {
                 argv: &argv,
                 env: &[],
                 read_dirs: &[],
+                granted: &[],
                 write_dirs: &[],
                 needs_no_reactor: true,
                 limits: crate::guest_limits::DEFAULT_LIMITS,

@@ -7,6 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+const TIMEOUT_VARIABLE: &str = "DTLTO_RUNNER_TIMEOUT";
+const MAX_OUTPUT_BYTES_VARIABLE: &str = "DTLTO_RUNNER_MAX_OUTPUT_BYTES";
+const MAX_ENTRIES_VARIABLE: &str = "DTLTO_RUNNER_MAX_ENTRIES";
+/// Entries a distributor may create unless told otherwise: far more than the outputs
+/// of any link, far fewer than would exhaust a file system's inodes.
+const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
 const ABOUT: &str = "\
 Runs dtlto-mock.wasm (LLVM's DTLTO mock.py and validate.py) in a sandbox that can
 write only the outputs the job file declares. A linker calls it as a distributor:
@@ -43,20 +50,38 @@ fn command() -> Command {
                 .help("Print the plan (preopens, path map, staged and committed files) on stderr"),
         )
         .arg(
+            Arg::new("read")
+                .long("read")
+                .value_name("DIR")
+                .action(ArgAction::Append)
+                .help("Let the distributor read the whole tree of DIR (by default it may read only \
+                       the job file, the sources, the jobs' inputs and, for --module, arguments \
+                       that are regular files)"),
+        )
+        .arg(
             Arg::new("timeout")
                 .long("timeout")
                 .value_name("SECONDS")
-                .env("DTLTO_RUNNER_TIMEOUT")
                 .value_parser(parse_seconds)
-                .help("End the run after SECONDS, like a signal: nothing is committed, exit status 124"),
+                .help(format!("End the run after SECONDS, like a signal: nothing is committed, \
+                       exit status 124 [env: {TIMEOUT_VARIABLE}]")),
         )
         .arg(
             Arg::new("max-output-bytes")
                 .long("max-output-bytes")
                 .value_name("N")
-                .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES")
-                .value_parser(clap::value_parser!(u64))
-                .help("Fail the run, committing nothing, if the distributor stages more than N bytes"),
+                .value_parser(parse_count)
+                .help(format!("Fail the run, committing nothing, if the distributor's staged files \
+                       grow by more than N bytes [env: {MAX_OUTPUT_BYTES_VARIABLE}]")),
+        )
+        .arg(
+            Arg::new("max-entries")
+                .long("max-entries")
+                .value_name("N")
+                .value_parser(parse_count)
+                .help(format!("Fail the run, committing nothing, if the distributor creates more \
+                       than N files, directories and links [default: {DEFAULT_MAX_ENTRIES}] \
+                       [env: {MAX_ENTRIES_VARIABLE}]")),
         )
         .arg(
             Arg::new("guest-wasm")
@@ -108,7 +133,24 @@ fn run() -> Result<i32, String> {
     if let Some(path) = matches.get_one::<PathBuf>("guest-wasm") {
         return write_guest(path);
     }
-    interrupt::install(matches.get_one::<Duration>("timeout").copied())
+    // A limit from the command line wins over its variable; an empty variable is unset.
+    let (timeout, max_output_bytes, max_entries) = match (
+        limit(&matches, "timeout", TIMEOUT_VARIABLE, parse_seconds),
+        limit(
+            &matches,
+            "max-output-bytes",
+            MAX_OUTPUT_BYTES_VARIABLE,
+            parse_count,
+        ),
+        limit(&matches, "max-entries", MAX_ENTRIES_VARIABLE, parse_count),
+    ) {
+        (Ok(timeout), Ok(bytes), Ok(entries)) => (timeout, bytes, entries),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            dtlto_mock::stderr_line!("dtlto-runner: error: {e}");
+            return Ok(2);
+        }
+    };
+    interrupt::install(timeout)
         .map_err(|e| format!("cannot listen for signals or start the --timeout clock: {e}"))?;
     if args.is_empty() || matches.get_flag("example") {
         return example::run();
@@ -134,7 +176,12 @@ fn run() -> Result<i32, String> {
             program_name,
             args,
             verbose: matches.get_flag("verbose"),
-            max_output_bytes: matches.get_one::<u64>("max-output-bytes").copied(),
+            max_output_bytes,
+            max_entries: Some(max_entries.unwrap_or(DEFAULT_MAX_ENTRIES)),
+            read_trees: matches
+                .get_many::<String>("read")
+                .map(|dirs| dirs.cloned().collect())
+                .unwrap_or_default(),
         },
         &cwd,
     )
@@ -167,6 +214,33 @@ fn raise_open_file_limit() {
     }
 }
 
+/// The value of the option `id`, or else of the environment variable `variable`
+/// (unset or empty: none); an error names where the value came from.
+fn limit<T: Clone + Send + Sync + 'static>(
+    matches: &clap::ArgMatches,
+    id: &str,
+    variable: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    if let Some(value) = matches.get_one::<T>(id) {
+        return Ok(Some(value.clone()));
+    }
+    match std::env::var_os(variable) {
+        None => Ok(None),
+        Some(value) if value.is_empty() => Ok(None),
+        Some(value) => {
+            let text = value.to_string_lossy();
+            parse(&text).map(Some).map_err(|reason| {
+                format!(
+                    "invalid value {} of the environment variable {variable} \
+                     (the default of --{id}): {reason}",
+                    dtlto_mock::message::quoted(&text)
+                )
+            })
+        }
+    }
+}
+
 /// Writes the exact guest this runner embeds, the artifact `wasmtime run` takes.
 fn write_guest(path: &std::path::Path) -> Result<i32, String> {
     std::fs::write(path, dtlto_runner::guest_module::WASM).map_err(|e| {
@@ -184,13 +258,33 @@ fn write_guest(path: &std::path::Path) -> Result<i32, String> {
     Ok(0)
 }
 
-/// A positive number of seconds, `1.5` allowed.
+/// A number of seconds more than 0, `1.5` and `1e3` allowed. More than a Duration
+/// holds (about 585 billion years), `inf` included, waits as long as a Duration can.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_owned())?;
+    if seconds.is_nan() {
+        return Err("not a number of seconds".to_owned());
+    }
+    if seconds <= 0.0 {
+        return Err("a timeout must be more than 0 seconds".to_owned());
+    }
+    Ok(Duration::try_from_secs_f64(seconds)
+        .unwrap_or(Duration::MAX)
+        .max(Duration::from_nanos(1)))
+}
+
+/// A whole number from 0 to 18446744073709551615.
+fn parse_count(text: &str) -> Result<u64, String> {
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not a whole number (digits only)".to_owned());
+    }
+    digits
+        .parse()
+        .map_err(|_| format!("more than {}, the largest limit", u64::MAX))
 }
 
 /// This program's name, as dtlto-mock reads its own argv[0].

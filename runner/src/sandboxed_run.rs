@@ -31,21 +31,36 @@ pub struct Request {
     pub verbose: bool,
     /// `--max-output-bytes`: the most the guest may stage, in all.
     pub max_output_bytes: Option<u64>,
+    /// `--max-entries`: the most files, directories and links the guest may create.
+    pub max_entries: Option<u64>,
+    /// `--read DIR`: directories the guest may read whole, as written.
+    pub read_trees: Vec<String>,
 }
 
 /// Runs the request with paths relative to `cwd`; returns the exit status to report.
 /// Errors are the runner's own refusals, already worded for the user.
 pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
-    let (reads, writes) = match request.program {
+    let (reads, writes, mode_words) = match request.program {
         Program::Embedded => match dtlto_mock::mode::select(&request.program_name, &request.args) {
-            (Mode::Mock, skip) => (Reads::MockSources { skip }, true),
+            (Mode::Mock, skip) => (Reads::MockSources { skip }, true, skip),
             // Validate mode writes nothing, and reads only the job file.
-            (Mode::Validate, _) => (Reads::JobFileOnly, false),
+            (Mode::Validate, skip) => (Reads::JobFileOnly, false, skip),
         },
-        Program::File(_) => (Reads::AnyExistingArgument, true),
+        Program::File(_) => (Reads::AnyExistingArgument, true, 0),
     };
     let job_file = request.args.last().map_or("", String::as_str);
-    let plan = plan(&request.args, cwd, reads, writes).map_err(|e| refusal(job_file, &e))?;
+    // `mock --help`, `validate --version`, or a mode word alone: the guest answers
+    // (help, version, or a usage error) without a job file, so none is planned.
+    let bare = matches!(request.program, Program::Embedded)
+        && needs_no_job_file(&request.args[mode_words..]);
+    let mut plan = if bare {
+        Plan::default()
+    } else {
+        plan(&request.args, cwd, reads, writes).map_err(|e| refusal(job_file, &e))?
+    };
+    for dir in &request.read_trees {
+        plan.read_tree(dir, cwd)?;
+    }
 
     let reclaimed = transaction::reclaim(&plan);
     for warning in &reclaimed.warnings {
@@ -143,7 +158,10 @@ fn finish(
         (Outcome::Exited(0), Some(Ok(paths))) => {
             if request.verbose {
                 for path in &paths {
-                    dtlto_mock::stderr_line!("dtlto-runner: committed {}", path.display());
+                    dtlto_mock::stderr_line!(
+                        "dtlto-runner: committed {}",
+                        shown(&path.to_string_lossy())
+                    );
                 }
             }
             0
@@ -254,15 +272,26 @@ fn launch_guest(
         argv: &argv,
         env: &env,
         read_dirs: &plan.read_dirs,
+        granted: &plan.granted,
         write_dirs,
         needs_no_reactor: matches!(request.program, Program::Embedded),
         limits: DEFAULT_LIMITS,
         checks: Checks {
             max_output_bytes: request.max_output_bytes,
+            max_entries: request.max_entries,
             windows_paths: cfg!(windows),
         },
     };
     launch::run(engine, &module, &view)
+}
+
+/// Whether the embedded guest's arguments after its mode word ask for no job file:
+/// none at all (a usage error), or `--help` or `--version` alone.
+fn needs_no_job_file(args: &[String]) -> bool {
+    matches!(
+        args,
+        [] | [_] if args.first().is_none_or(|a| matches!(a.as_str(), "--help" | "-h" | "--version" | "-V"))
+    )
 }
 
 /// A planning refusal, naming the job file it concerns.
@@ -275,27 +304,33 @@ fn refusal(job_file: &str, error: &PlanError) -> String {
 }
 
 fn describe_plan(plan: &Plan, write_dirs: &[(PathBuf, String)]) {
-    for (host, guest) in &plan.read_dirs {
-        dtlto_mock::stderr_line!("dtlto-runner: read-only  {guest} = {}", host.display());
+    let path = |path: &Path| shown(&path.to_string_lossy());
+    for (i, (host, guest)) in plan.read_dirs.iter().enumerate() {
+        let reach = match plan.granted.get(i) {
+            Some(None) => " (the whole tree, --read)",
+            _ => "",
+        };
+        dtlto_mock::stderr_line!("dtlto-runner: read-only  {guest} = {}{reach}", path(host));
     }
     for ((staging, guest), dir) in write_dirs.iter().zip(&plan.output_dirs) {
         dtlto_mock::stderr_line!(
             "dtlto-runner: writable   {guest} = {} (staging for {})",
-            staging.display(),
-            dir.host.display()
+            path(staging),
+            path(&dir.host)
         );
     }
     for (host, guest) in &plan.guest_paths {
-        dtlto_mock::stderr_line!("dtlto-runner: map        {host} -> {guest}");
+        dtlto_mock::stderr_line!(
+            "dtlto-runner: map        {} -> {}",
+            shown(host),
+            shown(guest)
+        );
     }
     for output in &plan.outputs {
         dtlto_mock::stderr_line!(
             "dtlto-runner: may write  {} = {}",
             output.location,
-            plan.output_dirs[output.dir]
-                .host
-                .join(&output.file_name)
-                .display()
+            path(&plan.output_dirs[output.dir].host.join(&output.file_name))
         );
     }
 }

@@ -1,11 +1,14 @@
 //! Checks in front of wasmtime-wasi's preview-1 calls, for what it does not check
-//! itself: a cap on the bytes a guest stages (`--max-output-bytes`), and, on
+//! itself: which files of a read-only preopen the guest may reach (the files the run
+//! declares, not the whole directory), a cap on the bytes a guest stages
+//! (`--max-output-bytes`) and on the entries it creates (`--max-entries`), and, on
 //! Windows, guest paths that Windows would read as a drive, a device, a stream or
 //! another name (`C:x`, `\\?\`, `NUL`, `a.o.`). Each check replaces a function of
 //! the WASI linker: it looks at the arguments in guest memory, then refuses, or runs
 //! wasmtime-wasi's own implementation of the call exactly as its linker would.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -13,28 +16,63 @@ use wiggle::GuestMemory;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 /// WASI errno values.
+const ERRNO_FAULT: i32 = 21;
+const ERRNO_NOENT: i32 = 44;
 const ERRNO_PERM: i32 = 63;
+/// `oflags::creat`, `fdflags::append`, `filetype::regular_file`.
+const OFLAGS_CREAT: i32 = 1;
+const OFLAGS_TRUNC: i32 = 8;
+const FDFLAGS_APPEND: u16 = 1;
+const FILETYPE_REGULAR: u8 = 4;
+/// The first descriptor WASI gives a preopened directory: the runner preopens the
+/// read-only directories first, in order, then the writable ones.
+const FIRST_PREOPEN: i32 = 3;
+/// Refused paths kept for the report; the rest are counted.
+const REFUSALS_KEPT: usize = 1000;
 
 /// What to check.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Checks {
-    /// Bytes the guest may write to files, in all.
+    /// Bytes the staged files may grow by, in all.
     pub max_output_bytes: Option<u64>,
+    /// Directory entries (files, directories, links) the guest may create, in all.
+    pub max_entries: Option<u64>,
     /// Refuse paths with Windows drive, device or stream syntax.
     pub windows_paths: bool,
 }
 
 impl Checks {
     pub fn any(&self) -> bool {
-        self.max_output_bytes.is_some() || self.windows_paths
+        self.max_output_bytes.is_some() || self.max_entries.is_some() || self.windows_paths
     }
+}
+
+/// A read-only preopen as the guest may use it.
+#[derive(Debug, Clone)]
+pub struct ReadDir {
+    /// The host directory, for the report of refused reads.
+    pub host: PathBuf,
+    /// The names in it the guest may reach; `None` for the whole tree (`--read`).
+    pub names: Option<BTreeSet<String>>,
 }
 
 /// The state of the checks in one store.
 pub struct Guard {
     checks: Checks,
-    /// Bytes written to files so far.
+    /// Read-only preopens whose reach is limited to some names, by the descriptor the
+    /// guest holds them under: they follow `fd_renumber` and `fd_close`.
+    scoped: BTreeMap<i32, usize>,
+    read_dirs: Vec<(PathBuf, HashSet<Vec<u8>>)>,
+    /// Bytes the staged files grew by so far.
     written: u64,
+    /// Entries created so far.
+    created: u64,
+    /// Names (under a directory descriptor) that an open created or counted as
+    /// created since names last moved: opening one again to rewrite it creates
+    /// nothing. A rename, an unlink or a removal forgets them all, and closing a
+    /// descriptor those under it, so that a name is never taken for an entry that
+    /// is gone; at worst an entry is counted twice.
+    opened_names: HashMap<i32, HashSet<Vec<u8>>>,
     /// Descriptors that are the guest's stdin, stdout and stderr: writes to them are
     /// not staged. They follow `fd_renumber` and `fd_close`.
     stdio: BTreeSet<i32>,
@@ -42,35 +80,90 @@ pub struct Guard {
     pub exceeded: Option<String>,
     /// Guest paths refused, with the reason, for the report.
     pub refused_paths: Vec<String>,
+    /// Refusals beyond those kept.
+    pub refused_more: usize,
 }
 
 impl Guard {
-    pub fn new(checks: Checks) -> Guard {
+    /// The checks, over the read-only preopens `read_dirs` in the order they are
+    /// preopened.
+    pub fn new(checks: Checks, read_dirs: &[ReadDir]) -> Guard {
+        let mut scoped = BTreeMap::new();
+        let mut dirs = Vec::new();
+        for (i, dir) in read_dirs.iter().enumerate() {
+            if let Some(names) = &dir.names {
+                scoped.insert(FIRST_PREOPEN + i as i32, dirs.len());
+                let names = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+                dirs.push((dir.host.clone(), names));
+            }
+        }
         Guard {
             checks,
+            scoped,
+            read_dirs: dirs,
             written: 0,
+            created: 0,
+            opened_names: HashMap::new(),
             stdio: BTreeSet::from([0, 1, 2]),
             exceeded: None,
             refused_paths: Vec::new(),
+            refused_more: 0,
         }
     }
 
-    /// Charges `bytes` written to `fd` to the cap, unless `fd` is stdio; a trap that
-    /// ends the guest if the cap is exceeded.
-    fn charge(&mut self, fd: i32, bytes: u64) -> wasmtime::Result<()> {
-        if self.stdio.contains(&fd) {
-            return Ok(());
-        }
-        self.charge_staged(bytes)
+    /// Whether any read-only preopen is limited to some names.
+    pub fn scopes_reads(&self) -> bool {
+        !self.scoped.is_empty()
     }
 
-    /// Charges `bytes` staged in a file or a link to the cap.
-    fn charge_staged(&mut self, bytes: u64) -> wasmtime::Result<()> {
+    fn refuse(&mut self, what: String) {
+        if self.refused_paths.len() < REFUSALS_KEPT {
+            self.refused_paths.push(what);
+        } else {
+            self.refused_more += 1;
+        }
+    }
+
+    /// `Some(ENOENT)` if `path` under `fd` reaches beyond the names granted in a
+    /// scoped read-only preopen: the guest sees it as absent. A granted name may be
+    /// written with `.` components and doubled separators, which change nothing; `..`,
+    /// subdirectories and the directory itself are never granted.
+    fn refuse_read(&mut self, call: &str, fd: i32, path: &[u8]) -> Option<i32> {
+        let dir = *self.scoped.get(&fd)?;
+        let (host, names) = &self.read_dirs[dir];
+        let mut parts = path
+            .split(|&b| b == b'/')
+            .filter(|part| !part.is_empty() && *part != b".");
+        // A trailing separator asks for a directory, which is never granted.
+        if let (Some(name), None, false) = (parts.next(), parts.next(), path.ends_with(b"/")) {
+            if name != b".." && names.contains(name) {
+                return None;
+            }
+        }
+        let shown = host.join(String::from_utf8_lossy(path).as_ref());
+        let entry = format!(
+            "{call} {}: undeclared input {}; the guest saw it as absent",
+            dtlto_mock::message::quoted(&String::from_utf8_lossy(path)),
+            dtlto_mock::message::quoted(&shown.to_string_lossy())
+        );
+        self.refuse(entry);
+        Some(ERRNO_NOENT)
+    }
+
+    /// After `fd` was closed, or replaced by another descriptor.
+    fn forget(&mut self, fd: i32) {
+        self.stdio.remove(&fd);
+        self.scoped.remove(&fd);
+        self.opened_names.remove(&fd);
+    }
+
+    /// A trap that ends the guest if `growth` more bytes of staged output would pass
+    /// the cap.
+    fn room_for(&mut self, growth: u64) -> wasmtime::Result<()> {
         let Some(cap) = self.checks.max_output_bytes else {
             return Ok(());
         };
-        let total = self.written.saturating_add(bytes);
-        if total > cap {
+        if self.written.saturating_add(growth) > cap {
             let message = format!(
                 "the distributor tried to stage more than {cap} bytes of output \
                  (--max-output-bytes {cap})"
@@ -78,7 +171,42 @@ impl Guard {
             self.exceeded.get_or_insert(message.clone());
             return Err(wasmtime::Error::msg(message));
         }
-        self.written = total;
+        Ok(())
+    }
+
+    /// Charges `growth` bytes of staged output to the cap, as `room_for` refuses.
+    fn charge_staged(&mut self, growth: u64) -> wasmtime::Result<()> {
+        self.room_for(growth)?;
+        self.written = self.written.saturating_add(growth);
+        Ok(())
+    }
+
+    /// A staged file was seen to change from `before` to `after` bytes: growth is
+    /// charged, shrinking (set-size, truncation) gives back what it frees. Every byte
+    /// of a staged file was charged when it grew, so what is charged stays at least
+    /// the size of what is staged (an unlinked file stays charged).
+    fn resized(&mut self, before: u64, after: u64) -> wasmtime::Result<()> {
+        if after >= before {
+            self.charge_staged(after - before)
+        } else {
+            self.written = self.written.saturating_sub(before - after);
+            Ok(())
+        }
+    }
+
+    /// Before an entry is created: a trap if it would be one too many.
+    fn may_create(&mut self) -> wasmtime::Result<()> {
+        let Some(cap) = self.checks.max_entries else {
+            return Ok(());
+        };
+        if self.created >= cap {
+            let message = format!(
+                "the distributor tried to create more than {cap} files, directories and \
+                 links (--max-entries {cap})"
+            );
+            self.exceeded.get_or_insert(message.clone());
+            return Err(wasmtime::Error::msg(message));
+        }
         Ok(())
     }
 }
@@ -89,17 +217,21 @@ pub trait Guarded: Send + 'static {
     fn wasi(&mut self) -> &mut WasiP1Ctx;
 }
 
-/// Puts the checks of `checks` in front of the WASI functions already in `linker`.
-pub fn install<T: Guarded>(linker: &mut Linker<T>, checks: Checks) -> wasmtime::Result<()> {
+/// Puts the checks of `checks` (and the read scope `guard` holds) in front of the WASI
+/// functions already in `linker`.
+pub fn install<T: Guarded>(
+    linker: &mut Linker<T>,
+    checks: Checks,
+    scopes_reads: bool,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
+    add_descriptor_tracking(linker)?;
     if checks.max_output_bytes.is_some() {
         add_budget_checks(linker)?;
     }
-    if checks.windows_paths {
-        add_path_checks(linker)?;
-    }
-    if checks.any() {
-        add_symlink_checks(linker)?;
+    add_path_checks(linker)?;
+    if scopes_reads {
+        add_listing_check(linker)?;
     }
     linker.allow_shadowing(false);
     Ok(())
@@ -131,6 +263,32 @@ macro_rules! wasi {
     }};
 }
 
+/// Memory of the runner's own, in which wasmtime-wasi's implementation answers the
+/// guard's questions (a file's size, a descriptor's position) without touching the
+/// guest's memory.
+#[repr(C, align(8))]
+struct Scratch<const N: usize>([u8; N]);
+
+/// Runs wasmtime-wasi's `$call` on the runner's scratch memory; `Some(scratch)` if it
+/// succeeded.
+macro_rules! ask {
+    ($caller:ident, $scratch:ident, sync $call:ident($($arg:expr),*)) => {
+        ask!(@on $caller, $scratch, |wasi, memory| p1::$call(wasi, memory, $($arg),*))
+    };
+    ($caller:ident, $scratch:ident, $call:ident($($arg:expr),*)) => {
+        ask!(@on $caller, $scratch, |wasi, memory| {
+            wasmtime_wasi::runtime::in_tokio(p1::$call(wasi, memory, $($arg),*))
+        })
+    };
+    (@on $caller:ident, $scratch:ident, |$wasi:ident, $memory:ident| $run:expr) => {{
+        let fuel = $caller.as_context_mut().hostcall_fuel();
+        let $wasi = $caller.data_mut().wasi();
+        $wasi.set_hostcall_fuel(fuel);
+        let $memory = &mut GuestMemory::Unshared(&mut $scratch.0);
+        matches!($run, Ok(0))
+    }};
+}
+
 fn memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
     caller.get_export("memory").and_then(Extern::into_memory)
 }
@@ -143,15 +301,71 @@ fn guest_bytes<T>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<
     memory.data(&*caller).get(start..end).map(<[u8]>::to_vec)
 }
 
-/// The total length of an iovec array (`{buf: u32, len: u32}` each).
-fn iovec_total<T>(caller: &mut Caller<'_, T>, iovs: i32, count: i32) -> u64 {
+/// The length of the first non-empty buffer of an iovec array (`{buf: u32, len:
+/// u32}` each): wasmtime-wasi writes that one only, and the guest's libc loops.
+fn first_iovec_len<T>(caller: &mut Caller<'_, T>, iovs: i32, count: i32) -> u64 {
     let Some(table) = guest_bytes(caller, iovs, count.saturating_mul(8)) else {
         return 0; // the original refuses it
     };
     table
         .chunks_exact(8)
         .map(|iov| u64::from(u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]])))
-        .sum()
+        .find(|&len| len > 0)
+        .unwrap_or(0)
+}
+
+/// The size of the regular file `fd` refers to; `None` for anything else (stdio, a
+/// directory, a descriptor that does not exist), which stages nothing.
+fn file_size<T: Guarded>(caller: &mut Caller<'_, T>, fd: i32) -> Option<u64> {
+    if caller.data_mut().guard().stdio.contains(&fd) {
+        return None;
+    }
+    let mut scratch = Scratch([0; 64]);
+    if !ask!(caller, scratch, fd_filestat_get(fd, 0)) || scratch.0[16] != FILETYPE_REGULAR {
+        return None;
+    }
+    Some(u64::from_le_bytes(scratch.0[32..40].try_into().ok()?))
+}
+
+/// Whether `fd` was opened to append: its writes go to the end, wherever its position
+/// or their offset.
+fn appends<T: Guarded>(caller: &mut Caller<'_, T>, fd: i32) -> bool {
+    let mut scratch = Scratch([0; 64]);
+    ask!(caller, scratch, fd_fdstat_get(fd, 0))
+        && u16::from_le_bytes([scratch.0[2], scratch.0[3]]) & FDFLAGS_APPEND != 0
+}
+
+/// The position of `fd`.
+fn position<T: Guarded>(caller: &mut Caller<'_, T>, fd: i32) -> Option<u64> {
+    let mut scratch = Scratch([0; 64]);
+    if !ask!(caller, scratch, sync fd_tell(fd, 0)) {
+        return None;
+    }
+    Some(u64::from_le_bytes(scratch.0[0..8].try_into().ok()?))
+}
+
+/// Runs a call that may grow the file `fd` (of `size` bytes now) to at most `end`
+/// bytes: refused (a trap) before it runs if that growth would pass the cap, then
+/// charged by what the file really grew by.
+fn growing<T: Guarded>(
+    caller: &mut Caller<'_, T>,
+    fd: i32,
+    end: impl FnOnce(&mut Caller<'_, T>, u64) -> u64,
+    call: impl FnOnce(&mut Caller<'_, T>) -> wasmtime::Result<i32>,
+) -> wasmtime::Result<i32> {
+    let Some(before) = file_size(caller, fd) else {
+        return call(caller);
+    };
+    let end = end(caller, before);
+    caller
+        .data_mut()
+        .guard()
+        .room_for(end.saturating_sub(before))?;
+    let errno = call(caller)?;
+    if let Some(after) = file_size(caller, fd) {
+        caller.data_mut().guard().resized(before, after)?;
+    }
+    Ok(errno)
 }
 
 fn add_budget_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -159,42 +373,72 @@ fn add_budget_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()>
         MODULE,
         "fd_write",
         |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, written: i32| {
-            let want = iovec_total(&mut caller, iovs, count);
-            caller.data_mut().guard().charge(fd, want)?;
-            wasi!(caller, fd_write(fd, iovs, count, written))
+            let len = first_iovec_len(&mut caller, iovs, count);
+            growing(
+                &mut caller,
+                fd,
+                |caller, size| {
+                    let start = if appends(caller, fd) {
+                        size
+                    } else {
+                        position(caller, fd).unwrap_or(size)
+                    };
+                    start.saturating_add(len)
+                },
+                |mut caller| wasi!(caller, fd_write(fd, iovs, count, written)),
+            )
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_pwrite",
         |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, at: i64, written: i32| {
-            let want = iovec_total(&mut caller, iovs, count);
-            caller.data_mut().guard().charge(fd, want)?;
-            wasi!(caller, fd_pwrite(fd, iovs, count, at, written))
+            let len = first_iovec_len(&mut caller, iovs, count);
+            growing(
+                &mut caller,
+                fd,
+                // Appending ignores the offset.
+                |caller, size| {
+                    let start = if appends(caller, fd) { size } else { at as u64 };
+                    start.saturating_add(len)
+                },
+                |mut caller| wasi!(caller, fd_pwrite(fd, iovs, count, at, written)),
+            )
         },
     )?;
-    // Growing a file stages its new size (a sparse file is still a file of that size).
     linker.func_wrap(
         MODULE,
         "fd_filestat_set_size",
         |mut caller: Caller<'_, T>, fd: i32, size: i64| {
-            caller.data_mut().guard().charge(fd, size as u64)?;
-            wasi!(caller, fd_filestat_set_size(fd, size))
+            growing(
+                &mut caller,
+                fd,
+                |_, _| size as u64,
+                |mut caller| wasi!(caller, fd_filestat_set_size(fd, size)),
+            )
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_allocate",
         |mut caller: Caller<'_, T>, fd: i32, at: i64, len: i64| {
-            let end = (at as u64).saturating_add(len as u64);
-            caller.data_mut().guard().charge(fd, end)?;
-            wasi!(caller, sync fd_allocate(fd, at, len))
+            growing(
+                &mut caller,
+                fd,
+                |_, _| (at as u64).saturating_add(len as u64),
+                |mut caller| wasi!(caller, sync fd_allocate(fd, at, len)),
+            )
         },
     )?;
+    Ok(())
+}
+
+/// `fd_close` and `fd_renumber`, so that the guard knows what each descriptor is.
+fn add_descriptor_tracking<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "fd_close", |mut caller: Caller<'_, T>, fd: i32| {
         let errno = wasi!(caller, fd_close(fd))?;
         if errno == 0 {
-            caller.data_mut().guard().stdio.remove(&fd);
+            caller.data_mut().guard().forget(fd);
         }
         Ok(errno)
     })?;
@@ -203,15 +447,45 @@ fn add_budget_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()>
         "fd_renumber",
         |mut caller: Caller<'_, T>, from: i32, to: i32| {
             let errno = wasi!(caller, fd_renumber(from, to))?;
-            let stdio = &mut caller.data_mut().guard().stdio;
+            let guard = caller.data_mut().guard();
             if errno == 0 && from != to {
-                if stdio.remove(&from) {
-                    stdio.insert(to);
-                } else {
-                    stdio.remove(&to);
+                let stdio = guard.stdio.remove(&from);
+                let scoped = guard.scoped.remove(&from);
+                guard.forget(to);
+                if stdio {
+                    guard.stdio.insert(to);
+                }
+                if let Some(dir) = scoped {
+                    guard.scoped.insert(to, dir);
                 }
             }
             Ok(errno)
+        },
+    )?;
+    Ok(())
+}
+
+/// A scoped read-only preopen lists as empty: its other names are not the guest's to
+/// see, and the granted ones it knows from its arguments.
+fn add_listing_check<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        MODULE,
+        "fd_readdir",
+        |mut caller: Caller<'_, T>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
+            if !caller.data_mut().guard().scoped.contains_key(&fd) {
+                return wasi!(caller, fd_readdir(fd, buf, len, cookie, used));
+            }
+            let Some(memory) = memory(&mut caller) else {
+                wasmtime::bail!("missing required memory export");
+            };
+            let at = used as u32 as usize;
+            match memory.data_mut(&mut caller).get_mut(at..at + 4) {
+                Some(out) if at.is_multiple_of(4) => {
+                    out.copy_from_slice(&0u32.to_le_bytes());
+                    Ok(0)
+                }
+                _ => Ok(ERRNO_FAULT),
+            }
         },
     )?;
     Ok(())
@@ -255,83 +529,195 @@ fn is_dos_device(name: &[u8]) -> bool {
     }
 }
 
-/// `Some(errno)` if the path at `ptr` must not reach wasmtime-wasi.
-fn refuse_path<T: Guarded>(
+/// `Some(errno)` if any of `paths` (guest memory `(ptr, len)`, under the directory
+/// descriptor `fd` where it is one) must not reach wasmtime-wasi. Paths Windows would
+/// misread are refused as such first, then reads beyond what is granted.
+fn refuse_paths<T: Guarded>(
     caller: &mut Caller<'_, T>,
     call_name: &str,
-    ptr: i32,
-    len: i32,
+    paths: &[(Option<i32>, i32, i32)],
 ) -> Option<i32> {
-    let path = guest_bytes(caller, ptr, len)?;
-    let why = windows_path_hazard(&path)?;
-    caller.data_mut().guard().refused_paths.push(format!(
-        "{call_name} {}: {why}",
-        dtlto_mock::message::quoted(&String::from_utf8_lossy(&path))
-    ));
-    Some(ERRNO_PERM)
+    // Most paths (under the staging, on a POSIX host) need no look at all.
+    let guard = caller.data_mut().guard();
+    let windows = guard.checks.windows_paths;
+    if !windows
+        && !paths
+            .iter()
+            .any(|(fd, ..)| fd.is_some_and(|fd| guard.scoped.contains_key(&fd)))
+    {
+        return None;
+    }
+    let texts: Vec<(Option<i32>, Vec<u8>)> = paths
+        .iter()
+        .map(|&(fd, ptr, len)| Some((fd, guest_bytes(caller, ptr, len)?)))
+        .collect::<Option<_>>()?; // the original refuses a path out of bounds
+    let guard = caller.data_mut().guard();
+    for (_, path) in texts.iter().filter(|_| windows) {
+        if let Some(why) = windows_path_hazard(path) {
+            guard.refuse(format!(
+                "{call_name} {}: {why}",
+                dtlto_mock::message::quoted(&String::from_utf8_lossy(path))
+            ));
+            return Some(ERRNO_PERM);
+        }
+    }
+    texts
+        .iter()
+        .find_map(|(fd, path)| guard.refuse_read(call_name, (*fd)?, path))
 }
 
 /// Wraps the WASI function `$name`, whose parameters are `$param: $type`, so that
-/// each of its `(pointer, length)` paths is checked before wasmtime-wasi runs it.
+/// each of its paths (`fd` the directory it is under, or `None` for a link's
+/// content) is checked before wasmtime-wasi runs it. `creates`: a success creates
+/// an entry; `moves`: names may stop naming what they named.
 macro_rules! check_paths {
-    ($linker:ident, $name:ident, ($($param:ident: $type:ty),*), $(($ptr:ident, $len:ident)),+) => {
+    ($linker:ident, $name:ident $(, $effect:ident)?, ($($param:ident: $type:ty),*),
+     $(($fd:expr, $ptr:ident, $len:ident)),+) => {
         $linker.func_wrap(MODULE, stringify!($name), |mut caller: Caller<'_, T>, $($param: $type),*| {
-            $(
-                if let Some(errno) = refuse_path(&mut caller, stringify!($name), $ptr, $len) {
-                    return Ok(errno);
-                }
-            )+
-            wasi!(caller, $name($($param),*))
+            if let Some(errno) = refuse_paths(&mut caller, stringify!($name),
+                &[$(($fd, $ptr, $len)),+]) {
+                return Ok(errno);
+            }
+            let effect: &[&str] = &[$(stringify!($effect))?];
+            let guard = caller.data_mut().guard();
+            match effect {
+                ["creates"] => guard.may_create()?,
+                ["moves"] => guard.opened_names.clear(),
+                _ => {}
+            }
+            let errno = wasi!(caller, $name($($param),*))?;
+            if effect == ["creates"] && errno == 0 {
+                caller.data_mut().guard().created += 1;
+            }
+            Ok(errno)
         })?;
     };
 }
 
 #[rustfmt::skip]
 fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    check_paths!(linker, path_create_directory, (fd: i32, path: i32, len: i32), (path, len));
-    check_paths!(linker, path_remove_directory, (fd: i32, path: i32, len: i32), (path, len));
-    check_paths!(linker, path_unlink_file, (fd: i32, path: i32, len: i32), (path, len));
+    check_paths!(linker, path_create_directory, creates, (fd: i32, path: i32, len: i32),
+        (Some(fd), path, len));
+    check_paths!(linker, path_remove_directory, moves, (fd: i32, path: i32, len: i32),
+        (Some(fd), path, len));
+    check_paths!(linker, path_unlink_file, moves, (fd: i32, path: i32, len: i32),
+        (Some(fd), path, len));
     check_paths!(linker, path_filestat_get,
-        (fd: i32, flags: i32, path: i32, len: i32, out: i32), (path, len));
+        (fd: i32, flags: i32, path: i32, len: i32, out: i32), (Some(fd), path, len));
     check_paths!(linker, path_filestat_set_times,
-        (fd: i32, flags: i32, path: i32, len: i32, atime: i64, mtime: i64, which: i32), (path, len));
-    check_paths!(linker, path_link,
+        (fd: i32, flags: i32, path: i32, len: i32, atime: i64, mtime: i64, which: i32),
+        (Some(fd), path, len));
+    check_paths!(linker, path_link, creates,
         (old_fd: i32, flags: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
-        (old, old_len), (new, new_len));
-    check_paths!(linker, path_open,
-        (fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32, base: i64, inheriting: i64,
-         fdflags: i32, opened: i32),
-        (path, len));
+        (Some(old_fd), old, old_len), (Some(new_fd), new, new_len));
     check_paths!(linker, path_readlink,
-        (fd: i32, path: i32, len: i32, buf: i32, size: i32, used: i32), (path, len));
-    check_paths!(linker, path_rename,
+        (fd: i32, path: i32, len: i32, buf: i32, size: i32, used: i32), (Some(fd), path, len));
+    check_paths!(linker, path_rename, moves,
         (fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32),
-        (old, old_len), (new, new_len));
-    Ok(())
-}
-
-/// `path_symlink` under both checks: a link's content is a path too (Windows would
-/// follow `C:\` out of the sandbox), and it is staged bytes.
-fn add_symlink_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        (Some(fd), old, old_len), (Some(new_fd), new, new_len));
+    // A link's content is a path too (Windows would follow `C:\` out of the
+    // sandbox), and it is staged bytes.
     linker.func_wrap(
         MODULE,
         "path_symlink",
         |mut caller: Caller<'_, T>, target: i32, target_len: i32, fd: i32, path: i32, len: i32| {
-            if caller.data_mut().guard().checks.windows_paths {
-                for (ptr, len) in [(target, target_len), (path, len)] {
-                    if let Some(errno) = refuse_path(&mut caller, "path_symlink", ptr, len) {
-                        return Ok(errno);
+            let paths = [(None, target, target_len), (Some(fd), path, len)];
+            if let Some(errno) = refuse_paths(&mut caller, "path_symlink", &paths) {
+                return Ok(errno);
+            }
+            let guard = caller.data_mut().guard();
+            guard.may_create()?;
+            guard.charge_staged(u64::from(target_len as u32))?;
+            let errno = wasi!(caller, path_symlink(target, target_len, fd, path, len))?;
+            if errno == 0 {
+                caller.data_mut().guard().created += 1;
+            }
+            Ok(errno)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "path_open",
+        |mut caller: Caller<'_, T>, fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32,
+         base: i64, inheriting: i64, fdflags: i32, opened: i32| {
+            if let Some(errno) = refuse_paths(&mut caller, "path_open", &[(Some(fd), path, len)]) {
+                return Ok(errno);
+            }
+            // Whether this open may create an entry, and so counts: one that creates,
+            // unless an earlier open created that name (looking would cost a stat).
+            let name = (oflags & OFLAGS_CREAT != 0
+                && caller.data_mut().guard().checks.max_entries.is_some())
+            .then(|| guest_bytes(&mut caller, path, len).unwrap_or_default())
+            .filter(|name| {
+                !caller
+                    .data_mut()
+                    .guard()
+                    .opened_names
+                    .get(&fd)
+                    .is_some_and(|names| names.contains(name))
+            });
+            let creates = name.is_some();
+            // What a truncation frees, from what the file held.
+            let truncated = if oflags & OFLAGS_TRUNC != 0
+                && caller.data_mut().guard().checks.max_output_bytes.is_some()
+            {
+                lookup(&mut caller, fd, dirflags, path, len)
+                    .filter(|(kind, _)| *kind == FILETYPE_REGULAR)
+            } else {
+                None
+            };
+            if creates {
+                caller.data_mut().guard().may_create()?;
+            }
+            let errno = wasi!(caller, path_open(fd, dirflags, path, len, oflags, base,
+                inheriting, fdflags, opened))?;
+            if errno == 0 {
+                if let Some(new) = guest_bytes(&mut caller, opened, 4) {
+                    let new = i32::from_le_bytes([new[0], new[1], new[2], new[3]]);
+                    caller.data_mut().guard().forget(new);
+                    if let Some((_, before)) = truncated {
+                        if let Some(after) = file_size(&mut caller, new) {
+                            caller.data_mut().guard().resized(before, after)?;
+                        }
                     }
                 }
+                if let Some(name) = name {
+                    let guard = caller.data_mut().guard();
+                    guard.created += 1;
+                    guard.opened_names.entry(fd).or_default().insert(name);
+                }
             }
-            caller
-                .data_mut()
-                .guard()
-                .charge_staged(u64::from(target_len as u32))?;
-            wasi!(caller, path_symlink(target, target_len, fd, path, len))
+            Ok(errno)
         },
     )?;
     Ok(())
+}
+
+/// The type and size of what `path` (guest memory at `ptr`) names under `fd`, a
+/// final link followed as `flags` say; `None` if there is nothing there: what an
+/// open that truncates frees.
+fn lookup<T: Guarded>(
+    caller: &mut Caller<'_, T>,
+    fd: i32,
+    flags: i32,
+    ptr: i32,
+    len: i32,
+) -> Option<(u8, u64)> {
+    let path = guest_bytes(caller, ptr, len)?;
+    let mut scratch = Scratch([0; 4096 + 64]);
+    scratch
+        .0
+        .get_mut(64..64 + path.len())?
+        .copy_from_slice(&path);
+    if !ask!(
+        caller,
+        scratch,
+        path_filestat_get(fd, flags, 64, path.len() as i32, 0)
+    ) {
+        return None;
+    }
+    let size = u64::from_le_bytes(scratch.0[32..40].try_into().ok()?);
+    Some((scratch.0[16], size))
 }
 
 #[cfg(test)]

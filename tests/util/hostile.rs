@@ -44,6 +44,50 @@ pub enum Step<'a> {
         fd: u32,
         path: &'a str,
     },
+    /// Open `path` under `fd` (`LAST_OPENED`: the descriptor the last `OpenRead`
+    /// returned) for reading, links followed, read up to 4 KiB, and, if that worked,
+    /// create `out` under `to` and write what was read: a thief's copy into its
+    /// declared output. Prints the errno of the open.
+    Copy {
+        fd: u32,
+        path: &'a str,
+        to: u32,
+        out: &'a str,
+    },
+    /// `path_filestat_get` of `path` under `fd`, links followed.
+    Stat {
+        fd: u32,
+        path: &'a str,
+    },
+    /// `fd_readdir` of `fd` into a 4 KiB buffer; prints the errno, then the bytes it
+    /// listed as `grown=+N`.
+    ReadDir {
+        fd: u32,
+    },
+    /// Create `path` under `fd` and write `content` at `offset`: with `fd_pwrite`,
+    /// or with `fd_seek` then `fd_write` when `seek`. Prints the errno of the write.
+    WriteAt {
+        fd: u32,
+        path: &'a str,
+        offset: u64,
+        content: &'a str,
+        seek: bool,
+    },
+    /// Create `path` under `fd` and set its size with `fd_filestat_set_size`.
+    SetSize {
+        fd: u32,
+        path: &'a str,
+        size: u64,
+    },
+    /// Create `path` under `fd` and write `first` and `second` with two-iovec
+    /// `fd_write`s, continuing after short writes as wasi-libc's stdio does. Prints
+    /// the errno of the last write.
+    WriteTwoIovecs {
+        fd: u32,
+        path: &'a str,
+        first: &'a str,
+        second: &'a str,
+    },
     /// Every WASI path call the guest can import (the Windows test's), each on `path`
     /// (two-path calls on `path` and a plain name, both ways), an errno line each, in
     /// the order of `PATH_CALLS`.
@@ -99,6 +143,9 @@ pub enum Step<'a> {
     /// Grows memory until the host refuses, then traps.
     ExhaustMemory,
 }
+
+/// As `Copy`'s `fd`: the descriptor the last `OpenRead` returned.
+pub const LAST_OPENED: u32 = u32::MAX;
 
 /// The path calls of `Step::EveryPathCall`, in order.
 #[cfg_attr(unix, allow(dead_code))]
@@ -191,6 +238,114 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
                     body,
                     "(call $print_errno (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
                         (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 12)))"
+                );
+            }
+            Step::Copy { fd, path, to, out } => {
+                let (p, plen) = place(path);
+                let (o, olen) = place(out);
+                let from = if *fd == LAST_OPENED {
+                    "(i32.load (i32.const 12))".to_owned()
+                } else {
+                    format!("(i32.const {fd})")
+                };
+                let _ = writeln!(
+                    body,
+                    "(local.set $e (call $path_open {from} (i32.const 1) (i32.const {p}) (i32.const {plen})
+                        (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 200)))
+                     (call $print_errno (local.get $e))
+                     (if (i32.eqz (local.get $e)) (then
+                        (i32.store (i32.const 0) (i32.const {BLOCK_AT})) (i32.store (i32.const 4) (i32.const 4096))
+                        (if (i32.eqz (call $fd_read (i32.load (i32.const 200)) (i32.const 0) (i32.const 1) (i32.const 8))) (then
+                          (i32.store (i32.const 4) (i32.load (i32.const 8)))
+                          (if (i32.eqz (call $path_open (i32.const {to}) (i32.const 1) (i32.const {o}) (i32.const {olen})
+                                (i32.const 9) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 204))) (then
+                            (drop (call $fd_write (i32.load (i32.const 204)) (i32.const 0) (i32.const 1) (i32.const 8)))
+                            (drop (call $fd_close (i32.load (i32.const 204))))))))
+                        (drop (call $fd_close (i32.load (i32.const 200))))))"
+                );
+            }
+            Step::Stat { fd, path } => {
+                let (p, n) = place(path);
+                let _ = writeln!(body, "(call $print_errno (call $filestat_get (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {n}) (i32.const 128)))");
+            }
+            Step::ReadDir { fd } => {
+                let _ = writeln!(
+                    body,
+                    "(i32.store (i32.const 12) (i32.const 0))
+                     (call $print_errno (call $fd_readdir (i32.const {fd}) (i32.const {BLOCK_AT}) (i32.const 4096) (i64.const 0) (i32.const 12)))
+                     (call $print_grown (i32.load (i32.const 12)))"
+                );
+            }
+            Step::WriteAt {
+                fd,
+                path,
+                offset,
+                content,
+                seek,
+            } => {
+                let (p, plen) = place(path);
+                let (c, clen) = place(content);
+                let write = if *seek {
+                    format!(
+                        "(drop (call $fd_seek (i32.load (i32.const 12)) (i64.const {offset}) (i32.const 0) (i32.const 400)))
+                         (call $fd_write (i32.load (i32.const 12)) (i32.const 0) (i32.const 1) (i32.const 8))"
+                    )
+                } else {
+                    format!("(call $fd_pwrite (i32.load (i32.const 12)) (i32.const 0) (i32.const 1) (i64.const {offset}) (i32.const 8))")
+                };
+                let _ = writeln!(
+                    body,
+                    "(local.set $e (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
+                        (i32.const 9) (i64.const 0x400066) (i64.const 0x400066) (i32.const 0) (i32.const 12)))
+                     (if (i32.eqz (local.get $e)) (then
+                        (i32.store (i32.const 0) (i32.const {c})) (i32.store (i32.const 4) (i32.const {clen}))
+                        (local.set $e {write})))
+                     (call $print_errno (local.get $e))"
+                );
+            }
+            Step::SetSize { fd, path, size } => {
+                let (p, plen) = place(path);
+                let _ = writeln!(
+                    body,
+                    "(local.set $e (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
+                        (i32.const 9) (i64.const 0x400042) (i64.const 0x400042) (i32.const 0) (i32.const 12)))
+                     (if (i32.eqz (local.get $e)) (then
+                        (local.set $e (call $fd_filestat_set_size (i32.load (i32.const 12)) (i64.const {size})))))
+                     (call $print_errno (local.get $e))"
+                );
+            }
+            Step::WriteTwoIovecs {
+                fd,
+                path,
+                first,
+                second,
+            } => {
+                let (p, plen) = place(path);
+                let (a, alen) = place(first);
+                let (b, blen) = place(second);
+                let _ = writeln!(
+                    body,
+                    "(local.set $e (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
+                        (i32.const 9) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 12)))
+                     (i32.store (i32.const 300) (i32.const {a})) (i32.store (i32.const 304) (i32.const {alen}))
+                     (i32.store (i32.const 308) (i32.const {b})) (i32.store (i32.const 312) (i32.const {blen}))
+                     (block $done (loop $more
+                        (br_if $done (local.get $e))
+                        (br_if $done (i32.eqz (i32.add (i32.load (i32.const 304)) (i32.load (i32.const 312)))))
+                        (local.set $e (call $fd_write (i32.load (i32.const 12)) (i32.const 300) (i32.const 2) (i32.const 8)))
+                        (br_if $done (local.get $e))
+                        (local.set $i (i32.load (i32.const 8)))
+                        (if (i32.ge_u (local.get $i) (i32.load (i32.const 304)))
+                          (then
+                            (local.set $i (i32.sub (local.get $i) (i32.load (i32.const 304))))
+                            (i32.store (i32.const 304) (i32.const 0))
+                            (i32.store (i32.const 308) (i32.add (i32.load (i32.const 308)) (local.get $i)))
+                            (i32.store (i32.const 312) (i32.sub (i32.load (i32.const 312)) (local.get $i))))
+                          (else
+                            (i32.store (i32.const 300) (i32.add (i32.load (i32.const 300)) (local.get $i)))
+                            (i32.store (i32.const 304) (i32.sub (i32.load (i32.const 304)) (local.get $i)))))
+                        (br $more)))
+                     (call $print_errno (local.get $e))"
                 );
             }
             Step::EveryPathCall { fd, path } => {
@@ -357,6 +512,11 @@ pub fn guest(steps: &[Step<'_>]) -> Vec<u8> {
   (import "wasi_snapshot_preview1" "path_filestat_get" (func $filestat_get (param i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_filestat_set_times" (func $filestat_set_times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pwrite" (func $fd_pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_seek" (func $fd_seek (param i32 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $fd_filestat_set_size (param i32 i64) (result i32)))
   (memory (export "memory") 2)
   {declarations}
   (data (i32.const 16) "errno=00\n")

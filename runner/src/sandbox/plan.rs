@@ -11,7 +11,7 @@ use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::json;
 use dtlto_mock::message::{file_kind, io_error, quoted};
 use dtlto_mock::mode::mock_sources;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 pub struct Plan {
     /// Directories preopened read-only: (host directory, guest name).
     pub read_dirs: Vec<(PathBuf, String)>,
+    /// For each of `read_dirs`, the names in it the guest may reach (the files the run
+    /// declares), or `None` for a whole tree that `--read` grants.
+    pub granted: Vec<Option<BTreeSet<String>>>,
     /// Directories that receive outputs; each gets a private staging directory.
     pub output_dirs: Vec<OutputDir>,
     /// Every declared output, in job order.
@@ -29,6 +32,24 @@ pub struct Plan {
     /// Host path, exactly as written on the command line or in the job file -> the
     /// path that names it in the guest's view.
     pub guest_paths: BTreeMap<String, String>,
+}
+
+impl Plan {
+    /// `--read DIR`: the whole tree of `dir` (relative to `cwd`), read-only, which the
+    /// guest finds under `dir` as written.
+    pub fn read_tree(&mut self, dir: &str, cwd: &Path) -> Result<(), String> {
+        let host = fs::canonicalize(cwd.join(dir))
+            .and_then(|host| match fs::metadata(&host)?.is_dir() {
+                true => Ok(host),
+                false => Err(io::Error::other("it is not a directory")),
+            })
+            .map_err(|e| format!("cannot read --read {}: {}", quoted(dir), io_error(&e)))?;
+        let guest = format!("{GUEST_ROOT}/in{}", self.read_dirs.len());
+        self.read_dirs.push((host, guest.clone()));
+        self.granted.push(None);
+        self.guest_paths.insert(dir.to_owned(), guest);
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -171,6 +192,29 @@ fn open_without_blocking(path: &Path) -> io::Result<fs::File> {
     options.open(path)
 }
 
+/// At most this many links are followed in a chain, as Linux follows them (then the
+/// chain counts as a loop: ELOOP).
+const MAX_LINK_HOPS: usize = 40;
+
+/// Where the chain of links that starts at `link` ends when it ends at nothing: the
+/// entry that the last link names (canonical directory and name), which writing an
+/// output there would create. `None` for a loop, or a chain that cannot be read.
+fn dangling_end(link: &Path) -> Option<PathBuf> {
+    let mut current = link.to_path_buf();
+    for _ in 0..MAX_LINK_HOPS {
+        let written = fs::read_link(&current).ok()?;
+        let next = current.parent()?.join(written);
+        match fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => current = next,
+            _ => {
+                let parent = fs::canonicalize(next.parent()?).ok()?;
+                return Some(parent.join(next.file_name()?));
+            }
+        }
+    }
+    None
+}
+
 /// From this many planned paths in one directory on, the planner lists the directory
 /// once instead of `lstat`ing each path (a link of 10,000 jobs names 50,000 paths in
 /// two or three directories).
@@ -184,7 +228,7 @@ struct Planner<'a> {
     read_keys: HashMap<String, String>,
     /// Directory as written -> its canonical form, or `None` if it does not exist.
     /// Thousands of paths share a few directories.
-    canonical_dirs: HashMap<PathBuf, Option<PathBuf>>,
+    canonical_dirs: HashMap<PathBuf, Result<PathBuf, Unreachable>>,
     /// Directory as written -> how many of the planned paths lie in it.
     paths_per_dir: HashMap<PathBuf, usize>,
     /// Canonical directory -> the type of each entry, by its comparison key; `None` if
@@ -193,6 +237,8 @@ struct Planner<'a> {
     /// Canonical directory -> its identity (device and file number): one directory
     /// reached by two paths (a bind mount, another drive letter) is one directory.
     dir_ids: HashMap<PathBuf, Option<String>>,
+    /// Entries that exist, or may, but cannot be looked at (permission denied).
+    unreachable_entries: HashMap<PathBuf, Unreachable>,
 }
 
 /// A path resolved the way the host will resolve it, up to its last name.
@@ -217,12 +263,37 @@ struct Target {
     via_link: bool,
 }
 
+/// Why a directory cannot be reached.
+#[derive(Debug, Clone)]
+struct Unreachable {
+    /// It does not exist (not some other failure, such as permission denied).
+    missing: bool,
+    /// The OS's words.
+    reason: String,
+}
+
+impl Unreachable {
+    fn new(error: &io::Error) -> Self {
+        Unreachable {
+            // Windows says "invalid name" for a name it cannot hold (a control
+            // character), which no directory holds either.
+            missing: matches!(
+                error.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::NotADirectory
+                    | io::ErrorKind::InvalidFilename
+            ),
+            reason: io_error(error),
+        }
+    }
+}
+
 /// Why a path cannot be resolved.
 enum Unresolved {
     /// It ends in `..`, `.` or a separator, or is not Unicode.
     NoFileName,
-    /// Its directory does not exist.
-    NoDirectory,
+    /// Its directory cannot be reached.
+    NoDirectory(Unreachable),
 }
 
 impl<'a> Planner<'a> {
@@ -236,6 +307,7 @@ impl<'a> Planner<'a> {
             paths_per_dir: HashMap::new(),
             listings: HashMap::new(),
             dir_ids: HashMap::new(),
+            unreachable_entries: HashMap::new(),
         }
     }
 
@@ -261,17 +333,12 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The key of what the link `link` (in canonical directory `dir`) leads to, even
-    /// if that does not exist yet: an output may not become a dangling input's target.
-    fn link_target_key(&mut self, dir: &Path, link: &Path) -> Option<String> {
+    /// The key of what the link `link` leads to at the end of its chain, even if that
+    /// does not exist yet: an output may not become a dangling input's target.
+    fn link_target_key(&mut self, link: &Path) -> Option<String> {
         let target = match fs::canonicalize(link) {
             Ok(target) => target,
-            Err(_) => {
-                let written = fs::read_link(link).ok()?;
-                let absolute = dir.join(written);
-                let parent = fs::canonicalize(absolute.parent()?).ok()?;
-                parent.join(absolute.file_name()?)
-            }
+            Err(_) => dangling_end(link)?,
         };
         let name = target.file_name()?.to_str()?.to_owned();
         let parent = target.parent()?.to_path_buf();
@@ -306,9 +373,16 @@ impl<'a> Planner<'a> {
                 return listing.get(key).copied();
             }
         }
-        fs::symlink_metadata(dir.join(name))
-            .ok()
-            .map(|m| m.file_type())
+        match fs::symlink_metadata(dir.join(name)) {
+            Ok(meta) => Some(meta.file_type()),
+            Err(e) => {
+                let why = Unreachable::new(&e);
+                if !why.missing {
+                    self.unreachable_entries.insert(dir.join(name), why);
+                }
+                None
+            }
+        }
     }
 
     fn list(&self, dir: &Path) -> Option<HashMap<String, fs::FileType>> {
@@ -409,11 +483,16 @@ impl<'a> Planner<'a> {
         Ok(self.plan)
     }
 
-    fn canonical_dir(&mut self, dir: &Path) -> Option<PathBuf> {
+    fn canonical_dir(&mut self, dir: &Path) -> Result<PathBuf, Unreachable> {
         if let Some(known) = self.canonical_dirs.get(dir) {
             return known.clone();
         }
-        let canonical = fs::canonicalize(dir).ok().filter(|d| d.is_dir());
+        let canonical = fs::canonicalize(dir)
+            .and_then(|d| match fs::metadata(&d)?.is_dir() {
+                true => Ok(d),
+                false => Err(io::Error::from(io::ErrorKind::NotADirectory)),
+            })
+            .map_err(|e| Unreachable::new(&e));
         self.canonical_dirs
             .insert(dir.to_path_buf(), canonical.clone());
         canonical
@@ -435,13 +514,15 @@ impl<'a> Planner<'a> {
             .paths_per_dir
             .get(parent)
             .is_some_and(|n| *n >= LIST_FROM);
-        let dir = self.canonical_dir(parent).ok_or(Unresolved::NoDirectory)?;
+        let dir = self
+            .canonical_dir(parent)
+            .map_err(Unresolved::NoDirectory)?;
         let entry = dir.join(&name);
         let listing_key = comparison_key(&entry.to_string_lossy(), self.style);
         let entry_type = self.entry_type(&dir, &name, &listing_key, many);
         let mut keys = vec![self.entry_key(&dir, &name)];
         if entry_type.is_some_and(|t| t.is_symlink()) {
-            keys.extend(self.link_target_key(&dir, &entry));
+            keys.extend(self.link_target_key(&entry));
         }
         Ok(Resolved {
             dir,
@@ -468,11 +549,20 @@ impl<'a> Planner<'a> {
         let missing = || refuse("no such file or directory".to_owned());
         let resolved = match self.resolve(path) {
             Ok(resolved) => resolved,
+            Err(Unresolved::NoDirectory(why)) if required && !why.missing => {
+                return Err(refuse(why.reason))
+            }
             Err(_) if required => return Err(missing()),
             Err(_) => return Ok(None),
         };
         let target = match resolved.entry_type {
-            None if required => return Err(missing()),
+            None if required => {
+                let entry = resolved.dir.join(&resolved.name);
+                return Err(match self.unreachable_entries.get(&entry) {
+                    Some(why) => refuse(why.reason.clone()),
+                    None => missing(),
+                });
+            }
             None => return Ok(None),
             Some(t) if t.is_symlink() => {
                 let link = resolved.dir.join(&resolved.name);
@@ -536,24 +626,57 @@ impl<'a> Planner<'a> {
             })
     }
 
-    /// Keys for a path the run reads but the guest is not given (job inputs):
-    /// resolved where possible, lexically otherwise.
+    /// A job's input (`common.inputs`, `jobs[i].inputs`): what a real distributor
+    /// ships, so the guest may read it if it is a regular file (links followed). Its
+    /// keys count as read, resolved where possible, lexically otherwise.
     fn note_read(&mut self, path: &str, what: String) {
-        let keys = match self.resolve(path) {
-            Ok(resolved) => resolved.keys,
-            Err(_) => vec![comparison_key(
-                &self.cwd.join(path).to_string_lossy(),
-                self.style,
-            )],
+        let resolved = match self.resolve(path) {
+            Ok(resolved) => resolved,
+            Err(_) => {
+                let key = comparison_key(&self.cwd.join(path).to_string_lossy(), self.style);
+                self.read_keys.entry(key).or_insert(what);
+                return;
+            }
         };
-        for key in keys {
+        let target = match resolved.entry_type {
+            Some(t) if t.is_file() => Some(Target {
+                dir: resolved.dir.clone(),
+                name: resolved.name.clone(),
+                file_type: t,
+                via_link: false,
+            }),
+            Some(t) if t.is_symlink() => {
+                let link = resolved.dir.join(&resolved.name);
+                fs::canonicalize(&link).ok().and_then(|target| {
+                    let file_type = fs::metadata(&target).ok()?.file_type();
+                    Some(Target {
+                        dir: target.parent()?.to_path_buf(),
+                        name: target.file_name()?.to_str()?.to_owned(),
+                        file_type,
+                        via_link: true,
+                    })
+                })
+            }
+            _ => None,
+        };
+        for key in resolved.keys {
             self.read_keys.entry(key).or_insert_with(|| what.clone());
+        }
+        if let Some(target) = target {
+            if !self.plan.guest_paths.contains_key(path) {
+                self.readable(path, target);
+            }
         }
     }
 
-    /// Gives the guest read access to `target`, under the name `path`: its directory
-    /// is preopened read-only (a link's target's directory, for a link).
+    /// Gives the guest read access to `target`, under the name `path`, if it is a
+    /// regular file: its directory is preopened read-only (a link's target's
+    /// directory, for a link), and in it the guest may reach that name only. A
+    /// directory is never granted for a file's sake, nor for its own.
     fn readable(&mut self, path: &str, target: Target) {
+        if !target.file_type.is_file() {
+            return;
+        }
         let index = match self
             .plan
             .read_dirs
@@ -564,10 +687,14 @@ impl<'a> Planner<'a> {
             None => {
                 let guest = format!("{GUEST_ROOT}/in{}", self.plan.read_dirs.len());
                 self.plan.read_dirs.push((target.dir, guest));
+                self.plan.granted.push(Some(BTreeSet::new()));
                 self.plan.read_dirs.len() - 1
             }
         };
         let guest_path = format!("{}/{}", self.plan.read_dirs[index].1, target.name);
+        if let Some(names) = &mut self.plan.granted[index] {
+            names.insert(target.name);
+        }
         self.plan.guest_paths.insert(path.to_owned(), guest_path);
     }
 
@@ -588,7 +715,15 @@ impl<'a> Planner<'a> {
         }
         let resolved = match self.resolve(path) {
             Ok(resolved) => resolved,
-            Err(Unresolved::NoDirectory) => return Err(unusable("its directory does not exist")),
+            Err(Unresolved::NoDirectory(why)) if why.missing => {
+                return Err(unusable("its directory does not exist"))
+            }
+            Err(Unresolved::NoDirectory(why)) => {
+                return Err(unusable(&format!(
+                    "its directory cannot be reached: {}",
+                    why.reason
+                )))
+            }
             Err(Unresolved::NoFileName) => {
                 return Err(unusable("it does not name a file in an existing directory"))
             }

@@ -89,6 +89,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Invocation, Failure> {
     }
     let (mode, mode_words) = dtlto_mock::mode::select(&program, &argv);
     argv.drain(..mode_words);
+    // From here on the name is only shown: escaped, as argv[0] is anyone's to choose.
+    let program = dtlto_mock::message::shown(&program);
     match argv.as_slice() {
         [only] if only == "--help" || only == "-h" => return Ok(Invocation::Help),
         [only] if only == "--version" || only == "-V" => return Ok(Invocation::Version),

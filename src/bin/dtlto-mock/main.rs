@@ -19,7 +19,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
-    let program = cli::program_name(argv.first().and_then(|a| a.to_str()));
+    // The name as messages show it: argv[0] is anyone's to choose.
+    let program =
+        dtlto_mock::message::shown(&cli::program_name(argv.first().and_then(|a| a.to_str())));
     match run(argv, &program) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

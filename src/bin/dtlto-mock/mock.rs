@@ -32,6 +32,7 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
     // 2. One source per job.
     let jobs = &job_file.jobs;
     if sources.len() < jobs.len() {
+        let job_path = dtlto_mock::message::shown(job_path);
         return Err(Failure::Job(format!(
             "{job_path} has {} jobs but {}; mock mode needs one source per job, in job \
              order: dtlto-mock <src_1> ... <src_{}> {job_path}",
