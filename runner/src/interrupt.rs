@@ -146,6 +146,7 @@ fn request(stop: Stop) {
         return;
     }
     crate::launch::interrupt_guests();
+    crate::local::stop_jobs();
     let guard = phase();
     let (mut phase, _) = SETTLED
         .wait_timeout_while(guard, GRACE, |p| matches!(p, Phase::Running(_)))

@@ -9,6 +9,7 @@ pub mod guest_limits;
 pub mod guest_module;
 pub mod interrupt;
 pub mod launch;
+pub mod local;
 pub mod sandbox;
 pub mod sandboxed_run;
 pub mod transaction;

@@ -1,0 +1,110 @@
+//! The jobs' processes. Each starts in a process group of its own (Unix), so that
+//! ending a job ends whatever it started, and a terminal's Ctrl-C reaches the runner
+//! alone, which then decides. Every running job is registered here, so that a stop
+//! (interrupt.rs, on its own thread) can end them all at once, and no job starts
+//! after it.
+
+use std::io;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+struct Registry {
+    /// A stop came: nothing more may start.
+    stopped: bool,
+    /// The process groups (the leaders' ids) of the jobs not yet reaped.
+    groups: Vec<u32>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    stopped: false,
+    groups: Vec::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts `command` in a process group of its own; `None` if a stop came first.
+pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(command, 0);
+    // Spawning under the lock: a stop either sees this child or stops it starting.
+    let mut registry = registry();
+    if registry.stopped {
+        return Ok(None);
+    }
+    let child = command.spawn()?;
+    registry.groups.push(child.id());
+    Ok(Some(child))
+}
+
+/// Reaps `child` if it has ended. Under the lock, so that a stop never signals a
+/// process group whose id the system may already have given to another.
+pub fn try_wait(child: &mut Child) -> io::Result<Option<ExitStatus>> {
+    let mut registry = registry();
+    let status = child.try_wait()?;
+    if status.is_some() {
+        let id = child.id();
+        registry.groups.retain(|g| *g != id);
+    }
+    Ok(status)
+}
+
+/// Ends one job and everything in its process group (it is reaped by `try_wait`).
+pub fn end(child: &mut Child) {
+    let registry = registry();
+    if registry.groups.contains(&child.id()) {
+        kill_group(child);
+    }
+}
+
+/// What a stop does: no job starts any more, and every running one is ended.
+pub fn stop_all() {
+    let mut registry = registry();
+    registry.stopped = true;
+    #[cfg(unix)]
+    for group in &registry.groups {
+        if let Ok(group) = i32::try_from(*group) {
+            // SAFETY: plain kill(2) of a process group that is ours and not reaped.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+    }
+    // Elsewhere the main thread, which holds the children, ends them (see
+    // `stopped`) within its polling interval.
+}
+
+/// Whether a stop came (for the main thread, which ends the jobs where `stop_all`
+/// cannot).
+pub fn stopped() -> bool {
+    registry().stopped
+}
+
+#[cfg(unix)]
+fn kill_group(child: &mut Child) {
+    if let Ok(group) = i32::try_from(child.id()) {
+        // SAFETY: plain kill(2) of a process group that is ours and not reaped.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(child: &mut Child) {
+    let _ = child.kill();
+}
+
+/// Blocks until `pid` has ended, without reaping it (so its id stays ours until
+/// `try_wait` reaps it under the lock).
+#[cfg(unix)]
+pub fn wait_for_end(pid: u32) {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our own child, with WNOWAIT: it stays to be reaped.
+        let done =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
