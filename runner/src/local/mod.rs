@@ -576,7 +576,6 @@ fn start(
             ))
         }
     };
-    drop(confinement);
     let mut relays = Vec::new();
     if let Some(out) = child.stdout.take() {
         relays.push(relay_lines(out, false));
