@@ -278,6 +278,30 @@ fn landlock_refuses_a_write_outside_the_staging() {
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
 
+/// LLVM's own tests pass `--save-temps` to the backend compile
+/// (`--thinlto-remote-compiler-arg`) and expect its temporaries in the working
+/// directory, as local.py leaves them: a job that asks for them may write there.
+#[test]
+fn a_job_asking_for_save_temps_may_write_them_in_the_working_directory() {
+    let dir = TempDir::new("local-save-temps");
+    expect_landlock(&dir);
+    let job = sh_jobs(
+        &dir,
+        "printf x > \"$2\"; printf t > kept.s",
+        2,
+        &[&["-save-temps"], &["-c"]],
+    );
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("kept.s: Permission denied")
+        .expect_stderr_has("jobs[1] (for \"out1.o\") failed");
+    assert_eq!(
+        dir.read("kept.s"),
+        b"t",
+        "jobs[0] asked for its temporaries"
+    );
+}
+
 #[test]
 fn hermetic_lets_a_job_read_only_what_it_declares() {
     let dir = TempDir::new("local-hermetic-sh");

@@ -31,6 +31,18 @@ pub fn point_output(args: &mut [String], output: &str, staged: &str) -> usize {
     replaced
 }
 
+/// Whether a clang command asks for its temporaries in the working directory
+/// (`-save-temps`, `--save-temps`, `=cwd`), where it writes files the job file does
+/// not declare.
+pub fn asks_for_temporaries_in_cwd(args: &[String]) -> bool {
+    args.iter().skip(1).any(|arg| {
+        matches!(
+            arg.as_str(),
+            "-save-temps" | "--save-temps" | "-save-temps=cwd" | "--save-temps=cwd"
+        )
+    })
+}
+
 /// A command as a POSIX shell would read it back, for messages.
 pub fn shell_words(args: &[String]) -> String {
     args.iter()
@@ -96,6 +108,16 @@ mod tests {
         let mut args = strings(&["clang", "-o", "-o", "x.bc"]);
         assert_eq!(point_output(&mut args, "-o", "/s/-o"), 1);
         assert_eq!(args, strings(&["clang", "-o", "/s/-o", "x.bc"]));
+    }
+
+    #[test]
+    fn save_temps_in_the_working_directory_is_seen() {
+        for arg in ["-save-temps", "--save-temps", "-save-temps=cwd"] {
+            assert!(asks_for_temporaries_in_cwd(&strings(&["clang", "-c", arg])));
+        }
+        for args in [&["clang", "-save-temps=obj"][..], &["-save-temps", "-c"]] {
+            assert!(!asks_for_temporaries_in_cwd(&strings(args)));
+        }
     }
 
     #[test]

@@ -237,6 +237,20 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
             .parent()
             .map_or_else(PathBuf::new, |root| root.join("tmp").join(i.to_string()));
         writable.push(tmp.clone());
+        // A compile asked for its temporaries (`-save-temps`, as LLVM's own tests
+        // ask with --thinlto-remote-compiler-arg) writes them in the working
+        // directory, named after its input, where local.py lets them land: that job
+        // may write there too. Its declared outputs still go through staging.
+        if args::asks_for_temporaries_in_cwd(&command) {
+            writable.push(cwd.to_path_buf());
+            if options.verbose {
+                dtlto_mock::stderr_line!(
+                    "dtlto-runner: jobs[{i}] asks for -save-temps: it may also write in the \
+                     working directory {}",
+                    cwd.display()
+                );
+            }
+        }
         let readable = compiler_tree.as_ref().map(|tree| {
             let mut readable: Vec<PathBuf> = job_file
                 .common
