@@ -8,7 +8,9 @@ each job in order `subprocess.check_call(common.args + job.args)`. It is written
 the benchmark's scratch directory as `local_logic.py` and run as `python3
 local_logic.py`, as the distributor a linker calls.
 
-Measured, median of --runs runs each, taken in turn:
+Measured, median of --runs runs each, taken in turn (and the ratio of the fastest
+runs, which on a shared machine are the least disturbed ones; CPU time is user +
+system of the distributor and everything it starts):
   - the distributor alone on the job file a --save-temps link kept;
   - the whole link (clang -flto=thin -fuse-ld=lld -fthinlto-distributor=...).
 
@@ -18,6 +20,7 @@ Measured, median of --runs runs each, taken in turn:
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -89,9 +92,14 @@ def find_runner(given):
 
 
 def timed(command, cwd):
+    """Wall time, and CPU time (user + system) of the command and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def main():
@@ -151,28 +159,35 @@ def main():
         results = {}
         for what in ("distributor alone", "whole link"):
             times = {name: [] for name, _, _ in variants}
+            cpus = {name: [] for name, _, _ in variants}
             for _ in range(options.runs):
                 for name, program, args in variants:
                     if what == "distributor alone":
                         command = [program, *args, job_file]
                     else:
                         command = link_command(program, args)
-                    times[name].append(timed(command, work))
+                    wall, cpu = timed(command, work)
+                    times[name].append(wall)
+                    cpus[name].append(cpu)
                     if what == "whole link":
                         got = subprocess.run(
                             [work / "app"], cwd=work, check=True, capture_output=True, text=True
                         ).stdout
                         assert got == expected, f"{name}: the program printed {got!r}"
-            results[what] = times
+            results[what] = (times, cpus)
         print("load average after: %.2f %.2f %.2f" % os.getloadavg())
-        for what, times in results.items():
+        for what, (times, cpus) in results.items():
             base = statistics.median(times[variants[0][0]])
+            base_cpu = statistics.median(cpus[variants[0][0]])
+            base_min = min(times[variants[0][0]])
             print(f"\n{what} (median of {options.runs}, min-max):")
             for name, _, _ in variants:
                 median = statistics.median(times[name])
                 print(
                     f"  {name:30} {median:7.3f} s  ({min(times[name]):.3f}-{max(times[name]):.3f})"
-                    f"  {median / base:5.2f}x"
+                    f"  {median / base:5.2f}x (min {min(times[name]) / base_min:4.2f}x)"
+                    f"   CPU {statistics.median(cpus[name]):7.3f} s"
+                    f" {statistics.median(cpus[name]) / base_cpu:5.2f}x"
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -498,18 +498,19 @@ fn run_jobs(
                     if failure.is_some() || stopping() {
                         continue;
                     }
-                    let prepared = &jobs[job.index];
+                    // Messages show the job's command as the job file has it (the
+                    // staging it wrote into is gone when they are read).
+                    let command = full_args(job_file, job.index);
                     if !status.success() {
                         failure = Some(describe_failure(
                             job_file,
                             job.index,
-                            &prepared.command,
+                            &command,
                             status,
                             options.hermetic,
                         ));
-                    } else if options.hermetic && is_empty(&prepared.native_object) {
-                        failure =
-                            Some(empty_under_hermetic(job_file, job.index, &prepared.command));
+                    } else if options.hermetic && is_empty(&jobs[job.index].native_object) {
+                        failure = Some(empty_under_hermetic(job_file, job.index, &command));
                     }
                 }
                 Err(e) => {
