@@ -278,6 +278,55 @@ fn landlock_refuses_a_write_outside_the_staging() {
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
 
+/// Where Landlock is missing (here: switched off), writes still go through staging,
+/// `--verbose` says the jobs are not confined, and `--hermetic` refuses to run.
+#[test]
+fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
+    let dir = TempDir::new("local-no-landlock");
+    let job = sh_jobs(&dir, "printf x > \"$2\"; printf y > beside.txt", 1, &[]);
+    let run = run_command(
+        crate::util::runner_command()
+            .args(["local", "--verbose", &job])
+            .env("DTLTO_RUNNER_LANDLOCK", "off")
+            .current_dir(dir.path()),
+    );
+    run.expect_status(0, &dir)
+        .expect_stderr_has("NOT confined (DTLTO_RUNNER_LANDLOCK=off)")
+        .expect_stderr_has("committed ");
+    assert_eq!(dir.read("out0.o"), b"x");
+    assert_eq!(dir.read("beside.txt"), b"y", "unconfined, as said");
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+
+    std::fs::remove_file(dir.join("out0.o")).unwrap();
+    let before = dir.snapshot();
+    let run = run_command(
+        crate::util::runner_command()
+            .args(["local", "--hermetic", &job])
+            .env("DTLTO_RUNNER_LANDLOCK", "off")
+            .current_dir(dir.path()),
+    );
+    run.expect_status(1, &dir).expect_stderr_has(
+        "--hermetic needs Landlock (Linux 5.13 or later), and DTLTO_RUNNER_LANDLOCK=off turns it off",
+    );
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn an_output_that_is_also_an_input_is_refused_as_the_guest_planner_refuses_it() {
+    let dir = TempDir::new("local-output-input");
+    let job = sh_jobs(&dir, "printf x > \"$2\"", 1, &[]);
+    let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+    dir.write(
+        &job,
+        text.replace("\"inputs\":[\"in0.bc\"", "\"inputs\":[\"out0.o\""),
+    );
+    let before = dir.snapshot();
+    run_runner(&dir, &["local", &job])
+        .expect_status(1, &dir)
+        .expect_stderr_has("jobs[0].outputs[0] \"out0.o\" is also jobs[0].inputs[0]");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
 /// LLVM's own tests pass `--save-temps` to the backend compile
 /// (`--thinlto-remote-compiler-arg`) and expect its temporaries in the working
 /// directory, as local.py leaves them: a job that asks for them may write there.

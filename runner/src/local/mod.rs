@@ -25,6 +25,8 @@ use std::time::Duration;
 /// The mode's word, and the program name that selects it.
 pub const WORD: &str = "local";
 pub const PROGRAM: &str = "dtlto-local";
+/// Set to `off`, the jobs run unconfined, as where Landlock is missing.
+pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
 
 const USAGE: &str = "usage: dtlto-runner [RUNNER OPTIONS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
 
@@ -118,17 +120,26 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
     let job_file = read_job_file(&cwd.join(job_path), job_path)?;
 
     // Confinement, decided before anything is created.
-    let landlock = confine::abi_version();
+    // DTLTO_RUNNER_LANDLOCK=off runs as where Landlock is missing: to compare, or
+    // should confinement stand in a build's way.
+    let switched_off = std::env::var_os(LANDLOCK_VARIABLE).is_some_and(|v| v == "off");
+    let landlock = if switched_off {
+        None
+    } else {
+        confine::abi_version()
+    };
     if options.hermetic && landlock.is_none() {
+        let why = if switched_off {
+            format!("{LANDLOCK_VARIABLE}=off turns it off")
+        } else if cfg!(target_os = "linux") {
+            "this kernel does not offer it".to_owned()
+        } else {
+            "this system does not have it".to_owned()
+        };
         return Err(format!(
-            "--hermetic needs Landlock (Linux 5.13 or later, enabled in the kernel), \
-             which {}; without it nothing can hold the jobs to their declared inputs, so \
-             the runner refuses to run rather than pretend",
-            if cfg!(target_os = "linux") {
-                "this kernel does not offer"
-            } else {
-                "this system does not have"
-            }
+            "--hermetic needs Landlock (Linux 5.13 or later), and {why}; without it \
+             nothing holds the jobs to their declared inputs, so the runner refuses to \
+             run rather than pretend"
         ));
     }
 
@@ -202,11 +213,16 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
                 options.jobs
             ),
             (None, _) => dtlto_mock::stderr_line!(
-                "dtlto-runner: local: {} job(s), {} at a time, NOT confined (no Landlock on this \
-                 system): writes to the outputs still go through staging, but a job could write \
-                 or read anywhere its user can",
+                "dtlto-runner: local: {} job(s), {} at a time, NOT confined ({}): writes to \
+                 the outputs still go through staging, but a job could write or read anywhere \
+                 its user can",
                 job_file.jobs.len(),
-                options.jobs
+                options.jobs,
+                if switched_off {
+                    format!("{LANDLOCK_VARIABLE}=off")
+                } else {
+                    "no Landlock on this system".to_owned()
+                }
             ),
         }
     }
