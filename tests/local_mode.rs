@@ -205,7 +205,7 @@ fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
         let before = dir.snapshot();
         let mut args = vec!["local", "--jobs", "2", job.as_str()];
         if how == "timeout" {
-            args.splice(0..0, ["--timeout", "1"]);
+            args.splice(0..0, ["--timeout", "3"]);
         }
         let child = spawn_runner(&dir, &args);
         let pid = child.id();

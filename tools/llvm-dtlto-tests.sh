@@ -5,7 +5,10 @@
 #
 #   RUNNER=target/release/dtlto-runner \
 #   LLVM_SRC=/path/to/llvm-project-22.1.8 LLVM_BIN=/path/to/llvm-22/bin \
-#   [LLVM_LIB=dirs:for:LD_LIBRARY_PATH] [LIT=lit] bash tools/llvm-dtlto-tests.sh
+#   [LLVM_LIB=dirs:for:LD_LIBRARY_PATH] [LIT=lit] [HERMETIC=1] bash tools/llvm-dtlto-tests.sh
+#
+# With HERMETIC=1 the runner runs `local --hermetic`: every job may read only what
+# its job file declares (and its compiler and system libraries).
 #
 # LLVM_SRC needs cross-project-tests/dtlto/ and llvm/utils/dtlto/local.py (read
 # from there, never copied into this repository); LLVM_BIN the same release's clang,
@@ -20,6 +23,12 @@ tests_dir=$LLVM_SRC/cross-project-tests/dtlto
 [ -f "$LLVM_SRC/llvm/utils/dtlto/local.py" ] || { echo "no local.py in $LLVM_SRC" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/llvm-dtlto-tests.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+distributor=$RUNNER
+if [ "${HERMETIC:-}" = 1 ]; then
+  distributor=$work/dtlto-hermetic
+  printf '#!/bin/sh\nmode=$1; shift\nexec "%s" "$mode" --hermetic "$@"\n' "$RUNNER" >"$distributor"
+  chmod +x "$distributor"
+fi
 mapfile -t tests < <(cd "$tests_dir" && grep -l "utils/dtlto/local.py" -- * | sort)
 echo "${#tests[@]} tests use local.py in $tests_dir"
 declare -A result
@@ -47,7 +56,7 @@ if "${LLVM_LIB:-}":
 config.substitutions.append(("%clang", "$LLVM_BIN/clang"))
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%llvm_src_root", "$LLVM_SRC/llvm"))
-config.substitutions.append(("%dtlto", "$RUNNER"))
+config.substitutions.append(("%dtlto", "$distributor"))
 config.available_features.update(["clang", "llvm-ar", "llvm-lto2", "opt", "ld.lld",
                                   "lld-link", "x86-registered-target", "system-linux"])
 PY

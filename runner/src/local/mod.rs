@@ -277,6 +277,10 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
                 .collect();
             readable.extend(tree.iter().cloned());
             readable.extend(SYSTEM_READS.iter().map(PathBuf::from));
+            // The loader reads the compiler's libraries from there too.
+            if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+                readable.extend(std::env::split_paths(&paths).filter(|p| p.is_absolute()));
+            }
             readable
         });
         prepared.push(Prepared {
