@@ -88,7 +88,9 @@ fn jobs_run_in_order_one_at_a_time_with_the_terminal_and_commit_together() {
 fn a_copy_named_dtlto_local_runs_local_mode_and_tmpdir_is_inside_staging() {
     let dir = TempDir::new("local-name");
     let copy = dir.join("dtlto-local");
-    std::fs::copy(runner_exe(), &copy).unwrap();
+    // A link, not a copy: a copy's write descriptor, inherited for a moment by a
+    // process another test forks, can make exec fail with ETXTBSY.
+    std::os::unix::fs::symlink(runner_exe(), &copy).unwrap();
     let job = sh_jobs(
         &dir,
         "echo \"$TMPDIR\" > \"$2\"; : > \"$TMPDIR/scratch\"",
@@ -110,6 +112,27 @@ fn a_copy_named_dtlto_local_runs_local_mode_and_tmpdir_is_inside_staging() {
         !Path::new(tmpdir.trim_end()).exists(),
         "TMPDIR {tmpdir} was left"
     );
+}
+
+#[test]
+fn outputs_in_several_directories_are_staged_in_each_and_committed_together() {
+    let dir = TempDir::new("local-dirs");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let job = sh_jobs(&dir, "echo \"$TMPDIR\" > \"$2\"", 2, &[]);
+    let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+    dir.write(&job, text.replace("\"out1.o\"", "\"sub/out1.o\""));
+    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    for (output, staging_in) in [
+        ("out0.o", dir.path().to_owned()),
+        ("sub/out1.o", dir.join("sub")),
+    ] {
+        let tmpdir = String::from_utf8(dir.read(output)).unwrap();
+        assert!(
+            tmpdir.starts_with(&format!("{}/.dtlto-staging-", staging_in.display())),
+            "{output}: TMPDIR {tmpdir}"
+        );
+    }
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
 }
 
 #[test]

@@ -198,6 +198,11 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
             .collect()
     })
     .unwrap_or_default();
+    if staging_outs.len() != plan.output_dirs.len() {
+        // A stop took the transaction as soon as it was made, and ends the process.
+        interrupt::settle();
+        return Ok(1);
+    }
     if options.verbose {
         match (landlock, options.hermetic) {
             (Some(abi), true) => dtlto_mock::stderr_line!(
@@ -249,8 +254,11 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
                 writable.push(out.clone());
             }
         }
-        let tmp = staging_outs[plan.outputs[0].dir]
-            .parent()
+        // Its TMPDIR: beside the `out/` of its first output's staging, apart from
+        // the outputs the commit checks.
+        let tmp = native_object
+            .as_ref()
+            .and_then(|staged: &PathBuf| staged.parent()?.parent())
             .map_or_else(PathBuf::new, |root| root.join("tmp").join(i.to_string()));
         writable.push(tmp.clone());
         // A compile asked for its temporaries (`-save-temps`, as LLVM's own tests
