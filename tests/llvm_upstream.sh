@@ -3,8 +3,8 @@
 # version (22.1.8, from Debian), run twice: with LLVM's distributor scripts
 # (llvm/utils/dtlto/mock.py and validate.py, the oracle) and with dtlto-runner in
 # their place. Every test that passes with the scripts must pass with the runner.
-# The tests that call local.py (cross-project-tests/dtlto) run with local.py only:
-# the baseline for the runner's future local mode.
+# The tests that call local.py (cross-project-tests/dtlto) run with local.py and
+# with `dtlto-runner local`, the same way.
 #
 #   bash tests/llvm_upstream.sh [path/to/dtlto-runner]
 #
@@ -196,7 +196,9 @@ copy_tests() {  # DEST DIR...
 copy_tests "$scratch/scripts" "${mock_validate_dirs[@]}"
 copy_tests "$scratch/runner" "${mock_validate_dirs[@]}"
 copy_tests "$scratch/local" "${local_dirs[@]}"
+copy_tests "$scratch/local-runner" "${local_dirs[@]}"
 (cd "$scratch/runner" && python3 "$here/upstream.py" rewrite "${mock_validate_dirs[@]}")
+(cd "$scratch/local-runner" && python3 "$here/upstream.py" rewrite "${local_dirs[@]}")
 
 run_lit() {  # NAME TREE
   echo "lit: LLVM $llvm_version's tests with $1"
@@ -213,18 +215,26 @@ run_lit scripts "$scratch/scripts"
 grep -m1 -o 'features: .*' "$scratch/scripts.log" || true
 run_lit runner "$scratch/runner"
 run_lit local "$scratch/local"
+run_lit local-runner "$scratch/local-runner"
 
 echo "LLVM $llvm_version's mock.py/validate.py tests, with the scripts and with dtlto-runner:"
 status=0
 python3 "$here/upstream.py" report "$scratch/scripts.json" "$scratch/runner.json" || status=$?
 echo
-echo "LLVM $llvm_version's local.py tests, with local.py (baseline for the runner's local mode):"
+echo "LLVM $llvm_version's local.py tests, with local.py and with dtlto-runner local:"
 mapfile -t out_of_scope < <(cd "$scratch/local" && grep -l 'local_codegen_and_wait\.py' -r . \
   --include='*.test' --include='*.c' | xargs -r -n1 basename)
-python3 "$here/upstream.py" baseline "$scratch/local.json" "${out_of_scope[@]}"
+local_status=0
+python3 "$here/upstream.py" report "$scratch/local.json" "$scratch/local-runner.json" \
+  "${out_of_scope[@]}" || local_status=$?
 if [ "$status" != 0 ]; then
   echo "--- lit's output with the runner:" >&2
   cat "$scratch/runner.log" >&2
+fi
+if [ "$local_status" != 0 ]; then
+  echo "--- lit's output with dtlto-runner local:" >&2
+  cat "$scratch/local-runner.log" >&2
+  status=$local_status
 fi
 echo "LLVM $llvm_version upstream stage: $((SECONDS - start)) s"
 exit "$status"

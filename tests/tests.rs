@@ -24,6 +24,8 @@ mod host_paths;
 mod hostile_modules;
 /// Inputs as build systems hand them over: links, special files, sizes, messages.
 mod inputs;
+/// local mode: real compiles, confined, committed all or nothing.
+mod local_mode;
 /// mock mode's contract, by hand and under the runner.
 mod mock_mode;
 /// The same artifact under every WASI host, and README's commands as written.

@@ -10,6 +10,7 @@ pub(crate) mod guest_limits;
 pub mod guest_module;
 pub mod interrupt;
 pub(crate) mod launch;
+pub mod local;
 pub(crate) mod sandbox;
 pub mod sandboxed_run;
 pub(crate) mod transaction;

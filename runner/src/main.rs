@@ -2,7 +2,7 @@
 
 use clap::{Arg, ArgAction, Command};
 use dtlto_runner::sandboxed_run::{self, Program, Request};
-use dtlto_runner::{example, interrupt};
+use dtlto_runner::{example, interrupt, local};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,7 +34,7 @@ fn command() -> Command {
         ))
         .about(ABOUT)
         .override_usage(
-            "dtlto-runner [OPTIONS] [mock|validate] <ARG>... <JOB_FILE>\n       dtlto-runner [--example]",
+            "dtlto-runner [OPTIONS] [mock|validate] <ARG>... <JOB_FILE>\n       dtlto-runner [OPTIONS] local [--jobs N] [--hermetic] <JOB_FILE>\n       dtlto-runner [--example]",
         )
         .arg(
             Arg::new("module")
@@ -152,6 +152,12 @@ fn run() -> Result<i32, String> {
     };
     interrupt::install(timeout)
         .map_err(|e| format!("cannot listen for signals or start the --timeout clock: {e}"))?;
+    // Local mode runs the compile jobs natively; the guest never runs in it.
+    if let Some(local_args) = local::selected(&invoked_as(), &args) {
+        let cwd = std::env::current_dir()
+            .map_err(|e| format!("cannot read the working directory: {e}"))?;
+        return local::run(local_args, matches.get_flag("verbose"), &cwd);
+    }
     if args.is_empty() || matches.get_flag("example") {
         return example::run();
     }

@@ -11,20 +11,18 @@ directory, never in this repository.
             /thinlto-distributor:"%python"       -> /thinlto-distributor:"%dtlto"
             %llvm_src_root/utils/dtlto/mock.py   -> mock
             %llvm_src_root/utils/dtlto/validate.py -> validate
+            %llvm_src_root/utils/dtlto/local.py    -> local
         Then read every RUN/DEFINE line again: a script name (mock.py, validate.py,
         local.py), a path into utils/dtlto or %python as a distributor left behind
         is an error, and so is a directory with nothing rewritten.
 
-    upstream.py report SCRIPTS.json RUNNER.json
+    upstream.py report SCRIPTS.json RUNNER.json [OUT_OF_SCOPE...]
         lit's JSON results (lit -o) of the same tests run with LLVM's scripts and with
         the runner: one line per test with both results, the reason of every result
         that is not a pass, then "runner N/M, scripts K/M". Exit status 1 if a test
         that passes with the scripts does not pass with the runner, or if there are
-        no tests.
-
-    upstream.py baseline LOCAL.json
-        The local.py tests (cross-project-tests/dtlto), run with local.py only: the
-        baseline for the runner's future local mode. Reports, never fails.
+        no tests. Tests named in OUT_OF_SCOPE (file names: those that bring their own
+        distributor script) are listed, labelled, and left out of the counts.
 """
 
 import json
@@ -32,8 +30,8 @@ import os
 import re
 import sys
 
-DISTRIBUTOR = re.compile(r"""((?:-|--|/)(?:thinlto|dtlto)-distributor[=:])(\\?"?)%python\b""")
-SCRIPT = re.compile(r"%llvm_src_root/utils/dtlto/(mock|validate)\.py\b")
+DISTRIBUTOR = re.compile(r"""((?:-|--|/)f?(?:thinlto|dtlto)-distributor[=:])(\\?"?)%python\b""")
+SCRIPT = re.compile(r"%llvm_src_root/utils/dtlto/(mock|validate|local)\.py\b")
 LEFT_OVER = [
     (re.compile(r"\b(?:mock|validate|local)\.py\b"), "a distributor script"),
     (re.compile(r"utils/dtlto\b"), "a path into llvm/utils/dtlto"),
@@ -55,6 +53,10 @@ def rewrite(dirs):
                 path = os.path.join(root, name)
                 with open(path, encoding="utf-8", newline="") as f:
                     text = f.read()
+                # Only tests that call one of LLVM's scripts: others (those with a
+                # distributor script of their own) stay as they are.
+                if not SCRIPT.search(text):
+                    continue
                 new, n_dist = DISTRIBUTOR.subn(r"\1\2%dtlto", text)
                 new, n_script = SCRIPT.subn(r"\1", new)
                 if new != text:
@@ -110,18 +112,23 @@ def reason(test):
     return lines[-1] if lines else "(no output)"
 
 
-def report(scripts_json, runner_json):
+def report(scripts_json, runner_json, out_of_scope=()):
     scripts = load(scripts_json)
     runner = load(runner_json)
     names = sorted(set(scripts) | set(runner))
     print(f"{'scripts':<12} {'runner':<12} test")
     regressions = []
     notes = []
+    counted = []
     for name in names:
         s = scripts.get(name)
         r = runner.get(name)
         s_code = s["code"] if s else "MISSING"
         r_code = r["code"] if r else "MISSING"
+        if os.path.basename(name) in out_of_scope:
+            print(f"{s_code:<12} {r_code:<12} {name} (out of scope: its own distributor script)")
+            continue
+        counted.append(name)
         print(f"{s_code:<12} {r_code:<12} {name}")
         if s_code in PASSING and r_code not in PASSING:
             regressions.append(f"{name}: passes with the scripts, {r_code} with the runner: {reason(r)}")
@@ -129,9 +136,9 @@ def report(scripts_json, runner_json):
             notes.append(f"{name}: {s_code} with the scripts: {reason(s)}")
         if r_code not in PASSING and s_code not in PASSING:
             notes.append(f"{name}: {r_code} with the runner: {reason(r)}")
-    m = len(names)
-    n = sum(1 for name in names if name in runner and runner[name]["code"] in PASSING)
-    k = sum(1 for name in names if name in scripts and scripts[name]["code"] in PASSING)
+    m = len(counted)
+    n = sum(1 for name in counted if name in runner and runner[name]["code"] in PASSING)
+    k = sum(1 for name in counted if name in scripts and scripts[name]["code"] in PASSING)
     for note in notes:
         print(f"note: {note}")
     for regression in regressions:
@@ -143,30 +150,11 @@ def report(scripts_json, runner_json):
     return 1 if regressions else 0
 
 
-def baseline(local_json, out_of_scope):
-    results = load(local_json)
-    print(f"{'local.py':<12} test")
-    for name in sorted(results):
-        test = results[name]
-        label = test["code"]
-        scope = " (out of scope: its own local_codegen_and_wait.py)" if os.path.basename(name) in out_of_scope else ""
-        print(f"{label:<12} {name}{scope}")
-    in_scope = [name for name in results if os.path.basename(name) not in out_of_scope]
-    k = sum(1 for name in in_scope if results[name]["code"] in PASSING)
-    for name in sorted(results):
-        if results[name]["code"] not in PASSING:
-            print(f"note: {name}: {results[name]['code']} with local.py: {reason(results[name])}")
-    print(f"local.py {k}/{len(in_scope)} (runner: not applicable, no local mode yet)")
-    return 0
-
-
 def main(argv):
     if len(argv) >= 2 and argv[0] == "rewrite":
         return rewrite(argv[1:])
-    if len(argv) == 3 and argv[0] == "report":
-        return report(argv[1], argv[2])
-    if len(argv) >= 2 and argv[0] == "baseline":
-        return baseline(argv[1], set(argv[2:]))
+    if len(argv) >= 3 and argv[0] == "report":
+        return report(argv[1], argv[2], set(argv[3:]))
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -1,0 +1,130 @@
+//! Pointing a job's output arguments at staged paths.
+//!
+//! A job's compile command names each of its outputs (`-o main.1.native.o`); the
+//! runner replaces exactly those arguments, in the forms clang accepts for an output
+//! (`-o X`, `-oX`, `--output X`, `--output=X`), by the staged path. Nothing else is
+//! rewritten: `-fthinlto-index=main.1.native.o.thinlto.bc` holds an output's name,
+//! but is an input.
+
+/// Replaces, in `args`, every output argument naming `output` by `staged`; returns
+/// how many it replaced. `args[0]` is the program, never an output.
+pub fn point_output(args: &mut [String], output: &str, staged: &str) -> usize {
+    let mut replaced = 0;
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if (arg == "-o" || arg == "--output") && args.get(i + 1).is_some_and(|v| v == output) {
+            args[i + 1] = staged.to_owned();
+            replaced += 1;
+            i += 2;
+            continue;
+        }
+        for prefix in ["--output=", "-o"] {
+            if arg.strip_prefix(prefix) == Some(output) {
+                args[i] = format!("{prefix}{staged}");
+                replaced += 1;
+                break;
+            }
+        }
+        i += 1;
+    }
+    replaced
+}
+
+/// Whether a clang command asks for its temporaries in the working directory
+/// (`-save-temps`, `--save-temps`, `=cwd`), where it writes files the job file does
+/// not declare.
+pub fn asks_for_temporaries_in_cwd(args: &[String]) -> bool {
+    args.iter().skip(1).any(|arg| {
+        matches!(
+            arg.as_str(),
+            "-save-temps" | "--save-temps" | "-save-temps=cwd" | "--save-temps=cwd"
+        )
+    })
+}
+
+/// A command as a POSIX shell would read it back, for messages.
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=,+:@%".contains(&b));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn every_form_of_an_output_argument_is_pointed_at_staging() {
+        for (before, after) in [
+            (&["clang", "-o", "a.o"][..], &["clang", "-o", "/s/a.o"][..]),
+            (&["clang", "-oa.o"], &["clang", "-o/s/a.o"]),
+            (
+                &["clang", "--output", "a.o"],
+                &["clang", "--output", "/s/a.o"],
+            ),
+            (&["clang", "--output=a.o"], &["clang", "--output=/s/a.o"]),
+        ] {
+            let mut args = strings(before);
+            assert_eq!(point_output(&mut args, "a.o", "/s/a.o"), 1, "{before:?}");
+            assert_eq!(args, strings(after));
+        }
+    }
+
+    #[test]
+    fn only_exact_output_arguments_change() {
+        let before = [
+            "a.o",
+            "x.o",
+            "-fthinlto-index=a.o.thinlto.bc",
+            "-o",
+            "a.o.thinlto.bc",
+            "-oa.o2",
+            "--output=./a.o",
+            "-o",
+        ];
+        let mut args = strings(&before);
+        assert_eq!(point_output(&mut args, "a.o", "/s/a.o"), 0);
+        assert_eq!(args, strings(&before));
+    }
+
+    #[test]
+    fn an_output_named_like_an_option_is_still_found() {
+        let mut args = strings(&["clang", "-o", "-o", "x.bc"]);
+        assert_eq!(point_output(&mut args, "-o", "/s/-o"), 1);
+        assert_eq!(args, strings(&["clang", "-o", "/s/-o", "x.bc"]));
+    }
+
+    #[test]
+    fn save_temps_in_the_working_directory_is_seen() {
+        for arg in ["-save-temps", "--save-temps", "-save-temps=cwd"] {
+            assert!(asks_for_temporaries_in_cwd(&strings(&["clang", "-c", arg])));
+        }
+        for args in [&["clang", "-save-temps=obj"][..], &["-save-temps", "-c"]] {
+            assert!(!asks_for_temporaries_in_cwd(&strings(args)));
+        }
+    }
+
+    #[test]
+    fn commands_are_shown_as_a_shell_reads_them() {
+        assert_eq!(
+            shell_words(&strings(&["clang", "-c", "a b.o", "it's", ""])),
+            r"clang -c 'a b.o' 'it'\''s' ''"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The jobs' processes. Each starts in a process group of its own (Unix) or a job
+//! object of its own (Windows, which also ends it should the runner die), so that
+//! ending a job ends whatever it started, and a terminal's Ctrl-C reaches the runner
+//! alone, which then decides. Every running job is registered here, so that a stop
+//! (interrupt.rs, on its own thread) can end them all at once, and no job starts
+//! after it.
+
+use std::io;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+struct Registry {
+    /// A stop came: nothing more may start.
+    stopped: bool,
+    /// The process groups (the leaders' ids) of the jobs not yet reaped.
+    groups: Vec<u32>,
+    /// Windows: each job's job object, by its process id.
+    #[cfg(windows)]
+    objects: Vec<(u32, job_object::JobObject)>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    stopped: false,
+    groups: Vec::new(),
+    #[cfg(windows)]
+    objects: Vec::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts `command` in a process group of its own; `None` if a stop came first.
+pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(command, 0);
+    // Spawning under the lock: a stop either sees this child or stops it starting.
+    let mut registry = registry();
+    if registry.stopped {
+        return Ok(None);
+    }
+    let child = command.spawn()?;
+    registry.groups.push(child.id());
+    // What the job starts in the moment before this is not in the object; what it
+    // starts after is.
+    #[cfg(windows)]
+    if let Some(object) = job_object::JobObject::for_child(&child) {
+        registry.objects.push((child.id(), object));
+    }
+    Ok(Some(child))
+}
+
+/// Reaps `child` if it has ended. Under the lock, so that a stop never signals a
+/// process group whose id the system may already have given to another.
+pub fn try_wait(child: &mut Child) -> io::Result<Option<ExitStatus>> {
+    let mut registry = registry();
+    let status = child.try_wait()?;
+    if status.is_some() {
+        let id = child.id();
+        registry.groups.retain(|g| *g != id);
+        #[cfg(windows)]
+        registry.objects.retain(|(pid, _)| *pid != id);
+    }
+    Ok(status)
+}
+
+/// Ends one job and everything in its process group or job object (it is reaped
+/// by `try_wait`).
+pub fn end(child: &mut Child) {
+    let registry = registry();
+    if !registry.groups.contains(&child.id()) {
+        return;
+    }
+    #[cfg(unix)]
+    kill_group(child);
+    #[cfg(windows)]
+    match registry.objects.iter().find(|(pid, _)| *pid == child.id()) {
+        Some((_, object)) => object.terminate(),
+        None => {
+            let _ = child.kill();
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = child.kill();
+    }
+}
+
+/// What a stop does: no job starts any more, and every running one is ended.
+pub fn stop_all() {
+    let mut registry = registry();
+    registry.stopped = true;
+    #[cfg(unix)]
+    for group in &registry.groups {
+        if let Ok(group) = i32::try_from(*group) {
+            // SAFETY: plain kill(2) of a process group that is ours and not reaped.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+    }
+    #[cfg(windows)]
+    for (_, object) in &registry.objects {
+        object.terminate();
+    }
+    // Elsewhere the main thread, which holds the children, ends them (see
+    // `stopped`) within its polling interval.
+}
+
+/// Whether a stop came (for the main thread, which ends the jobs where `stop_all`
+/// cannot).
+pub fn stopped() -> bool {
+    registry().stopped
+}
+
+#[cfg(unix)]
+fn kill_group(child: &mut Child) {
+    if let Ok(group) = i32::try_from(child.id()) {
+        // SAFETY: plain kill(2) of a process group that is ours and not reaped.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+}
+
+/// A job object that holds one job's process and what it starts, and ends them all
+/// when terminated or closed (the runner's exit closes it, however it exits).
+#[cfg(windows)]
+mod job_object {
+    use std::os::windows::io::AsRawHandle;
+    use std::process::Child;
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::System::JobObjects::{
+        AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
+        SetInformationJobObject, TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    };
+
+    pub struct JobObject(HANDLE);
+
+    // SAFETY: a job object's handle may be used from any thread.
+    unsafe impl Send for JobObject {}
+
+    impl JobObject {
+        /// `None` if the system refuses (the job then ends by its process alone).
+        pub fn for_child(child: &Child) -> Option<JobObject> {
+            // SAFETY: null attributes and name make an anonymous job object.
+            let handle = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+            if handle.is_null() {
+                return None;
+            }
+            let object = JobObject(handle);
+            let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
+            limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+            // SAFETY: `limits` is the structure the information class names, with its size.
+            let set = unsafe {
+                SetInformationJobObject(
+                    handle,
+                    JobObjectExtendedLimitInformation,
+                    (&raw const limits).cast(),
+                    std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+                )
+            };
+            // SAFETY: both handles are valid: the child is not yet waited for.
+            let assigned =
+                unsafe { AssignProcessToJobObject(handle, child.as_raw_handle() as HANDLE) };
+            (set != 0 && assigned != 0).then_some(object)
+        }
+
+        pub fn terminate(&self) {
+            // SAFETY: our own valid handle.
+            unsafe { TerminateJobObject(self.0, 1) };
+        }
+    }
+
+    impl Drop for JobObject {
+        fn drop(&mut self) {
+            // SAFETY: our own handle, closed once.
+            unsafe { CloseHandle(self.0) };
+        }
+    }
+}
+
+/// Blocks until `pid` has ended, without reaping it (so its id stays ours until
+/// `try_wait` reaps it under the lock).
+#[cfg(unix)]
+pub fn wait_for_end(pid: u32) {
+    let pid = libc::id_t::from(pid);
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our own child, with WNOWAIT: it stays to be reaped.
+        let done =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}

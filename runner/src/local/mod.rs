@@ -1,0 +1,781 @@
+//! `local` mode: a drop-in for LLVM's `llvm/utils/dtlto/local.py`, which runs each
+//! job's compile (`common.args + jobs[i].args`) for real, in order. The jobs run
+//! natively (WASI preview 1 cannot start processes), each writing into the same
+//! staging and committed by the same transaction as the guest's outputs, and, on
+//! Linux, each confined by Landlock to its staging (and with `--hermetic` to reading
+//! what it declares).
+
+pub mod args;
+mod children;
+pub mod confine;
+
+use crate::interrupt::{self, NotHeld};
+use crate::sandbox::plan::{plan, Reads};
+use crate::transaction::{self, Transaction};
+use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
+use dtlto_mock::message::{io_error, quoted, shown};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The mode's word, and the program name that selects it.
+pub const WORD: &str = "local";
+pub const PROGRAM: &str = "dtlto-local";
+/// Set to `off`, the jobs run unconfined, as where Landlock is missing.
+pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
+
+const USAGE: &str = "usage: dtlto-runner [RUNNER OPTIONS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
+
+/// The mode's arguments (after the word `local`), if this command line selects it.
+pub fn selected<'a>(program: &str, args: &'a [String]) -> Option<&'a [String]> {
+    match args.first() {
+        Some(word) if word == WORD => Some(&args[1..]),
+        _ if program == PROGRAM => Some(args),
+        _ => None,
+    }
+}
+
+/// What a stop does to local mode's jobs (a stop hook, registered with the
+/// interrupt module): every running one is ended with its process group, and none
+/// starts after.
+fn stop_jobs() {
+    children::stop_all();
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    /// How many jobs at a time.
+    pub jobs: usize,
+    pub hermetic: bool,
+    pub verbose: bool,
+    pub job_file: String,
+}
+
+/// Reads local mode's arguments. As local.py reads only its last argument, other
+/// words are ignored; an option that is not ours is refused, so that a misspelt
+/// `--hermetic` cannot pass silently.
+pub fn options(args: &[String], verbose: bool) -> Result<Options, String> {
+    let Some((job_file, rest)) = args.split_last() else {
+        return Err(format!("local mode needs a job file\n{USAGE}"));
+    };
+    let mut options = Options {
+        jobs: 1,
+        hermetic: false,
+        verbose,
+        job_file: job_file.clone(),
+    };
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        let jobs = match arg.as_str() {
+            "--hermetic" => {
+                options.hermetic = true;
+                continue;
+            }
+            "--verbose" => {
+                options.verbose = true;
+                continue;
+            }
+            "--jobs" | "-j" => rest
+                .next()
+                .ok_or_else(|| format!("{arg} needs a number\n{USAGE}"))?
+                .as_str(),
+            other => match other.strip_prefix("--jobs=").or(other.strip_prefix("-j")) {
+                Some(value) => value,
+                None if other.starts_with('-') => {
+                    return Err(format!(
+                        "unknown option {} for local mode\n{USAGE}",
+                        quoted(other)
+                    ))
+                }
+                // A word, such as the script local.py replaced: ignored, as local.py does.
+                None => continue,
+            },
+        };
+        let n: usize = jobs
+            .parse()
+            .map_err(|_| format!("--jobs {}: not a number of jobs\n{USAGE}", quoted(jobs)))?;
+        options.jobs = if n == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            n
+        };
+    }
+    Ok(options)
+}
+
+/// Runs local mode with `args` (after the word `local`); returns the exit status.
+pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
+    let options = match options(args, verbose) {
+        Ok(options) => options,
+        Err(message) => {
+            dtlto_mock::stderr_line!("dtlto-runner: error: {message}");
+            return Ok(2);
+        }
+    };
+    let job_path = options.job_file.as_str();
+    let job_file = read_job_file(&cwd.join(job_path), job_path)?;
+
+    // Confinement, decided before anything is created.
+    // DTLTO_RUNNER_LANDLOCK=off runs as where Landlock is missing: to compare, or
+    // should confinement stand in a build's way.
+    let switched_off = std::env::var_os(LANDLOCK_VARIABLE).is_some_and(|v| v == "off");
+    let landlock = if switched_off {
+        None
+    } else {
+        confine::abi_version()
+    };
+    if options.hermetic && landlock.is_none() {
+        let why = if switched_off {
+            format!("{LANDLOCK_VARIABLE}=off turns it off")
+        } else if cfg!(target_os = "linux") {
+            "this kernel does not offer it".to_owned()
+        } else {
+            "this system does not have it".to_owned()
+        };
+        return Err(format!(
+            "--hermetic needs Landlock (Linux 5.13 or later), and {why}; without it \
+             nothing holds the jobs to their declared inputs, so the runner refuses to \
+             run rather than pretend"
+        ));
+    }
+
+    // Every output must be an argument the runner can point at staging.
+    for (i, job) in job_file.jobs.iter().enumerate() {
+        let mut command = full_args(&job_file, i);
+        for (k, output) in job.outputs.iter().enumerate() {
+            if args::point_output(&mut command, output, output) == 0 {
+                return Err(format!(
+                    "{}: jobs[{i}].outputs[{k}] {} is not among jobs[{i}]'s arguments as an \
+                     output (`-o {output}` or `-o{output}`), so the runner cannot point it at \
+                     staging; it refuses to run",
+                    shown(job_path),
+                    quoted(output)
+                ));
+            }
+        }
+    }
+
+    // The same planning and transaction as the guest's: the outputs and their
+    // directories, and the checks (no output is an input or another's output).
+    let plan = plan(
+        std::slice::from_ref(&options.job_file),
+        cwd,
+        Reads::JobFileOnly,
+        true,
+    )
+    .map_err(|e| format!("{}: {e}", shown(job_path)))?;
+    let declared: usize = job_file.jobs.iter().map(|j| j.outputs.len()).sum();
+    if plan.outputs.len() != declared {
+        return Err(format!(
+            "{}: the job file changed while it was read",
+            shown(job_path)
+        ));
+    }
+    let reclaimed = transaction::reclaim(&plan);
+    for warning in &reclaimed.warnings {
+        dtlto_mock::stderr_line!("dtlto-runner: warning: {warning}");
+    }
+    if options.verbose {
+        for note in &reclaimed.notes {
+            dtlto_mock::stderr_line!("dtlto-runner: {note}");
+        }
+    }
+    interrupt::on_stop(stop_jobs);
+    match interrupt::hold(|| Transaction::begin(&plan)) {
+        Err(NotHeld::Stopped(stop)) => {
+            dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
+            return Ok(stop.exit_status());
+        }
+        Err(NotHeld::Failed(e)) => return Err(format!("{}: {e}", shown(job_path))),
+        Ok(()) => {}
+    }
+    let staging_outs: Vec<PathBuf> = interrupt::with_held(|t: &mut Transaction| {
+        (0..plan.output_dirs.len())
+            .map(|i| t.guest_dir(i))
+            .collect()
+    })
+    .unwrap_or_default();
+    if staging_outs.len() != plan.output_dirs.len() {
+        // A stop took the transaction as soon as it was made, and ends the process.
+        interrupt::settle::<Transaction>();
+        return Ok(1);
+    }
+    if options.verbose {
+        match (landlock, options.hermetic) {
+            (Some(abi), true) => dtlto_mock::stderr_line!(
+                "dtlto-runner: local: {} job(s), {} at a time, confined by Landlock (ABI {abi}): \
+                 each writes only into its staging and reads only what it declares (--hermetic)",
+                job_file.jobs.len(),
+                options.jobs
+            ),
+            (Some(abi), false) => dtlto_mock::stderr_line!(
+                "dtlto-runner: local: {} job(s), {} at a time, confined by Landlock (ABI {abi}): \
+                 each writes only into its staging; reads are not restricted (see --hermetic)",
+                job_file.jobs.len(),
+                options.jobs
+            ),
+            (None, _) => dtlto_mock::stderr_line!(
+                "dtlto-runner: local: {} job(s), {} at a time, NOT confined ({}): writes to \
+                 the outputs still go through staging, but a job could write or read anywhere \
+                 its user can",
+                job_file.jobs.len(),
+                options.jobs,
+                if switched_off {
+                    format!("{LANDLOCK_VARIABLE}=off")
+                } else {
+                    "no Landlock on this system".to_owned()
+                }
+            ),
+        }
+    }
+
+    // Each job's command, outputs pointed at staging, and what it may touch.
+    let mut prepared = Vec::with_capacity(job_file.jobs.len());
+    let mut outputs = plan.outputs.iter();
+    let compiler_tree = options
+        .hermetic
+        .then(|| compiler_tree(&job_file.common.args[0], cwd));
+    for (i, job) in job_file.jobs.iter().enumerate() {
+        let mut command = full_args(&job_file, i);
+        let mut writable = Vec::new();
+        let mut native_object = None;
+        for output in &job.outputs {
+            let planned = outputs
+                .next()
+                .expect("one planned output per declared output");
+            let out = &staging_outs[planned.dir];
+            let staged = out.join(&planned.file_name);
+            args::point_output(&mut command, output, &staged.to_string_lossy());
+            native_object.get_or_insert(staged);
+            if !writable.contains(out) {
+                writable.push(out.clone());
+            }
+        }
+        // Its TMPDIR: beside the `out/` of its first output's staging, apart from
+        // the outputs the commit checks.
+        let tmp = native_object
+            .as_ref()
+            .and_then(|staged: &PathBuf| staged.parent()?.parent())
+            .map_or_else(PathBuf::new, |root| root.join("tmp").join(i.to_string()));
+        writable.push(tmp.clone());
+        // A compile asked for its temporaries (`-save-temps`, as LLVM's own tests
+        // ask with --thinlto-remote-compiler-arg) writes them in the working
+        // directory, named after its input, where local.py lets them land: that job
+        // may write there too. Its declared outputs still go through staging.
+        if args::asks_for_temporaries_in_cwd(&command) {
+            writable.push(cwd.to_path_buf());
+            if options.verbose {
+                dtlto_mock::stderr_line!(
+                    "dtlto-runner: jobs[{i}] asks for -save-temps: it may also write in the \
+                     working directory {}",
+                    cwd.display()
+                );
+            }
+        }
+        let readable = compiler_tree.as_ref().map(|tree| {
+            let mut readable: Vec<PathBuf> = job_file
+                .common
+                .inputs
+                .iter()
+                .chain(&job.inputs)
+                .map(|p| cwd.join(p))
+                .collect();
+            readable.extend(tree.iter().cloned());
+            readable.extend(SYSTEM_READS.iter().map(PathBuf::from));
+            // The loader reads the compiler's libraries from there too.
+            if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+                readable.extend(std::env::split_paths(&paths).filter(|p| p.is_absolute()));
+            }
+            readable
+        });
+        prepared.push(Prepared {
+            index: i,
+            command,
+            tmp,
+            native_object: native_object.unwrap_or_default(),
+            rules: confine::Rules { writable, readable },
+        });
+    }
+
+    let outcome = run_jobs(&options, &prepared, landlock.is_some(), &job_file, cwd);
+    let committed = match (&outcome, interrupt::stopped()) {
+        (Ok(()), None) => {
+            let inputs = HashSet::new();
+            interrupt::with_held(|transaction: &mut Transaction| {
+                transaction.commit(&plan, &inputs, &|| {
+                    interrupt::stopped().map(|s| s.describe())
+                })
+            })
+        }
+        _ => None,
+    };
+    let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
+    let cleanup_words = |failures: &[transaction::RemoveError]| {
+        failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if let Some(stop) = interrupt::stopped() {
+        if !matches!(committed, Some(Ok(_))) {
+            if let Some(Err(e)) = &committed {
+                if !e.is_clean_rollback() {
+                    dtlto_mock::stderr_line!("dtlto-runner: {}: {e}", shown(job_path));
+                }
+            }
+            dtlto_mock::stderr_line!(
+                "dtlto-runner: {}: {}",
+                stop.describe(),
+                transaction::stopped_outcome(cleanup)
+            );
+            return Ok(stop.exit_status());
+        }
+    }
+    let failed = match (outcome, committed) {
+        (Err(message), _) => Some(format!(
+            "{message}\n  nothing was committed: every output is as it was before the run"
+        )),
+        (Ok(()), Some(Err(e))) => Some(e.to_string()),
+        (Ok(()), Some(Ok(paths))) => {
+            if options.verbose {
+                for path in &paths {
+                    dtlto_mock::stderr_line!("dtlto-runner: committed {}", path.display());
+                }
+            }
+            None
+        }
+        (Ok(()), None) => Some("the run ended without its transaction".to_owned()),
+    };
+    match (failed, cleanup) {
+        (None, Ok(())) => Ok(0),
+        (None, Err(failures)) => Err(format!(
+            "the outputs were committed, but the staging could not be removed: {}",
+            cleanup_words(&failures)
+        )),
+        (Some(message), Ok(())) => Err(message),
+        (Some(message), Err(failures)) => Err(format!(
+            "{message}\n  and the staging could not be removed: {}",
+            cleanup_words(&failures)
+        )),
+    }
+}
+
+/// What a job may read besides its inputs and its compiler, with `--hermetic`: the
+/// dynamic loader, its configuration and the system's shared libraries, and the
+/// devices a compiler opens. (`/proc/self` is granted by the child itself, see
+/// confine.rs.)
+const SYSTEM_READS: &[&str] = &[
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.preload",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/dev/null",
+    "/dev/urandom",
+];
+
+/// The compiler's installation: `program` found as the system finds it (on PATH if
+/// it has no separator), links followed; the tree above its `bin` directory (where
+/// clang's resource directory and libraries are), or its own directory otherwise.
+fn compiler_tree(program: &str, cwd: &Path) -> Vec<PathBuf> {
+    let found = if program.contains(std::path::MAIN_SEPARATOR) || program.contains('/') {
+        Some(cwd.join(program))
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| cwd.join(dir).join(program))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let mut trees = Vec::new();
+    let Some(found) = found else { return trees };
+    for path in [Some(found.clone()), std::fs::canonicalize(&found).ok()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent() {
+            let tree = match (dir.file_name(), dir.parent()) {
+                (Some(name), Some(root)) if name == "bin" => root.to_path_buf(),
+                _ => dir.to_path_buf(),
+            };
+            if !trees.contains(&tree) {
+                trees.push(tree);
+            }
+        }
+    }
+    trees
+}
+
+fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
+    let mut command = job_file.common.args.clone();
+    command.extend(job_file.jobs[i].args.iter().cloned());
+    command
+}
+
+/// Reads and checks the job file (the rules validate.py enforces).
+fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, String> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        format!(
+            "cannot open the job file {}: {}",
+            shown(shown_as),
+            io_error(&e)
+        )
+    })?;
+    let mut text = String::new();
+    file.take(MAX_JOB_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            format!(
+                "cannot read the job file {}: {}",
+                shown(shown_as),
+                io_error(&e)
+            )
+        })?;
+    if text.len() as u64 > MAX_JOB_FILE_BYTES {
+        return Err(format!(
+            "{}: a job file may hold at most {MAX_JOB_FILE_BYTES} bytes (1 GiB)",
+            shown(shown_as)
+        ));
+    }
+    let doc = dtlto_mock::json::parse(&text).map_err(|e| {
+        format!(
+            "{}:{}:{}: not valid JSON: {}",
+            shown(shown_as),
+            e.line,
+            e.column,
+            e.message
+        )
+    })?;
+    job_file::read(&doc).map_err(|violations| {
+        let mut message = format!(
+            "{} is not a valid DTLTO job file ({} problem{}):",
+            shown(shown_as),
+            violations.len(),
+            if violations.len() == 1 { "" } else { "s" }
+        );
+        for violation in violations {
+            message.push_str(&format!("\n  {}: {violation}", shown(shown_as)));
+        }
+        message
+    })
+}
+
+/// A job ready to start.
+struct Prepared {
+    index: usize,
+    /// `common.args + jobs[i].args`, outputs pointed at staging.
+    command: Vec<String>,
+    /// Its TMPDIR, inside staging.
+    tmp: PathBuf,
+    /// Where its native object (`outputs[0]`) is staged.
+    native_object: PathBuf,
+    rules: confine::Rules,
+}
+
+struct Running {
+    index: usize,
+    child: Child,
+    relays: Vec<JoinHandle<()>>,
+}
+
+/// Runs the jobs, `options.jobs` at a time, in order; the first failure (or a
+/// stop) ends the others and starts no more. `Err` says which job failed and why.
+fn run_jobs(
+    options: &Options,
+    jobs: &[Prepared],
+    landlock: bool,
+    job_file: &JobFile,
+    cwd: &Path,
+) -> Result<(), String> {
+    let (ended_tx, ended_rx) = mpsc::channel::<usize>();
+    let mut next = 0;
+    let mut running: Vec<Running> = Vec::new();
+    let mut failure: Option<String> = None;
+    let stopping = || interrupt::stopped().is_some() || children::stopped();
+    loop {
+        while failure.is_none() && !stopping() && running.len() < options.jobs && next < jobs.len()
+        {
+            match start(&jobs[next], options, landlock, cwd, &ended_tx) {
+                Ok(Some(started)) => running.push(started),
+                Ok(None) => {}
+                Err(message) => failure = Some(message),
+            }
+            next += 1;
+        }
+        if running.is_empty() {
+            break;
+        }
+        // A child that ends wakes this thread at once (Unix); the timeout is for
+        // stops, and for systems without the waiter threads.
+        let _ = ended_rx.recv_timeout(Duration::from_millis(20));
+        let mut still = Vec::with_capacity(running.len());
+        for mut job in running {
+            match children::try_wait(&mut job.child) {
+                Ok(None) => still.push(job),
+                Ok(Some(status)) => {
+                    for relay in job.relays {
+                        let _ = relay.join();
+                    }
+                    if failure.is_some() || stopping() {
+                        continue;
+                    }
+                    // Messages show the job's command as the job file has it (the
+                    // staging it wrote into is gone when they are read).
+                    let command = full_args(job_file, job.index);
+                    if !status.success() {
+                        failure = Some(describe_failure(
+                            job_file,
+                            job.index,
+                            &command,
+                            status,
+                            options.hermetic,
+                        ));
+                    } else if options.hermetic && is_empty(&jobs[job.index].native_object) {
+                        failure = Some(empty_under_hermetic(job_file, job.index, &command));
+                    }
+                }
+                Err(e) => {
+                    if failure.is_none() {
+                        failure = Some(format!(
+                            "jobs[{}]: cannot wait for its process: {}",
+                            job.index,
+                            io_error(&e)
+                        ));
+                    }
+                    children::end(&mut job.child);
+                    still.push(job);
+                }
+            }
+        }
+        running = still;
+        if failure.is_some() || stopping() {
+            for job in &mut running {
+                children::end(&mut job.child);
+            }
+        }
+    }
+    match failure {
+        Some(message) => Err(message),
+        None => Ok(()),
+    }
+}
+
+fn start(
+    job: &Prepared,
+    options: &Options,
+    landlock: bool,
+    cwd: &Path,
+    ended: &mpsc::Sender<usize>,
+) -> Result<Option<Running>, String> {
+    let i = job.index;
+    std::fs::create_dir_all(&job.tmp).map_err(|e| {
+        format!(
+            "jobs[{i}]: cannot create its TMPDIR {}: {}",
+            job.tmp.display(),
+            io_error(&e)
+        )
+    })?;
+    let mut command = Command::new(&job.command[0]);
+    command.args(&job.command[1..]).current_dir(cwd);
+    command.env("TMPDIR", &job.tmp);
+    if cfg!(windows) {
+        command.env("TMP", &job.tmp).env("TEMP", &job.tmp);
+    }
+    let confinement = if landlock {
+        Some(confine::prepare(&job.rules).map_err(|e| format!("jobs[{i}]: {e}"))?)
+    } else {
+        None
+    };
+    if let Some(confinement) = &confinement {
+        confinement.apply_to(&mut command);
+    }
+    // One at a time, the job has the terminal as local.py gives it; several at once,
+    // its lines are relayed whole, so that no two jobs' lines mix.
+    let relay = options.jobs > 1;
+    if relay {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    if options.verbose {
+        dtlto_mock::stderr_line!(
+            "dtlto-runner: jobs[{i}]: {}",
+            args::shell_words(&job.command)
+        );
+    }
+    let mut child = match children::spawn(&mut command) {
+        Ok(Some(child)) => child,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "jobs[{i}] could not be started ({}): {}",
+                io_error(&e),
+                args::shell_words(&job.command)
+            ))
+        }
+    };
+    let mut relays = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        relays.push(relay_lines(out, false));
+    }
+    if let Some(err) = child.stderr.take() {
+        relays.push(relay_lines(err, true));
+    }
+    #[cfg(unix)]
+    {
+        let pid = child.id();
+        let ended = ended.clone();
+        std::thread::spawn(move || {
+            children::wait_for_end(pid);
+            let _ = ended.send(i);
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = ended;
+    Ok(Some(Running {
+        index: i,
+        child,
+        relays,
+    }))
+}
+
+/// Copies a job's output to ours a whole line at a time.
+fn relay_lines(from: impl Read + Send + 'static, to_stderr: bool) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(from);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    // A closed stdout or stderr loses the line, never the job.
+                    let _ = if to_stderr {
+                        std::io::stderr().lock().write_all(&line)
+                    } else {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(&line).and_then(|()| out.flush())
+                    };
+                }
+            }
+        }
+    })
+}
+
+/// Whether a file is missing or empty.
+fn is_empty(path: &Path) -> bool {
+    std::fs::metadata(path).map_or(true, |m| m.len() == 0)
+}
+
+/// clang's ThinLTO backend reports a module it cannot import (`Error loading
+/// imported file`) on stderr, writes an empty object and exits 0: under
+/// `--hermetic`, that is what an undeclared read looks like.
+fn empty_under_hermetic(job_file: &JobFile, index: usize, command: &[String]) -> String {
+    format!(
+        "jobs[{index}] read outside what it declares: under --hermetic it exited 0 but left \
+         its native object {} empty, as clang's ThinLTO backend does when it cannot read a \
+         module it imports (see its message above); declare every file it reads in \
+         common.inputs or jobs[{index}].inputs, or run without --hermetic to compare: {}",
+        quoted(job_file.jobs[index].native_object()),
+        args::shell_words(command)
+    )
+}
+
+fn describe_failure(
+    job_file: &JobFile,
+    index: usize,
+    command: &[String],
+    status: ExitStatus,
+    hermetic: bool,
+) -> String {
+    let how = match status.code() {
+        Some(code) => format!("exit status {code}"),
+        None => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                format!("signal {}", status.signal().unwrap_or(0))
+            }
+            #[cfg(not(unix))]
+            {
+                "no exit status".to_owned()
+            }
+        }
+    };
+    let mut message = format!(
+        "jobs[{index}] (for {}) failed with {how}: {}",
+        quoted(job_file.jobs[index].native_object()),
+        args::shell_words(command)
+    );
+    if hermetic {
+        message.push_str(&format!(
+            "\n  jobs[{index}] ran under --hermetic: if it says a file could not be read \
+             (permission denied), it read outside what it declares (common.inputs, \
+             jobs[{index}].inputs); run without --hermetic to compare"
+        ));
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn the_word_or_the_name_selects_local_mode() {
+        let args = strings(&["local", "--jobs", "2", "j.json"]);
+        assert_eq!(selected("dtlto-runner", &args), Some(&args[1..]));
+        let args = strings(&["j.json"]);
+        assert_eq!(selected("dtlto-local", &args), Some(&args[..]));
+        assert_eq!(selected("dtlto-runner", &args), None);
+    }
+
+    #[test]
+    fn options_are_read_and_other_words_ignored() {
+        let parsed = options(
+            &strings(&["local.py", "--jobs=3", "--hermetic", "j.json"]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            Options {
+                jobs: 3,
+                hermetic: true,
+                verbose: false,
+                job_file: "j.json".into()
+            }
+        );
+        assert_eq!(
+            options(&strings(&["-j", "2", "j.json"]), false)
+                .unwrap()
+                .jobs,
+            2
+        );
+        assert!(
+            options(&strings(&["--jobs", "0", "j.json"]), false)
+                .unwrap()
+                .jobs
+                >= 1
+        );
+        assert!(options(&strings(&["--hermtic", "j.json"]), false)
+            .unwrap_err()
+            .contains("unknown option \"--hermtic\""));
+        assert!(options(&[], false).is_err());
+    }
+}

@@ -1,0 +1,662 @@
+//! `local` mode: the jobs' compiles run for real, natively, each confined to its
+//! staging (Landlock), committed all or nothing. The first tests use `sh` as the
+//! "compiler" (a job is `common.args + jobs[i].args`, whatever program that is), so
+//! they need no LLVM; the last ones link real programs with LLVM 23's clang and lld.
+#![cfg(unix)]
+
+use crate::util::llvm::{llvm, Llvm};
+use crate::util::{
+    changes, finish, run_command, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs,
+    wait_until, Run, TempDir,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A job file whose "compiler" is `sh -c SCRIPT sh`: job i's args are `-o out<i>.o`
+/// plus `extra[i]`, so the script sees `$2` = its output.
+fn sh_jobs(dir: &TempDir, script: &str, jobs: usize, extra: &[&[&str]]) -> String {
+    let jobs: Vec<serde_json::Value> = (0..jobs)
+        .map(|i| {
+            let mut args = vec![
+                serde_json::json!("-o"),
+                serde_json::json!(format!("out{i}.o")),
+            ];
+            args.extend(
+                extra
+                    .get(i)
+                    .into_iter()
+                    .flat_map(|e| e.iter().map(|a| serde_json::json!(a))),
+            );
+            serde_json::json!({
+                "args": args,
+                "inputs": [format!("in{i}.bc"), format!("in{i}.thinlto.bc")],
+                "outputs": [format!("out{i}.o")],
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "common": {"linker_output": "app", "args": ["sh", "-c", script, "sh"], "inputs": []},
+        "jobs": jobs,
+    });
+    for i in 0..jobs.len() {
+        dir.write(&format!("in{i}.bc"), format!("bitcode {i}"));
+        dir.write(&format!("in{i}.thinlto.bc"), format!("index {i}"));
+    }
+    dir.write("job.json", doc.to_string());
+    "job.json".to_owned()
+}
+
+fn staging_left(dir: &TempDir) -> Vec<String> {
+    dir.snapshot()
+        .into_keys()
+        .filter(|n| n.contains(".dtlto-staging"))
+        .collect()
+}
+
+/// Landlock must be there where these tests run (this machine, CI): a kernel
+/// without it fails the test rather than skipping it.
+fn expect_landlock(dir: &TempDir) {
+    let job = sh_jobs(dir, "printf x > \"$2\"", 1, &[]);
+    let run = run_runner(dir, &["local", "--verbose", &job]);
+    run.expect_status(0, dir)
+        .expect_stderr_has("confined by Landlock");
+}
+
+#[test]
+fn jobs_run_in_order_one_at_a_time_with_the_terminal_and_commit_together() {
+    let dir = TempDir::new("local-order");
+    let job = sh_jobs(
+        &dir,
+        "echo \"start $3\"; printf \"object $3\" > \"$2\"; echo \"end $3\" >&2",
+        3,
+        &[&["0"], &["1"], &["2"]],
+    );
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(0, &dir);
+    assert_eq!(run.stdout(), "start 0\nstart 1\nstart 2\n");
+    assert_eq!(run.stderr(), "end 0\nend 1\nend 2\n");
+    for i in 0..3 {
+        assert_eq!(
+            dir.read(&format!("out{i}.o")),
+            format!("object {i}").as_bytes()
+        );
+    }
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn a_copy_named_dtlto_local_runs_local_mode_and_tmpdir_is_inside_staging() {
+    let dir = TempDir::new("local-name");
+    let copy = dir.join("dtlto-local");
+    // A link, not a copy: a copy's write descriptor, inherited for a moment by a
+    // process another test forks, can make exec fail with ETXTBSY.
+    std::os::unix::fs::symlink(runner_exe(), &copy).unwrap();
+    let job = sh_jobs(
+        &dir,
+        "echo \"$TMPDIR\" > \"$2\"; : > \"$TMPDIR/scratch\"",
+        1,
+        &[],
+    );
+    let run = run_command(
+        std::process::Command::new(&copy)
+            .arg(&job)
+            .current_dir(dir.path()),
+    );
+    run.expect_status(0, &dir);
+    let tmpdir = String::from_utf8(dir.read("out0.o")).unwrap();
+    assert!(
+        tmpdir.starts_with(&format!("{}/.dtlto-staging-", dir.path().display())),
+        "TMPDIR {tmpdir}"
+    );
+    assert!(
+        !Path::new(tmpdir.trim_end()).exists(),
+        "TMPDIR {tmpdir} was left"
+    );
+}
+
+#[test]
+fn outputs_in_several_directories_are_staged_in_each_and_committed_together() {
+    let dir = TempDir::new("local-dirs");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let job = sh_jobs(&dir, "echo \"$TMPDIR\" > \"$2\"", 2, &[]);
+    let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+    dir.write(&job, text.replace("\"out1.o\"", "\"sub/out1.o\""));
+    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    for (output, staging_in) in [
+        ("out0.o", dir.path().to_owned()),
+        ("sub/out1.o", dir.join("sub")),
+    ] {
+        let tmpdir = String::from_utf8(dir.read(output)).unwrap();
+        assert!(
+            tmpdir.starts_with(&format!("{}/.dtlto-staging-", staging_in.display())),
+            "{output}: TMPDIR {tmpdir}"
+        );
+    }
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
+    let dir = TempDir::new("local-fail");
+    let job = sh_jobs(
+        &dir,
+        "echo \"ran $3\"; printf new > \"$2\"; [ \"$3\" != 1 ] || exit 3",
+        3,
+        &[&["0"], &["1"], &["2"]],
+    );
+    dir.write("out0.o", "old 0");
+    let before = dir.snapshot();
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(1, &dir)
+        .expect_stderr_has(
+            "dtlto-runner: error: jobs[1] (for \"out1.o\") failed with exit status 3: sh -c ",
+        )
+        .expect_stderr_has("nothing was committed: every output is as it was before the run");
+    assert!(!run.stderr().contains("Traceback"));
+    // jobs[2] never started.
+    assert_eq!(run.stdout(), "ran 0\nran 1\n");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
+    let dir = TempDir::new("local-no-o");
+    let job = sh_jobs(&dir, "echo ran", 1, &[]);
+    let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+    dir.write(&job, text.replace("\"-o\",\"out0.o\"", "\"-c\",\"x\""));
+    let before = dir.snapshot();
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(1, &dir).expect_stderr_has(
+        "jobs[0].outputs[0] \"out0.o\" is not among jobs[0]'s arguments as an output",
+    );
+    assert_eq!(run.stdout(), "");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn the_joined_form_of_the_output_option_is_pointed_at_staging_too() {
+    let dir = TempDir::new("local-joined");
+    let job = sh_jobs(&dir, "printf '%s' \"$1\" > \"${1#-o}\"", 1, &[]);
+    let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+    dir.write(&job, text.replace("\"-o\",\"out0.o\"", "\"-oout0.o\""));
+    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    let written = String::from_utf8(dir.read("out0.o")).unwrap();
+    assert!(written.contains("/.dtlto-staging-"), "{written}");
+}
+
+#[test]
+fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
+    let dir = TempDir::new("local-jobs2");
+    // Each job writes its lines in pieces, while the other writes too.
+    let script = "i=0; while [ $i -lt 40 ]; do printf \"job $3 \"; printf \"line $i\\n\"; \
+                  printf \"err $3 \" >&2; printf \"line $i\\n\" >&2; i=$((i+1)); done; \
+                  sleep 1; printf x > \"$2\"";
+    let job = sh_jobs(&dir, script, 2, &[&["0"], &["1"]]);
+    let started = Instant::now();
+    let run = run_runner(&dir, &["local", "--jobs", "2", &job]);
+    let took = started.elapsed();
+    run.expect_status(0, &dir);
+    assert!(
+        took < Duration::from_millis(1900),
+        "two 1 s jobs took {took:?}"
+    );
+    for (text, prefix) in [(run.stdout(), "job"), (run.stderr(), "err")] {
+        assert_eq!(text.lines().count(), 80, "{text}");
+        for line in text.lines() {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert!(
+                words.len() == 4 && words[0] == prefix && words[2] == "line",
+                "a broken line {line:?} in:\n{text}"
+            );
+        }
+    }
+}
+
+/// A stop ends every job, its children too, and changes nothing.
+#[test]
+fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
+    for (how, status) in [("INT", 130), ("TERM", 143), ("HUP", 129), ("timeout", 124)] {
+        let dir = TempDir::new(&format!("local-stop-{how}"));
+        // Each job prints its pid and a grandchild's, then waits on it.
+        let job = sh_jobs(
+            &dir,
+            "sleep 60 & echo \"pids $$ $!\"; printf started > \"$2\"; wait",
+            3,
+            &[],
+        );
+        dir.write("out1.o", "old 1");
+        let before = dir.snapshot();
+        let mut args = vec!["local", "--jobs", "2", job.as_str()];
+        if how == "timeout" {
+            args.splice(0..0, ["--timeout", "3"]);
+        }
+        let child = spawn_runner(&dir, &args);
+        let pid = child.id();
+        let staged = || {
+            staging_dirs(dir.path())
+                .iter()
+                .filter(|s| {
+                    s.join("out").join("out0.o").exists() && s.join("out").join("out1.o").exists()
+                })
+                .count()
+                == 1
+        };
+        wait_until("both jobs to start", staged);
+        if how != "timeout" {
+            send_signal(pid, how);
+        }
+        let run = finish(child, "the stopped runner", Duration::from_secs(10));
+        run.expect_status(status, &dir)
+            .expect_stderr_has("nothing was committed, and the staging was removed");
+        let pids: Vec<String> = run
+            .stdout()
+            .lines()
+            .flat_map(|l| {
+                l.strip_prefix("pids ")
+                    .unwrap_or("")
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            pids.len(),
+            4,
+            "two jobs, each with a child: {}",
+            run.report()
+        );
+        for pid in &pids {
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .is_ok_and(|s| s.contains(") Z ")),
+                "process {pid} outlived the runner ({how})"
+            );
+        }
+        assert_eq!(
+            changes(&before, &dir.snapshot()),
+            Vec::<String>::new(),
+            "{how}"
+        );
+    }
+}
+
+#[test]
+fn landlock_refuses_a_write_outside_the_staging() {
+    let dir = TempDir::new("local-beside");
+    expect_landlock(&dir);
+    let outside = dir.join("beside.txt");
+    let job = sh_jobs(
+        &dir,
+        "printf x > \"$2\"; printf y > \"$3\"",
+        1,
+        &[&[&outside.to_string_lossy()]],
+    );
+    let before = dir.snapshot();
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("Permission denied")
+        .expect_stderr_has("jobs[0] (for \"out0.o\") failed with exit status");
+    assert!(!outside.exists());
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+/// Where Landlock is missing (here: switched off), writes still go through staging,
+/// `--verbose` says the jobs are not confined, and `--hermetic` refuses to run.
+#[test]
+fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
+    let dir = TempDir::new("local-no-landlock");
+    let job = sh_jobs(&dir, "printf x > \"$2\"; printf y > beside.txt", 1, &[]);
+    let run = run_command(
+        crate::util::runner_command()
+            .args(["local", "--verbose", &job])
+            .env("DTLTO_RUNNER_LANDLOCK", "off")
+            .current_dir(dir.path()),
+    );
+    run.expect_status(0, &dir)
+        .expect_stderr_has("NOT confined (DTLTO_RUNNER_LANDLOCK=off)")
+        .expect_stderr_has("committed ");
+    assert_eq!(dir.read("out0.o"), b"x");
+    assert_eq!(dir.read("beside.txt"), b"y", "unconfined, as said");
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+
+    std::fs::remove_file(dir.join("out0.o")).unwrap();
+    let before = dir.snapshot();
+    let run = run_command(
+        crate::util::runner_command()
+            .args(["local", "--hermetic", &job])
+            .env("DTLTO_RUNNER_LANDLOCK", "off")
+            .current_dir(dir.path()),
+    );
+    run.expect_status(1, &dir).expect_stderr_has(
+        "--hermetic needs Landlock (Linux 5.13 or later), and DTLTO_RUNNER_LANDLOCK=off turns it off",
+    );
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn an_output_that_is_also_an_input_is_refused_as_the_guest_planner_refuses_it() {
+    let dir = TempDir::new("local-output-input");
+    let job = sh_jobs(&dir, "printf x > \"$2\"", 1, &[]);
+    let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+    dir.write(
+        &job,
+        text.replace("\"inputs\":[\"in0.bc\"", "\"inputs\":[\"out0.o\""),
+    );
+    let before = dir.snapshot();
+    run_runner(&dir, &["local", &job])
+        .expect_status(1, &dir)
+        .expect_stderr_has("jobs[0].outputs[0] \"out0.o\" is also jobs[0].inputs[0]");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+/// LLVM's own tests pass `--save-temps` to the backend compile
+/// (`--thinlto-remote-compiler-arg`) and expect its temporaries in the working
+/// directory, as local.py leaves them: a job that asks for them may write there.
+#[test]
+fn a_job_asking_for_save_temps_may_write_them_in_the_working_directory() {
+    let dir = TempDir::new("local-save-temps");
+    expect_landlock(&dir);
+    let job = sh_jobs(
+        &dir,
+        "printf x > \"$2\"; printf t > kept.s",
+        2,
+        &[&["-save-temps"], &["-c"]],
+    );
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("kept.s: Permission denied")
+        .expect_stderr_has("jobs[1] (for \"out1.o\") failed");
+    assert_eq!(
+        dir.read("kept.s"),
+        b"t",
+        "jobs[0] asked for its temporaries"
+    );
+}
+
+#[test]
+fn hermetic_lets_a_job_read_only_what_it_declares() {
+    let dir = TempDir::new("local-hermetic-sh");
+    expect_landlock(&dir);
+    dir.write("undeclared.h", "secret");
+    let job = sh_jobs(
+        &dir,
+        "cat in0.bc \"$3\" > \"$2\"",
+        1,
+        &[&["in0.thinlto.bc"]],
+    );
+    run_runner(&dir, &["local", "--hermetic", &job]).expect_status(0, &dir);
+    assert_eq!(dir.read("out0.o"), b"bitcode 0index 0");
+    let job = sh_jobs(&dir, "cat in0.bc \"$3\" > \"$2\"", 1, &[&["undeclared.h"]]);
+    let before = dir.snapshot();
+    let run = run_runner(&dir, &["local", "--hermetic", &job]);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("undeclared.h: Permission denied")
+        .expect_stderr_has("jobs[0] ran under --hermetic");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    // Without --hermetic it reads what it likes.
+    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    assert_eq!(dir.read("out0.o"), b"bitcode 0secret");
+}
+
+// Real links with LLVM 23.
+
+/// main calls helper, helper calls twice: main's and helper's jobs import modules.
+const PROGRAM: &[(&str, &str)] = &[
+    (
+        "main",
+        "#include <stdio.h>\nint helper(int);\nint twice(int);\n\
+         int main(void) { printf(\"result=%d\\n\", helper(20) + twice(1)); return 0; }\n",
+    ),
+    (
+        "helper",
+        "int twice(int);\nint helper(int x) { return twice(x) + 1; }\n",
+    ),
+    ("twice", "int twice(int x) { return 2 * x; }\n"),
+];
+
+fn bitcode(llvm: &Llvm, dir: &TempDir) {
+    for (name, code) in PROGRAM {
+        dir.write(&format!("{name}.c"), code);
+        llvm.run_ok(
+            dir,
+            "clang",
+            &["-flto=thin", "-O2", "-c", &format!("{name}.c")],
+        );
+    }
+}
+
+/// `clang -flto=thin -fuse-ld=lld INPUTS -o app` through `dtlto-runner local`.
+fn link(llvm: &Llvm, dir: &TempDir, inputs: &[&str], local_args: &[&str], extra: &[&str]) -> Run {
+    let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld", "-o", "app"]
+        .map(String::from)
+        .to_vec();
+    args.extend(inputs.iter().map(|s| s.to_string()));
+    args.push(format!("-fthinlto-distributor={}", runner_exe().display()));
+    args.push("-Xthinlto-distributor=local".to_owned());
+    args.extend(
+        local_args
+            .iter()
+            .map(|a| format!("-Xthinlto-distributor={a}")),
+    );
+    args.extend(extra.iter().map(|a| a.to_string()));
+    run_command(
+        std::process::Command::new(llvm.tool("clang"))
+            .args(&args)
+            .current_dir(dir.path()),
+    )
+}
+
+fn run_app(dir: &TempDir) -> String {
+    let run = run_command(std::process::Command::new(dir.join("app")).current_dir(dir.path()));
+    run.expect_status(0, dir);
+    run.stdout()
+}
+
+fn job_file(dir: &TempDir) -> (String, serde_json::Value) {
+    let name = dir
+        .snapshot()
+        .into_keys()
+        .find(|n| n.ends_with(".dist-file.json"))
+        .unwrap_or_else(|| panic!("no job file kept\n{}", dir.listing()));
+    let doc = serde_json::from_slice(&dir.read(&name)).unwrap();
+    (name, doc)
+}
+
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
+fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
+    let llvm = llvm();
+    let dir = TempDir::new("local-llvm");
+    bitcode(&llvm, &dir);
+    link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        &[],
+        &["-Wl,--save-temps"],
+    )
+    .expect_status(0, &dir);
+    assert_eq!(run_app(&dir), "result=43\n");
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+
+    // What local.py does: common.args + jobs[i].args, in order, in the same
+    // directory, with no shell; the objects must be the same bytes.
+    let (_, doc) = job_file(&dir);
+    let common = strings(&doc["common"]["args"]);
+    let jobs = doc["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    for job in jobs {
+        let output = strings(&job["outputs"])[0].clone();
+        let ours = dir.read(&output);
+        std::fs::remove_file(dir.join(&output)).unwrap();
+        let run = run_command(
+            std::process::Command::new(&common[0])
+                .args(&common[1..])
+                .args(strings(&job["args"]))
+                .current_dir(dir.path()),
+        );
+        run.expect_status(0, &dir);
+        assert!(!ours.is_empty());
+        assert!(
+            dir.read(&output) == ours,
+            "{output} differs from local.py's"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
+fn archives_and_thin_archives_link_through_local_mode() {
+    let llvm = llvm();
+    for thin in [false, true] {
+        let dir = TempDir::new(if thin { "local-thin-ar" } else { "local-ar" });
+        bitcode(&llvm, &dir);
+        llvm.run_ok(
+            &dir,
+            "llvm-ar",
+            &[
+                if thin { "rcT" } else { "rc" },
+                "lib.a",
+                "helper.o",
+                "twice.o",
+            ],
+        );
+        link(&llvm, &dir, &["main.o", "lib.a"], &[], &[]).expect_status(0, &dir);
+        assert_eq!(run_app(&dir), "result=43\n");
+        assert_eq!(staging_left(&dir), Vec::<String>::new());
+    }
+}
+
+#[test]
+#[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
+fn clang_links_with_jobs_2() {
+    let llvm = llvm();
+    let dir = TempDir::new("local-llvm-jobs2");
+    bitcode(&llvm, &dir);
+    link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        &["--jobs=2"],
+        &[],
+    )
+    .expect_status(0, &dir);
+    assert_eq!(run_app(&dir), "result=43\n");
+}
+
+#[test]
+#[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
+fn a_failing_compile_fails_the_link_and_leaves_no_object() {
+    let llvm = llvm();
+    let dir = TempDir::new("local-llvm-fail");
+    bitcode(&llvm, &dir);
+    let run = link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        &[],
+        &["-Wl,--thinlto-remote-compiler-arg=-fno-such-option"],
+    );
+    run.expect_status(1, &dir)
+        .expect_stderr_has("dtlto-runner: error: jobs[0] (for \"main.1.")
+        .expect_stderr_has("failed with exit status 1: ")
+        .expect_stderr_has("-fno-such-option")
+        .expect_stderr_has("distributor execution failed");
+    let left: Vec<String> = dir
+        .snapshot()
+        .into_keys()
+        .filter(|n| n.ends_with(".native.o") || n.contains(".dtlto-staging") || n == "app")
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
+fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file() {
+    let llvm = llvm();
+    let dir = TempDir::new("local-llvm-hermetic");
+    expect_landlock(&dir);
+    bitcode(&llvm, &dir);
+    link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        &["--hermetic"],
+        &["-Wl,--save-temps"],
+    )
+    .expect_status(0, &dir);
+    assert_eq!(run_app(&dir), "result=43\n");
+
+    let (name, mut doc) = job_file(&dir);
+    // Run again by hand on the job file the link kept: it passes as it is.
+    let mut command = crate::util::runner_command();
+    command
+        .args(["local", "--hermetic", &name])
+        .current_dir(dir.path());
+    run_command(&mut command).expect_status(0, &dir);
+
+    let inputs = doc["jobs"][0]["inputs"].as_array_mut().unwrap();
+    let before_len = inputs.len();
+    inputs.retain(|i| i != "twice.o");
+    assert_eq!(inputs.len() + 1, before_len, "main's job imports twice.o");
+    dir.write("cut.json", doc.to_string());
+    let before = dir.snapshot();
+    let mut command = crate::util::runner_command();
+    command
+        .args(["local", "--hermetic", "cut.json"])
+        .current_dir(dir.path());
+    let run = run_command(&mut command);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("Error loading imported file twice.o")
+        .expect_stderr_has("dtlto-runner: error: jobs[0] read outside what it declares");
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
+fn a_compile_that_writes_beside_its_output_is_refused() {
+    let llvm = llvm();
+    let dir = TempDir::new("local-llvm-beside");
+    expect_landlock(&dir);
+    bitcode(&llvm, &dir);
+    let beside = dir.join("beside.json");
+    let arg = format!(
+        "-Wl,--thinlto-remote-compiler-arg=-ftime-trace={}",
+        beside.display()
+    );
+    let run = link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        &[],
+        &[&arg],
+    );
+    run.expect_stderr_has(&format!(
+        "unable to open output file '{}': 'Permission denied'",
+        beside.display()
+    ));
+    assert!(!beside.exists());
+    // Beside the staged output (the staging's own directory) it lands in staging,
+    // and the commit refuses what the job file does not declare.
+    let run = link(
+        &llvm,
+        &dir,
+        &["main.o", "helper.o", "twice.o"],
+        &[],
+        &["-Wl,--thinlto-remote-compiler-arg=-save-stats=obj"],
+    );
+    run.expect_status(1, &dir)
+        .expect_stderr_has("path(s) the job file does not declare")
+        .expect_stderr_has(".stats\"");
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+}
