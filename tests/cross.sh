@@ -6,7 +6,7 @@
 # - every target's release file (tools/release.sh), checked against SHA256SUMS, each
 #   for its CPU, each with the guest precompiled for it.
 # .ci/run runs it after tests/all.sh; it is apart so that the test command's warm
-# rerun stays short (README, "How long the test command takes").
+# rerun stays short (docs/testing.md, "How long it takes").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
