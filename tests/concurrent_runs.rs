@@ -254,12 +254,7 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
         "this test runs the runner as two other users with setpriv, which needs root"
     );
     // A shared directory, as /tmp is, and a runner every user may run.
-    let bin = TempDir::new("conc-users-bin");
-    let runner = bin.join("dtlto-runner");
-    std::fs::copy(crate::util::runner_exe(), &runner).unwrap();
-    for path in [bin.path(), runner.as_path()] {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let (_bin, runner) = crate::util::runner_for_every_user();
     let dir = TempDir::new("conc-users");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     for user in ["a", "b"] {

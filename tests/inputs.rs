@@ -485,8 +485,9 @@ fn an_input_in_a_directory_the_user_may_not_enter_is_reported_as_permission_deni
     }
     mode(&dir.join("private"), 0o700);
     let before = dir.snapshot();
+    let (_bin, runner) = crate::util::runner_for_every_user();
     let as_nobody = |args: &[&str]| {
-        let mut command = crate::util::runner_command();
+        let mut command = crate::util::target_command(&runner);
         command
             .args(args)
             .current_dir(dir.path())

@@ -250,6 +250,21 @@ pub fn runner_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dtlto-runner"))
 }
 
+/// A copy of the runner that every user may run (the build's own may lie under a
+/// home directory others cannot enter), in a directory of its own: keep the
+/// `TempDir` while the copy is used.
+#[cfg(unix)]
+pub fn runner_for_every_user() -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = TempDir::new("runner-for-every-user");
+    let runner = bin.join("dtlto-runner");
+    fs::copy(runner_exe(), &runner).expect("copy the runner");
+    for path in [bin.path(), runner.as_path()] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod 755");
+    }
+    (bin, runner)
+}
+
 /// A command that runs the runner of this build; see `target_command`.
 pub fn runner_command() -> Command {
     target_command(&runner_exe())
