@@ -309,8 +309,8 @@ fn spawn_command(dir: &TempDir, command: &mut Command) -> std::process::Child {
     command
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .stderr(std::process::Stdio::piped());
+    with_spawn_retries(|| command.spawn())
         .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"))
 }
 
@@ -404,6 +404,25 @@ pub fn run_runner(dir: &TempDir, args: &[&str]) -> Run {
     run_command(runner_command().args(args).current_dir(dir.path()))
 }
 
+/// Starts a process with `start`, again if wine's CreateProcess fails with its
+/// sporadic ERROR_INTERNAL_ERROR (1359) when many processes start at once: the
+/// process never ran, so starting it again changes nothing of what a test checks.
+fn with_spawn_retries<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 1;
+    loop {
+        match start() {
+            Err(e)
+                if cfg!(windows) && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && tries < 5 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50 * tries));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs any command to completion, capturing its output.
 pub fn run_command(command: &mut Command) -> Run {
     let description = format!(
@@ -413,8 +432,7 @@ pub fn run_command(command: &mut Command) -> Run {
             .get_current_dir()
             .map_or_else(|| ".".into(), |d| d.display().to_string())
     );
-    let output = command
-        .output()
+    let output = with_spawn_retries(|| command.output())
         .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
     Run {
         description,
