@@ -129,21 +129,8 @@ fn finish(
             .collect::<Vec<_>>()
             .join("; ")
     };
-    if let Some(stop) = interrupt::stopped() {
-        if !matches!(committed, Some(Ok(_))) {
-            // A commit the stop rolled back cleanly needs no words of its own.
-            if let Some(Err(e)) = &committed {
-                if !e.is_clean_rollback() {
-                    dtlto_mock::stderr_line!("dtlto-runner: {}: {e}", shown(job_file));
-                }
-            }
-            dtlto_mock::stderr_line!(
-                "dtlto-runner: {}: {}",
-                stop.describe(),
-                transaction::stopped_outcome(cleanup)
-            );
-            return Ok(stop.exit_status());
-        }
+    if let Some(status) = transaction::report_stop(job_file, &committed, &cleanup) {
+        return Ok(status);
     }
     let ended = ended?;
     if request.verbose {

@@ -322,20 +322,8 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    if let Some(stop) = interrupt::stopped() {
-        if !matches!(committed, Some(Ok(_))) {
-            if let Some(Err(e)) = &committed {
-                if !e.is_clean_rollback() {
-                    dtlto_mock::stderr_line!("dtlto-runner: {}: {e}", shown(job_path));
-                }
-            }
-            dtlto_mock::stderr_line!(
-                "dtlto-runner: {}: {}",
-                stop.describe(),
-                transaction::stopped_outcome(cleanup)
-            );
-            return Ok(stop.exit_status());
-        }
+    if let Some(status) = transaction::report_stop(job_path, &committed, &cleanup) {
+        return Ok(status);
     }
     let failed = match (outcome, committed) {
         (Err(message), _) => Some(format!(

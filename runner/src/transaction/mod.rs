@@ -454,13 +454,42 @@ impl Transaction {
 /// interrupt module, which knows nothing of transactions.
 impl crate::interrupt::Cleanup for Transaction {
     fn clean_up(self: Box<Self>) -> String {
-        stopped_outcome(self.close())
+        stopped_outcome(&self.close())
     }
+}
+
+/// If a stop ended the run before its outputs were committed: says so in one line
+/// (and what a rollback it interrupted left, if that was not clean), and gives the
+/// exit status. `None` without a stop, or when the commit finished first.
+pub fn report_stop(
+    job_file: &str,
+    committed: &Option<Result<Vec<PathBuf>, TransactionError>>,
+    cleanup: &Result<(), Vec<RemoveError>>,
+) -> Option<i32> {
+    let stop = crate::interrupt::stopped()?;
+    if matches!(committed, Some(Ok(_))) {
+        return None;
+    }
+    // A commit the stop rolled back cleanly needs no words of its own.
+    if let Some(Err(e)) = committed {
+        if !e.is_clean_rollback() {
+            dtlto_mock::stderr_line!(
+                "dtlto-runner: {}: {e}",
+                dtlto_mock::message::shown(job_file)
+            );
+        }
+    }
+    dtlto_mock::stderr_line!(
+        "dtlto-runner: {}: {}",
+        stop.describe(),
+        stopped_outcome(cleanup)
+    );
+    Some(stop.exit_status())
 }
 
 /// The end of a stopped run's one line: nothing was committed, and what became of
 /// the staging.
-pub fn stopped_outcome(cleanup: Result<(), Vec<RemoveError>>) -> String {
+pub fn stopped_outcome(cleanup: &Result<(), Vec<RemoveError>>) -> String {
     match cleanup {
         Ok(()) => "nothing was committed, and the staging was removed".to_owned(),
         Err(failures) => {
