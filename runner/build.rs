@@ -6,7 +6,7 @@
 mod build_guest;
 #[path = "build_relocations.rs"]
 mod build_relocations;
-#[path = "src/engine_config.rs"]
+#[path = "src/guest/engine_config.rs"]
 mod engine_config;
 
 use sha2::{Digest, Sha256};
@@ -24,6 +24,7 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build_guest.rs");
     println!("cargo:rerun-if-changed=build_relocations.rs");
+    println!("cargo:rerun-if-changed=src/guest/engine_config.rs");
     build_relocations::link_runner_with_packed_relocations(&out_dir);
 
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());

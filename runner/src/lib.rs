@@ -1,17 +1,19 @@
 //! dtlto-runner: runs `dtlto-mock.wasm` (or any wasip1 DTLTO distributor) under
 //! wasmtime in a sandbox where the only writes that land are the job's declared outputs.
+//!
+//! The parts: `guest/` (wasmtime: launch, the embedded module, limits, WASI checks),
+//! `sandbox/` (the plan: preopens, path map, file identity), `transaction/` (staging,
+//! commit, rollback, cleanup), `interrupt` (signals and the timeout, a leaf),
+//! `sandboxed_run` (one guest run end to end), `local/` (local mode's native jobs),
+//! `example` (the built-in example).
 
 // What the binary (main.rs) and the tests use; the rest is the crate's own.
-mod code_in_place;
-mod engine_config;
 pub mod example;
-mod file_id;
-pub(crate) mod guest_limits;
-pub mod guest_module;
+pub(crate) mod guest;
 pub mod interrupt;
-pub(crate) mod launch;
 pub mod local;
 pub(crate) mod sandbox;
 pub mod sandboxed_run;
 pub(crate) mod transaction;
-pub(crate) mod wasi_guard;
+
+pub use guest::guest_module;

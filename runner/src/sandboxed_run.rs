@@ -1,12 +1,12 @@
 //! One sandboxed run: plan, stage, launch, then commit only after a clean exit.
 
-use crate::file_id::{self, FileId};
-use crate::guest_limits::DEFAULT_LIMITS;
+use crate::guest::guest_limits::DEFAULT_LIMITS;
+use crate::guest::launch::{self, Ended, GuestView, Outcome};
+use crate::guest::wasi_guard::Checks;
 use crate::interrupt::{self, NotHeld};
-use crate::launch::{self, Ended, GuestView, Outcome};
+use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::{plan, Plan, PlanError, Reads};
 use crate::transaction::{self, RemoveError, Transaction};
-use crate::wasi_guard::Checks;
 use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;

@@ -5,8 +5,8 @@
 //! conflicts (an output that is also an input, the job file, a source, or another
 //! job's output) stop the run here.
 
+use super::file_id;
 use super::paths::{comparison_key, PathStyle};
-use crate::file_id;
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::json;
 use dtlto_mock::message::{file_kind, io_error, quoted};

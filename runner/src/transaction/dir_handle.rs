@@ -4,7 +4,7 @@
 //! link after the check cannot redirect it; Windows has no such calls in std, so
 //! there each call names the path, and identities are checked around it.
 
-use crate::file_id::FileId;
+use crate::sandbox::file_id::FileId;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -89,7 +89,7 @@ impl DirHandle {
 #[cfg(unix)]
 mod platform {
     use super::{one_step_calls, replaced, DirHandle, Entry, Kind};
-    use crate::file_id::FileId;
+    use crate::sandbox::file_id::FileId;
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use std::io;
     use std::path::Path;
@@ -253,7 +253,7 @@ mod platform {
 #[cfg(windows)]
 mod platform {
     use super::{replaced, DirHandle, Entry, Kind};
-    use crate::file_id::{self, FileId};
+    use crate::sandbox::file_id::{self, FileId};
     use std::fs;
     use std::io;
     use std::path::Path;

@@ -12,7 +12,7 @@ mod place;
 mod remove_tree;
 mod staging_dir;
 
-use crate::file_id::{self, FileId};
+use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
 use dir_handle::{DirHandle, Kind};
 use dtlto_mock::message::{io_error, quoted};
@@ -399,7 +399,7 @@ impl Transaction {
                             let kept = if previous == Previous::Out {
                                 staging_dir::OUT
                             } else {
-                                staging_dir::ASIDE
+                                place::ASIDE
                             };
                             format!(
                                 "{label}: {} holds this run's file; its previous file is at {} ({})",

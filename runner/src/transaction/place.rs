@@ -13,11 +13,14 @@
 //!   back is checked again after it happens and reverted if someone slipped in.
 
 use super::dir_handle::{DirHandle, Kind};
-use super::staging_dir::ASIDE;
-use crate::file_id::FileId;
+use crate::sandbox::file_id::FileId;
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::io;
+
+/// The directory in a staging directory where a placement sets aside the file it
+/// replaced (hard-linked there before the staged one is renamed over it).
+pub const ASIDE: &str = "aside";
 
 /// The directories of one output directory's commit: the output directory and
 /// its staging, each opened once and checked.
@@ -261,7 +264,7 @@ mod tests {
     }
 
     fn id(path: &Path) -> FileId {
-        crate::file_id::of_path(path).unwrap()
+        crate::sandbox::file_id::of_path(path).unwrap()
     }
 
     fn read(path: PathBuf) -> String {

@@ -3,7 +3,7 @@
 //! without ever following a symbolic link out of it. A failure names the entry and
 //! the error; nothing is dropped silently.
 
-use crate::file_id::FileId;
+use crate::sandbox::file_id::FileId;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -199,7 +199,8 @@ mod platform {
         root: &Path,
         expected: Option<FileId>,
     ) -> Result<(), (String, io::Error)> {
-        if expected.is_some_and(|e| crate::file_id::of_path(root).is_ok_and(|id| id != e)) {
+        if expected.is_some_and(|e| crate::sandbox::file_id::of_path(root).is_ok_and(|id| id != e))
+        {
             return Err((String::new(), super::super::dir_handle::replaced(root)));
         }
         let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];

@@ -21,9 +21,9 @@
 //! title is never touched: it is not ours. The guest sees only `out/`.
 
 use super::dir_handle::DirHandle;
-use super::place::{self, Dirs, Previous, Undone};
+use super::place::{self, Dirs, Previous, Undone, ASIDE};
 use super::remove_tree::{remove_tree, RemoveError};
-use crate::file_id::{self, FileId};
+use crate::sandbox::file_id::{self, FileId};
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 pub const PREFIX: &str = ".dtlto-staging-";
 const LOCK_SUFFIX: &str = ".lock";
 pub const OUT: &str = "out";
-pub const ASIDE: &str = "aside";
 const RECOVER: &str = "recover.json";
 
 /// The locks a run holds: one locked file per file system, titled in each output

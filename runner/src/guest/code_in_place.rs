@@ -8,7 +8,7 @@
 //! code memory that makes their pages read+execute. Nothing is ever written there, so
 //! there is no instruction cache to synchronise.
 
-use crate::guest_module::{PageAligned, PAGE_ALIGNMENT};
+use super::guest_module::{PageAligned, PAGE_ALIGNMENT};
 use std::ops::Range;
 use wasmtime::CustomCodeMemory;
 

@@ -1,12 +1,12 @@
 //! Runs a wasip1 command under wasmtime with exactly the arguments, environment and
 //! preopened directories it is given, and reports how it ended.
 
-use crate::code_in_place::CodeInPlace;
-use crate::engine_config::engine_config;
-use crate::guest_limits::{self, Limiter, Limits};
-use crate::guest_module;
+use super::code_in_place::CodeInPlace;
+use super::engine_config::engine_config;
+use super::guest_limits::{self, Limiter, Limits};
+use super::guest_module;
+use super::wasi_guard::{self, Checks, Guard, Guarded, ReadDir};
 use crate::interrupt;
-use crate::wasi_guard::{self, Checks, Guard, Guarded, ReadDir};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -341,7 +341,7 @@ mod tests {
                 granted: &[],
                 write_dirs: &[],
                 needs_no_reactor: true,
-                limits: crate::guest_limits::DEFAULT_LIMITS,
+                limits: crate::guest::guest_limits::DEFAULT_LIMITS,
                 checks: Default::default(),
             };
             super::run(embedded.engine, &embedded.module, &view).map(|ended| ended.outcome)
