@@ -2,13 +2,15 @@
 //! It builds a two-job link's job file in a temporary directory, runs the embedded
 //! mock on it in the sandbox, checks the outputs and reports each step.
 
+use crate::error::{ExampleError, RunError};
+use crate::exit_status::ExitStatus;
 use crate::sandboxed_run::{self, Program, Request};
 use dtlto_mock::job_file::{Common, Job, JobFile};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Runs the example and returns the exit status.
-pub fn run() -> Result<i32, String> {
+pub fn run() -> Result<ExitStatus, RunError> {
     let dir = TempDir::new()?;
     let root = dir.path();
     let pid = std::process::id();
@@ -41,7 +43,7 @@ pub fn run() -> Result<i32, String> {
         root,
         &job_path,
         serde_json::to_string(&job_file)
-            .map_err(|e| e.to_string())?
+            .map_err(ExampleError::JobFile)?
             .as_bytes(),
     )?;
     for source in sources {
@@ -75,15 +77,19 @@ pub fn run() -> Result<i32, String> {
         },
         root,
     )?;
-    if status != 0 {
-        return Err(format!("the mock exited with status {status}"));
+    if status != ExitStatus::Success {
+        return Err(ExampleError::Mock(status).into());
     }
     for (i, (job, source)) in job_file.jobs.iter().zip(sources).enumerate() {
         let output = fs::read(root.join(job.native_object()))
-            .map_err(|e| format!("jobs[{i}].outputs[0] was not written: {e}"))?;
-        let expected = fs::read(root.join(source)).map_err(|e| e.to_string())?;
+            .map_err(|error| ExampleError::NotWritten { job: i, error })?;
+        let expected = fs::read(root.join(source)).map_err(ExampleError::Read)?;
         if output != expected {
-            return Err(format!("jobs[{i}].outputs[0] differs from {source}"));
+            return Err(ExampleError::Differs {
+                job: i,
+                source_file: source.to_owned(),
+            }
+            .into());
         }
         println!(
             "  jobs[{i}].outputs[0] {} = copy of {source} ({} bytes, identical)",
@@ -92,29 +98,34 @@ pub fn run() -> Result<i32, String> {
         );
     }
     let mut left: Vec<String> = fs::read_dir(root)
-        .map_err(|e| e.to_string())?
+        .map_err(ExampleError::Read)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
     println!("  the directory now holds: {}", left.join(", "));
     println!("  nothing else was written; removing {}", root.display());
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
-fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
-    fs::write(root.join(name), bytes).map_err(|e| format!("cannot write {name}: {e}"))
+fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<(), ExampleError> {
+    fs::write(root.join(name), bytes).map_err(|error| ExampleError::Write {
+        name: name.to_owned(),
+        error,
+    })
 }
 
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Result<Self, String> {
+    fn new() -> Result<Self, ExampleError> {
         let path =
             std::env::temp_dir().join(format!("dtlto-runner-example-{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        if let Err(error) = fs::create_dir_all(&path) {
+            return Err(ExampleError::TempDir { path, error });
+        }
         // Canonical, so the report shows the directory the sandbox actually used.
         let path = fs::canonicalize(&path).unwrap_or(path);
         Ok(TempDir(path))

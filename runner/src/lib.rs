@@ -5,10 +5,13 @@
 //! `sandbox/` (the plan: preopens, path map, file identity), `transaction/` (staging,
 //! commit, rollback, cleanup), `interrupt` (signals and the timeout, a leaf),
 //! `sandboxed_run` (one guest run end to end), `local/` (local mode's native jobs),
-//! `example` (the built-in example).
+//! `example` (the built-in example), `error` (every error the runner reports) and
+//! `exit_status` (the table of exit statuses).
 
 // What the binary (main.rs) and the tests use; the rest is the crate's own.
+pub mod error;
 pub mod example;
+pub mod exit_status;
 pub(crate) mod guest;
 pub mod interrupt;
 pub mod local;

@@ -1,6 +1,8 @@
 //! dtlto-runner: the native launcher a linker calls as its DTLTO distributor.
 
 use clap::{Arg, ArgAction, Command};
+use dtlto_runner::error::{LimitError, RunError, UsageError};
+use dtlto_runner::exit_status::ExitStatus;
 use dtlto_runner::sandboxed_run::{self, Program, Request};
 use dtlto_runner::{example, interrupt, local};
 use std::path::PathBuf;
@@ -109,21 +111,25 @@ fn command() -> Command {
 
 fn main() -> ExitCode {
     match run() {
-        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
-        Err(message) => {
-            dtlto_mock::stderr_line!("dtlto-runner: error: {message}");
-            ExitCode::from(1)
+        Ok(status) => status.into(),
+        Err(error) => {
+            dtlto_mock::stderr_line!("dtlto-runner: error: {error}");
+            error.exit_status().into()
         }
     }
 }
 
-fn run() -> Result<i32, String> {
+fn run() -> Result<ExitStatus, RunError> {
     raise_open_file_limit();
     let matches = match command().try_get_matches() {
         Ok(matches) => matches,
         Err(e) => {
             let _ = e.print();
-            return Ok(e.exit_code());
+            // clap's own status: 0 after --help or --version, 2 for a usage error.
+            return Ok(match e.exit_code() {
+                0 => ExitStatus::Success,
+                _ => ExitStatus::Usage,
+            });
         }
     };
     let args: Vec<String> = matches
@@ -145,17 +151,12 @@ fn run() -> Result<i32, String> {
         limit(&matches, "max-entries", MAX_ENTRIES_VARIABLE, parse_count),
     ) {
         (Ok(timeout), Ok(bytes), Ok(entries)) => (timeout, bytes, entries),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            dtlto_mock::stderr_line!("dtlto-runner: error: {e}");
-            return Ok(2);
-        }
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e.into()),
     };
-    interrupt::install(timeout)
-        .map_err(|e| format!("cannot listen for signals or start the --timeout clock: {e}"))?;
+    interrupt::install(timeout).map_err(RunError::Signals)?;
     // Local mode runs the compile jobs natively; the guest never runs in it.
     if let Some(local_args) = local::selected(&invoked_as(), &args) {
-        let cwd = std::env::current_dir()
-            .map_err(|e| format!("cannot read the working directory: {e}"))?;
+        let cwd = std::env::current_dir().map_err(RunError::WorkingDirectory)?;
         return local::run(local_args, matches.get_flag("verbose"), &cwd);
     }
     if args.is_empty() || matches.get_flag("example") {
@@ -174,8 +175,7 @@ fn run() -> Result<i32, String> {
         Program::Embedded if invoked_as() == "dtlto-validate" => "dtlto-validate".to_owned(),
         Program::Embedded => "dtlto-mock".to_owned(),
     };
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let cwd = std::env::current_dir().map_err(RunError::WorkingDirectory)?;
     sandboxed_run::run(
         &Request {
             program,
@@ -224,10 +224,10 @@ fn raise_open_file_limit() {
 /// (unset or empty: none); an error names where the value came from.
 fn limit<T: Clone + Send + Sync + 'static>(
     matches: &clap::ArgMatches,
-    id: &str,
-    variable: &str,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, String> {
+    id: &'static str,
+    variable: &'static str,
+    parse: fn(&str) -> Result<T, LimitError>,
+) -> Result<Option<T>, UsageError> {
     if let Some(value) = matches.get_one::<T>(id) {
         return Ok(Some(value.clone()));
     }
@@ -236,46 +236,43 @@ fn limit<T: Clone + Send + Sync + 'static>(
         Some(value) if value.is_empty() => Ok(None),
         Some(value) => {
             let text = value.to_string_lossy();
-            parse(&text).map(Some).map_err(|reason| {
-                format!(
-                    "invalid value {} of the environment variable {variable} \
-                     (the default of --{id}): {reason}",
-                    dtlto_mock::message::quoted(&text)
-                )
-            })
+            parse(&text)
+                .map(Some)
+                .map_err(|reason| UsageError::Variable {
+                    value: text.into_owned(),
+                    variable,
+                    option: id,
+                    reason,
+                })
         }
     }
 }
 
 /// Writes the exact guest this runner embeds, the artifact `wasmtime run` takes.
-fn write_guest(path: &std::path::Path) -> Result<i32, String> {
-    std::fs::write(path, dtlto_runner::guest_module::WASM).map_err(|e| {
-        format!(
-            "cannot write {}: {}",
-            dtlto_mock::message::quoted(&path.to_string_lossy()),
-            dtlto_mock::message::io_error(&e)
-        )
+fn write_guest(path: &std::path::Path) -> Result<ExitStatus, RunError> {
+    std::fs::write(path, dtlto_runner::guest_module::WASM).map_err(|error| {
+        RunError::WriteGuest {
+            path: path.to_owned(),
+            error,
+        }
     })?;
     println!(
         "{}  {}",
         dtlto_runner::guest_module::WASM_SHA256,
         path.display()
     );
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 /// A number of seconds more than 0, `1.5` and `1e3` allowed. More than a Duration
 /// holds (about 585 billion years), `inf` included, waits as long as a Duration can.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| "not a number of seconds".to_owned())?;
+fn parse_seconds(text: &str) -> Result<Duration, LimitError> {
+    let seconds: f64 = text.trim().parse().map_err(|_| LimitError::NotSeconds)?;
     if seconds.is_nan() {
-        return Err("not a number of seconds".to_owned());
+        return Err(LimitError::NotSeconds);
     }
     if seconds <= 0.0 {
-        return Err("a timeout must be more than 0 seconds".to_owned());
+        return Err(LimitError::NotPositive);
     }
     Ok(Duration::try_from_secs_f64(seconds)
         .unwrap_or(Duration::MAX)
@@ -283,14 +280,12 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 /// A whole number from 0 to 18446744073709551615.
-fn parse_count(text: &str) -> Result<u64, String> {
+fn parse_count(text: &str) -> Result<u64, LimitError> {
     let digits = text.trim();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("not a whole number (digits only)".to_owned());
+        return Err(LimitError::NotWholeNumber);
     }
-    digits
-        .parse()
-        .map_err(|_| format!("more than {}, the largest limit", u64::MAX))
+    digits.parse().map_err(|_| LimitError::TooLarge)
 }
 
 /// This program's name, as dtlto-mock reads its own argv[0].

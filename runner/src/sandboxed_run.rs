@@ -1,11 +1,13 @@
 //! One sandboxed run: plan, stage, launch, then commit only after a clean exit.
 
+use crate::error::{self, RunError};
+use crate::exit_status::ExitStatus;
 use crate::guest::guest_limits::DEFAULT_LIMITS;
-use crate::guest::launch::{self, Ended, GuestView, Outcome};
+use crate::guest::launch::{self, Ended, GuestView, LaunchError, Outcome};
 use crate::guest::wasi_guard::Checks;
 use crate::interrupt::{self, NotHeld};
 use crate::sandbox::file_id::{self, FileId};
-use crate::sandbox::plan::{plan, Plan, PlanError, Reads};
+use crate::sandbox::plan::{plan, Plan, Reads};
 use crate::transaction::{self, RemoveError, Transaction};
 use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
@@ -38,8 +40,8 @@ pub struct Request {
 }
 
 /// Runs the request with paths relative to `cwd`; returns the exit status to report.
-/// Errors are the runner's own refusals, already worded for the user.
-pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
+/// Errors are the runner's own refusals and failures.
+pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
     let (reads, writes, mode_words) = match request.program {
         Program::Embedded => match dtlto_mock::mode::select(&request.program_name, &request.args) {
             (Mode::Mock, skip) => (Reads::MockSources { skip }, true, skip),
@@ -56,7 +58,10 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
     let mut plan = if bare {
         Plan::default()
     } else {
-        plan(&request.args, cwd, reads, writes).map_err(|e| refusal(job_file, &e))?
+        plan(&request.args, cwd, reads, writes).map_err(|error| RunError::Plan {
+            job_file: job_file.to_owned(),
+            error,
+        })?
     };
     for dir in &request.read_trees {
         plan.read_tree(dir, cwd)?;
@@ -74,9 +79,14 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
     match interrupt::hold(|| Transaction::begin(&plan)) {
         Err(NotHeld::Stopped(stop)) => {
             dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
-            return Ok(stop.exit_status());
+            return Ok(stop.into());
         }
-        Err(NotHeld::Failed(e)) => return Err(format!("{}: {e}", shown(job_file))),
+        Err(NotHeld::Failed(error)) => {
+            return Err(RunError::Transaction {
+                job_file: job_file.to_owned(),
+                error: Box::new(error),
+            })
+        }
         Ok(()) => {}
     }
     let write_dirs: Vec<(PathBuf, String)> =
@@ -118,17 +128,10 @@ pub fn run(request: &Request, cwd: &Path) -> Result<i32, String> {
 fn finish(
     request: &Request,
     job_file: &str,
-    ended: Result<Ended, String>,
+    ended: Result<Ended, RunError>,
     committed: Option<Result<Vec<PathBuf>, transaction::TransactionError>>,
     cleanup: Result<(), Vec<RemoveError>>,
-) -> Result<i32, String> {
-    let cleanup_failure = |failures: &[RemoveError]| {
-        failures
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+) -> Result<ExitStatus, RunError> {
     if let Some(status) = transaction::report_stop(job_file, &committed, &cleanup) {
         return Ok(status);
     }
@@ -138,9 +141,13 @@ fn finish(
             dtlto_mock::stderr_line!("dtlto-runner: refused the guest path {refused}");
         }
     }
-    let mut status = match (ended.outcome, committed) {
-        (_, Some(Err(e))) => {
-            return Err(with_cleanup(format!("{}: {e}", shown(job_file)), cleanup))
+    let status = match (ended.outcome, committed) {
+        (_, Some(Err(error))) => {
+            let error = RunError::Transaction {
+                job_file: job_file.to_owned(),
+                error: Box::new(error),
+            };
+            return Err(error.with_cleanup(cleanup));
         }
         (Outcome::Exited(0), Some(Ok(paths))) => {
             if request.verbose {
@@ -151,7 +158,7 @@ fn finish(
                     );
                 }
             }
-            0
+            ExitStatus::Success
         }
         (Outcome::Exited(status), _) => {
             if let Some(limit) = &ended.limit {
@@ -162,46 +169,29 @@ fn finish(
                     "dtlto-runner: the distributor exited with {status}; nothing was committed"
                 );
             }
-            status
+            ExitStatus::of_distributor(status)
         }
         (Outcome::Trapped(trap), _) => {
-            let message = match &ended.limit {
-                Some(limit) => format!("{limit}; nothing was committed"),
-                None => format!("the distributor trapped, so nothing was committed: {trap}"),
+            let error = match ended.limit {
+                Some(limit) => RunError::Limit(limit),
+                None => RunError::Trapped(trap),
             };
-            return Err(with_cleanup(message, cleanup));
+            return Err(error.with_cleanup(cleanup));
         }
         // A stop always leaves through the branch above.
-        (Outcome::Stopped, _) => 1,
+        (Outcome::Stopped, _) => ExitStatus::Failure,
     };
     if let Err(failures) = cleanup {
-        dtlto_mock::stderr_line!(
-            "dtlto-runner: error: {}: {}",
-            if status == 0 {
-                "the outputs were committed, but the staging could not be removed"
-            } else {
-                "the staging could not be removed"
-            },
-            cleanup_failure(&failures)
-        );
-        if status == 0 {
-            status = 1;
+        if status == ExitStatus::Success {
+            return Err(RunError::CommittedNotRemoved(failures));
         }
+        // The distributor's own failure keeps its status.
+        dtlto_mock::stderr_line!(
+            "dtlto-runner: error: the staging could not be removed: {}",
+            error::reasons(&failures)
+        );
     }
     Ok(status)
-}
-
-fn with_cleanup(message: String, cleanup: Result<(), Vec<RemoveError>>) -> String {
-    match cleanup {
-        Ok(()) => message,
-        Err(failures) => {
-            let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            format!(
-                "{message}\n  and the staging could not be removed: {}",
-                reasons.join("; ")
-            )
-        }
-    }
 }
 
 /// The identities of the files the run reads, where another name of one could pass
@@ -231,16 +221,16 @@ fn launch_guest(
     request: &Request,
     plan: &Plan,
     write_dirs: &[(PathBuf, String)],
-) -> Result<Ended, String> {
+) -> Result<Ended, RunError> {
     // The guest's environment: the path map, and that this host commits for it.
     let mut env = vec![(HOST_COMMITS_VARIABLE.to_owned(), "1".to_owned())];
     if !plan.guest_paths.is_empty() {
-        let map = serde_json::to_string(&plan.guest_paths).map_err(|e| e.to_string())?;
+        let map = serde_json::to_string(&plan.guest_paths).map_err(RunError::PathMap)?;
         env.push((PATH_MAP_VARIABLE.to_owned(), map));
     }
     let (engine, module) = match &request.program {
         Program::Embedded => {
-            let embedded = launch::embedded_module().map_err(|e| format!("{e:#}"))?;
+            let embedded = launch::embedded_module().map_err(LaunchError::Engine)?;
             if let (true, Some(reason)) = (request.verbose, &embedded.copied_because) {
                 dtlto_mock::stderr_line!(
                     "dtlto-runner: the guest's code was copied, not used in place: {reason}"
@@ -249,7 +239,7 @@ fn launch_guest(
             (embedded.engine, embedded.module)
         }
         Program::File(path) => {
-            let engine = launch::engine().map_err(|e| format!("{e:#}"))?;
+            let engine = launch::engine().map_err(LaunchError::Engine)?;
             (engine, launch::module_from_file(engine, path)?)
         }
     };
@@ -269,7 +259,7 @@ fn launch_guest(
             windows_paths: cfg!(windows),
         },
     };
-    launch::run(engine, &module, &view)
+    Ok(launch::run(engine, &module, &view)?)
 }
 
 /// Whether the embedded guest's arguments after its mode word ask for no job file:
@@ -279,15 +269,6 @@ fn needs_no_job_file(args: &[String]) -> bool {
         args,
         [] | [_] if args.first().is_none_or(|a| matches!(a.as_str(), "--help" | "-h" | "--version" | "-V"))
     )
-}
-
-/// A planning refusal, naming the job file it concerns.
-fn refusal(job_file: &str, error: &PlanError) -> String {
-    match error {
-        // It names the job file already.
-        PlanError::UnreadableInput { what, .. } if what == "the job file" => error.to_string(),
-        _ => format!("{}: {error}", shown(job_file)),
-    }
 }
 
 fn describe_plan(plan: &Plan, write_dirs: &[(PathBuf, String)]) {

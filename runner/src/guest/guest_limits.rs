@@ -26,9 +26,19 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     instances: 1,
 };
 
+/// A module that declares more memories or tables than the limits allow.
+#[derive(Debug, thiserror::Error)]
+#[error("the distributor declares {count} {what}; at most {limit} are allowed")]
+pub struct TooMany {
+    pub count: usize,
+    /// `memories` or `tables`.
+    pub what: &'static str,
+    pub limit: usize,
+}
+
 /// Refuses a module whose declarations alone break the limits, before it is
 /// instantiated.
-pub fn check_module(module: &Module, limits: &Limits) -> Result<(), String> {
+pub fn check_module(module: &Module, limits: &Limits) -> Result<(), TooMany> {
     let needs = module.resources_required();
     let declared = [
         (needs.num_memories as usize, limits.memories, "memories"),
@@ -36,9 +46,7 @@ pub fn check_module(module: &Module, limits: &Limits) -> Result<(), String> {
     ];
     for (count, limit, what) in declared {
         if count > limit {
-            return Err(format!(
-                "the distributor declares {count} {what}; at most {limit} are allowed"
-            ));
+            return Err(TooMany { count, what, limit });
         }
     }
     Ok(())

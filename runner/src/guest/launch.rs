@@ -3,10 +3,11 @@
 
 use super::code_in_place::CodeInPlace;
 use super::engine_config::engine_config;
-use super::guest_limits::{self, Limiter, Limits};
+use super::guest_limits::{self, Limiter, Limits, TooMany};
 use super::guest_module;
 use super::wasi_guard::{self, Checks, Guard, Guarded, ReadDir};
 use crate::interrupt;
+use dtlto_mock::message::{io_error, quoted};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -49,6 +50,48 @@ pub enum Outcome {
     Trapped(String),
     /// A signal or the timeout stopped it.
     Stopped,
+}
+
+/// Why a distributor could not be loaded or started; `Display` is the message.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The engine could not be made, or the embedded guest not loaded into it.
+    #[error("{0:#}")]
+    Engine(wasmtime::Error),
+    /// A `--module` that is not a regular file of at most `MAX_MODULE_BYTES`.
+    #[error("cannot read module {}: {reason}", quoted(&.path.to_string_lossy()))]
+    UnreadableModule { path: PathBuf, reason: Unreadable },
+    /// A `--module` that wasmtime does not accept.
+    #[error("{} is not a usable wasm module: {error:#}", quoted(&.path.to_string_lossy()))]
+    NotAModule {
+        path: PathBuf,
+        error: wasmtime::Error,
+    },
+    #[error(transparent)]
+    Limits(#[from] TooMany),
+    #[error("cannot preopen {}: {error:#}", quoted(&.host.to_string_lossy()))]
+    Preopen {
+        host: PathBuf,
+        error: wasmtime::Error,
+    },
+    /// wasmtime-wasi's preview-1 functions could not be linked.
+    #[error("{0:#}")]
+    Link(wasmtime::Error),
+    #[error("cannot set up the WASI checks: {0:#}")]
+    Checks(wasmtime::Error),
+    #[error("cannot start the WASI runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Why a `--module` file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error("{}", io_error(.0))]
+    Io(std::io::Error),
+    #[error("it is {0}, not a regular file")]
+    NotAFile(&'static str),
+    #[error("it holds {0} bytes; a module may hold at most {MAX_MODULE_BYTES} (256 MiB)")]
+    TooBig(u64),
 }
 
 /// How a guest's run ended, and the limits it ran into on the way.
@@ -162,21 +205,19 @@ pub const MAX_MODULE_BYTES: u64 = 256 << 20;
 /// Another wasip1 distributor, compiled now. It must be a regular file (links
 /// followed) of at most `MAX_MODULE_BYTES`, checked before reading: a device or a
 /// FIFO would never end.
-pub fn module_from_file(engine: &Engine, path: &Path) -> Result<Module, String> {
-    use dtlto_mock::message::{file_kind, io_error, quoted};
+pub fn module_from_file(engine: &Engine, path: &Path) -> Result<Module, LaunchError> {
+    use dtlto_mock::message::file_kind;
     use std::io::Read;
-    let shown = quoted(&path.to_string_lossy());
-    let cannot = |reason: String| format!("cannot read module {shown}: {reason}");
-    let meta = std::fs::metadata(path).map_err(|e| cannot(io_error(&e)))?;
-    if !meta.is_file() {
-        let kind = file_kind(&meta.file_type());
-        return Err(cannot(format!("it is {kind}, not a regular file")));
-    }
-    let too_big = |size: u64| {
-        cannot(format!(
-            "it holds {size} bytes; a module may hold at most {MAX_MODULE_BYTES} (256 MiB)"
-        ))
+    let cannot = |reason| LaunchError::UnreadableModule {
+        path: path.to_owned(),
+        reason,
     };
+    let io = |e| cannot(Unreadable::Io(e));
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(cannot(Unreadable::NotAFile(file_kind(&meta.file_type()))));
+    }
+    let too_big = |size| cannot(Unreadable::TooBig(size));
     if meta.len() > MAX_MODULE_BYTES {
         return Err(too_big(meta.len()));
     }
@@ -187,21 +228,23 @@ pub fn module_from_file(engine: &Engine, path: &Path) -> Result<Module, String> 
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
-    let file = options.open(path).map_err(|e| cannot(io_error(&e)))?;
+    let file = options.open(path).map_err(io)?;
     // What was checked is what is read: the file opened, and no more than the limit.
-    let opened = file.metadata().map_err(|e| cannot(io_error(&e)))?;
+    let opened = file.metadata().map_err(io)?;
     if !opened.is_file() {
-        let kind = file_kind(&opened.file_type());
-        return Err(cannot(format!("it is {kind}, not a regular file")));
+        return Err(cannot(Unreadable::NotAFile(file_kind(&opened.file_type()))));
     }
     let mut bytes = Vec::new();
     file.take(MAX_MODULE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| cannot(io_error(&e)))?;
+        .map_err(io)?;
     if bytes.len() as u64 > MAX_MODULE_BYTES {
         return Err(too_big(bytes.len() as u64));
     }
-    Module::new(engine, bytes).map_err(|e| format!("{shown} is not a usable wasm module: {e:#}"))
+    Module::new(engine, bytes).map_err(|error| LaunchError::NotAModule {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 struct Host {
@@ -221,7 +264,7 @@ impl Guarded for Host {
 }
 
 /// Instantiates `module` in `view` and runs its `_start`.
-pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Ended, String> {
+pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Ended, LaunchError> {
     interrupt::on_stop(interrupt_guests);
     guest_limits::check_module(module, &view.limits)?;
     let mut wasi = WasiCtxBuilder::new();
@@ -239,10 +282,11 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
         (view.write_dirs, FsPerms::ReadWrite),
     ] {
         for (host, guest) in dirs {
-            wasi.preopened_dir(host, guest, perms).map_err(|e| {
-                let host = dtlto_mock::message::quoted(&host.to_string_lossy());
-                format!("cannot preopen {host}: {e:#}")
-            })?;
+            wasi.preopened_dir(host, guest, perms)
+                .map_err(|error| LaunchError::Preopen {
+                    host: host.clone(),
+                    error,
+                })?;
         }
     }
     let read_scope: Vec<ReadDir> = view
@@ -276,17 +320,16 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
     }
 
     let mut linker: Linker<Host> = Linker::new(engine);
-    p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(|e| format!("{e:#}"))?;
+    p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(LaunchError::Link)?;
     if view.checks.any() || scopes_reads {
-        wasi_guard::install(&mut linker, view.checks, scopes_reads)
-            .map_err(|e| format!("cannot set up the WASI checks: {e:#}"))?;
+        wasi_guard::install(&mut linker, view.checks, scopes_reads).map_err(LaunchError::Checks)?;
     }
     // wasmtime-wasi runs each call in the ambient tokio runtime if there is one.
     let own_runtime = if view.needs_no_reactor {
         Some(
             tokio::runtime::Builder::new_current_thread()
                 .build()
-                .map_err(|e| format!("cannot start the WASI runtime: {e}"))?,
+                .map_err(LaunchError::Runtime)?,
         )
     } else {
         None
@@ -344,7 +387,9 @@ mod tests {
                 limits: crate::guest::guest_limits::DEFAULT_LIMITS,
                 checks: Default::default(),
             };
-            super::run(embedded.engine, &embedded.module, &view).map(|ended| ended.outcome)
+            super::run(embedded.engine, &embedded.module, &view)
+                .map(|ended| ended.outcome)
+                .map_err(|e| e.to_string())
         };
         let runs: Vec<_> = (0..4).map(|_| std::thread::spawn(run_version)).collect();
         for run in runs {

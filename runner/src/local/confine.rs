@@ -34,6 +34,7 @@ pub use imp::{prepare, Prepared};
 #[cfg(target_os = "linux")]
 mod imp {
     use super::Rules;
+    use crate::error::ConfineError;
     use landlock::{
         Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
     };
@@ -79,8 +80,8 @@ mod imp {
 
     /// Builds the job's ruleset. Paths that do not exist are left out (a system
     /// without `/lib64`).
-    pub fn prepare(rules: &Rules) -> Result<Prepared, String> {
-        let failed = |e: &dyn std::fmt::Display| format!("cannot build the Landlock ruleset: {e}");
+    pub fn prepare(rules: &Rules) -> Result<Prepared, ConfineError> {
+        let failed = |e: &dyn std::fmt::Display| ConfineError::Ruleset(e.to_string());
         let all = AccessFs::from_all(ABI_HANDLED);
         let read = AccessFs::from_read(ABI_HANDLED);
         let mut ruleset = Ruleset::default()
@@ -88,7 +89,7 @@ mod imp {
             .map_err(|e| failed(&e))?
             .create()
             .map_err(|e| failed(&e))?;
-        let mut add = |path: &std::path::Path, access| -> Result<(), String> {
+        let mut add = |path: &std::path::Path, access| -> Result<(), ConfineError> {
             match PathFd::new(path) {
                 Ok(fd) => {
                     (&mut ruleset)
@@ -184,6 +185,7 @@ mod imp {
 #[cfg(not(target_os = "linux"))]
 mod imp {
     use super::Rules;
+    use crate::error::ConfineError;
     use std::process::Command;
 
     pub fn abi_version() -> Option<i32> {
@@ -193,8 +195,8 @@ mod imp {
     /// Never made: there is no Landlock here.
     pub struct Prepared(());
 
-    pub fn prepare(_: &Rules) -> Result<Prepared, String> {
-        Err("Landlock is a Linux facility".to_owned())
+    pub fn prepare(_: &Rules) -> Result<Prepared, ConfineError> {
+        Err(ConfineError::Unsupported)
     }
 
     impl Prepared {

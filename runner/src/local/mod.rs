@@ -9,11 +9,15 @@ pub mod args;
 mod children;
 pub mod confine;
 
+use crate::error::{
+    JobError, JobFileError, LocalError, LocalUsage, NoLandlock, RunError, UsageError,
+};
+use crate::exit_status;
 use crate::interrupt::{self, NotHeld};
 use crate::sandbox::plan::{plan, Reads};
 use crate::transaction::{self, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
-use dtlto_mock::message::{io_error, quoted, shown};
+use dtlto_mock::message::quoted;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,8 +31,6 @@ pub const WORD: &str = "local";
 pub const PROGRAM: &str = "dtlto-local";
 /// Set to `off`, the jobs run unconfined, as where Landlock is missing.
 pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
-
-const USAGE: &str = "usage: dtlto-runner [RUNNER OPTIONS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
 
 /// The mode's arguments (after the word `local`), if this command line selects it.
 pub fn selected<'a>(program: &str, args: &'a [String]) -> Option<&'a [String]> {
@@ -59,9 +61,9 @@ pub struct Options {
 /// Reads local mode's arguments. As local.py reads only its last argument, other
 /// words are ignored; an option that is not ours is refused, so that a misspelt
 /// `--hermetic` cannot pass silently.
-pub fn options(args: &[String], verbose: bool) -> Result<Options, String> {
+pub fn options(args: &[String], verbose: bool) -> Result<Options, LocalUsage> {
     let Some((job_file, rest)) = args.split_last() else {
-        return Err(format!("local mode needs a job file\n{USAGE}"));
+        return Err(LocalUsage::NoJobFile);
     };
     let mut options = Options {
         jobs: 1,
@@ -82,15 +84,12 @@ pub fn options(args: &[String], verbose: bool) -> Result<Options, String> {
             }
             "--jobs" | "-j" => rest
                 .next()
-                .ok_or_else(|| format!("{arg} needs a number\n{USAGE}"))?
+                .ok_or_else(|| LocalUsage::NoNumber(arg.clone()))?
                 .as_str(),
             other => match other.strip_prefix("--jobs=").or(other.strip_prefix("-j")) {
                 Some(value) => value,
                 None if other.starts_with('-') => {
-                    return Err(format!(
-                        "unknown option {} for local mode\n{USAGE}",
-                        quoted(other)
-                    ))
+                    return Err(LocalUsage::UnknownOption(other.to_owned()))
                 }
                 // A word, such as the script local.py replaced: ignored, as local.py does.
                 None => continue,
@@ -98,7 +97,7 @@ pub fn options(args: &[String], verbose: bool) -> Result<Options, String> {
         };
         let n: usize = jobs
             .parse()
-            .map_err(|_| format!("--jobs {}: not a number of jobs\n{USAGE}", quoted(jobs)))?;
+            .map_err(|_| LocalUsage::NotANumber(jobs.to_owned()))?;
         options.jobs = if n == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
@@ -109,16 +108,14 @@ pub fn options(args: &[String], verbose: bool) -> Result<Options, String> {
 }
 
 /// Runs local mode with `args` (after the word `local`); returns the exit status.
-pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
-    let options = match options(args, verbose) {
-        Ok(options) => options,
-        Err(message) => {
-            dtlto_mock::stderr_line!("dtlto-runner: error: {message}");
-            return Ok(2);
-        }
-    };
+pub fn run(
+    args: &[String],
+    verbose: bool,
+    cwd: &Path,
+) -> Result<exit_status::ExitStatus, RunError> {
+    let options = options(args, verbose).map_err(UsageError::Local)?;
     let job_path = options.job_file.as_str();
-    let job_file = read_job_file(&cwd.join(job_path), job_path)?;
+    let job_file = read_job_file(&cwd.join(job_path), job_path).map_err(LocalError::from)?;
 
     // Confinement, decided before anything is created.
     // DTLTO_RUNNER_LANDLOCK=off runs as where Landlock is missing: to compare, or
@@ -131,17 +128,15 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
     };
     if options.hermetic && landlock.is_none() {
         let why = if switched_off {
-            format!("{LANDLOCK_VARIABLE}=off turns it off")
+            NoLandlock::SwitchedOff {
+                variable: LANDLOCK_VARIABLE,
+            }
         } else if cfg!(target_os = "linux") {
-            "this kernel does not offer it".to_owned()
+            NoLandlock::Kernel
         } else {
-            "this system does not have it".to_owned()
+            NoLandlock::System
         };
-        return Err(format!(
-            "--hermetic needs Landlock (Linux 5.13 or later), and {why}; without it \
-             nothing holds the jobs to their declared inputs, so the runner refuses to \
-             run rather than pretend"
-        ));
+        return Err(LocalError::NoLandlock(why).into());
     }
 
     // Every output must be an argument the runner can point at staging.
@@ -149,13 +144,13 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
         let mut command = full_args(&job_file, i);
         for (k, output) in job.outputs.iter().enumerate() {
             if args::point_output(&mut command, output, output) == 0 {
-                return Err(format!(
-                    "{}: jobs[{i}].outputs[{k}] {} is not among jobs[{i}]'s arguments as an \
-                     output (`-o {output}` or `-o{output}`), so the runner cannot point it at \
-                     staging; it refuses to run",
-                    shown(job_path),
-                    quoted(output)
-                ));
+                return Err(LocalError::OutputNotAnArgument {
+                    job_file: job_path.to_owned(),
+                    job: i,
+                    output: k,
+                    path: output.clone(),
+                }
+                .into());
             }
         }
     }
@@ -168,13 +163,13 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
         Reads::JobFileOnly,
         true,
     )
-    .map_err(|e| format!("{}: {e}", shown(job_path)))?;
+    .map_err(|error| RunError::Plan {
+        job_file: job_path.to_owned(),
+        error,
+    })?;
     let declared: usize = job_file.jobs.iter().map(|j| j.outputs.len()).sum();
     if plan.outputs.len() != declared {
-        return Err(format!(
-            "{}: the job file changed while it was read",
-            shown(job_path)
-        ));
+        return Err(LocalError::Changed(job_path.to_owned()).into());
     }
     let reclaimed = transaction::reclaim(&plan);
     for warning in &reclaimed.warnings {
@@ -189,9 +184,14 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
     match interrupt::hold(|| Transaction::begin(&plan)) {
         Err(NotHeld::Stopped(stop)) => {
             dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
-            return Ok(stop.exit_status());
+            return Ok(stop.into());
         }
-        Err(NotHeld::Failed(e)) => return Err(format!("{}: {e}", shown(job_path))),
+        Err(NotHeld::Failed(error)) => {
+            return Err(RunError::Transaction {
+                job_file: job_path.to_owned(),
+                error: Box::new(error),
+            })
+        }
         Ok(()) => {}
     }
     let staging_outs: Vec<PathBuf> = interrupt::with_held(|t: &mut Transaction| {
@@ -203,7 +203,7 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
     if staging_outs.len() != plan.output_dirs.len() {
         // A stop took the transaction as soon as it was made, and ends the process.
         interrupt::settle::<Transaction>();
-        return Ok(1);
+        return Ok(exit_status::ExitStatus::Failure);
     }
     if options.verbose {
         match (landlock, options.hermetic) {
@@ -315,21 +315,12 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
         _ => None,
     };
     let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
-    let cleanup_words = |failures: &[transaction::RemoveError]| {
-        failures
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     if let Some(status) = transaction::report_stop(job_path, &committed, &cleanup) {
         return Ok(status);
     }
     let failed = match (outcome, committed) {
-        (Err(message), _) => Some(format!(
-            "{message}\n  nothing was committed: every output is as it was before the run"
-        )),
-        (Ok(()), Some(Err(e))) => Some(e.to_string()),
+        (Err(failure), _) => Some(LocalError::Job(failure)),
+        (Ok(()), Some(Err(error))) => Some(LocalError::Commit(Box::new(error))),
         (Ok(()), Some(Ok(paths))) => {
             if options.verbose {
                 for path in &paths {
@@ -338,19 +329,12 @@ pub fn run(args: &[String], verbose: bool, cwd: &Path) -> Result<i32, String> {
             }
             None
         }
-        (Ok(()), None) => Some("the run ended without its transaction".to_owned()),
+        (Ok(()), None) => Some(LocalError::NoTransaction),
     };
     match (failed, cleanup) {
-        (None, Ok(())) => Ok(0),
-        (None, Err(failures)) => Err(format!(
-            "the outputs were committed, but the staging could not be removed: {}",
-            cleanup_words(&failures)
-        )),
-        (Some(message), Ok(())) => Err(message),
-        (Some(message), Err(failures)) => Err(format!(
-            "{message}\n  and the staging could not be removed: {}",
-            cleanup_words(&failures)
-        )),
+        (None, Ok(())) => Ok(exit_status::ExitStatus::Success),
+        (None, Err(failures)) => Err(RunError::CommittedNotRemoved(failures)),
+        (Some(error), cleanup) => Err(RunError::from(error).with_cleanup(cleanup)),
     }
 }
 
@@ -414,50 +398,29 @@ fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
 }
 
 /// Reads and checks the job file (the rules validate.py enforces).
-fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, String> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        format!(
-            "cannot open the job file {}: {}",
-            shown(shown_as),
-            io_error(&e)
-        )
-    })?;
+fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, JobFileError> {
+    let shown_as = shown_as.to_owned();
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) => return Err(JobFileError::Open { shown_as, error }),
+    };
     let mut text = String::new();
-    file.take(MAX_JOB_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| {
-            format!(
-                "cannot read the job file {}: {}",
-                shown(shown_as),
-                io_error(&e)
-            )
-        })?;
-    if text.len() as u64 > MAX_JOB_FILE_BYTES {
-        return Err(format!(
-            "{}: a job file may hold at most {MAX_JOB_FILE_BYTES} bytes (1 GiB)",
-            shown(shown_as)
-        ));
+    if let Err(error) = file.take(MAX_JOB_FILE_BYTES + 1).read_to_string(&mut text) {
+        return Err(JobFileError::Read { shown_as, error });
     }
-    let doc = dtlto_mock::json::parse(&text).map_err(|e| {
-        format!(
-            "{}:{}:{}: not valid JSON: {}",
-            shown(shown_as),
-            e.line,
-            e.column,
-            e.message
-        )
-    })?;
-    job_file::read(&doc).map_err(|violations| {
-        let mut message = format!(
-            "{} is not a valid DTLTO job file ({} problem{}):",
-            shown(shown_as),
-            violations.len(),
-            if violations.len() == 1 { "" } else { "s" }
-        );
-        for violation in violations {
-            message.push_str(&format!("\n  {}: {violation}", shown(shown_as)));
-        }
-        message
+    if text.len() as u64 > MAX_JOB_FILE_BYTES {
+        return Err(JobFileError::TooBig {
+            shown_as,
+            limit: MAX_JOB_FILE_BYTES,
+        });
+    }
+    let doc = match dtlto_mock::json::parse(&text) {
+        Ok(doc) => doc,
+        Err(error) => return Err(JobFileError::NotJson { shown_as, error }),
+    };
+    job_file::read(&doc).map_err(|violations| JobFileError::Invalid {
+        shown_as,
+        violations,
     })
 }
 
@@ -487,11 +450,11 @@ fn run_jobs(
     landlock: bool,
     job_file: &JobFile,
     cwd: &Path,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let (ended_tx, ended_rx) = mpsc::channel::<usize>();
     let mut next = 0;
     let mut running: Vec<Running> = Vec::new();
-    let mut failure: Option<String> = None;
+    let mut failure: Option<JobError> = None;
     let stopping = || interrupt::stopped().is_some() || children::stopped();
     loop {
         while failure.is_none() && !stopping() && running.len() < options.jobs && next < jobs.len()
@@ -499,7 +462,7 @@ fn run_jobs(
             match start(&jobs[next], options, landlock, cwd, &ended_tx) {
                 Ok(Some(started)) => running.push(started),
                 Ok(None) => {}
-                Err(message) => failure = Some(message),
+                Err(error) => failure = Some(error),
             }
             next += 1;
         }
@@ -524,24 +487,25 @@ fn run_jobs(
                     // staging it wrote into is gone when they are read).
                     let command = full_args(job_file, job.index);
                     if !status.success() {
-                        failure = Some(describe_failure(
+                        failure = Some(JobError::Failed(describe_failure(
                             job_file,
                             job.index,
                             &command,
                             status,
                             options.hermetic,
-                        ));
+                        )));
                     } else if options.hermetic && is_empty(&jobs[job.index].native_object) {
-                        failure = Some(empty_under_hermetic(job_file, job.index, &command));
+                        failure = Some(JobError::Failed(empty_under_hermetic(
+                            job_file, job.index, &command,
+                        )));
                     }
                 }
-                Err(e) => {
+                Err(error) => {
                     if failure.is_none() {
-                        failure = Some(format!(
-                            "jobs[{}]: cannot wait for its process: {}",
-                            job.index,
-                            io_error(&e)
-                        ));
+                        failure = Some(JobError::Wait {
+                            job: job.index,
+                            error,
+                        });
                     }
                     children::end(&mut job.child);
                     still.push(job);
@@ -567,14 +531,12 @@ fn start(
     landlock: bool,
     cwd: &Path,
     ended: &mpsc::Sender<usize>,
-) -> Result<Option<Running>, String> {
+) -> Result<Option<Running>, JobError> {
     let i = job.index;
-    std::fs::create_dir_all(&job.tmp).map_err(|e| {
-        format!(
-            "jobs[{i}]: cannot create its TMPDIR {}: {}",
-            job.tmp.display(),
-            io_error(&e)
-        )
+    std::fs::create_dir_all(&job.tmp).map_err(|error| JobError::Tmpdir {
+        job: i,
+        dir: job.tmp.clone(),
+        error,
     })?;
     let mut command = Command::new(&job.command[0]);
     command.args(&job.command[1..]).current_dir(cwd);
@@ -583,7 +545,7 @@ fn start(
         command.env("TMP", &job.tmp).env("TEMP", &job.tmp);
     }
     let confinement = if landlock {
-        Some(confine::prepare(&job.rules).map_err(|e| format!("jobs[{i}]: {e}"))?)
+        Some(confine::prepare(&job.rules).map_err(|error| JobError::Confine { job: i, error })?)
     } else {
         None
     };
@@ -605,12 +567,12 @@ fn start(
     let mut child = match children::spawn(&mut command) {
         Ok(Some(child)) => child,
         Ok(None) => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "jobs[{i}] could not be started ({}): {}",
-                io_error(&e),
-                args::shell_words(&job.command)
-            ))
+        Err(error) => {
+            return Err(JobError::Start {
+                job: i,
+                error,
+                command: args::shell_words(&job.command),
+            })
         }
     };
     let mut relays = Vec::new();
@@ -763,6 +725,7 @@ mod tests {
         );
         assert!(options(&strings(&["--hermtic", "j.json"]), false)
             .unwrap_err()
+            .to_string()
             .contains("unknown option \"--hermtic\""));
         assert!(options(&[], false).is_err());
     }

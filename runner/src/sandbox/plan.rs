@@ -37,19 +37,31 @@ pub struct Plan {
 impl Plan {
     /// `--read DIR`: the whole tree of `dir` (relative to `cwd`), read-only, which the
     /// guest finds under `dir` as written.
-    pub fn read_tree(&mut self, dir: &str, cwd: &Path) -> Result<(), String> {
+    pub fn read_tree(&mut self, dir: &str, cwd: &Path) -> Result<(), ReadTreeError> {
         let host = fs::canonicalize(cwd.join(dir))
             .and_then(|host| match fs::metadata(&host)?.is_dir() {
                 true => Ok(host),
                 false => Err(io::Error::other("it is not a directory")),
             })
-            .map_err(|e| format!("cannot read --read {}: {}", quoted(dir), io_error(&e)))?;
+            .map_err(|error| ReadTreeError {
+                dir: dir.to_owned(),
+                error,
+            })?;
         let guest = format!("{GUEST_ROOT}/in{}", self.read_dirs.len());
         self.read_dirs.push((host, guest.clone()));
         self.granted.push(None);
         self.guest_paths.insert(dir.to_owned(), guest);
         Ok(())
     }
+}
+
+/// A `--read DIR` that is not a directory the runner can read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read --read {}: {}", quoted(.dir), io_error(.error))]
+pub struct ReadTreeError {
+    /// As written on the command line.
+    pub dir: String,
+    pub error: io::Error,
 }
 
 #[derive(Debug)]

@@ -8,6 +8,9 @@ use crate::sandbox::file_id::FileId;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The names of a directory's entries, as the OS has them.
+pub type Names = Vec<std::ffi::OsString>;
+
 /// What one entry of a directory is, without following a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -88,7 +91,7 @@ impl DirHandle {
 
 #[cfg(unix)]
 mod platform {
-    use super::{one_step_calls, replaced, DirHandle, Entry, Kind};
+    use super::{one_step_calls, replaced, DirHandle, Entry, Kind, Names};
     use crate::sandbox::file_id::FileId;
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use std::io;
@@ -209,7 +212,7 @@ mod platform {
         }
 
         /// The names in the directory, but `.` and `..`.
-        pub fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        pub fn names(&self) -> io::Result<Names> {
             use std::os::unix::ffi::OsStrExt;
             let mut names = Vec::new();
             for entry in rustix::fs::Dir::read_from(&self.fd).map_err(os)? {
@@ -252,7 +255,7 @@ mod platform {
 
 #[cfg(windows)]
 mod platform {
-    use super::{replaced, DirHandle, Entry, Kind};
+    use super::{replaced, DirHandle, Entry, Kind, Names};
     use crate::sandbox::file_id::{self, FileId};
     use std::fs;
     use std::io;
@@ -322,7 +325,7 @@ mod platform {
             fs::rename(self.still()?.join(name), to.still()?.join(to_name))
         }
 
-        pub fn names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        pub fn names(&self) -> io::Result<Names> {
             fs::read_dir(self.still()?)?
                 .map(|entry| entry.map(|e| e.file_name()))
                 .collect()

@@ -12,11 +12,12 @@ mod place;
 mod remove_tree;
 mod staging_dir;
 
+use crate::exit_status::ExitStatus;
 use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
 use dir_handle::{DirHandle, Kind};
 use dtlto_mock::message::{io_error, quoted};
-use place::{Dirs, Previous, Undone};
+use place::{Dirs, PlaceError, Previous, Undone};
 use staging_dir::{RunLocks, StagingDir, Unrestored};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -56,17 +57,54 @@ pub enum TransactionError {
     /// The guest wrote paths the job file does not declare.
     Undeclared(Vec<PathBuf>),
     /// What the guest staged, or where it would go, is not fit to commit.
-    Unfit(Vec<String>),
+    Unfit(Vec<Problem>),
     /// A step of the commit failed, or a stop came; everything was rolled back (or
     /// says what was not).
     Commit(CommitError),
 }
 
+/// One thing that keeps a commit from going ahead, or that made it go back; the
+/// `Display` is the message's line.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error(
+        "cannot open output directory {} or its staging: {}",
+        show(.dir),
+        io_error(.error)
+    )]
+    OpenDirs { dir: PathBuf, error: io::Error },
+    /// An output directory or its staging is no longer the one planned or made (the
+    /// check's own words).
+    #[error("{0}")]
+    Replaced(io::Error),
+    #[error("cannot list the staging directory {}: {}", show(.dir), io_error(.error))]
+    ListStaging { dir: PathBuf, error: io::Error },
+    /// A staged output that may not be committed; `label` is its JSON location.
+    #[error("{label}: staged {unfit}")]
+    Staged { label: String, unfit: Unfit },
+    #[error("{label}: {error}")]
+    Place { label: String, error: PlaceError },
+    /// A stop came, as the interrupt module describes it.
+    #[error("{0}")]
+    Stopped(String),
+}
+
+/// Why a staged output is not fit to commit; `shown` is its path as messages show it.
+#[derive(Debug, thiserror::Error)]
+pub enum Unfit {
+    #[error("{shown} cannot be read: {}", io_error(.error))]
+    Unreadable { shown: String, error: io::Error },
+    #[error("{shown} is {}, not a regular file", .kind.describe())]
+    NotAFile { shown: String, kind: Kind },
+    #[error("{shown} has {links} names (hard links); an output must be a file of its own")]
+    Linked { shown: String, links: u64 },
+}
+
 /// Why nothing was committed, and the state the outputs were left in.
 #[derive(Debug)]
 pub struct CommitError {
-    /// What failed, worded for the user.
-    pub failed: String,
+    /// What failed.
+    pub failed: Problem,
     /// Outputs another run replaced after this one placed them: left alone.
     pub superseded: Vec<PathBuf>,
     /// What could not be put back, and where its previous file is now.
@@ -239,17 +277,16 @@ impl Transaction {
 
     /// Opens output directory `index` and its staging, each checked to be the one
     /// planned or made.
-    fn open(&self, index: usize) -> Result<Dirs, String> {
+    fn open(&self, index: usize) -> Result<Dirs, Problem> {
         let staged = &self.dirs[index];
         DirHandle::open(&staged.host, Some(staged.id))
             .and_then(|target| staged.staging.open(target))
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::Other => e.to_string(),
-                _ => format!(
-                    "cannot open output directory {} or its staging: {}",
-                    show(&staged.host),
-                    io_error(&e)
-                ),
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::Other => Problem::Replaced(error),
+                _ => Problem::OpenDirs {
+                    dir: staged.host.clone(),
+                    error,
+                },
             })
     }
 
@@ -285,12 +322,11 @@ impl Transaction {
             };
             let staged = match dirs.out.names() {
                 Ok(staged) => staged,
-                Err(e) => {
-                    unfit.push(format!(
-                        "cannot list the staging directory {}: {}",
-                        show(dirs.out.path()),
-                        io_error(&e)
-                    ));
+                Err(error) => {
+                    unfit.push(Problem::ListStaging {
+                        dir: dirs.out.path().to_owned(),
+                        error,
+                    });
                     continue;
                 }
             };
@@ -302,7 +338,10 @@ impl Transaction {
                         let label = labels[&(index, *name)];
                         match fit_to_commit(&dirs.out, name) {
                             Ok(id) => to_move.push((index, name, id)),
-                            Err(problem) => unfit.push(format!("{label}: staged {problem}")),
+                            Err(problem) => unfit.push(Problem::Staged {
+                                label: label.to_owned(),
+                                unfit: problem,
+                            }),
                         }
                     }
                     None => undeclared.push(self.dirs[index].host.join(&name)),
@@ -323,7 +362,7 @@ impl Transaction {
         let mut open: Option<(usize, Dirs)> = None;
         for &(index, name, placed) in &to_move {
             if let Some(reason) = stop() {
-                failure = Some(reason);
+                failure = Some(Problem::Stopped(reason));
                 break;
             }
             if open.as_ref().is_none_or(|(i, _)| *i != index) {
@@ -339,8 +378,11 @@ impl Transaction {
             let Some((_, dirs)) = &open else { break };
             match place::place(dirs, name, inputs) {
                 Ok(previous) => done.push((index, name, placed, previous)),
-                Err(problem) => {
-                    failure = Some(format!("{}: {problem}", labels[&(index, name)]));
+                Err(error) => {
+                    failure = Some(Problem::Place {
+                        label: labels[&(index, name)].to_owned(),
+                        error,
+                    });
                     break;
                 }
             }
@@ -364,7 +406,7 @@ impl Transaction {
     /// Undoes `done` in reverse, and records in each staging what could not be undone.
     fn roll_back(
         &mut self,
-        failed: String,
+        failed: Problem,
         done: Vec<(usize, &str, FileId, Previous)>,
         labels: &HashMap<(usize, &str), &str>,
     ) -> CommitError {
@@ -465,7 +507,7 @@ pub fn report_stop(
     job_file: &str,
     committed: &Option<Result<Vec<PathBuf>, TransactionError>>,
     cleanup: &Result<(), Vec<RemoveError>>,
-) -> Option<i32> {
+) -> Option<ExitStatus> {
     let stop = crate::interrupt::stopped()?;
     if matches!(committed, Some(Ok(_))) {
         return None;
@@ -484,7 +526,7 @@ pub fn report_stop(
         stop.describe(),
         stopped_outcome(cleanup)
     );
-    Some(stop.exit_status())
+    Some(stop.into())
 }
 
 /// The end of a stopped run's one line: nothing was committed, and what became of
@@ -505,23 +547,22 @@ pub fn stopped_outcome(cleanup: &Result<(), Vec<RemoveError>>) -> String {
 /// A staged output may be committed only as a regular file with no other name: a
 /// guest must not hand over one of its inputs, or one file under several outputs.
 /// Returns its identity.
-fn fit_to_commit(out: &DirHandle, name: &str) -> Result<FileId, String> {
-    let entry = out
-        .entry(name)
-        .map_err(|e| format!("{} cannot be read: {}", out.show(name), io_error(&e)))?;
+fn fit_to_commit(out: &DirHandle, name: &str) -> Result<FileId, Unfit> {
+    let entry = out.entry(name).map_err(|error| Unfit::Unreadable {
+        shown: out.show(name),
+        error,
+    })?;
     if entry.kind != Kind::File {
-        return Err(format!(
-            "{} is {}, not a regular file",
-            out.show(name),
-            entry.kind.describe()
-        ));
+        return Err(Unfit::NotAFile {
+            shown: out.show(name),
+            kind: entry.kind,
+        });
     }
     if entry.links != 1 {
-        return Err(format!(
-            "{} has {} names (hard links); an output must be a file of its own",
-            out.show(name),
-            entry.links
-        ));
+        return Err(Unfit::Linked {
+            shown: out.show(name),
+            links: entry.links,
+        });
     }
     Ok(entry.id)
 }

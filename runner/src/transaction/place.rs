@@ -82,35 +82,48 @@ pub enum Undone {
 /// How many times a target that appears or vanishes under us is tried again.
 const RETRIES: usize = 8;
 
+/// Why an output could not be put in place; `target` is its path as messages show it.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("cannot move it into place at {target}: {}", dtlto_mock::message::io_error(.error))]
+    Move { target: String, error: io::Error },
+    /// The target is another name of a file the run reads.
+    #[error(
+        "{target} is a name of a file the run reads; a distributor must not overwrite \
+         what the link reads"
+    )]
+    IsInput { target: String },
+    #[error("{target} is {}, not a regular file that an output may replace", .kind.describe())]
+    NotAFile { target: String, kind: Kind },
+    #[error("{target} kept appearing and vanishing while it was committed")]
+    Unsteady { target: String },
+}
+
 /// Puts `out/name` in place at `target/name`. `placed` is the staged file's identity;
 /// a previous file that is one of `inputs` (a second name of an input, such as a
 /// Windows short name) is put back and refused.
-pub fn place(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous, String> {
-    let into_place = |e: &io::Error| {
-        format!(
-            "cannot move it into place at {}: {}",
-            dirs.target.show(name),
-            dtlto_mock::message::io_error(e)
-        )
+pub fn place(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous, PlaceError> {
+    let into_place = |error| PlaceError::Move {
+        target: dirs.target.show(name),
+        error,
     };
     for _ in 0..RETRIES {
         match create(dirs, name) {
             Ok(()) => return Ok(Previous::None),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(into_place(&e)),
+            Err(e) => return Err(into_place(e)),
         }
         match replace(dirs, name, inputs) {
             Ok(previous) => return Ok(previous),
             // It went away between the two steps: create it after all.
             Err(Replace::Vanished) => {}
             Err(Replace::Refused(reason)) => return Err(reason),
-            Err(Replace::Failed(e)) => return Err(into_place(&e)),
+            Err(Replace::Failed(e)) => return Err(into_place(e)),
         }
     }
-    Err(format!(
-        "{} kept appearing and vanishing while it was committed",
-        dirs.target.show(name)
-    ))
+    Err(PlaceError::Unsteady {
+        target: dirs.target.show(name),
+    })
 }
 
 /// Moves `out/name` to `target/name`, which must not exist.
@@ -128,7 +141,7 @@ fn create(dirs: &Dirs, name: &str) -> io::Result<()> {
 
 enum Replace {
     Vanished,
-    Refused(String),
+    Refused(PlaceError),
     Failed(io::Error),
 }
 
@@ -143,18 +156,11 @@ fn failed(e: io::Error) -> Replace {
 /// Replaces the file at `target/name` with `out/name`, keeping the previous one.
 fn replace(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous, Replace> {
     let refusal = |kind: Kind, is_input: bool| {
+        let target = dirs.target.show(name);
         Replace::Refused(if is_input {
-            format!(
-                "{} is a name of a file the run reads; a distributor must not overwrite \
-                 what the link reads",
-                dirs.target.show(name)
-            )
+            PlaceError::IsInput { target }
         } else {
-            format!(
-                "{} is {}, not a regular file that an output may replace",
-                dirs.target.show(name),
-                kind.describe()
-            )
+            PlaceError::NotAFile { target, kind }
         })
     };
     match dirs.out.exchange(name, &dirs.target, name) {
@@ -281,7 +287,10 @@ mod tests {
         both(|portable| {
             let (dir, dirs) = scene("new", portable);
             let placed = id(&dir.join("s/out/o.o"));
-            assert_eq!(place(&dirs, "o.o", &HashSet::new()), Ok(Previous::None));
+            assert_eq!(
+                place(&dirs, "o.o", &HashSet::new()).ok(),
+                Some(Previous::None)
+            );
             assert_eq!(read(dir.join("o.o")), "new");
             assert_eq!(
                 undo(&dirs, "o.o", placed, Previous::None).unwrap(),
@@ -343,7 +352,9 @@ mod tests {
             let (dir, dirs) = scene("refused", portable);
             fs::create_dir(dir.join("o.o")).unwrap();
             fs::write(dir.join("o.o/inside"), "x").unwrap();
-            let refused = place(&dirs, "o.o", &HashSet::new()).unwrap_err();
+            let refused = place(&dirs, "o.o", &HashSet::new())
+                .unwrap_err()
+                .to_string();
             assert!(
                 refused.contains("is a directory, not a regular file"),
                 "{refused}"
@@ -354,7 +365,9 @@ mod tests {
 
             fs::write(dir.join("victim"), "victim").unwrap();
             std::os::unix::fs::symlink("victim", dir.join("o.o")).unwrap();
-            let refused = place(&dirs, "o.o", &HashSet::new()).unwrap_err();
+            let refused = place(&dirs, "o.o", &HashSet::new())
+                .unwrap_err()
+                .to_string();
             assert!(refused.contains("is a symbolic link"), "{refused}");
             assert_eq!(fs::read_link(dir.join("o.o")).unwrap(), Path::new("victim"));
             assert_eq!(read(dir.join("victim")), "victim");
@@ -363,7 +376,7 @@ mod tests {
             fs::write(dir.join("input"), "input").unwrap();
             fs::hard_link(dir.join("input"), dir.join("o.o")).unwrap();
             let inputs = HashSet::from([id(&dir.join("input"))]);
-            let refused = place(&dirs, "o.o", &inputs).unwrap_err();
+            let refused = place(&dirs, "o.o", &inputs).unwrap_err().to_string();
             assert!(
                 refused.contains("a name of a file the run reads"),
                 "{refused}"
