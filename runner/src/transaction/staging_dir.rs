@@ -24,9 +24,7 @@ use super::dir_handle::DirHandle;
 use super::place::{self, Dirs, Previous, Undone, ASIDE};
 use super::remove_tree::{remove_tree, RemoveError};
 use crate::sandbox::file_id::{self, FileId};
-use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +91,7 @@ impl StagingDir {
         locks: &mut RunLocks,
     ) -> io::Result<StagingDir> {
         for _ in 0..16 {
-            let name = format!("{PREFIX}{:016x}", random_u64());
+            let name = format!("{PREFIX}{:016x}", random_u64()?);
             let title = output_dir.join(format!("{name}{LOCK_SUFFIX}"));
             match locks.title(dir_id.raw().0, &title) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -242,14 +240,9 @@ fn take_lock(lock_path: &Path, lock: File) -> io::Result<Option<File>> {
     Ok(still_there.then_some(lock))
 }
 
-/// 64 bits nobody else can predict: std's hasher keys come from the OS's randomness.
-fn random_u64() -> u64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(now.as_nanos());
-    }
-    hasher.finish()
+/// 64 bits nobody else can predict, from the OS's randomness.
+fn random_u64() -> io::Result<u64> {
+    Ok(getrandom::u64()?)
 }
 
 /// The staging name in a lock file's name, if it is one of ours:
