@@ -7,12 +7,19 @@ use crate::exit_status::ExitStatus;
 use crate::sandboxed_run::{self, Program, Request};
 use dtlto_mock::job_file::{Common, Job, JobFile};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Runs the example and returns the exit status.
 pub fn run() -> Result<ExitStatus, RunError> {
-    let dir = TempDir::new()?;
-    let root = dir.path();
+    let dir = tempfile::Builder::new()
+        .prefix("dtlto-runner-example-")
+        .tempdir()
+        .map_err(|error| ExampleError::TempDir {
+            path: std::env::temp_dir(),
+            error,
+        })?;
+    // Canonical, so the report shows the directory the sandbox actually used.
+    let root = &fs::canonicalize(dir.path()).unwrap_or_else(|_| dir.path().to_owned());
     let pid = std::process::id();
     let job = |module: &str, task: u32| {
         let object = format!("{module}.{task}.{pid}.native.o");
@@ -113,31 +120,4 @@ fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<(), ExampleError> {
         name: name.to_owned(),
         error,
     })
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, ExampleError> {
-        let path =
-            std::env::temp_dir().join(format!("dtlto-runner-example-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        if let Err(error) = fs::create_dir_all(&path) {
-            return Err(ExampleError::TempDir { path, error });
-        }
-        // Canonical, so the report shows the directory the sandbox actually used.
-        let path = fs::canonicalize(&path).unwrap_or(path);
-        Ok(TempDir(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

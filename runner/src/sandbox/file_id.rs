@@ -130,9 +130,8 @@ mod tests {
 
     #[test]
     fn hard_links_share_an_identity_and_count_their_names() {
-        let dir = std::env::temp_dir().join(format!("dtlto-file-id-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         std::fs::write(dir.join("a"), "a").unwrap();
         std::fs::write(dir.join("b"), "b").unwrap();
         let a = of_path(&dir.join("a")).unwrap();
@@ -141,7 +140,6 @@ mod tests {
         std::fs::hard_link(dir.join("a"), dir.join("c")).unwrap();
         assert_eq!(a, of_path(&dir.join("c")).unwrap());
         assert_eq!(link_count(&File::open(dir.join("a")).unwrap()).unwrap(), 2);
-        assert_eq!(of_path(&dir).unwrap(), of_path(&dir.join(".")).unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(of_path(dir).unwrap(), of_path(&dir.join(".")).unwrap());
     }
 }

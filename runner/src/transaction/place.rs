@@ -256,11 +256,12 @@ mod tests {
     /// temporary directory.
     fn scene(test: &str, portable: bool) -> (PathBuf, Dirs) {
         PORTABLE_ONLY.with(|p| p.set(portable));
-        let dir = std::env::temp_dir().join(format!(
-            "dtlto-place-{test}-{portable}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
+        // Removed by the test when it passes.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dtlto-place-{test}-{portable}-"))
+            .tempdir()
+            .unwrap()
+            .keep();
         fs::create_dir_all(dir.join("s/out")).unwrap();
         fs::write(dir.join("s/out/o.o"), "new").unwrap();
         let target = DirHandle::open(&dir, None).unwrap();

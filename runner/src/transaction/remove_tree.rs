@@ -258,11 +258,13 @@ mod tests {
     use super::*;
     use std::fs;
 
+    /// A fresh directory of its own, which the test removes when it passes.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("dtlto-remove-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        tempfile::Builder::new()
+            .prefix(&format!("dtlto-remove-{name}-"))
+            .tempdir()
+            .unwrap()
+            .keep()
     }
 
     #[test]

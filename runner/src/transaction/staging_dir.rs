@@ -438,11 +438,13 @@ fn restore_set_aside(output_dir: &Path, aside: &Path, restored: &mut Vec<PathBuf
 mod tests {
     use super::*;
 
+    /// A fresh directory of its own, which the test removes when it passes.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("dtlto-staging-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        tempfile::Builder::new()
+            .prefix(&format!("dtlto-staging-{name}-"))
+            .tempdir()
+            .unwrap()
+            .keep()
     }
 
     fn names(dir: &Path) -> Vec<String> {
