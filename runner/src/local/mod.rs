@@ -245,9 +245,12 @@ pub fn run(
         let mut writable = Vec::new();
         let mut native_object = None;
         for output in &job.outputs {
-            let planned = outputs
-                .next()
-                .expect("one planned output per declared output");
+            // One planned output per declared output, as counted above.
+            let Some(planned) = outputs.next() else {
+                let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
+                let error = RunError::from(LocalError::Changed(job_path.to_owned()));
+                return Err(error.with_cleanup(cleanup));
+            };
             let out = &staging_outs[planned.dir];
             let staged = out.join(&planned.file_name);
             args::point_output(&mut command, output, &staged.to_string_lossy());

@@ -12,7 +12,6 @@ use dtlto_mock::json;
 use dtlto_mock::message::{file_kind, io_error, quoted};
 use dtlto_mock::mode::mock_sources;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -95,70 +94,45 @@ pub enum Reads {
 }
 
 /// Why the runner refuses to run. The caller names the job file.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The job file or a source cannot be read as a regular file.
+    #[error("cannot open {what} {}: {reason}", quoted(.path))]
     UnreadableInput {
         what: String,
         path: String,
         reason: String,
     },
     /// An output names the same file as something the run reads.
+    #[error(
+        "{output_location} {} is also {other_location}; \
+         a distributor must not overwrite what the link reads",
+        quoted(.output)
+    )]
     OutputIsRead {
         output_location: String,
         output: String,
         other_location: String,
     },
     /// Two outputs name the same file.
+    #[error(
+        "{second_location} {} is the same file as {first_location}; \
+         two jobs cannot produce one output",
+        quoted(.output)
+    )]
     DuplicateOutput {
         first_location: String,
         second_location: String,
         output: String,
     },
     /// An output's directory does not exist, or the output names no file.
+    #[error("cannot stage {location} {}: {reason}", quoted(.output))]
     UnusableOutput {
         location: String,
         output: String,
         reason: String,
     },
 }
-
-impl fmt::Display for PlanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlanError::UnreadableInput { what, path, reason } => {
-                write!(f, "cannot open {what} {}: {reason}", quoted(path))
-            }
-            PlanError::OutputIsRead {
-                output_location,
-                output,
-                other_location,
-            } => write!(
-                f,
-                "{output_location} {} is also {other_location}; \
-                 a distributor must not overwrite what the link reads",
-                quoted(output)
-            ),
-            PlanError::DuplicateOutput {
-                first_location,
-                second_location,
-                output,
-            } => write!(
-                f,
-                "{second_location} {} is the same file as {first_location}; \
-                 two jobs cannot produce one output",
-                quoted(output)
-            ),
-            PlanError::UnusableOutput {
-                location,
-                output,
-                reason,
-            } => write!(f, "cannot stage {location} {}: {reason}", quoted(output)),
-        }
-    }
-}
-
-impl std::error::Error for PlanError {}
 
 /// The root under which the guest sees everything the runner gives it.
 const GUEST_ROOT: &str = "/dtlto";
