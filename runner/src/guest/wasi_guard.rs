@@ -15,6 +15,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wiggle::GuestMemory;
 
 const MODULE: &str = "wasi_snapshot_preview1";
+/// Sets of names looked up on every open of a large link: foldhash, not SipHash.
+type NameSet = HashSet<Vec<u8>, foldhash::fast::RandomState>;
+
 /// WASI errno values.
 const ERRNO_FAULT: i32 = 21;
 const ERRNO_NOENT: i32 = 44;
@@ -62,7 +65,7 @@ pub struct Guard {
     /// Read-only preopens whose reach is limited to some names, by the descriptor the
     /// guest holds them under: they follow `fd_renumber` and `fd_close`.
     scoped: BTreeMap<i32, usize>,
-    read_dirs: Vec<(PathBuf, HashSet<Vec<u8>>)>,
+    read_dirs: Vec<(PathBuf, NameSet)>,
     /// Bytes the staged files grew by so far.
     written: u64,
     /// Entries created so far.
@@ -72,7 +75,7 @@ pub struct Guard {
     /// nothing. A rename, an unlink or a removal forgets them all, and closing a
     /// descriptor those under it, so that a name is never taken for an entry that
     /// is gone; at worst an entry is counted twice.
-    opened_names: HashMap<i32, HashSet<Vec<u8>>>,
+    opened_names: HashMap<i32, NameSet>,
     /// Descriptors that are the guest's stdin, stdout and stderr: writes to them are
     /// not staged. They follow `fd_renumber` and `fd_close`.
     stdio: BTreeSet<i32>,
@@ -129,17 +132,10 @@ impl Guard {
     /// written with `.` components and doubled separators, which change nothing; `..`,
     /// subdirectories and the directory itself are never granted.
     fn refuse_read(&mut self, call: &str, fd: i32, path: &[u8]) -> Option<i32> {
-        let dir = *self.scoped.get(&fd)?;
-        let (host, names) = &self.read_dirs[dir];
-        let mut parts = path
-            .split(|&b| b == b'/')
-            .filter(|part| !part.is_empty() && *part != b".");
-        // A trailing separator asks for a directory, which is never granted.
-        if let (Some(name), None, false) = (parts.next(), parts.next(), path.ends_with(b"/")) {
-            if name != b".." && names.contains(name) {
-                return None;
-            }
+        if self.may_read(fd, path) {
+            return None;
         }
+        let (host, _) = &self.read_dirs[*self.scoped.get(&fd)?];
         let shown = host.join(String::from_utf8_lossy(path).as_ref());
         let entry = format!(
             "{call} {}: undeclared input {}; the guest saw it as absent",
@@ -148,6 +144,23 @@ impl Guard {
         );
         self.refuse(entry);
         Some(ERRNO_NOENT)
+    }
+
+    /// Whether `path` under `fd` is within reach: `fd` is no scoped read-only preopen,
+    /// or `path` names one of the names granted in it.
+    fn may_read(&self, fd: i32, path: &[u8]) -> bool {
+        let Some(&dir) = self.scoped.get(&fd) else {
+            return true;
+        };
+        let names = &self.read_dirs[dir].1;
+        let mut parts = path
+            .split(|&b| b == b'/')
+            .filter(|part| !part.is_empty() && *part != b".");
+        // A trailing separator asks for a directory, which is never granted.
+        matches!(
+            (parts.next(), parts.next(), path.ends_with(b"/")),
+            (Some(name), None, false) if name != b".." && names.contains(name)
+        )
     }
 
     /// After `fd` was closed, or replaced by another descriptor.
@@ -546,6 +559,18 @@ fn refuse_paths<T: Guarded>(
             .any(|(fd, ..)| fd.is_some_and(|fd| guard.scoped.contains_key(&fd)))
     {
         return None;
+    }
+    // A granted read, the common case, is checked in guest memory without a copy.
+    if !windows {
+        if let [(Some(fd), ptr, len)] = *paths {
+            let memory = memory(caller)?;
+            let (bytes, host) = memory.data_and_store_mut(&mut *caller);
+            let start = ptr as u32 as usize;
+            let path = bytes.get(start..start.checked_add(len as u32 as usize)?)?;
+            if host.guard().may_read(fd, path) {
+                return None;
+            }
+        }
     }
     let texts: Vec<(Option<i32>, Vec<u8>)> = paths
         .iter()

@@ -12,6 +12,7 @@ use dtlto_mock::json;
 use dtlto_mock::message::{file_kind, io_error, quoted};
 use dtlto_mock::mode::mock_sources;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -201,6 +202,33 @@ fn dangling_end(link: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The planner's maps: keys are paths and names a link of 10,000 jobs has 50,000 of,
+/// which SipHash made a tenth of a run's time. Their keys come from the user's own job
+/// file, and foldhash is seeded per map all the same.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What a read path is, for the message of an output that overwrites it: formatted
+/// only for that message, not for each of the many inputs of a large link.
+#[derive(Debug, Clone)]
+enum ReadLocation {
+    /// The job file, a source or an argument, in words.
+    Described(String),
+    /// `common.inputs[i]`
+    CommonInput(usize),
+    /// `jobs[j].inputs[i]`
+    JobInput(usize, usize),
+}
+
+impl fmt::Display for ReadLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadLocation::Described(what) => f.write_str(what),
+            ReadLocation::CommonInput(i) => write!(f, "common.inputs[{i}]"),
+            ReadLocation::JobInput(j, i) => write!(f, "jobs[{j}].inputs[{i}]"),
+        }
+    }
+}
+
 /// From this many planned paths in one directory on, the planner lists the directory
 /// once instead of `lstat`ing each path (a link of 10,000 jobs names 50,000 paths in
 /// two or three directories).
@@ -211,20 +239,21 @@ struct Planner<'a> {
     style: PathStyle,
     plan: Plan,
     /// Comparison key -> JSON location or argument description, for conflict checks.
-    read_keys: HashMap<String, String>,
+    read_keys: FastMap<String, ReadLocation>,
     /// Directory as written -> its canonical form, or `None` if it does not exist.
     /// Thousands of paths share a few directories.
-    canonical_dirs: HashMap<PathBuf, Result<PathBuf, Unreachable>>,
+    canonical_dirs: FastMap<PathBuf, Result<PathBuf, Unreachable>>,
     /// Directory as written -> how many of the planned paths lie in it.
-    paths_per_dir: HashMap<PathBuf, usize>,
-    /// Canonical directory -> the type of each entry, by its comparison key; `None` if
-    /// it could not be listed.
-    listings: HashMap<PathBuf, Option<HashMap<String, fs::FileType>>>,
+    paths_per_dir: FastMap<PathBuf, usize>,
+    /// Canonical directory -> the type of each entry, by name; `None` if it could not
+    /// be listed. Listings serve only hosts whose names match byte for byte, where
+    /// two names in one directory are one entry exactly when they are equal.
+    listings: FastMap<PathBuf, Option<FastMap<String, fs::FileType>>>,
     /// Canonical directory -> its identity (device and file number): one directory
     /// reached by two paths (a bind mount, another drive letter) is one directory.
-    dir_ids: HashMap<PathBuf, Option<String>>,
+    dir_ids: FastMap<PathBuf, Option<String>>,
     /// Entries that exist, or may, but cannot be looked at (permission denied).
-    unreachable_entries: HashMap<PathBuf, Unreachable>,
+    unreachable_entries: FastMap<PathBuf, Unreachable>,
 }
 
 /// A path resolved the way the host will resolve it, up to its last name.
@@ -288,12 +317,12 @@ impl<'a> Planner<'a> {
             cwd,
             style: PathStyle::host(),
             plan: Plan::default(),
-            read_keys: HashMap::new(),
-            canonical_dirs: HashMap::new(),
-            paths_per_dir: HashMap::new(),
-            listings: HashMap::new(),
-            dir_ids: HashMap::new(),
-            unreachable_entries: HashMap::new(),
+            read_keys: FastMap::default(),
+            canonical_dirs: FastMap::default(),
+            paths_per_dir: FastMap::default(),
+            listings: FastMap::default(),
+            dir_ids: FastMap::default(),
+            unreachable_entries: FastMap::default(),
         }
     }
 
@@ -301,21 +330,18 @@ impl<'a> Planner<'a> {
     /// directory entry: the directory's identity and the name (case-folded where the
     /// host folds case); the path's text where the directory cannot be identified.
     fn entry_key(&mut self, dir: &Path, name: &str) -> String {
-        let id = match self.dir_ids.get(dir) {
-            Some(id) => id.clone(),
-            None => {
-                let id = file_id::of_path(dir).ok().map(|id| id.as_key());
-                self.dir_ids.insert(dir.to_path_buf(), id.clone());
-                id
-            }
-        };
-        let name_key = match self.style {
-            PathStyle::Posix => name.to_owned(),
-            PathStyle::PosixCaseInsensitive | PathStyle::Windows => name.to_lowercase(),
-        };
-        match id {
-            Some(id) => format!("{id}/{name_key}"),
-            None => comparison_key(&dir.join(name).to_string_lossy(), self.style),
+        if !self.dir_ids.contains_key(dir) {
+            let id = file_id::of_path(dir).ok().map(|id| id.as_key());
+            self.dir_ids.insert(dir.to_path_buf(), id);
+        }
+        match self.dir_ids.get(dir) {
+            Some(Some(id)) => match self.style {
+                PathStyle::Posix => format!("{id}/{name}"),
+                PathStyle::PosixCaseInsensitive | PathStyle::Windows => {
+                    format!("{id}/{}", name.to_lowercase())
+                }
+            },
+            _ => comparison_key(&dir.join(name).to_string_lossy(), self.style),
         }
     }
 
@@ -334,20 +360,19 @@ impl<'a> Planner<'a> {
     fn count_dirs<'p>(&mut self, paths: impl Iterator<Item = &'p String>) {
         for path in paths {
             if let Some(dir) = self.cwd.join(path).parent() {
-                *self.paths_per_dir.entry(dir.to_path_buf()).or_default() += 1;
+                match self.paths_per_dir.get_mut(dir) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.paths_per_dir.insert(dir.to_path_buf(), 1);
+                    }
+                }
             }
         }
     }
 
-    /// The type of the entry `dir`/`name` (whose key is `key`), as `lstat` reports it;
-    /// `None` if there is none. `many` says whether enough paths lie in `dir` to list it.
-    fn entry_type(
-        &mut self,
-        dir: &Path,
-        name: &str,
-        key: &str,
-        many: bool,
-    ) -> Option<fs::FileType> {
+    /// The type of the entry `dir`/`name`, as `lstat` reports it; `None` if there is
+    /// none. `many` says whether enough paths lie in `dir` to list it.
+    fn entry_type(&mut self, dir: &Path, name: &str, many: bool) -> Option<fs::FileType> {
         // Only where names match byte for byte is a listing the whole truth: file systems
         // that ignore case may also match names that differ in Unicode normalisation.
         if many && self.style == PathStyle::Posix {
@@ -356,7 +381,7 @@ impl<'a> Planner<'a> {
                 self.listings.insert(dir.to_path_buf(), listing);
             }
             if let Some(Some(listing)) = self.listings.get(dir) {
-                return listing.get(key).copied();
+                return listing.get(name).copied();
             }
         }
         match fs::symlink_metadata(dir.join(name)) {
@@ -371,8 +396,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn list(&self, dir: &Path) -> Option<HashMap<String, fs::FileType>> {
-        let mut listing = HashMap::new();
+    fn list(&self, dir: &Path) -> Option<FastMap<String, fs::FileType>> {
+        let mut listing = FastMap::default();
         for entry in fs::read_dir(dir).ok()? {
             let entry = entry.ok()?;
             // Paths in a job file are text: a name that is not UTF-8 is none of them, and
@@ -380,9 +405,8 @@ impl<'a> Planner<'a> {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            let key = comparison_key(&dir.join(name).to_string_lossy(), self.style);
             // From the directory entry where the file system records it, else lstat.
-            listing.insert(key, entry.file_type().ok()?);
+            listing.insert(name, entry.file_type().ok()?);
         }
         Some(listing)
     }
@@ -413,9 +437,13 @@ impl<'a> Planner<'a> {
         };
         if let Some(job_file) = &job_file {
             self.count_dirs(job_file.common.inputs.iter());
+            let mut inputs = job_file.common.inputs.len();
             for job in &job_file.jobs {
                 self.count_dirs(job.inputs.iter().chain(&job.outputs));
+                inputs += job.inputs.len();
             }
+            // Sized once: growing a map of tens of thousands of keys rehashes them all.
+            self.read_keys.reserve(inputs + rest.len() + 1);
         }
         self.readable(job_path, job);
         match reads {
@@ -452,14 +480,16 @@ impl<'a> Planner<'a> {
             return Ok(self.plan);
         };
         for (i, path) in job_file.common.inputs.iter().enumerate() {
-            self.note_read(path, format!("common.inputs[{i}]"));
+            self.note_read(path, ReadLocation::CommonInput(i));
         }
         for (j, job) in job_file.jobs.iter().enumerate() {
             for (i, path) in job.inputs.iter().enumerate() {
-                self.note_read(path, format!("jobs[{j}].inputs[{i}]"));
+                self.note_read(path, ReadLocation::JobInput(j, i));
             }
         }
-        let mut output_keys: HashMap<String, String> = HashMap::new();
+        let outputs = job_file.jobs.iter().map(|job| job.outputs.len()).sum();
+        let mut output_keys: FastMap<String, String> =
+            FastMap::with_capacity_and_hasher(outputs, Default::default());
         for (j, job) in job_file.jobs.iter().enumerate() {
             for (i, output) in job.outputs.iter().enumerate() {
                 let location = format!("jobs[{j}].outputs[{i}]");
@@ -503,12 +533,10 @@ impl<'a> Planner<'a> {
         let dir = self
             .canonical_dir(parent)
             .map_err(Unresolved::NoDirectory)?;
-        let entry = dir.join(&name);
-        let listing_key = comparison_key(&entry.to_string_lossy(), self.style);
-        let entry_type = self.entry_type(&dir, &name, &listing_key, many);
+        let entry_type = self.entry_type(&dir, &name, many);
         let mut keys = vec![self.entry_key(&dir, &name)];
         if entry_type.is_some_and(|t| t.is_symlink()) {
-            keys.extend(self.link_target_key(&entry));
+            keys.extend(self.link_target_key(&dir.join(&name)));
         }
         Ok(Resolved {
             dir,
@@ -597,7 +625,9 @@ impl<'a> Planner<'a> {
             }));
         }
         for key in resolved.keys {
-            self.read_keys.entry(key).or_insert_with(|| what.to_owned());
+            self.read_keys
+                .entry(key)
+                .or_insert_with(|| ReadLocation::Described(what.to_owned()));
         }
         Ok(Some(target))
     }
@@ -615,7 +645,7 @@ impl<'a> Planner<'a> {
     /// A job's input (`common.inputs`, `jobs[i].inputs`): what a real distributor
     /// ships, so the guest may read it if it is a regular file (links followed). Its
     /// keys count as read, resolved where possible, lexically otherwise.
-    fn note_read(&mut self, path: &str, what: String) {
+    fn note_read(&mut self, path: &str, what: ReadLocation) {
         let resolved = match self.resolve(path) {
             Ok(resolved) => resolved,
             Err(_) => {
@@ -688,7 +718,7 @@ impl<'a> Planner<'a> {
         &mut self,
         path: &str,
         location: String,
-        output_keys: &mut HashMap<String, String>,
+        output_keys: &mut FastMap<String, String>,
     ) -> Result<(), PlanError> {
         let unusable = |reason: &str| PlanError::UnusableOutput {
             location: location.clone(),
@@ -719,7 +749,7 @@ impl<'a> Planner<'a> {
                 return Err(PlanError::OutputIsRead {
                     output_location: location,
                     output: path.to_owned(),
-                    other_location: other.clone(),
+                    other_location: other.to_string(),
                 });
             }
             if let Some(first) = output_keys.get(key) {

@@ -238,6 +238,12 @@ impl StagedOutputs<'_> {
                 ))
             })?;
             left -= n as u64;
+            // Sources are regular files (checked before: by the runner, or by
+            // check_regular), and a regular file gives fewer bytes than asked only at
+            // its end: asking again to hear "0" would cost a host call per file.
+            if n < want {
+                break;
+            }
             buffer.grow_after(n);
         }
         Ok(())
