@@ -340,6 +340,11 @@ fn sleeping_jobs(dir: &TempDir, cc: &Path, sleep_ms: &str) -> String {
     jobs(dir, cc, &args)
 }
 
+/// Sleeps until `moment` (at once if it is past).
+fn wait_past(moment: Instant) {
+    std::thread::sleep(moment.saturating_duration_since(Instant::now()));
+}
+
 fn no_marks(dir: &TempDir, how: &str) {
     let marks: Vec<String> = dir
         .snapshot()
@@ -360,7 +365,7 @@ fn no_marks(dir: &TempDir, how: &str) {
 fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
     let Some(cc) = stand_in() else { return };
     let dir = TempDir::new("local-win-timeout");
-    let sleep = Duration::from_secs(6);
+    let sleep = Duration::from_secs(8);
     let job = sleeping_jobs(&dir, &cc, &sleep.as_millis().to_string());
     dir.write("out1.o", "old 1");
     let before = dir.snapshot();
@@ -376,9 +381,12 @@ fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
         started.elapsed(),
         run.report()
     );
-    assert_eq!(run.stdout(), "started 0\nstarted 1\n", "{}", run.report());
+    // The two jobs that ran at once, in either order; jobs[2] never started.
+    let mut lines: Vec<String> = run.stdout().lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["started 0", "started 1"], "{}", run.report());
     // Past the moment every mark would have been written, and then some.
-    std::thread::sleep((started + 2 * sleep + Duration::from_secs(2)) - Instant::now());
+    wait_past(started + 2 * sleep + Duration::from_secs(2));
     no_marks(&dir, "timeout");
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
@@ -389,7 +397,7 @@ fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
 fn a_killed_runner_takes_every_job_and_its_children_with_it() {
     let Some(cc) = stand_in() else { return };
     let dir = TempDir::new("local-win-killed");
-    let sleep = Duration::from_secs(6);
+    let sleep = Duration::from_secs(8);
     let job = sleeping_jobs(&dir, &cc, &sleep.as_millis().to_string());
     let started = Instant::now();
     let mut child = spawn_runner(&dir, &["local", "--jobs", "2", &job]);
@@ -409,7 +417,48 @@ fn a_killed_runner_takes_every_job_and_its_children_with_it() {
     child.kill().expect("kill the runner");
     let run = finish(child, "the killed runner", Duration::from_secs(20));
     assert_ne!(run.status, 0, "{}", run.report());
-    std::thread::sleep((started + 2 * sleep + Duration::from_secs(2)) - Instant::now());
+    wait_past(started + 2 * sleep + Duration::from_secs(2));
     no_marks(&dir, "runner killed");
+    assert!(!dir.exists("out0.o") && !dir.exists("out1.o"));
+}
+
+/// With `--jobs 2`, a failing job ends the one running beside it, and the child that
+/// one started (their job objects), at once.
+#[test]
+fn a_failing_job_ends_the_job_running_beside_it_and_its_child() {
+    let Some(cc) = stand_in() else { return };
+    let dir = TempDir::new("local-win-fail-beside");
+    let job = jobs(
+        &dir,
+        &cc,
+        &[
+            &["--wait-for", "started1", "--exit", "3"],
+            &[
+                "--spawn",
+                "4",
+                "--sleep",
+                "8000",
+                "--mark",
+                "late1-child",
+                "--mark",
+                "started1",
+                "--sleep",
+                "8000",
+                "--mark",
+                "late1",
+            ],
+        ],
+    );
+    let started = Instant::now();
+    let run = run_runner(&dir, &["local", "--jobs", "2", &job]);
+    run.expect_status(1, &dir)
+        .expect_stderr_has("jobs[0] (for \"out0.o\") failed with exit status 3");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the runner waited for jobs[1]: {:?}",
+        started.elapsed()
+    );
+    wait_past(started + Duration::from_secs(18));
+    no_marks(&dir, "a failing job");
     assert!(!dir.exists("out0.o") && !dir.exists("out1.o"));
 }
