@@ -77,8 +77,9 @@ windows_env="$(bash tools/setup-windows.sh)"
   target=(--release --locked --target x86_64-pc-windows-gnu)
   cargo test "${target[@]}" -p dtlto-runner --lib --bins -- "${skips[@]}"
   # The integration tests that concern the host: everything but real links (Unix
-  # tools), other WASI hosts, CPython and rebuilding the guest.
+  # tools), other WASI hosts, CPython and rebuilding the guest; local mode with the
+  # stand-in compiler tools/setup-windows.sh builds (DTLTO_STAND_IN_COMPILER).
   cargo test "${target[@]}" -p dtlto-runner --test tests -- "${skips[@]}" \
     cli:: host_paths:: sandbox:: mock_mode:: faults:: transaction:: inputs:: hostile_modules:: \
-    read_scope::
+    read_scope:: local_mode_windows::
 )

@@ -26,6 +26,8 @@ mod hostile_modules;
 mod inputs;
 /// local mode: real compiles, confined, committed all or nothing.
 mod local_mode;
+/// local mode as a Windows program, under wine, with a stand-in compiler.
+mod local_mode_windows;
 /// mock mode's contract, by hand and under the runner.
 mod mock_mode;
 /// The same artifact under every WASI host, and README's commands as written.

@@ -31,6 +31,56 @@ pub fn point_output(args: &mut [String], output: &str, staged: &str) -> usize {
     replaced
 }
 
+/// A path of the runner's as a job is given it (a staged output, its TMPDIR). On
+/// Windows the runner's directories are canonical, so verbatim (`\\?\C:\...`), a form
+/// that many programs cannot take apart or extend (one that appends `/name` names
+/// another file): a job gets the plain form (`C:\...`, `\\server\share\...`)
+/// wherever that names the same file, and the verbatim one only where it does not.
+pub fn for_job(path: &std::path::Path) -> String {
+    let path = path.to_string_lossy();
+    match cfg!(windows).then(|| plain_windows(&path)).flatten() {
+        Some(plain) => plain,
+        None => path.into_owned(),
+    }
+}
+
+/// The plain form of a verbatim Windows path, if Win32 reads it back as the same
+/// path: shorter than MAX_PATH, and no component it would rewrite (`.`, `..`, a
+/// trailing dot or space, `/`) or take for a device (`NUL`, `COM1.txt`).
+fn plain_windows(path: &str) -> Option<String> {
+    let plain = if let Some(share) = path.strip_prefix(r"\\?\UNC\") {
+        format!(r"\\{share}")
+    } else {
+        let rest = path.strip_prefix(r"\\?\")?;
+        let drive = rest.as_bytes();
+        if !(drive.len() >= 3 && drive[0].is_ascii_alphabetic() && &drive[1..3] == b":\\") {
+            return None;
+        }
+        rest.to_owned()
+    };
+    const DEVICES: &[&str] = &["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
+    let rewritten = |c: &str| {
+        let stem = c
+            .split('.')
+            .next()
+            .unwrap_or(c)
+            .trim_end()
+            .to_ascii_uppercase();
+        let numbered = (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit();
+        c.is_empty()
+            || c == "."
+            || c == ".."
+            || c.ends_with(['.', ' '])
+            || c.contains('/')
+            || numbered
+            || DEVICES.contains(&stem.as_str())
+    };
+    let mut components = plain.trim_start_matches('\\').split('\\').skip(1);
+    (plain.chars().count() < 260 && !components.any(rewritten)).then_some(plain)
+}
+
 /// Whether a clang command asks for its temporaries in the working directory
 /// (`-save-temps`, `--save-temps`, `=cwd`), where it writes files the job file does
 /// not declare.
@@ -118,6 +168,32 @@ mod tests {
         for args in [&["clang", "-save-temps=obj"][..], &["-save-temps", "-c"]] {
             assert!(!asks_for_temporaries_in_cwd(&strings(args)));
         }
+    }
+
+    #[test]
+    fn jobs_get_plain_windows_paths_where_they_name_the_same_file() {
+        for (verbatim, plain) in [
+            (
+                r"\\?\C:\b\.dtlto-staging-1\out\a.o",
+                Some(r"C:\b\.dtlto-staging-1\out\a.o"),
+            ),
+            (r"\\?\UNC\server\share\b\a.o", Some(r"\\server\share\b\a.o")),
+            (r"C:\b\a.o", None),
+            (r"\\?\Volume{1234}\b", None),
+            (r"\\?\C:\b\a.o.", None),
+            (r"\\?\C:\b\nul.o\a.o", None),
+            (r"\\?\C:\com1\a.o", None),
+            (r"\\?\C:\b\..\a.o", None),
+            (r"\\?\C:\b/c\a.o", None),
+        ] {
+            assert_eq!(plain_windows(verbatim).as_deref(), plain, "{verbatim}");
+        }
+        let long = format!(r"\\?\C:\{}", "d\\".repeat(130));
+        assert_eq!(plain_windows(&long), None);
+        assert_eq!(
+            plain_windows(r"\\?\C:\combined\lpt.o").as_deref(),
+            Some(r"C:\combined\lpt.o")
+        );
     }
 
     #[test]

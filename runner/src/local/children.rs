@@ -34,19 +34,32 @@ fn registry() -> MutexGuard<'static, Registry> {
 pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(command, 0);
+    // Started suspended, the job can start nothing before it is in its job object.
+    #[cfg(windows)]
+    std::os::windows::process::CommandExt::creation_flags(
+        command,
+        windows_sys::Win32::System::Threading::CREATE_SUSPENDED,
+    );
     // Spawning under the lock: a stop either sees this child or stops it starting.
     let mut registry = registry();
     if registry.stopped {
         return Ok(None);
     }
-    let child = command.spawn()?;
-    registry.groups.push(child.id());
-    // What the job starts in the moment before this is not in the object; what it
-    // starts after is.
+    #[cfg_attr(not(windows), allow(unused_mut))]
+    let mut child = command.spawn()?;
     #[cfg(windows)]
-    if let Some(object) = job_object::JobObject::for_child(&child) {
-        registry.objects.push((child.id(), object));
+    {
+        let object = job_object::JobObject::for_child(&child);
+        if let Err(e) = job_object::resume(&child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        if let Some(object) = object {
+            registry.objects.push((child.id(), object));
+        }
     }
+    registry.groups.push(child.id());
     Ok(Some(child))
 }
 
@@ -120,17 +133,24 @@ fn kill_group(child: &mut Child) {
 }
 
 /// A job object that holds one job's process and what it starts, and ends them all
-/// when terminated or closed (the runner's exit closes it, however it exits).
+/// when terminated or closed (the runner's exit closes it, however it exits). The
+/// process is started suspended and let run once it is in the object, so that
+/// nothing it starts escapes it.
 #[cfg(windows)]
 mod job_object {
+    use std::io;
     use std::os::windows::io::AsRawHandle;
     use std::process::Child;
-    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
+    };
     use windows_sys::Win32::System::JobObjects::{
         AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
         SetInformationJobObject, TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
         JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     };
+    use windows_sys::Win32::System::Threading::{OpenThread, ResumeThread, THREAD_SUSPEND_RESUME};
 
     pub struct JobObject(HANDLE);
 
@@ -166,6 +186,49 @@ mod job_object {
         pub fn terminate(&self) {
             // SAFETY: our own valid handle.
             unsafe { TerminateJobObject(self.0, 1) };
+        }
+    }
+
+    /// Lets a child started suspended run: its one thread, found in a snapshot of
+    /// the system's threads (std keeps the thread's handle to itself).
+    pub fn resume(child: &Child) -> io::Result<()> {
+        let pid = child.id();
+        // SAFETY: a snapshot of every process's threads; the handle is closed below.
+        let snapshot = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
+        if snapshot == INVALID_HANDLE_VALUE {
+            return Err(io::Error::last_os_error());
+        }
+        let mut entry = THREADENTRY32 {
+            dwSize: std::mem::size_of::<THREADENTRY32>() as u32,
+            ..THREADENTRY32::default()
+        };
+        let mut resumed = 0;
+        let mut error = None;
+        // SAFETY: `entry` is a THREADENTRY32 with its size set, valid for writes.
+        let mut more = unsafe { Thread32First(snapshot, &mut entry) } != 0;
+        while more {
+            if entry.th32OwnerProcessID == pid {
+                // SAFETY: plain OpenThread; the handle is closed below.
+                let thread = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, entry.th32ThreadID) };
+                // SAFETY: a valid thread handle of ours, closed once.
+                match !thread.is_null() && unsafe { ResumeThread(thread) } != u32::MAX {
+                    true => resumed += 1,
+                    false => error = Some(io::Error::last_os_error()),
+                }
+                if !thread.is_null() {
+                    // SAFETY: as above.
+                    unsafe { CloseHandle(thread) };
+                }
+            }
+            // SAFETY: as for Thread32First.
+            more = unsafe { Thread32Next(snapshot, &mut entry) } != 0;
+        }
+        // SAFETY: our own snapshot handle, closed once.
+        unsafe { CloseHandle(snapshot) };
+        match (resumed, error) {
+            (0, Some(e)) => Err(e),
+            (0, None) => Err(io::Error::other("its thread was not found to resume it")),
+            _ => Ok(()),
         }
     }
 

@@ -253,7 +253,7 @@ pub fn run(
             };
             let out = &staging_outs[planned.dir];
             let staged = out.join(&planned.file_name);
-            args::point_output(&mut command, output, &staged.to_string_lossy());
+            args::point_output(&mut command, output, &args::for_job(&staged));
             native_object.get_or_insert(staged);
             if !writable.contains(out) {
                 writable.push(out.clone());
@@ -543,9 +543,10 @@ fn start(
     })?;
     let mut command = Command::new(&job.command[0]);
     command.args(&job.command[1..]).current_dir(cwd);
-    command.env("TMPDIR", &job.tmp);
+    let tmp = args::for_job(&job.tmp);
+    command.env("TMPDIR", &tmp);
     if cfg!(windows) {
-        command.env("TMP", &job.tmp).env("TEMP", &job.tmp);
+        command.env("TMP", &tmp).env("TEMP", &tmp);
     }
     let confinement = if landlock {
         Some(confine::prepare(&job.rules).map_err(|error| JobError::Confine { job: i, error })?)
