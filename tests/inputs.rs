@@ -3,9 +3,7 @@
 //! refuse, job files up to the size limit, and errors a user can act on, through
 //! the runner and by hand (`wasmtime run --dir .`, here in-process).
 
-use crate::util::{
-    changes, job_file_json, run_runner, wasmtime_run, wasmtime_run_with_dirs, Run, TestDir,
-};
+use crate::util::{changes, job_file_json, run_runner, wasmtime_run, Run, TestDir};
 use std::time::Duration;
 
 /// Runs the guest by hand on another thread; fails the test if it takes over 20 s
@@ -124,7 +122,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
     // Doing what the first message says works.
     let store = root.join("store");
     let target = store.join("b.native.o").to_string_lossy().into_owned();
-    wasmtime_run_with_dirs(
+    crate::util::guest_in_process::wasmtime_run_with_dirs(
         &exec,
         &[&target, "job.json"],
         &[(exec.path(), "."), (&store, &store.to_string_lossy())],

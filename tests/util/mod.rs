@@ -28,9 +28,11 @@ pub mod tree;
 pub mod unix_host;
 
 pub use dir::TestDir;
-pub use guest_in_process::{wasmtime_run, wasmtime_run_with_dirs};
+pub use guest_in_process::wasmtime_run;
 pub use job_file::job_file_json;
-pub use run::{run_tool, Run, Started};
+pub use run::Run;
+#[cfg(unix)]
+pub use run::{run_tool, Started};
 #[cfg(unix)]
 pub use runner::runner_for_every_user;
 pub use runner::{repo_root, run_runner, runner_command, runner_exe, spawn_runner, target_command};

@@ -177,6 +177,8 @@ impl TestDir {
 
 /// Runs a tool that works in no test's directory (a checksum of release files, a
 /// signal sent), capturing its output; its report lists its cwd, if it has one.
+// Its only users so far inspect release files, on Unix.
+#[cfg_attr(windows, allow(dead_code))]
 pub fn run_tool(command: &mut Command) -> Run {
     run_captured(None, command)
 }
