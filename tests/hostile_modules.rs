@@ -411,7 +411,12 @@ fn writes_are_charged_what_they_write_so_an_exact_fit_is_committed() {
         .dir
         .run(&mut scene.command(&["--max-output-bytes", "64"]));
     run.expect_status(0);
-    assert_eq!(crate::util::hostile::errnos(&run.stdout()), [0]);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0],
+        "{}",
+        run.report()
+    );
     assert_eq!(
         scene.dir.read("m0.0.native.o"),
         format!("{first}{second}").as_bytes()

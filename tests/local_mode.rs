@@ -73,8 +73,13 @@ fn jobs_run_in_order_one_at_a_time_with_the_terminal_and_commit_together() {
     );
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(0);
-    assert_eq!(run.stdout(), "start 0\nstart 1\nstart 2\n");
-    assert_eq!(run.stderr(), "end 0\nend 1\nend 2\n");
+    assert_eq!(
+        run.stdout(),
+        "start 0\nstart 1\nstart 2\n",
+        "{}",
+        run.report()
+    );
+    assert_eq!(run.stderr(), "end 0\nend 1\nend 2\n", "{}", run.report());
     for i in 0..3 {
         assert_eq!(
             dir.read(&format!("out{i}.o")),
@@ -148,9 +153,9 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
             "dtlto-runner: error: jobs[1] (for \"out1.o\") failed with exit status 3: sh -c ",
         )
         .expect_stderr_has("nothing was committed: every output is as it was before the run");
-    assert!(!run.stderr().contains("Traceback"));
+    assert!(!run.stderr().contains("Traceback"), "{}", run.report());
     // jobs[2] never started.
-    assert_eq!(run.stdout(), "ran 0\nran 1\n");
+    assert_eq!(run.stdout(), "ran 0\nran 1\n", "{}", run.report());
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
 
@@ -165,7 +170,7 @@ fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
     run.expect_status(1).expect_stderr_has(
         "jobs[0].outputs[0] \"out0.o\" is not among jobs[0]'s arguments as an output",
     );
-    assert_eq!(run.stdout(), "");
+    assert_eq!(run.stdout(), "", "{}", run.report());
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
 

@@ -175,7 +175,7 @@ fn mock_with_several_jobs() {
         three_jobs,
         &["s0", "s1 Ωμέγα", "s2", "job.json"],
     );
-    assert_eq!(outcome.status, 0);
+    assert_eq!(outcome.status, 0, "{outcome:?}");
     assert!(outcome
         .files
         .iter()
@@ -199,7 +199,7 @@ fn validate_a_valid_document() {
         setup,
         &["validate", "--da1=10", "it's", "é", "job.json"],
     );
-    assert_eq!(outcome.status, 0);
+    assert_eq!(outcome.status, 0, "{outcome:?}");
     assert!(outcome
         .stdout
         .starts_with("distributor_args=['--da1=10', \"it's\", 'é']\n{"));
@@ -218,7 +218,7 @@ fn validate_an_invalid_document() {
         );
     };
     let outcome = same_everywhere("hosts-invalid", &hosts, setup, &["validate", "job.json"]);
-    assert_eq!(outcome.status, 1);
+    assert_eq!(outcome.status, 1, "{outcome:?}");
     assert!(outcome
         .stderr
         .contains("job.json: jobs[1].outputs: expected at least 1 path, found 0"));
@@ -238,7 +238,7 @@ fn a_path_outside_every_preopen() {
         setup,
         &[&source, "job.json"],
     );
-    assert_eq!(outcome.status, 1);
+    assert_eq!(outcome.status, 1, "{outcome:?}");
     assert!(
         outcome
             .stderr

@@ -143,7 +143,11 @@ fn a_module_reads_only_the_declared_files_and_everything_else_looks_absent() {
         "{}",
         run.report()
     );
-    assert!(!stderr.contains("TOKEN") && !run.stdout().contains("TOKEN"));
+    assert!(
+        !stderr.contains("TOKEN") && !run.stdout().contains("TOKEN"),
+        "{}",
+        run.report()
+    );
 }
 
 #[test]
@@ -194,7 +198,12 @@ fn a_directory_argument_grants_nothing_unless_read_names_it() {
         "the parent of a --read directory was reached: {}",
         run.report()
     );
-    assert_eq!(crate::util::hostile::errnos(&run.stdout())[1], 0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout())[1],
+        0,
+        "{}",
+        run.report()
+    );
     assert_eq!(scene.dir.read(OUTPUT), b"TOKEN in a directory argument\n");
 }
 

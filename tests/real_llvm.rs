@@ -223,7 +223,13 @@ fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() 
     let ours = crate::util::run_runner(&dir, &["validate", "--from-lld", &job_file]);
     ours.expect_status(0);
     let oracle = cpython_validate(&dir, &["--from-lld"], &job_file);
-    assert_eq!(ours.stdout(), oracle.stdout());
+    assert_eq!(
+        ours.stdout(),
+        oracle.stdout(),
+        "{}\n{}",
+        ours.report(),
+        oracle.report()
+    );
     assert!(ours
         .stdout()
         .contains(&format!("{}/out/main.1.", dir.path().display())));

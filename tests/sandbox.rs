@@ -251,7 +251,7 @@ fn a_write_then_a_failure_exit_commits_nothing() {
     let scene = Scene::new("exit1");
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "ok"), Step::Exit(3)]);
-    assert_eq!(errnos(&run.stdout()), [0]);
+    assert_eq!(errnos(&run.stdout()), [0], "{}", run.report());
     run.expect_status(3);
     assert!(
         run.stderr().is_empty(),

@@ -181,7 +181,13 @@ fn the_nesting_edge_is_where_cpython_has_it() {
             "depth {depth}\n{}",
             ours.report()
         );
-        assert_eq!((ours.status, oracle.status), (1, 1), "depth {depth}");
+        assert_eq!(
+            (ours.status, oracle.status),
+            (1, 1),
+            "depth {depth}\n{}\n{}",
+            ours.report(),
+            oracle.report()
+        );
         let printed = ours.stdout().lines().count() > 1;
         assert_eq!(
             printed,
