@@ -237,11 +237,13 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    /// A fresh directory under the system's temporary directory.
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("dtlto-commit-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("staged")).unwrap();
+    /// A fresh directory with an empty `staged/`, removed when dropped.
+    fn scratch(name: &str) -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dtlto-commit-{name}-"))
+            .tempdir()
+            .unwrap();
+        fs::create_dir(dir.path().join("staged")).unwrap();
         dir
     }
 
@@ -268,23 +270,24 @@ mod tests {
 
     #[test]
     fn every_file_moves_and_replaced_files_are_removed() {
-        let dir = scratch("ok");
+        let scratch = scratch("ok");
+        let dir = scratch.path();
         fs::write(dir.join("b.o"), "old b").unwrap();
-        let moves = moves(&dir, &["a.o", "b.o"]);
+        let moves = moves(dir, &["a.o", "b.o"]);
         let leftovers = commit_all(&moves, &|| None).unwrap();
         assert!(leftovers.is_empty());
         assert_eq!(read(dir.join("a.o")), "new a.o");
         assert_eq!(read(dir.join("b.o")), "new b.o");
         assert_eq!(fs::read_dir(dir.join("staged")).unwrap().count(), 0);
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_directory_at_a_target_is_found_before_anything_moves() {
-        let dir = scratch("dir-target");
+        let scratch = scratch("dir-target");
+        let dir = scratch.path();
         fs::write(dir.join("a.o"), "old a").unwrap();
         fs::create_dir(dir.join("c.o")).unwrap();
-        let moves = moves(&dir, &["a.o", "b.o", "c.o"]);
+        let moves = moves(dir, &["a.o", "b.o", "c.o"]);
         let error = commit_all(&moves, &|| None).unwrap_err();
         assert!(error.restored);
         assert_eq!(error.failed.len(), 1, "{error}");
@@ -296,14 +299,14 @@ mod tests {
         );
         assert_eq!(read(dir.join("a.o")), "old a");
         assert!(!dir.join("b.o").exists());
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_failure_midway_puts_everything_back() {
-        let dir = scratch("midway");
+        let scratch = scratch("midway");
+        let dir = scratch.path();
         fs::write(dir.join("a.o"), "old a").unwrap();
-        let moves = moves(&dir, &["a.o", "b.o", "c.o"]);
+        let moves = moves(dir, &["a.o", "b.o", "c.o"]);
         // The last staged file vanishes after the checks, so its move fails.
         let asked = Cell::new(0);
         let stop = || {
@@ -324,14 +327,14 @@ mod tests {
         assert_eq!(read(dir.join("staged/a.o")), "new a.o");
         assert_eq!(read(dir.join("staged/b.o")), "new b.o");
         assert!(!dir.join("staged/a.o.old").exists());
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_stop_request_during_the_commit_rolls_it_back() {
-        let dir = scratch("stop");
+        let scratch = scratch("stop");
+        let dir = scratch.path();
         fs::write(dir.join("b.o"), "old b").unwrap();
-        let moves = moves(&dir, &["a.o", "b.o", "c.o"]);
+        let moves = moves(dir, &["a.o", "b.o", "c.o"]);
         let asked = Cell::new(0);
         let stop = || {
             asked.set(asked.get() + 1);
@@ -342,19 +345,18 @@ mod tests {
         assert!(error.restored);
         assert!(!dir.join("a.o").exists());
         assert_eq!(read(dir.join("b.o")), "old b");
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_taken_aside_name_is_never_overwritten() {
-        let dir = scratch("aside-taken");
+        let scratch = scratch("aside-taken");
+        let dir = scratch.path();
         fs::write(dir.join("a.o"), "old a").unwrap();
-        let moves = moves(&dir, &["a.o"]);
+        let moves = moves(dir, &["a.o"]);
         fs::write(&moves[0].aside, "someone's").unwrap();
         let error = commit_all(&moves, &|| None).unwrap_err();
         assert!(error.to_string().contains("is taken"), "{error}");
         assert_eq!(read(moves[0].aside.clone()), "someone's");
         assert_eq!(read(dir.join("a.o")), "old a");
-        fs::remove_dir_all(dir).unwrap();
     }
 }

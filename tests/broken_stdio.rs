@@ -6,7 +6,7 @@
 
 use crate::util::hostile::{guest, Step};
 use crate::util::{
-    finish, is_staged, job_file_json, runner_command, send_signal, wait_until, Run, TempDir,
+    is_staged, job_file_json, runner_command, send_signal, wait_until, Run, Started, TestDir,
 };
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Two jobs, their sources, and the job file.
-fn scene(name: &str) -> TempDir {
-    let dir = TempDir::new(name);
+fn scene(name: &str) -> TestDir {
+    let dir = TestDir::new(name);
     dir.write("job.json", job_file_json(2));
     dir.write("s0", "zero\n");
     dir.write("s1", "one\n");
@@ -34,14 +34,8 @@ fn broken_stderrs() -> Vec<(&'static str, Stdio)> {
     vec![("/dev/full", full.into()), ("a closed pipe", writer.into())]
 }
 
-fn spawn_with_stderr(dir: &TempDir, args: &[&str], stderr: Stdio) -> std::process::Child {
-    runner_command()
-        .args(args)
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start the runner")
+fn spawn_with_stderr(dir: &TestDir, args: &[&str], stderr: Stdio) -> Started {
+    dir.spawn_with_stderr(runner_command().args(args), stderr)
 }
 
 #[test]
@@ -49,29 +43,23 @@ fn an_invalid_job_file_or_a_missing_source_with_a_broken_stderr_exits_1_not_101(
     for (what, stderr) in broken_stderrs() {
         let dir = scene("stdio-invalid");
         dir.write("bad.json", "{\"common\": 1}");
-        let run = finish(
-            spawn_with_stderr(&dir, &["s0", "s1", "bad.json"], stderr),
-            "the runner",
-            LIMIT,
-        );
+        let run =
+            spawn_with_stderr(&dir, &["s0", "s1", "bad.json"], stderr).finish("the runner", LIMIT);
         assert_eq!(run.status, 1, "stderr on {what}: {}", run.report());
     }
     for (what, stderr) in broken_stderrs() {
         let dir = scene("stdio-missing");
-        let run = finish(
-            spawn_with_stderr(&dir, &["s0", "nothing-here", "job.json"], stderr),
-            "the runner",
-            LIMIT,
-        );
+        let run = spawn_with_stderr(&dir, &["s0", "nothing-here", "job.json"], stderr)
+            .finish("the runner", LIMIT);
         assert_eq!(run.status, 1, "stderr on {what}: {}", run.report());
     }
 }
 
 /// Sends `signal` to a running runner, and checks it ends with `status`, soon.
-fn ends_with(child: std::process::Child, signal: &str, status: i32, what: &str) -> Run {
+fn ends_with(child: Started, signal: &str, status: i32, what: &str) -> Run {
     let sent = Instant::now();
     send_signal(child.id(), signal);
-    let run = finish(child, "the signalled runner", LIMIT);
+    let run = child.finish("the signalled runner", LIMIT);
     assert_eq!(
         run.status,
         status,
@@ -103,7 +91,7 @@ fn a_stop_with_a_broken_stderr_ends_with_the_signals_status() {
             Vec::<String>::new()
         );
     }
-    let modules = TempDir::new("stdio-spin-module");
+    let modules = TestDir::new("stdio-spin-module");
     let spin = modules.write("spin.wasm", guest(&[Step::Spin]));
     let spin = spin.to_string_lossy().into_owned();
     for (what, stderr) in broken_stderrs() {
@@ -125,16 +113,13 @@ fn a_stop_with_a_broken_stderr_ends_with_the_signals_status() {
 
 /// Starts `program args runner ...` on the scene, with job 1 delayed, and waits
 /// until job 0 is staged.
-fn delayed_run_through(dir: &TempDir, program: &str, args: &[&str]) -> std::process::Child {
-    let child = Command::new(program)
-        .args(args)
-        .arg(crate::util::runner_exe())
-        .args(["--fault=delay=1500@1", "s0", "s1", "job.json"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+fn delayed_run_through(dir: &TestDir, program: &str, args: &[&str]) -> Started {
+    let child = dir.spawn(
+        Command::new(program)
+            .args(args)
+            .arg(crate::util::runner_exe())
+            .args(["--fault=delay=1500@1", "s0", "s1", "job.json"]),
+    );
     wait_until("job 0 to be staged", || {
         is_staged(dir.path(), "m0.0.native.o")
     });
@@ -146,7 +131,7 @@ fn under_nohup_a_sighup_leaves_the_run_to_finish_and_commit() {
     let dir = scene("stdio-nohup");
     let child = delayed_run_through(&dir, "nohup", &[]);
     send_signal(child.id(), "HUP");
-    finish(child, "the run under nohup", LIMIT).expect_status(0, &dir);
+    child.finish("the run under nohup", LIMIT).expect_status(0);
     assert_eq!(dir.read("m0.0.native.o"), b"zero\n");
     assert_eq!(dir.read("m1.1.native.o"), b"one\n");
 }
@@ -158,6 +143,8 @@ fn sigint_and_sigterm_ignored_by_the_parent_stay_ignored() {
     let child = delayed_run_through(&dir, "sh", &["-c", "trap '' INT TERM; exec \"$@\"", "sh"]);
     send_signal(child.id(), "INT");
     send_signal(child.id(), "TERM");
-    finish(child, "the run with INT and TERM ignored", LIMIT).expect_status(0, &dir);
+    child
+        .finish("the run with INT and TERM ignored", LIMIT)
+        .expect_status(0);
     assert_eq!(dir.read("m1.1.native.o"), b"one\n");
 }

@@ -1,5 +1,6 @@
 //! The runner's own command line: its options, its built-in example, its refusals.
 
+use crate::util::{run_runner, Run, TestDir};
 use std::process::Command;
 
 fn runner() -> Command {
@@ -8,13 +9,10 @@ fn runner() -> Command {
 
 #[test]
 fn no_arguments_run_the_built_in_example_and_report_it() {
-    let output = runner().output().expect("run dtlto-runner");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let dir = TestDir::new("cli-example");
+    let run = run_runner(&dir, &[]);
+    run.expect_status(0);
+    let stdout = run.stdout();
     for text in [
         "dtlto-runner example, in ",
         "2 jobs, as a linker would",
@@ -23,65 +21,71 @@ fn no_arguments_run_the_built_in_example_and_report_it() {
         "jobs[1].outputs[0] helper.2.",
         "nothing else was written",
     ] {
-        assert!(stdout.contains(text), "report lacks {text:?}:\n{stdout}");
+        assert!(
+            stdout.contains(text),
+            "report lacks {text:?}\n{}",
+            run.report()
+        );
     }
 }
 
 #[test]
 fn help_lists_the_runner_options_and_how_a_linker_calls_it() {
-    let output = runner().arg("--help").output().expect("run dtlto-runner");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success());
+    let dir = TestDir::new("cli-help");
+    let run = run_runner(&dir, &["--help"]);
+    run.expect_status(0);
+    let stdout = run.stdout();
     for text in [
         "--module <FILE.wasm>",
         "--verbose",
         "-fthinlto-distributor=dtlto-runner",
     ] {
-        assert!(stdout.contains(text), "help lacks {text:?}:\n{stdout}");
+        assert!(
+            stdout.contains(text),
+            "help lacks {text:?}\n{}",
+            run.report()
+        );
     }
 }
 
 #[test]
 fn options_after_the_first_distributor_argument_go_to_the_distributor() {
     // `--verbose` after the mode word is a distributor argument, printed by validate.
-    let dir = std::env::temp_dir().join(format!("dtlto-runner-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("j.json"),
+    let dir = TestDir::new("cli-distributor-options");
+    dir.write(
+        "j.json",
         r#"{"common":{"linker_output":"a","args":["c"],"inputs":[]},"jobs":[]}"#,
-    )
-    .unwrap();
-    let output = runner()
-        .args(["validate", "--verbose", "--module=x", "j.json"])
-        .current_dir(&dir)
-        .output()
-        .expect("run dtlto-runner");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.starts_with("distributor_args=['--verbose', '--module=x']\n"),
-        "{stdout}"
     );
-    assert!(stderr.is_empty(), "the runner printed on its own: {stderr}");
+    let run = run_runner(&dir, &["validate", "--verbose", "--module=x", "j.json"]);
+    run.expect_status(0);
+    assert!(
+        run.stdout()
+            .starts_with("distributor_args=['--verbose', '--module=x']\n"),
+        "{}",
+        run.report()
+    );
+    assert!(
+        run.stderr.is_empty(),
+        "the runner printed on its own\n{}",
+        run.report()
+    );
 }
 
 /// A scene with one valid job (`s0` -> `m0.0.native.o`), for the limit tests.
-fn limit_scene(name: &str) -> crate::util::TempDir {
-    let dir = crate::util::TempDir::new(name);
+fn limit_scene(name: &str) -> TestDir {
+    let dir = TestDir::new(name);
     dir.write("job.json", crate::util::job_file_json(1));
     dir.write("s0", "source\n");
     dir
 }
 
-fn run_in(dir: &crate::util::TempDir, env: &[(&str, &str)], args: &[&str]) -> crate::util::Run {
+fn run_in(dir: &TestDir, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut command = runner();
     command.args(args).current_dir(dir.path());
     for (key, value) in env {
         command.env(key, value);
     }
-    crate::util::run_command(&mut command)
+    dir.run(&mut command)
 }
 
 #[test]
@@ -90,8 +94,8 @@ fn limits_take_any_representable_number_or_say_why_and_where_the_value_came_from
     let job = ["s0", "job.json"];
     // A timeout beyond what a clock can count waits as long as it can.
     for seconds in ["1e20", "1e300", "inf", "0.5e1"] {
-        run_in(&dir, &[], &["--timeout", seconds, "s0", "job.json"]).expect_status(0, &dir);
-        run_in(&dir, &[("DTLTO_RUNNER_TIMEOUT", seconds)], &job).expect_status(0, &dir);
+        run_in(&dir, &[], &["--timeout", seconds, "s0", "job.json"]).expect_status(0);
+        run_in(&dir, &[("DTLTO_RUNNER_TIMEOUT", seconds)], &job).expect_status(0);
     }
     for (value, reason) in [
         ("0", "a timeout must be more than 0 seconds"),
@@ -100,11 +104,11 @@ fn limits_take_any_representable_number_or_say_why_and_where_the_value_came_from
         ("ten", "not a number of seconds"),
     ] {
         run_in(&dir, &[], &["--timeout", value, "s0", "job.json"])
-            .expect_status(2, &dir)
+            .expect_status(2)
             .expect_stderr_has("--timeout <SECONDS>")
             .expect_stderr_has(reason);
         let run = run_in(&dir, &[("DTLTO_RUNNER_TIMEOUT", value)], &job);
-        run.expect_status(2, &dir).expect_stderr_has(&format!(
+        run.expect_status(2).expect_stderr_has(&format!(
             "invalid value \"{value}\" of the environment variable DTLTO_RUNNER_TIMEOUT \
              (the default of --timeout): {reason}"
         ));
@@ -118,7 +122,7 @@ fn limits_take_any_representable_number_or_say_why_and_where_the_value_came_from
         ("1e6", "not a whole number (digits only)"),
     ] {
         run_in(&dir, &[], &["--max-output-bytes", value, "s0", "job.json"])
-            .expect_status(2, &dir)
+            .expect_status(2)
             .expect_stderr_has("--max-output-bytes <N>")
             .expect_stderr_has(reason);
         for variable in ["DTLTO_RUNNER_MAX_OUTPUT_BYTES", "DTLTO_RUNNER_MAX_ENTRIES"] {
@@ -127,7 +131,7 @@ fn limits_take_any_representable_number_or_say_why_and_where_the_value_came_from
                 .to_lowercase()
                 .replace('_', "-");
             run_in(&dir, &[(variable, value)], &job)
-                .expect_status(2, &dir)
+                .expect_status(2)
                 .expect_stderr_has(&format!(
                     "invalid value \"{value}\" of the environment variable {variable} \
                      (the default of --{option}): {reason}"
@@ -144,20 +148,20 @@ fn limits_take_any_representable_number_or_say_why_and_where_the_value_came_from
             "job.json",
         ],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     // An empty variable is unset; the option wins over the variable.
     let empty = [
         ("DTLTO_RUNNER_TIMEOUT", ""),
         ("DTLTO_RUNNER_MAX_OUTPUT_BYTES", ""),
         ("DTLTO_RUNNER_MAX_ENTRIES", ""),
     ];
-    run_in(&dir, &empty, &job).expect_status(0, &dir);
+    run_in(&dir, &empty, &job).expect_status(0);
     run_in(
         &dir,
         &[("DTLTO_RUNNER_MAX_OUTPUT_BYTES", "junk")],
         &["--max-output-bytes", "100", "s0", "job.json"],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     assert_eq!(dir.read("m0.0.native.o"), b"source\n");
 }
 
@@ -167,18 +171,18 @@ fn a_mode_word_with_help_or_version_answers_and_alone_is_a_usage_error() {
     for mode in ["mock", "validate"] {
         for flag in ["--help", "-h"] {
             let run = run_in(&dir, &[], &[mode, flag]);
-            run.expect_status(0, &dir);
+            run.expect_status(0);
             assert!(run.stdout().contains("Usage:"), "{}", run.report());
         }
         for flag in ["--version", "-V"] {
             let run = run_in(&dir, &[], &[mode, flag]);
-            run.expect_status(0, &dir);
+            run.expect_status(0);
             assert!(run.stdout().starts_with("dtlto-mock "), "{}", run.report());
         }
         let run = run_in(&dir, &[], &[mode]);
-        run.expect_status(2, &dir);
+        run.expect_status(2);
         assert!(!run.stderr().contains("cannot open"), "{}", run.report());
     }
     // A job file named like an option is still a job file when it is not alone.
-    run_in(&dir, &[], &["s0", "job.json"]).expect_status(0, &dir);
+    run_in(&dir, &[], &["s0", "job.json"]).expect_status(0);
 }

@@ -8,8 +8,8 @@
 #![cfg(unix)]
 
 use crate::util::{
-    changes, finish, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until,
-    Run, TempDir,
+    changes, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until, Run,
+    TestDir,
 };
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ fn output(i: usize) -> String {
 }
 
 /// Job `i`'s source for run `run`: `r<run>s<i>`, holding "run <run> output <i>".
-fn sources(dir: &TempDir, run: usize, jobs: usize) -> Vec<String> {
+fn sources(dir: &TestDir, run: usize, jobs: usize) -> Vec<String> {
     let mut args: Vec<String> = (0..jobs)
         .map(|i| {
             let name = format!("r{run}s{i}");
@@ -40,7 +40,7 @@ fn strs(args: &[String]) -> Vec<&str> {
 fn twenty_runs_at_once_on_the_same_outputs_each_commit_whole_and_none_fails_for_nothing() {
     const RUNS: usize = 20;
     const JOBS: usize = 3;
-    let dir = TempDir::new("conc-twenty");
+    let dir = TestDir::new("conc-twenty");
     dir.write("job.json", job_file_json(JOBS));
     let args: Vec<Vec<String>> = (0..RUNS).map(|run| sources(&dir, run, JOBS)).collect();
     for round in 0..3 {
@@ -56,10 +56,10 @@ fn twenty_runs_at_once_on_the_same_outputs_each_commit_whole_and_none_fails_for_
             .collect();
         let runs: Vec<Run> = children
             .into_iter()
-            .map(|child| finish(child, "a concurrent run", LIMIT))
+            .map(|child| child.finish("a concurrent run", LIMIT))
             .collect();
         for run in &runs {
-            run.expect_status(0, &dir);
+            run.expect_status(0);
         }
         for i in 0..JOBS {
             let content = String::from_utf8(dir.read(&output(i))).unwrap();
@@ -123,26 +123,21 @@ fn runner_failing_renames(from: usize, delay_ms: u64, args: &[&str]) -> std::pro
 #[test]
 #[ignore = "needs strace (tests/all.sh installs it)"]
 fn a_rollback_leaves_alone_an_output_that_another_run_committed_meanwhile() {
-    let dir = TempDir::new("conc-rollback-race");
+    let dir = TestDir::new("conc-rollback-race");
     dir.write("job.json", job_file_json(2));
     let a = sources(&dir, 0, 2);
     let b = sources(&dir, 1, 2);
     let before = dir.snapshot();
     // Run a places its first output (renameat2 #1), then waits 3 s in its second
     // placement, which fails; meanwhile run b commits both outputs.
-    let mut command = runner_failing_renames(2, 3000, &strs(&a));
-    command
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let run_a = command.spawn().expect("start strace");
+    let run_a = dir.spawn(&mut runner_failing_renames(2, 3000, &strs(&a)));
     wait_until("run a to place its first output", || {
         dir.exists(&output(0)) && dir.read(&output(0)) == b"run 0 output 0\n"
     });
-    run_runner(&dir, &strs(&b)).expect_status(0, &dir);
-    let run_a = finish(run_a, "run a", LIMIT);
+    run_runner(&dir, &strs(&b)).expect_status(0);
+    let run_a = run_a.finish("run a", LIMIT);
     run_a
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("jobs[1].outputs[0]: cannot move it into place at \"")
         .expect_stderr_has(&format!(
             "{}\" was left as it is: another run committed it meanwhile",
@@ -173,7 +168,7 @@ fn a_rollback_leaves_alone_an_output_that_another_run_committed_meanwhile() {
 #[test]
 #[ignore = "needs strace (tests/all.sh installs it)"]
 fn a_failed_rollback_keeps_the_previous_file_and_the_next_run_puts_it_back() {
-    let dir = TempDir::new("conc-failed-rollback");
+    let dir = TestDir::new("conc-failed-rollback");
     dir.write("job.json", job_file_json(2));
     dir.write(&output(0), "previous 0\n");
     dir.write(&output(1), "previous 1\n");
@@ -188,9 +183,8 @@ fn a_failed_rollback_keeps_the_previous_file_and_the_next_run_puts_it_back() {
     // Each output exists: a no-replace rename finds it (#1, #3), an exchange
     // replaces it (#2, #4). The second exchange fails, and so does every call of the
     // rollback after it.
-    let run =
-        crate::util::run_command(runner_failing_renames(4, 0, &strs(&a)).current_dir(dir.path()));
-    run.expect_status(1, &dir)
+    let run = dir.run(&mut runner_failing_renames(4, 0, &strs(&a)));
+    run.expect_status(1)
         .expect_stderr_has("the rollback failed; not as before the run:")
         .expect_stderr_has(&format!(
             "jobs[0].outputs[0]: \"{}\" holds this run's file; its previous file is at \"",
@@ -212,7 +206,7 @@ fn a_failed_rollback_keeps_the_previous_file_and_the_next_run_puts_it_back() {
 
     // The next run in the directory puts it back, and leaves no staging.
     let next = run_runner(&dir, &["--verbose", "x", "other.json"]);
-    next.expect_status(0, &dir).expect_stderr_has(&format!(
+    next.expect_status(0).expect_stderr_has(&format!(
         "dtlto-runner: restored \"{}\" as it was before a run that died or failed mid-commit",
         dir.join(&output(0)).display()
     ));
@@ -255,7 +249,7 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
     );
     // A shared directory, as /tmp is, and a runner every user may run.
     let (_bin, runner) = crate::util::runner_for_every_user();
-    let dir = TempDir::new("conc-users");
+    let dir = TestDir::new("conc-users");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     for user in ["a", "b"] {
         dir.write(
@@ -264,19 +258,8 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
         );
         dir.write(&format!("{user}.src"), format!("from {user}\n"));
     }
-    let spawn = |uid: u32, args: &[&str]| {
-        as_user(uid, &runner, args)
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start setpriv")
-    };
-    let run_b = || {
-        crate::util::run_command(
-            as_user(4002, &runner, &["b.src", "b.json"]).current_dir(dir.path()),
-        )
-    };
+    let spawn = |uid: u32, args: &[&str]| dir.spawn(&mut as_user(uid, &runner, args));
+    let run_b = || dir.run(&mut as_user(4002, &runner, &["b.src", "b.json"]));
 
     // User a's live run: user b's run in the same directory says nothing of it.
     let live = spawn(4001, &["--fault=delay=3000", "a.src", "a.json"]);
@@ -284,9 +267,9 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
         staging_dirs(dir.path()).len() == 1
     });
     let b = run_b();
-    b.expect_status(0, &dir);
+    b.expect_status(0);
     assert_eq!(b.stderr(), "", "{}", b.report());
-    finish(live, "user a's run", LIMIT).expect_status(0, &dir);
+    live.finish("user a's run", LIMIT).expect_status(0);
     assert_eq!(dir.read("a.native.o"), b"from a\n");
 
     // User a's run is killed: its staging is abandoned, and not b's to remove.
@@ -297,7 +280,7 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
     killed.kill().unwrap();
     let _ = killed.wait();
     let b = run_b();
-    b.expect_status(0, &dir);
+    b.expect_status(0);
     let stderr = b.stderr();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{}", b.report());
@@ -314,7 +297,7 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
 #[test]
 fn outputs_in_600_directories_commit_under_a_limit_of_1024_open_files() {
     const JOBS: usize = 600;
-    let dir = TempDir::new("conc-600-dirs");
+    let dir = TestDir::new("conc-600-dirs");
     let jobs: Vec<serde_json::Value> = (0..JOBS)
         .map(|i| {
             std::fs::create_dir(dir.join(&format!("d{i}"))).unwrap();
@@ -339,7 +322,7 @@ fn outputs_in_600_directories_commit_under_a_limit_of_1024_open_files() {
     let mut command = crate::util::runner_command();
     command.args(&args).current_dir(dir.path());
     crate::util::limit_open_files(&mut command, 1024);
-    crate::util::run_command(&mut command).expect_status(0, &dir);
+    dir.run(&mut command).expect_status(0);
     for i in [0, 299, 599] {
         assert_eq!(
             dir.read(&format!("d{i}/m{i}.native.o")),
@@ -350,7 +333,7 @@ fn outputs_in_600_directories_commit_under_a_limit_of_1024_open_files() {
     let mut command = crate::util::runner_command();
     command.args(&args).current_dir(dir.path());
     crate::util::limit_open_files_soft(&mut command, 256, 4096);
-    crate::util::run_command(&mut command).expect_status(0, &dir);
+    dir.run(&mut command).expect_status(0);
     assert!(!is_staged(dir.path(), "m0.native.o"));
 }
 
@@ -359,7 +342,7 @@ fn outputs_in_600_directories_commit_under_a_limit_of_1024_open_files() {
 fn an_output_or_a_staging_swapped_for_a_link_mid_run_redirects_nothing() {
     use std::os::unix::fs::symlink;
     // An output replaced by a link to someone's file while the guest runs.
-    let dir = TempDir::new("conc-swap-output");
+    let dir = TestDir::new("conc-swap-output");
     dir.write("job.json", job_file_json(2));
     let args = sources(&dir, 0, 2);
     dir.write(&output(0), "previous\n");
@@ -371,8 +354,9 @@ fn an_output_or_a_staging_swapped_for_a_link_mid_run_redirects_nothing() {
     std::fs::remove_file(dir.join(&output(0))).unwrap();
     symlink("victim", dir.join(&output(0))).unwrap();
     let before = dir.snapshot();
-    finish(child, "the runner", LIMIT)
-        .expect_status(1, &dir)
+    child
+        .finish("the runner", LIMIT)
+        .expect_status(1)
         .expect_stderr_has("is a symbolic link, not a regular file that an output may replace");
     // The run's own staging went away; nothing else changed.
     let changed: Vec<String> = changes(&before, &dir.snapshot())
@@ -383,7 +367,7 @@ fn an_output_or_a_staging_swapped_for_a_link_mid_run_redirects_nothing() {
     assert_eq!(dir.read("victim"), b"someone's\n");
 
     // The staging directory renamed away and a link to a decoy put in its place.
-    let dir = TempDir::new("conc-swap-staging");
+    let dir = TestDir::new("conc-swap-staging");
     dir.write("job.json", job_file_json(2));
     let args = sources(&dir, 0, 2);
     for i in 0..2 {
@@ -397,8 +381,8 @@ fn an_output_or_a_staging_swapped_for_a_link_mid_run_redirects_nothing() {
     std::fs::rename(&staging, dir.join("moved")).unwrap();
     symlink(dir.join("decoy"), &staging).unwrap();
     let before = dir.snapshot();
-    let run = finish(child, "the runner", LIMIT);
-    run.expect_status(1, &dir)
+    let run = child.finish("the runner", LIMIT);
+    run.expect_status(1)
         .expect_stderr_has("was moved or replaced during the run");
     // Nothing was committed from the decoy, and nothing of it was removed; the guest
     // wrote on into the staging it had open, wherever that was moved.

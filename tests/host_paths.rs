@@ -3,7 +3,7 @@
 //! them (drive letters and backslashes on Windows), relative paths that climb with
 //! `..`, spaces, parentheses and non-ASCII names. Planning and commit behave the same.
 
-use crate::util::{run_command, Run, TempDir};
+use crate::util::{Run, TestDir};
 use std::path::Path;
 
 /// A path as a linker writes it: on Windows without the `\\?\` prefix that
@@ -30,13 +30,14 @@ fn job_file(outputs: &[String]) -> String {
     serde_json::json!({"common": {"linker_output": "app", "args": ["clang"], "inputs": []}, "jobs": jobs}).to_string()
 }
 
-fn runner_in(dir: &Path, args: &[&str]) -> Run {
-    run_command(crate::util::runner_command().args(args).current_dir(dir))
+/// Runs the runner in `cwd`, a directory inside `root`.
+fn runner_in(root: &TestDir, cwd: &Path, args: &[&str]) -> Run {
+    root.run(crate::util::runner_command().args(args).current_dir(cwd))
 }
 
 #[test]
 fn outputs_in_other_directories_by_absolute_and_climbing_relative_paths() {
-    let root = TempDir::new("host-paths");
+    let root = TestDir::new("host-paths");
     let work = root.join("work (1)");
     let absolute_dir = root.join("out dir");
     let relative_dir = root.join("Ωμέγα dir");
@@ -57,8 +58,8 @@ fn outputs_in_other_directories_by_absolute_and_climbing_relative_paths() {
     } else {
         far
     };
-    let run = runner_in(&work, &["near.o", &far, "job.json"]);
-    run.expect_status(0, &root);
+    let run = runner_in(&root, &work, &["near.o", &far, "job.json"]);
+    run.expect_status(0);
     assert_eq!(
         std::fs::read(absolute_dir.join("a (1).native.o")).unwrap(),
         b"near source"
@@ -77,7 +78,7 @@ fn outputs_in_other_directories_by_absolute_and_climbing_relative_paths() {
 
 #[test]
 fn one_output_spelled_two_ways_is_refused() {
-    let root = TempDir::new("host-paths-duplicate");
+    let root = TestDir::new("host-paths-duplicate");
     let out = root.join("out dir");
     std::fs::create_dir(&out).unwrap();
     let first = as_linker_writes(&out.join("a.native.o"));
@@ -92,8 +93,8 @@ fn one_output_spelled_two_ways_is_refused() {
     root.write("s0", "0");
     root.write("s1", "1");
     let before = root.snapshot();
-    let run = runner_in(root.path(), &["s0", "s1", "job.json"]);
-    run.expect_status(1, &root).expect_stderr_has(&format!(
+    let run = crate::util::run_runner(&root, &["s0", "s1", "job.json"]);
+    run.expect_status(1).expect_stderr_has(&format!(
         "jobs[1].outputs[0] \"{second}\" is the same file as jobs[0].outputs[0]"
     ));
     assert_eq!(root.snapshot(), before);
@@ -101,7 +102,7 @@ fn one_output_spelled_two_ways_is_refused() {
 
 #[test]
 fn an_output_in_a_missing_directory_or_drive_is_refused() {
-    let root = TempDir::new("host-paths-missing");
+    let root = TestDir::new("host-paths-missing");
     let missing = if cfg!(windows) {
         r"Q:\no\such\dir\a.native.o".to_owned()
     } else {
@@ -109,8 +110,8 @@ fn an_output_in_a_missing_directory_or_drive_is_refused() {
     };
     root.write("job.json", job_file(std::slice::from_ref(&missing)));
     root.write("s0", "0");
-    runner_in(root.path(), &["s0", "job.json"])
-        .expect_status(1, &root)
+    crate::util::run_runner(&root, &["s0", "job.json"])
+        .expect_status(1)
         .expect_stderr_has(&format!(
             "cannot stage jobs[0].outputs[0] \"{missing}\": its directory does not exist"
         ));

@@ -7,7 +7,7 @@
 #[cfg(unix)]
 use crate::util::hostile::growths;
 use crate::util::hostile::{guest, write, Step};
-use crate::util::{changes, job_file_json, run_runner, TempDir};
+use crate::util::{changes, job_file_json, run_runner, TestDir};
 use std::time::{Duration, Instant};
 
 /// The staging directory's preopen: the job file's directory is fd 3.
@@ -16,17 +16,17 @@ const STAGE: u32 = 4;
 /// A one-job scene (`job.json` declaring `m0.0.native.o`, source `s0`) and the
 /// module for `steps`.
 struct Scene {
-    dir: TempDir,
+    dir: TestDir,
     module: String,
-    _modules: TempDir,
+    _modules: TestDir,
 }
 
 impl Scene {
     fn new(name: &str, steps: &[Step<'_>]) -> Scene {
-        let dir = TempDir::new(name);
+        let dir = TestDir::new(name);
         dir.write("job.json", job_file_json(1));
         dir.write("s0", "source\n");
-        let modules = TempDir::new(&format!("{name}-module"));
+        let modules = TestDir::new(&format!("{name}-module"));
         let module = modules.write("hostile.wasm", guest(steps));
         Scene {
             dir,
@@ -65,9 +65,9 @@ fn memory_is_capped_across_all_of_a_guests_memories() {
         ],
     );
     let before = scene.dir.snapshot();
-    let (run, peak_kib) = crate::util::run_measured(&mut scene.command(&[]));
+    let (run, peak_kib) = scene.dir.run_measured(&mut scene.command(&[]));
     assert_eq!(growths(&run.stdout()), [0, -1], "{}", run.report());
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to grow its memory to 2.5 GiB in all, beyond \
          the 2 GiB that a distributor's memories may take together; nothing was committed",
     );
@@ -95,9 +95,9 @@ fn table_elements_are_capped_across_all_of_a_guests_tables() {
         ],
     );
     let before = scene.dir.snapshot();
-    let (run, peak_kib) = crate::util::run_measured(&mut scene.command(&[]));
+    let (run, peak_kib) = scene.dir.run_measured(&mut scene.command(&[]));
     assert_eq!(growths(&run.stdout()), [-1], "{}", run.report());
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to grow its tables to 100000000 elements in \
          all, beyond the 1048576 that a distributor's tables may hold together; nothing was committed",
     );
@@ -119,8 +119,8 @@ fn a_guest_with_too_many_memories_is_refused_before_it_runs() {
         &[Step::GrowMemories { count: 5, pages: 0 }],
     );
     let before = scene.dir.snapshot();
-    let run = crate::util::run_command(&mut scene.command(&[]));
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    let run = scene.dir.run(&mut scene.command(&[]));
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor declares 6 memories; at most 4 are allowed",
     );
     assert!(run.stdout().is_empty(), "the guest ran\n{}", run.report());
@@ -135,8 +135,8 @@ fn a_guest_with_too_many_tables_is_refused_before_it_runs() {
     let tables: Vec<Step<'_>> = (0..5).map(|_| Step::GrowTable { elements: 0 }).collect();
     let scene = Scene::new("hostile-many-tables", &tables);
     let before = scene.dir.snapshot();
-    let run = crate::util::run_command(&mut scene.command(&[]));
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    let run = scene.dir.run(&mut scene.command(&[]));
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor declares 5 tables; at most 4 are allowed",
     );
     assert!(run.stdout().is_empty(), "the guest ran\n{}", run.report());
@@ -154,9 +154,9 @@ fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
     );
     let before = scene.dir.snapshot();
     let started = Instant::now();
-    let run = crate::util::run_command(&mut scene.command(&["--timeout", "1"]));
+    let run = scene.dir.run(&mut scene.command(&["--timeout", "1"]));
     let took = started.elapsed();
-    run.expect_status(124, &scene.dir).expect_stderr_has(
+    run.expect_status(124).expect_stderr_has(
         "dtlto-runner: timed out after 1 s (--timeout): nothing was committed, and the staging was removed\n",
     );
     assert!(took < Duration::from_secs(10), "the timeout took {took:?}");
@@ -168,17 +168,16 @@ fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
 
 #[test]
 fn the_timeout_also_ends_a_guest_waiting_in_a_host_call_and_comes_from_the_environment() {
-    let dir = TempDir::new("hostile-timeout-env");
+    let dir = TestDir::new("hostile-timeout-env");
     dir.write("job.json", job_file_json(1));
     dir.write("s0", "source\n");
     let before = dir.snapshot();
-    let run = crate::util::run_command(
+    let run = dir.run(
         crate::util::runner_command()
             .args(["--fault=delay=60000", "s0", "job.json"])
-            .env("DTLTO_RUNNER_TIMEOUT", "0.5")
-            .current_dir(dir.path()),
+            .env("DTLTO_RUNNER_TIMEOUT", "0.5"),
     );
-    run.expect_status(124, &dir).expect_stderr_has(
+    run.expect_status(124).expect_stderr_has(
         "dtlto-runner: timed out after 0.5 s (--timeout): nothing was committed",
     );
     if cfg!(windows) {
@@ -186,7 +185,7 @@ fn the_timeout_also_ends_a_guest_waiting_in_a_host_call_and_comes_from_the_envir
         // still holds open; the staging is left to the next run, which reclaims it.
         run.expect_stderr_has("but the staging could not be removed");
         let next = run_runner(&dir, &["--verbose", "s0", "job.json"]);
-        next.expect_status(0, &dir)
+        next.expect_status(0)
             .expect_stderr_has("reclaimed abandoned staging");
         assert_eq!(changes(&before, &dir.snapshot()), ["+ m0.0.native.o"]);
     } else {
@@ -204,8 +203,10 @@ fn an_endless_writer_is_stopped_at_the_output_cap() {
         }],
     );
     let before = scene.dir.snapshot();
-    let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    let run = scene
+        .dir
+        .run(&mut scene.command(&["--max-output-bytes", "1000000"]));
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output \
          (--max-output-bytes 1000000); nothing was committed",
     );
@@ -217,26 +218,25 @@ fn an_endless_writer_is_stopped_at_the_output_cap() {
 
 #[test]
 fn the_output_cap_counts_staged_files_not_stdout_and_comes_from_the_environment() {
-    let dir = TempDir::new("hostile-cap-env");
+    let dir = TestDir::new("hostile-cap-env");
     dir.write("job.json", job_file_json(2));
     dir.write("s0", vec![b'a'; 600_000]);
     dir.write("s1", vec![b'b'; 600_000]);
     let before = dir.snapshot();
     let capped = |cap: &str, args: &[&str]| {
-        crate::util::run_command(
+        dir.run(
             crate::util::runner_command()
                 .args(args)
-                .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES", cap)
-                .current_dir(dir.path()),
+                .env("DTLTO_RUNNER_MAX_OUTPUT_BYTES", cap),
         )
     };
     capped("1000000", &["s0", "s1", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("(--max-output-bytes 1000000); nothing was committed");
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
     // validate prints more than the cap, on stdout, which is not staged.
-    capped("10", &["validate", "job.json"]).expect_status(0, &dir);
-    capped("1200000", &["s0", "s1", "job.json"]).expect_status(0, &dir);
+    capped("10", &["validate", "job.json"]).expect_status(0);
+    capped("1200000", &["s0", "s1", "job.json"]).expect_status(0);
     assert_eq!(
         changes(&before, &dir.snapshot()),
         ["+ m0.0.native.o", "+ m1.1.native.o"]
@@ -254,8 +254,8 @@ fn a_refusal_of_many_undeclared_paths_lists_twenty_and_counts_the_rest() {
         }],
     );
     let before = scene.dir.snapshot();
-    let run = crate::util::run_command(&mut scene.command(&[]));
-    run.expect_status(1, &scene.dir)
+    let run = scene.dir.run(&mut scene.command(&[]));
+    run.expect_status(1)
         .expect_stderr_has("the distributor wrote 5000 path(s) the job file does not declare")
         .expect_stderr_has("u00019\"\n  ... and 4980 more\n");
     let lines = run.stderr().lines().count();
@@ -296,10 +296,10 @@ fn windows_drive_device_and_stream_paths_are_refused_in_every_path_call() {
         }
     }
     let scene = Scene::new("hostile-windows-paths", &steps);
-    let outside = TempDir::new("hostile-windows-outside");
+    let outside = TestDir::new("hostile-windows-outside");
     outside.write("secret", "untouched");
     let before = (scene.dir.snapshot(), outside.snapshot());
-    let run = crate::util::run_command(&mut scene.command(&["--verbose"]));
+    let run = scene.dir.run(&mut scene.command(&["--verbose"]));
     let errnos = crate::util::hostile::errnos(&run.stdout());
     let calls = 2 * PATHS.len() * PATH_CALLS.len();
     assert_eq!(errnos.len(), calls, "{}", run.report());
@@ -313,7 +313,7 @@ fn windows_drive_device_and_stream_paths_are_refused_in_every_path_call() {
         .matches("dtlto-runner: refused the guest path ")
         .count();
     assert_eq!(refused, calls, "{}", run.report());
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     assert_eq!((scene.dir.snapshot(), outside.snapshot()), before);
 }
 
@@ -329,8 +329,10 @@ fn symbolic_links_count_towards_the_output_cap() {
     };
     let scene = Scene::new("hostile-links", &[links]);
     let before = scene.dir.snapshot();
-    let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1000000"]));
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    let run = scene
+        .dir
+        .run(&mut scene.command(&["--max-output-bytes", "1000000"]));
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output",
     );
     assert_eq!(
@@ -356,8 +358,10 @@ fn a_write_far_past_the_end_is_charged_the_size_it_would_reach() {
             }],
         );
         let before = scene.dir.snapshot();
-        let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1048576"]));
-        run.expect_status(1, &scene.dir).expect_stderr_has(
+        let run = scene
+            .dir
+            .run(&mut scene.command(&["--max-output-bytes", "1048576"]));
+        run.expect_status(1).expect_stderr_has(
             "dtlto-runner: error: the distributor tried to stage more than 1048576 bytes of \
              output (--max-output-bytes 1048576); nothing was committed",
         );
@@ -377,8 +381,10 @@ fn a_write_far_past_the_end_is_charged_the_size_it_would_reach() {
         }],
     );
     let before = scene.dir.snapshot();
-    crate::util::run_command(&mut scene.command(&["--max-output-bytes", "1048576"]))
-        .expect_status(1, &scene.dir)
+    scene
+        .dir
+        .run(&mut scene.command(&["--max-output-bytes", "1048576"]))
+        .expect_status(1)
         .expect_stderr_has("(--max-output-bytes 1048576); nothing was committed");
     assert_eq!(
         changes(&before, &scene.dir.snapshot()),
@@ -401,9 +407,16 @@ fn writes_are_charged_what_they_write_so_an_exact_fit_is_committed() {
             second: &second,
         }],
     );
-    let run = crate::util::run_command(&mut scene.command(&["--max-output-bytes", "64"]));
-    run.expect_status(0, &scene.dir);
-    assert_eq!(crate::util::hostile::errnos(&run.stdout()), [0]);
+    let run = scene
+        .dir
+        .run(&mut scene.command(&["--max-output-bytes", "64"]));
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0],
+        "{}",
+        run.report()
+    );
     assert_eq!(
         scene.dir.read("m0.0.native.o"),
         format!("{first}{second}").as_bytes()
@@ -422,8 +435,10 @@ fn writes_are_charged_what_they_write_so_an_exact_fit_is_committed() {
             },
         ],
     );
-    crate::util::run_command(&mut scene.command(&["--max-output-bytes", "40"]))
-        .expect_status(0, &scene.dir);
+    scene
+        .dir
+        .run(&mut scene.command(&["--max-output-bytes", "40"]))
+        .expect_status(0);
     // One byte more is refused.
     let scene = Scene::new(
         "hostile-one-more",
@@ -434,8 +449,10 @@ fn writes_are_charged_what_they_write_so_an_exact_fit_is_committed() {
             second: &second,
         }],
     );
-    crate::util::run_command(&mut scene.command(&["--max-output-bytes", "63"]))
-        .expect_status(1, &scene.dir)
+    scene
+        .dir
+        .run(&mut scene.command(&["--max-output-bytes", "63"]))
+        .expect_status(1)
         .expect_stderr_has("(--max-output-bytes 63); nothing was committed");
 }
 
@@ -450,14 +467,18 @@ fn entries_created_are_bounded_by_max_entries_and_its_variable() {
         }],
     );
     let before = scene.dir.snapshot();
-    crate::util::run_command(&mut scene.command(&["--max-entries", "10"]))
-        .expect_status(1, &scene.dir)
+    scene
+        .dir
+        .run(&mut scene.command(&["--max-entries", "10"]))
+        .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: the distributor tried to create more than 10 files, \
              directories and links (--max-entries 10); nothing was committed",
         );
-    crate::util::run_command(scene.command(&[]).env("DTLTO_RUNNER_MAX_ENTRIES", "49"))
-        .expect_status(1, &scene.dir)
+    scene
+        .dir
+        .run(scene.command(&[]).env("DTLTO_RUNNER_MAX_ENTRIES", "49"))
+        .expect_status(1)
         .expect_stderr_has("(--max-entries 49)");
     assert_eq!(
         changes(&before, &scene.dir.snapshot()),
@@ -471,8 +492,10 @@ fn entries_created_are_bounded_by_max_entries_and_its_variable() {
             write(STAGE, "m0.0.native.o", "b"),
         ],
     );
-    crate::util::run_command(&mut scene.command(&["--max-entries", "1"]))
-        .expect_status(0, &scene.dir);
+    scene
+        .dir
+        .run(&mut scene.command(&["--max-entries", "1"]))
+        .expect_status(0);
     assert_eq!(scene.dir.read("m0.0.native.o"), b"b");
 }
 
@@ -487,8 +510,10 @@ fn a_module_that_is_not_a_regular_file_or_too_big_is_refused_before_reading() {
         command
             .args(["--module", module, "s0", "job.json"])
             .current_dir(scene.dir.path());
-        crate::util::run_command(&mut command)
-            .expect_status(1, &scene.dir)
+        scene
+            .dir
+            .run(&mut command)
+            .expect_status(1)
             .expect_stderr_has(says);
         assert!(started.elapsed() < Duration::from_secs(5));
     };

@@ -3,20 +3,18 @@
 //! refuse, job files up to the size limit, and errors a user can act on, through
 //! the runner and by hand (`wasmtime run --dir .`, here in-process).
 
-use crate::util::{
-    changes, job_file_json, run_runner, wasmtime_run, wasmtime_run_with_dirs, Run, TempDir,
-};
+use crate::util::{changes, job_file_json, run_runner, wasmtime_run, Run, TestDir};
 use std::time::Duration;
 
 /// Runs the guest by hand on another thread; fails the test if it takes over 20 s
 /// (a FIFO that hangs it must fail the test, not the suite).
-fn by_hand_promptly(dir: &TempDir, args: &[&str]) -> Run {
-    let path = dir.path().to_path_buf();
+fn by_hand_promptly(dir: &TestDir, args: &[&str]) -> Run {
+    let dir = dir.clone();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let _ = sender.send(wasmtime_run_with_dirs(&args, &[(&path, ".")]));
+        let _ = sender.send(wasmtime_run(&dir, &args));
     });
     receiver
         .recv_timeout(Duration::from_secs(20))
@@ -24,17 +22,13 @@ fn by_hand_promptly(dir: &TempDir, args: &[&str]) -> Run {
 }
 
 /// Runs the runner; fails the test if it takes over 20 s.
-fn runner_promptly(dir: &TempDir, args: &[&str]) -> Run {
-    crate::util::finish(
-        crate::util::spawn_runner(dir, args),
-        "the runner",
-        Duration::from_secs(20),
-    )
+fn runner_promptly(dir: &TestDir, args: &[&str]) -> Run {
+    crate::util::spawn_runner(dir, args).finish("the runner", Duration::from_secs(20))
 }
 
 /// A one-job scene: `job.json` declaring `m0.0.native.o`, and a source `s0`.
-fn scene(name: &str) -> TempDir {
-    let dir = TempDir::new(name);
+fn scene(name: &str) -> TestDir {
+    let dir = TestDir::new(name);
     dir.write("job.json", job_file_json(1));
     dir.write("s0", "source 0\n");
     dir
@@ -45,7 +39,7 @@ fn scene(name: &str) -> TempDir {
 fn a_symlink_forest_of_sources_and_job_file_works_through_the_runner() {
     use std::os::unix::fs::symlink;
     // As in Bazel's execroot: the action's directory holds links into the store.
-    let root = TempDir::new("inputs-forest");
+    let root = TestDir::new("inputs-forest");
     root.write("store/job.json", job_file_json(2));
     root.write("store/objects/a.native.o", "native a\n");
     root.write("store/objects/b.native.o", "native b\n");
@@ -55,12 +49,12 @@ fn a_symlink_forest_of_sources_and_job_file_works_through_the_runner() {
     symlink("../store/objects/b.native.o", exec.join("b.o")).unwrap();
     symlink("../store/job.json", exec.join("job.json")).unwrap();
     let before = root.snapshot();
-    let run = crate::util::run_command(
+    let run = root.run(
         crate::util::runner_command()
             .args(["a.o", "b.o", "job.json"])
             .current_dir(&exec),
     );
-    run.expect_status(0, &root);
+    run.expect_status(0);
     assert_eq!(
         changes(&before, &root.snapshot()),
         ["+ exec/m0.0.native.o", "+ exec/m1.1.native.o"],
@@ -74,7 +68,7 @@ fn a_symlink_forest_of_sources_and_job_file_works_through_the_runner() {
 #[cfg(unix)]
 #[test]
 fn an_output_that_is_the_target_of_a_linked_source_is_refused() {
-    let root = TempDir::new("inputs-link-target");
+    let root = TestDir::new("inputs-link-target");
     root.write("store/a.native.o", "native a\n");
     std::os::unix::fs::symlink("store/a.native.o", root.join("a.o")).unwrap();
     root.write(
@@ -83,7 +77,7 @@ fn an_output_that_is_the_target_of_a_linked_source_is_refused() {
     );
     let before = root.snapshot();
     run_runner(&root, &["a.o", "job.json"])
-        .expect_status(1, &root)
+        .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: jobs[0].outputs[0] \"store/a.native.o\" is also \
              source 1 (for jobs[0]); a distributor must not overwrite what the link reads",
@@ -94,9 +88,9 @@ fn an_output_that_is_the_target_of_a_linked_source_is_refused() {
 #[cfg(unix)]
 #[test]
 fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_reaches_it() {
-    let root = TempDir::new("inputs-link-by-hand");
+    let root = TestDir::new("inputs-link-by-hand");
     root.write("store/b.native.o", "native b\n");
-    let exec = TempDir::new("inputs-link-by-hand-exec");
+    let exec = TestDir::new("inputs-link-by-hand-exec");
     exec.write("job.json", job_file_json(1));
     // Both directories are siblings: a relative link climbs out of `exec` into `root`.
     let root_name = root
@@ -110,7 +104,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
     std::os::unix::fs::symlink(root.join("store/b.native.o"), exec.join("abs.o")).unwrap();
     let before = exec.snapshot();
     wasmtime_run(&exec, &["b.o", "job.json"])
-        .expect_status(1, &exec)
+        .expect_status(1)
         .expect_stderr_has(&format!(
             "cannot open source 1 (for jobs[0]) \"b.o\": it is a symbolic link to \"{target}\", and a \
              WASI host follows a link only within the directory it was given (preopened: \".\").\n  \
@@ -119,7 +113,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
         ));
     // The host does not tell a guest where a link to an absolute path leads.
     wasmtime_run(&exec, &["abs.o", "job.json"])
-        .expect_status(1, &exec)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot open source 1 (for jobs[0]) \"abs.o\": it is a symbolic link that leads out of \
              the directories the sandbox was given (preopened: \".\"), to an absolute path",
@@ -128,11 +122,12 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
     // Doing what the first message says works.
     let store = root.join("store");
     let target = store.join("b.native.o").to_string_lossy().into_owned();
-    wasmtime_run_with_dirs(
+    crate::util::guest_in_process::wasmtime_run_with_dirs(
+        &exec,
         &[&target, "job.json"],
         &[(exec.path(), "."), (&store, &store.to_string_lossy())],
     )
-    .expect_status(0, &exec);
+    .expect_status(0);
     assert_eq!(exec.read("m0.0.native.o"), b"native b\n");
 }
 
@@ -143,26 +138,26 @@ fn a_fifo_as_the_job_file_or_a_source_is_refused_at_once() {
     crate::util::make_fifo(&dir.join("pipe"));
     let before = dir.snapshot();
     runner_promptly(&dir, &["s0", "pipe"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: cannot open the job file \"pipe\": it is a FIFO (named pipe), not a regular file",
         );
     runner_promptly(&dir, &["pipe", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: cannot open source 1 (for jobs[0]) \"pipe\": it is a FIFO (named pipe), not a regular file",
         );
     runner_promptly(&dir, &["validate", "pipe"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("cannot open the job file \"pipe\": it is a FIFO (named pipe)");
     // WASI reports a FIFO as a file of unknown type, so by hand it is named less exactly.
     by_hand_promptly(&dir, &["s0", "pipe"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot open the job file \"pipe\": it is a FIFO, socket or device, not a regular file",
         );
     by_hand_promptly(&dir, &["pipe", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot open source 1 (for jobs[0]) \"pipe\": it is a FIFO, socket or device",
         );
@@ -180,13 +175,13 @@ fn a_device_or_a_directory_as_the_job_file_is_refused_before_reading() {
         ("jobs.d", "a directory"),
     ] {
         runner_promptly(&dir, &["s0", job_file])
-            .expect_status(1, &dir)
+            .expect_status(1)
             .expect_stderr_has(&format!(
                 "dtlto-runner: error: cannot open the job file \"{job_file}\": it is {kind}, not a regular file"
             ));
     }
     by_hand_promptly(&dir, &["s0", "jobs.d"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot open the job file \"jobs.d\": it is a directory, not a regular file",
         );
@@ -222,14 +217,12 @@ fn output_paths_that_name_no_file_are_refused_with_their_location() {
         );
         let before = dir.snapshot();
         run_runner(&dir, &["s0", "job.json"])
-            .expect_status(1, &dir)
+            .expect_status(1)
             .expect_stderr_has(&format!(
                 "dtlto-runner: error: job.json: cannot stage jobs[0].outputs[0] \"{output}\": {runner_says}"
             ));
         let by_hand = wasmtime_run(&dir, &["s0", "job.json"]);
-        by_hand
-            .expect_status(1, &dir)
-            .expect_stderr_has(by_hand_says);
+        by_hand.expect_status(1).expect_stderr_has(by_hand_says);
         assert!(
             by_hand.stderr().contains("jobs[0].outputs[0]"),
             "{}",
@@ -245,7 +238,7 @@ fn output_paths_that_name_no_file_are_refused_with_their_location() {
 }
 
 /// A valid job file of `size` bytes: one job, then spaces.
-fn padded_job_file(dir: &TempDir, size: usize) {
+fn padded_job_file(dir: &TestDir, size: usize) {
     use std::io::Write;
     let text = job_file_json(1);
     let mut file = std::fs::File::create(dir.join("job.json")).unwrap();
@@ -264,7 +257,7 @@ fn a_500_mib_job_file_works_in_both_modes_through_the_runner_and_by_hand() {
     let dir = scene("inputs-big");
     padded_job_file(&dir, 500 << 20);
     let validate = run_runner(&dir, &["validate", "job.json"]);
-    validate.expect_status(0, &dir);
+    validate.expect_status(0);
     assert!(
         validate
             .stdout()
@@ -274,9 +267,9 @@ fn a_500_mib_job_file_works_in_both_modes_through_the_runner_and_by_hand() {
     );
     let by_hand = wasmtime_run(&dir, &["validate", "job.json"]);
     assert_eq!(by_hand.stdout(), validate.stdout(), "{}", by_hand.report());
-    wasmtime_run(&dir, &["s0", "job.json"]).expect_status(0, &dir);
+    wasmtime_run(&dir, &["s0", "job.json"]).expect_status(0);
     std::fs::remove_file(dir.join("m0.0.native.o")).unwrap();
-    run_runner(&dir, &["s0", "job.json"]).expect_status(0, &dir);
+    run_runner(&dir, &["s0", "job.json"]).expect_status(0);
     assert_eq!(dir.read("m0.0.native.o"), b"source 0\n");
 }
 
@@ -294,11 +287,11 @@ fn a_job_file_over_1_gib_is_refused_before_it_is_read() {
     let says = "cannot open the job file \"job.json\": it holds 1073741825 bytes; a job file may hold at most 1073741824 (1 GiB)";
     for mode in ["mock", "validate"] {
         runner_promptly(&dir, &[mode, "s0", "job.json"])
-            .expect_status(1, &dir)
+            .expect_status(1)
             .expect_stderr_has(&format!("dtlto-runner: error: {says}"));
     }
     by_hand_promptly(&dir, &["s0", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(&says.replace("cannot open", "cannot read"));
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
@@ -306,7 +299,7 @@ fn a_job_file_over_1_gib_is_refused_before_it_is_read() {
 #[test]
 fn only_directories_that_hold_what_the_run_needs_are_preopened() {
     let dir = scene("inputs-least");
-    let modules = TempDir::new("inputs-least-module");
+    let modules = TestDir::new("inputs-least-module");
     let module = modules.write(
         "m.wasm",
         crate::util::hostile::guest(&[crate::util::hostile::Step::Exit(0)]),
@@ -335,7 +328,7 @@ fn only_directories_that_hold_what_the_run_needs_are_preopened() {
             "job.json",
         ],
     );
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     assert_eq!(
         read_only(&run),
         std::slice::from_ref(&job_dir),
@@ -347,7 +340,7 @@ fn only_directories_that_hold_what_the_run_needs_are_preopened() {
         &dir,
         &["--verbose", "validate", "/etc/hostname", "/", "job.json"],
     );
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     assert_eq!(read_only(&run), [job_dir], "{}", run.report());
 }
 
@@ -363,7 +356,7 @@ fn errors_escape_control_characters_and_name_os_errors_in_words() {
         ),
     );
     let run = run_runner(&dir, &["s0", "job.json"]);
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: job.json: cannot stage jobs[0].outputs[0] \"no\\u{1b}[31mdir/x\\n.o\": its directory does not exist",
     );
     assert!(
@@ -372,7 +365,7 @@ fn errors_escape_control_characters_and_name_os_errors_in_words() {
         run.report()
     );
     let by_hand = wasmtime_run(&dir, &["missing.o", "job.json"]);
-    by_hand.expect_status(1, &dir).expect_stderr_has(
+    by_hand.expect_status(1).expect_stderr_has(
         "cannot open source 1 (for jobs[0]) \"missing.o\": no such file or directory",
     );
     assert!(
@@ -396,7 +389,7 @@ fn an_output_that_a_dangling_input_link_leads_to_is_refused() {
     dir.write("job.json", job);
     let before = dir.snapshot();
     run_runner(&dir, &["s0", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: jobs[0].outputs[0] \"o/x.o\" is also jobs[0].inputs[0]",
         );
@@ -422,13 +415,13 @@ fn control_characters_in_paths_reach_no_message_raw() {
     };
     // --verbose's plan: the map, the preopens, the outputs.
     let run = run_runner(&dir, &["--verbose", evil, job]);
-    run.expect_status(1, &dir);
+    run.expect_status(1);
     raw(&run);
     // The guest's "has 2 jobs but only 1 source" names the job file.
     run.expect_stderr_has("\"j\\u{1b}]0;title\\u{7}.json\" has 2 jobs but only 1 source");
     // A --module path (the source, which is no module).
     let run = run_runner(&dir, &["--module", evil, "s0", job]);
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "error: \"s\\u{1b}[2J\\u{7}\\nforged: line\" is not a usable wasm module",
     );
     raw(&run);
@@ -445,7 +438,7 @@ fn an_output_at_the_end_of_a_dangling_chain_of_links_is_refused() {
     std::os::unix::fs::symlink("m0.0.native.o", dir.join("hop2.o")).unwrap();
     let before = dir.snapshot();
     run_runner(&dir, &["s0", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: jobs[0].outputs[0] \"m0.0.native.o\" is also \
              jobs[0].inputs[0]",
@@ -455,7 +448,7 @@ fn an_output_at_the_end_of_a_dangling_chain_of_links_is_refused() {
     std::fs::remove_file(dir.join("hop2.o")).unwrap();
     std::os::unix::fs::symlink("m0.o", dir.join("hop2.o")).unwrap();
     run_runner(&dir, &["m0.o", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot open source 1 (for jobs[0]) \"m0.o\": it is a symbolic link that leads \
              nowhere (too many levels of symbolic links)",
@@ -493,13 +486,13 @@ fn an_input_in_a_directory_the_user_may_not_enter_is_reported_as_permission_deni
             .current_dir(dir.path())
             .uid(65534)
             .gid(65534);
-        crate::util::run_command(&mut command)
+        dir.run(&mut command)
     };
     as_nobody(&["private/s0", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("cannot open source 1 (for jobs[0]) \"private/s0\": permission denied");
     as_nobody(&["s0", "private/job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("cannot open the job file \"private/job.json\": permission denied");
     mode(&dir.join("private"), 0o755);
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());

@@ -6,15 +6,15 @@
 
 use crate::util::llvm::{llvm, Llvm};
 use crate::util::{
-    changes, finish, run_command, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs,
-    wait_until, Run, TempDir,
+    changes, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs, wait_until, Run,
+    TestDir,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A job file whose "compiler" is `sh -c SCRIPT sh`: job i's args are `-o out<i>.o`
 /// plus `extra[i]`, so the script sees `$2` = its output.
-fn sh_jobs(dir: &TempDir, script: &str, jobs: usize, extra: &[&[&str]]) -> String {
+fn sh_jobs(dir: &TestDir, script: &str, jobs: usize, extra: &[&[&str]]) -> String {
     let jobs: Vec<serde_json::Value> = (0..jobs)
         .map(|i| {
             let mut args = vec![
@@ -46,7 +46,7 @@ fn sh_jobs(dir: &TempDir, script: &str, jobs: usize, extra: &[&[&str]]) -> Strin
     "job.json".to_owned()
 }
 
-fn staging_left(dir: &TempDir) -> Vec<String> {
+fn staging_left(dir: &TestDir) -> Vec<String> {
     dir.snapshot()
         .into_keys()
         .filter(|n| n.contains(".dtlto-staging"))
@@ -55,16 +55,16 @@ fn staging_left(dir: &TempDir) -> Vec<String> {
 
 /// Landlock must be there where these tests run (this machine, CI): a kernel
 /// without it fails the test rather than skipping it.
-fn expect_landlock(dir: &TempDir) {
+fn expect_landlock(dir: &TestDir) {
     let job = sh_jobs(dir, "printf x > \"$2\"", 1, &[]);
     let run = run_runner(dir, &["local", "--verbose", &job]);
-    run.expect_status(0, dir)
+    run.expect_status(0)
         .expect_stderr_has("confined by Landlock");
 }
 
 #[test]
 fn jobs_run_in_order_one_at_a_time_with_the_terminal_and_commit_together() {
-    let dir = TempDir::new("local-order");
+    let dir = TestDir::new("local-order");
     let job = sh_jobs(
         &dir,
         "echo \"start $3\"; printf \"object $3\" > \"$2\"; echo \"end $3\" >&2",
@@ -72,9 +72,14 @@ fn jobs_run_in_order_one_at_a_time_with_the_terminal_and_commit_together() {
         &[&["0"], &["1"], &["2"]],
     );
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(0, &dir);
-    assert_eq!(run.stdout(), "start 0\nstart 1\nstart 2\n");
-    assert_eq!(run.stderr(), "end 0\nend 1\nend 2\n");
+    run.expect_status(0);
+    assert_eq!(
+        run.stdout(),
+        "start 0\nstart 1\nstart 2\n",
+        "{}",
+        run.report()
+    );
+    assert_eq!(run.stderr(), "end 0\nend 1\nend 2\n", "{}", run.report());
     for i in 0..3 {
         assert_eq!(
             dir.read(&format!("out{i}.o")),
@@ -86,7 +91,7 @@ fn jobs_run_in_order_one_at_a_time_with_the_terminal_and_commit_together() {
 
 #[test]
 fn a_copy_named_dtlto_local_runs_local_mode_and_tmpdir_is_inside_staging() {
-    let dir = TempDir::new("local-name");
+    let dir = TestDir::new("local-name");
     let copy = dir.join("dtlto-local");
     // A link, not a copy: a copy's write descriptor, inherited for a moment by a
     // process another test forks, can make exec fail with ETXTBSY.
@@ -97,12 +102,8 @@ fn a_copy_named_dtlto_local_runs_local_mode_and_tmpdir_is_inside_staging() {
         1,
         &[],
     );
-    let run = run_command(
-        std::process::Command::new(&copy)
-            .arg(&job)
-            .current_dir(dir.path()),
-    );
-    run.expect_status(0, &dir);
+    let run = dir.run(std::process::Command::new(&copy).arg(&job));
+    run.expect_status(0);
     let tmpdir = String::from_utf8(dir.read("out0.o")).unwrap();
     assert!(
         tmpdir.starts_with(&format!("{}/.dtlto-staging-", dir.path().display())),
@@ -116,12 +117,12 @@ fn a_copy_named_dtlto_local_runs_local_mode_and_tmpdir_is_inside_staging() {
 
 #[test]
 fn outputs_in_several_directories_are_staged_in_each_and_committed_together() {
-    let dir = TempDir::new("local-dirs");
+    let dir = TestDir::new("local-dirs");
     std::fs::create_dir(dir.join("sub")).unwrap();
     let job = sh_jobs(&dir, "echo \"$TMPDIR\" > \"$2\"", 2, &[]);
     let text = std::fs::read_to_string(dir.join(&job)).unwrap();
     dir.write(&job, text.replace("\"out1.o\"", "\"sub/out1.o\""));
-    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    run_runner(&dir, &["local", &job]).expect_status(0);
     for (output, staging_in) in [
         ("out0.o", dir.path().to_owned()),
         ("sub/out1.o", dir.join("sub")),
@@ -137,7 +138,7 @@ fn outputs_in_several_directories_are_staged_in_each_and_committed_together() {
 
 #[test]
 fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
-    let dir = TempDir::new("local-fail");
+    let dir = TestDir::new("local-fail");
     let job = sh_jobs(
         &dir,
         "echo \"ran $3\"; printf new > \"$2\"; [ \"$3\" != 1 ] || exit 3",
@@ -147,46 +148,46 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
     dir.write("out0.o", "old 0");
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: jobs[1] (for \"out1.o\") failed with exit status 3: sh -c ",
         )
         .expect_stderr_has("nothing was committed: every output is as it was before the run");
-    assert!(!run.stderr().contains("Traceback"));
+    assert!(!run.stderr().contains("Traceback"), "{}", run.report());
     // jobs[2] never started.
-    assert_eq!(run.stdout(), "ran 0\nran 1\n");
+    assert_eq!(run.stdout(), "ran 0\nran 1\n", "{}", run.report());
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
 
 #[test]
 fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
-    let dir = TempDir::new("local-no-o");
+    let dir = TestDir::new("local-no-o");
     let job = sh_jobs(&dir, "echo ran", 1, &[]);
     let text = std::fs::read_to_string(dir.join(&job)).unwrap();
     dir.write(&job, text.replace("\"-o\",\"out0.o\"", "\"-c\",\"x\""));
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "jobs[0].outputs[0] \"out0.o\" is not among jobs[0]'s arguments as an output",
     );
-    assert_eq!(run.stdout(), "");
+    assert_eq!(run.stdout(), "", "{}", run.report());
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
 
 #[test]
 fn the_joined_form_of_the_output_option_is_pointed_at_staging_too() {
-    let dir = TempDir::new("local-joined");
+    let dir = TestDir::new("local-joined");
     let job = sh_jobs(&dir, "printf '%s' \"$1\" > \"${1#-o}\"", 1, &[]);
     let text = std::fs::read_to_string(dir.join(&job)).unwrap();
     dir.write(&job, text.replace("\"-o\",\"out0.o\"", "\"-oout0.o\""));
-    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    run_runner(&dir, &["local", &job]).expect_status(0);
     let written = String::from_utf8(dir.read("out0.o")).unwrap();
     assert!(written.contains("/.dtlto-staging-"), "{written}");
 }
 
 #[test]
 fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
-    let dir = TempDir::new("local-jobs2");
+    let dir = TestDir::new("local-jobs2");
     // Each job writes its lines in pieces, while the other writes too.
     let script = "i=0; while [ $i -lt 40 ]; do printf \"job $3 \"; printf \"line $i\\n\"; \
                   printf \"err $3 \" >&2; printf \"line $i\\n\" >&2; i=$((i+1)); done; \
@@ -195,7 +196,7 @@ fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
     let started = Instant::now();
     let run = run_runner(&dir, &["local", "--jobs", "2", &job]);
     let took = started.elapsed();
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     assert!(
         took < Duration::from_millis(1900),
         "two 1 s jobs took {took:?}"
@@ -216,7 +217,7 @@ fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
 #[test]
 fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
     for (how, status) in [("INT", 130), ("TERM", 143), ("HUP", 129), ("timeout", 124)] {
-        let dir = TempDir::new(&format!("local-stop-{how}"));
+        let dir = TestDir::new(&format!("local-stop-{how}"));
         // Each job prints its pid and a grandchild's, then waits on it.
         let job = sh_jobs(
             &dir,
@@ -245,8 +246,8 @@ fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
         if how != "timeout" {
             send_signal(pid, how);
         }
-        let run = finish(child, "the stopped runner", Duration::from_secs(10));
-        run.expect_status(status, &dir)
+        let run = child.finish("the stopped runner", Duration::from_secs(10));
+        run.expect_status(status)
             .expect_stderr_has("nothing was committed, and the staging was removed");
         let pids: Vec<String> = run
             .stdout()
@@ -288,7 +289,7 @@ fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
 
 #[test]
 fn landlock_refuses_a_write_outside_the_staging() {
-    let dir = TempDir::new("local-beside");
+    let dir = TestDir::new("local-beside");
     expect_landlock(&dir);
     let outside = dir.join("beside.txt");
     let job = sh_jobs(
@@ -299,7 +300,7 @@ fn landlock_refuses_a_write_outside_the_staging() {
     );
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("Permission denied")
         .expect_stderr_has("jobs[0] (for \"out0.o\") failed with exit status");
     assert!(!outside.exists());
@@ -310,15 +311,14 @@ fn landlock_refuses_a_write_outside_the_staging() {
 /// `--verbose` says the jobs are not confined, and `--hermetic` refuses to run.
 #[test]
 fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
-    let dir = TempDir::new("local-no-landlock");
+    let dir = TestDir::new("local-no-landlock");
     let job = sh_jobs(&dir, "printf x > \"$2\"; printf y > beside.txt", 1, &[]);
-    let run = run_command(
+    let run = dir.run(
         crate::util::runner_command()
             .args(["local", "--verbose", &job])
-            .env("DTLTO_RUNNER_LANDLOCK", "off")
-            .current_dir(dir.path()),
+            .env("DTLTO_RUNNER_LANDLOCK", "off"),
     );
-    run.expect_status(0, &dir)
+    run.expect_status(0)
         .expect_stderr_has("NOT confined (DTLTO_RUNNER_LANDLOCK=off)")
         .expect_stderr_has("committed ");
     assert_eq!(dir.read("out0.o"), b"x");
@@ -327,13 +327,12 @@ fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
 
     std::fs::remove_file(dir.join("out0.o")).unwrap();
     let before = dir.snapshot();
-    let run = run_command(
+    let run = dir.run(
         crate::util::runner_command()
             .args(["local", "--hermetic", &job])
-            .env("DTLTO_RUNNER_LANDLOCK", "off")
-            .current_dir(dir.path()),
+            .env("DTLTO_RUNNER_LANDLOCK", "off"),
     );
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "--hermetic needs Landlock (Linux 5.13 or later), and DTLTO_RUNNER_LANDLOCK=off turns it off",
     );
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
@@ -341,7 +340,7 @@ fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
 
 #[test]
 fn an_output_that_is_also_an_input_is_refused_as_the_guest_planner_refuses_it() {
-    let dir = TempDir::new("local-output-input");
+    let dir = TestDir::new("local-output-input");
     let job = sh_jobs(&dir, "printf x > \"$2\"", 1, &[]);
     let text = std::fs::read_to_string(dir.join(&job)).unwrap();
     dir.write(
@@ -350,7 +349,7 @@ fn an_output_that_is_also_an_input_is_refused_as_the_guest_planner_refuses_it() 
     );
     let before = dir.snapshot();
     run_runner(&dir, &["local", &job])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("jobs[0].outputs[0] \"out0.o\" is also jobs[0].inputs[0]");
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 }
@@ -360,7 +359,7 @@ fn an_output_that_is_also_an_input_is_refused_as_the_guest_planner_refuses_it() 
 /// directory, as local.py leaves them: a job that asks for them may write there.
 #[test]
 fn a_job_asking_for_save_temps_may_write_them_in_the_working_directory() {
-    let dir = TempDir::new("local-save-temps");
+    let dir = TestDir::new("local-save-temps");
     expect_landlock(&dir);
     let job = sh_jobs(
         &dir,
@@ -369,7 +368,7 @@ fn a_job_asking_for_save_temps_may_write_them_in_the_working_directory() {
         &[&["-save-temps"], &["-c"]],
     );
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("kept.s: Permission denied")
         .expect_stderr_has("jobs[1] (for \"out1.o\") failed");
     assert_eq!(
@@ -381,7 +380,7 @@ fn a_job_asking_for_save_temps_may_write_them_in_the_working_directory() {
 
 #[test]
 fn hermetic_lets_a_job_read_only_what_it_declares() {
-    let dir = TempDir::new("local-hermetic-sh");
+    let dir = TestDir::new("local-hermetic-sh");
     expect_landlock(&dir);
     dir.write("undeclared.h", "secret");
     let job = sh_jobs(
@@ -390,17 +389,17 @@ fn hermetic_lets_a_job_read_only_what_it_declares() {
         1,
         &[&["in0.thinlto.bc"]],
     );
-    run_runner(&dir, &["local", "--hermetic", &job]).expect_status(0, &dir);
+    run_runner(&dir, &["local", "--hermetic", &job]).expect_status(0);
     assert_eq!(dir.read("out0.o"), b"bitcode 0index 0");
     let job = sh_jobs(&dir, "cat in0.bc \"$3\" > \"$2\"", 1, &[&["undeclared.h"]]);
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", "--hermetic", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("undeclared.h: Permission denied")
         .expect_stderr_has("jobs[0] ran under --hermetic");
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
     // Without --hermetic it reads what it likes.
-    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    run_runner(&dir, &["local", &job]).expect_status(0);
     assert_eq!(dir.read("out0.o"), b"bitcode 0secret");
 }
 
@@ -420,7 +419,7 @@ const PROGRAM: &[(&str, &str)] = &[
     ("twice", "int twice(int x) { return 2 * x; }\n"),
 ];
 
-fn bitcode(llvm: &Llvm, dir: &TempDir) {
+fn bitcode(llvm: &Llvm, dir: &TestDir) {
     for (name, code) in PROGRAM {
         dir.write(&format!("{name}.c"), code);
         llvm.run_ok(
@@ -432,7 +431,7 @@ fn bitcode(llvm: &Llvm, dir: &TempDir) {
 }
 
 /// `clang -flto=thin -fuse-ld=lld INPUTS -o app` through `dtlto-runner local`.
-fn link(llvm: &Llvm, dir: &TempDir, inputs: &[&str], local_args: &[&str], extra: &[&str]) -> Run {
+fn link(llvm: &Llvm, dir: &TestDir, inputs: &[&str], local_args: &[&str], extra: &[&str]) -> Run {
     let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld", "-o", "app"]
         .map(String::from)
         .to_vec();
@@ -445,20 +444,16 @@ fn link(llvm: &Llvm, dir: &TempDir, inputs: &[&str], local_args: &[&str], extra:
             .map(|a| format!("-Xthinlto-distributor={a}")),
     );
     args.extend(extra.iter().map(|a| a.to_string()));
-    run_command(
-        std::process::Command::new(llvm.tool("clang"))
-            .args(&args)
-            .current_dir(dir.path()),
-    )
+    dir.run(std::process::Command::new(llvm.tool("clang")).args(&args))
 }
 
-fn run_app(dir: &TempDir) -> String {
-    let run = run_command(std::process::Command::new(dir.join("app")).current_dir(dir.path()));
-    run.expect_status(0, dir);
+fn run_app(dir: &TestDir) -> String {
+    let run = dir.run(&mut std::process::Command::new(dir.join("app")));
+    run.expect_status(0);
     run.stdout()
 }
 
-fn job_file(dir: &TempDir) -> (String, serde_json::Value) {
+fn job_file(dir: &TestDir) -> (String, serde_json::Value) {
     let name = dir
         .snapshot()
         .into_keys()
@@ -481,7 +476,7 @@ fn strings(value: &serde_json::Value) -> Vec<String> {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
     let llvm = llvm();
-    let dir = TempDir::new("local-llvm");
+    let dir = TestDir::new("local-llvm");
     bitcode(&llvm, &dir);
     link(
         &llvm,
@@ -490,7 +485,7 @@ fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
         &[],
         &["-Wl,--save-temps"],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     assert_eq!(run_app(&dir), "result=43\n");
     assert_eq!(staging_left(&dir), Vec::<String>::new());
 
@@ -504,13 +499,12 @@ fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
         let output = strings(&job["outputs"])[0].clone();
         let ours = dir.read(&output);
         std::fs::remove_file(dir.join(&output)).unwrap();
-        let run = run_command(
+        let run = dir.run(
             std::process::Command::new(&common[0])
                 .args(&common[1..])
-                .args(strings(&job["args"]))
-                .current_dir(dir.path()),
+                .args(strings(&job["args"])),
         );
-        run.expect_status(0, &dir);
+        run.expect_status(0);
         assert!(!ours.is_empty());
         assert!(
             dir.read(&output) == ours,
@@ -524,7 +518,7 @@ fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
 fn archives_and_thin_archives_link_through_local_mode() {
     let llvm = llvm();
     for thin in [false, true] {
-        let dir = TempDir::new(if thin { "local-thin-ar" } else { "local-ar" });
+        let dir = TestDir::new(if thin { "local-thin-ar" } else { "local-ar" });
         bitcode(&llvm, &dir);
         llvm.run_ok(
             &dir,
@@ -536,7 +530,7 @@ fn archives_and_thin_archives_link_through_local_mode() {
                 "twice.o",
             ],
         );
-        link(&llvm, &dir, &["main.o", "lib.a"], &[], &[]).expect_status(0, &dir);
+        link(&llvm, &dir, &["main.o", "lib.a"], &[], &[]).expect_status(0);
         assert_eq!(run_app(&dir), "result=43\n");
         assert_eq!(staging_left(&dir), Vec::<String>::new());
     }
@@ -546,7 +540,7 @@ fn archives_and_thin_archives_link_through_local_mode() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn clang_links_with_jobs_2() {
     let llvm = llvm();
-    let dir = TempDir::new("local-llvm-jobs2");
+    let dir = TestDir::new("local-llvm-jobs2");
     bitcode(&llvm, &dir);
     link(
         &llvm,
@@ -555,7 +549,7 @@ fn clang_links_with_jobs_2() {
         &["--jobs=2"],
         &[],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     assert_eq!(run_app(&dir), "result=43\n");
 }
 
@@ -563,7 +557,7 @@ fn clang_links_with_jobs_2() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn a_failing_compile_fails_the_link_and_leaves_no_object() {
     let llvm = llvm();
-    let dir = TempDir::new("local-llvm-fail");
+    let dir = TestDir::new("local-llvm-fail");
     bitcode(&llvm, &dir);
     let run = link(
         &llvm,
@@ -572,7 +566,7 @@ fn a_failing_compile_fails_the_link_and_leaves_no_object() {
         &[],
         &["-Wl,--thinlto-remote-compiler-arg=-fno-such-option"],
     );
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("dtlto-runner: error: jobs[0] (for \"main.1.")
         .expect_stderr_has("failed with exit status 1: ")
         .expect_stderr_has("-fno-such-option")
@@ -589,7 +583,7 @@ fn a_failing_compile_fails_the_link_and_leaves_no_object() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file() {
     let llvm = llvm();
-    let dir = TempDir::new("local-llvm-hermetic");
+    let dir = TestDir::new("local-llvm-hermetic");
     expect_landlock(&dir);
     bitcode(&llvm, &dir);
     link(
@@ -599,7 +593,7 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
         &["--hermetic"],
         &["-Wl,--save-temps"],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     assert_eq!(run_app(&dir), "result=43\n");
 
     let (name, mut doc) = job_file(&dir);
@@ -608,7 +602,7 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
     command
         .args(["local", "--hermetic", &name])
         .current_dir(dir.path());
-    run_command(&mut command).expect_status(0, &dir);
+    dir.run(&mut command).expect_status(0);
 
     let inputs = doc["jobs"][0]["inputs"].as_array_mut().unwrap();
     let before_len = inputs.len();
@@ -620,8 +614,8 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
     command
         .args(["local", "--hermetic", "cut.json"])
         .current_dir(dir.path());
-    let run = run_command(&mut command);
-    run.expect_status(1, &dir)
+    let run = dir.run(&mut command);
+    run.expect_status(1)
         .expect_stderr_has("Error loading imported file twice.o")
         .expect_stderr_has("dtlto-runner: error: jobs[0] read outside what it declares");
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
@@ -631,7 +625,7 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn a_compile_that_writes_beside_its_output_is_refused() {
     let llvm = llvm();
-    let dir = TempDir::new("local-llvm-beside");
+    let dir = TestDir::new("local-llvm-beside");
     expect_landlock(&dir);
     bitcode(&llvm, &dir);
     let beside = dir.join("beside.json");
@@ -660,7 +654,7 @@ fn a_compile_that_writes_beside_its_output_is_refused() {
         &[],
         &["-Wl,--thinlto-remote-compiler-arg=-save-stats=obj"],
     );
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("path(s) the job file does not declare")
         .expect_stderr_has(".stats\"");
     assert_eq!(staging_left(&dir), Vec::<String>::new());

@@ -1,7 +1,7 @@
 //! mock mode: copies `src_i` to `jobs[i].outputs[0]`, byte for byte, or writes nothing.
 //! Each scenario runs the guest as `wasmtime run --dir .` would and through the runner.
 
-use crate::util::{job_file_json, run_runner, wasmtime_run, Run, TempDir};
+use crate::util::{job_file_json, run_runner, wasmtime_run, Run, TestDir};
 
 /// Which host runs the guest.
 #[derive(Clone, Copy, Debug)]
@@ -12,7 +12,7 @@ enum Host {
 
 const HOSTS: [Host; 2] = [Host::Wasmtime, Host::Runner];
 
-fn run(host: Host, dir: &TempDir, args: &[&str]) -> Run {
+fn run(host: Host, dir: &TestDir, args: &[&str]) -> Run {
     match host {
         Host::Wasmtime => wasmtime_run(dir, args),
         Host::Runner => run_runner(dir, args),
@@ -29,7 +29,7 @@ fn content(seed: u8, len: usize) -> Vec<u8> {
 #[test]
 fn each_source_lands_byte_identical_at_its_jobs_output() {
     for host in HOSTS {
-        let dir = TempDir::new("copies");
+        let dir = TestDir::new("copies");
         dir.write("job.json", job_file_json(3));
         let sources = [content(1, 0), content(2, 3 << 20 | 17), content(3, 4096)];
         for (i, bytes) in sources.iter().enumerate() {
@@ -40,7 +40,7 @@ fn each_source_lands_byte_identical_at_its_jobs_output() {
             &dir,
             &["s0.native.o", "s1.native.o", "s2.native.o", "job.json"],
         )
-        .expect_status(0, &dir);
+        .expect_status(0);
         for (i, bytes) in sources.iter().enumerate() {
             assert!(
                 dir.read(&format!("m{i}.{i}.native.o")) == *bytes,
@@ -59,11 +59,11 @@ fn each_source_lands_byte_identical_at_its_jobs_output() {
 #[test]
 fn extra_sources_are_ignored_as_mock_py_ignores_them() {
     for host in HOSTS {
-        let dir = TempDir::new("extra-sources");
+        let dir = TestDir::new("extra-sources");
         dir.write("job.json", job_file_json(1));
         dir.write("a", "A");
         dir.write("b", "B");
-        run(host, &dir, &["mock", "a", "b", "job.json"]).expect_status(0, &dir);
+        run(host, &dir, &["mock", "a", "b", "job.json"]).expect_status(0);
         assert_eq!(dir.read("m0.0.native.o"), b"A");
     }
 }
@@ -71,12 +71,12 @@ fn extra_sources_are_ignored_as_mock_py_ignores_them() {
 #[test]
 fn fewer_sources_than_jobs_says_how_many_and_writes_nothing() {
     for host in HOSTS {
-        let dir = TempDir::new("few-sources");
+        let dir = TestDir::new("few-sources");
         dir.write("job.json", job_file_json(3));
         dir.write("a", "A");
         let before = dir.snapshot();
         run(host, &dir, &["a", "job.json"])
-            .expect_status(1, &dir)
+            .expect_status(1)
             .expect_stderr_has(
                 "job.json has 3 jobs but only 1 source was given; mock mode needs one source \
                  per job, in job order: dtlto-mock <src_1> ... <src_3> job.json",
@@ -88,7 +88,7 @@ fn fewer_sources_than_jobs_says_how_many_and_writes_nothing() {
 #[test]
 fn an_invalid_document_reports_every_violation_and_writes_nothing() {
     for host in HOSTS {
-        let dir = TempDir::new("invalid");
+        let dir = TestDir::new("invalid");
         let job_file = job_file_json(4)
             .replace(r#""outputs":["m3.3.native.o"]"#, r#""outputs":[]"#)
             .replace(r#""linker_output":"app""#, r#""linker_output":7"#);
@@ -98,7 +98,7 @@ fn an_invalid_document_reports_every_violation_and_writes_nothing() {
         }
         let before = dir.snapshot();
         let run = run(host, &dir, &["s0", "s1", "s2", "s3", "job.json"]);
-        run.expect_status(1, &dir)
+        run.expect_status(1)
             .expect_stderr_has("job.json is not a valid DTLTO job file (2 problems):")
             .expect_stderr_has("job.json: common.linker_output: expected a string, found a number")
             .expect_stderr_has("job.json: jobs[3].outputs: expected at least 1 path, found 0");
@@ -109,12 +109,12 @@ fn an_invalid_document_reports_every_violation_and_writes_nothing() {
 #[test]
 fn a_missing_source_is_named_and_no_output_is_written() {
     for host in HOSTS {
-        let dir = TempDir::new("missing-source");
+        let dir = TestDir::new("missing-source");
         dir.write("job.json", job_file_json(2));
         dir.write("s0", "first");
         let before = dir.snapshot();
         run(host, &dir, &["s0", "nope.native.o", "job.json"])
-            .expect_status(1, &dir)
+            .expect_status(1)
             .expect_stderr_has(
                 "cannot open source 2 (for jobs[1]) \"nope.native.o\": no such file or directory",
             );
@@ -130,7 +130,7 @@ fn a_missing_source_is_named_and_no_output_is_written() {
 fn a_failed_run_leaves_existing_outputs_untouched() {
     // The second output's directory does not exist, so the run fails after the first
     // copy; the first output keeps its old content and no partial file remains.
-    let dir = TempDir::new("rollback");
+    let dir = TestDir::new("rollback");
     let job_file = job_file_json(2).replace(
         r#""outputs":["m1.1.native.o"]"#,
         r#""outputs":["no-such-dir/m1.o"]"#,
@@ -141,11 +141,11 @@ fn a_failed_run_leaves_existing_outputs_untouched() {
     dir.write("m0.0.native.o", "old");
     let before = dir.snapshot();
     wasmtime_run(&dir, &["s0", "s1", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("cannot open jobs[1].outputs[0] \"no-such-dir/m1.o\"");
     assert_eq!(dir.snapshot(), before);
     run_runner(&dir, &["s0", "s1", "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot stage jobs[1].outputs[0] \"no-such-dir/m1.o\": its directory does not exist",
         );
@@ -155,10 +155,10 @@ fn a_failed_run_leaves_existing_outputs_untouched() {
 #[test]
 fn malformed_json_is_reported_with_line_and_column() {
     for host in HOSTS {
-        let dir = TempDir::new("malformed");
+        let dir = TestDir::new("malformed");
         dir.write("job.json", "{\"common\": {},\n  \"jobs\": [1,]}");
         run(host, &dir, &["job.json"])
-            .expect_status(1, &dir)
+            .expect_status(1)
             .expect_stderr_has("job.json:2:14: not valid JSON: expected a value");
     }
 }
@@ -166,31 +166,31 @@ fn malformed_json_is_reported_with_line_and_column() {
 #[cfg(unix)]
 #[test]
 fn a_path_outside_every_preopen_explains_the_fix() {
-    let dir = TempDir::new("reach");
-    let outside = TempDir::new("reach-outside");
+    let dir = TestDir::new("reach");
+    let outside = TestDir::new("reach-outside");
     let source = outside.write("far.native.o", "x");
     dir.write("job.json", job_file_json(1));
     let source = source.to_string_lossy().into_owned();
     let run = wasmtime_run(&dir, &[&source, "job.json"]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has(&format!(
             "cannot open source 1 (for jobs[0]) \"{source}\": no preopened directory holds it (preopened: \".\")"
         ))
         .expect_stderr_has(&format!("wasmtime run --dir {}", outside.path().display()));
     // The runner preopens the source's directory itself.
-    run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
+    run_runner(&dir, &[&source, "job.json"]).expect_status(0);
     assert_eq!(dir.read("m0.0.native.o"), b"x");
 }
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    let dir = TempDir::new("usage");
+    let dir = TestDir::new("usage");
     wasmtime_run(&dir, &[])
-        .expect_status(2, &dir)
+        .expect_status(2)
         .expect_stderr_has("dtlto-mock: error: the following required arguments were not provided");
-    wasmtime_run(&dir, &["validate"]).expect_status(2, &dir);
+    wasmtime_run(&dir, &["validate"]).expect_status(2);
     let help = wasmtime_run(&dir, &["--help"]);
-    help.expect_status(0, &dir);
+    help.expect_status(0);
     for text in [
         "-fthinlto-distributor=RUNNER",
         "--thinlto-distributor-arg=validate",
@@ -208,16 +208,12 @@ fn usage_errors_exit_2_and_help_exits_0() {
 
 #[test]
 fn the_runner_called_dtlto_validate_validates() {
-    let dir = TempDir::new("by-name");
+    let dir = TestDir::new("by-name");
     let validate = dir.join(&format!("dtlto-validate{}", std::env::consts::EXE_SUFFIX));
     std::fs::copy(crate::util::runner_exe(), &validate).expect("copy the runner");
     dir.write("job.json", job_file_json(1));
-    let run = crate::util::run_command(
-        crate::util::target_command(&validate)
-            .args(["--da=1", "job.json"])
-            .current_dir(dir.path()),
-    );
-    run.expect_status(0, &dir);
+    let run = dir.run(crate::util::target_command(&validate).args(["--da=1", "job.json"]));
+    run.expect_status(0);
     assert!(
         run.stdout().starts_with("distributor_args=['--da=1']\n{\n"),
         "{}",
@@ -228,18 +224,18 @@ fn the_runner_called_dtlto_validate_validates() {
 #[cfg(windows)]
 #[test]
 fn a_windows_path_without_the_runner_explains_the_fix() {
-    let dir = TempDir::new("reach-windows");
-    let outside = TempDir::new("reach-windows-outside");
+    let dir = TestDir::new("reach-windows");
+    let outside = TestDir::new("reach-windows-outside");
     let source = outside
         .write("far.native.o", "x")
         .to_string_lossy()
         .into_owned();
     dir.write("job.json", job_file_json(1));
     wasmtime_run(&dir, &[&source, "job.json"])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(&format!(
             "cannot open source 1 (for jobs[0]) \"{source}\": a Windows path"
         ))
         .expect_stderr_has("run it through dtlto-runner");
-    run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
+    run_runner(&dir, &[&source, "job.json"]).expect_status(0);
 }

@@ -5,12 +5,12 @@
 //! does not change the outcome. The README's by-hand commands run exactly as written.
 //! Every host is required: a missing one fails the test, naming how to install it.
 
-use crate::util::{run_command, run_runner, wasmtime_run, Entry, Run, TempDir};
+use crate::util::{run_runner, wasmtime_run, Entry, Run, TestDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs the artifact with arguments in a directory.
-type RunIn = Box<dyn Fn(&TempDir, &[&str]) -> Run>;
+type RunIn = Box<dyn Fn(&TestDir, &[&str]) -> Run>;
 
 /// A host: a name and how it runs the artifact.
 struct Host {
@@ -20,9 +20,9 @@ struct Host {
 
 /// The artifact as a file, named as users name it (its name is the guest's argv[0]).
 fn artifact() -> PathBuf {
-    static ONCE: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
+    static ONCE: std::sync::OnceLock<(TestDir, PathBuf)> = std::sync::OnceLock::new();
     let (_, path) = ONCE.get_or_init(|| {
-        let dir = TempDir::new("artifact");
+        let dir = TestDir::new("artifact");
         let path = dir.write("dtlto-mock.wasm", dtlto_runner::guest_module::WASM);
         (dir, path)
     });
@@ -34,12 +34,11 @@ fn script_host(name: &'static str, interpreter: PathBuf, script: &'static str) -
     Host {
         name,
         run: Box::new(move |dir, args| {
-            run_command(
+            dir.run(
                 Command::new(&interpreter)
                     .arg(&script)
                     .arg(artifact())
-                    .args(args)
-                    .current_dir(dir.path()),
+                    .args(args),
             )
         }),
     }
@@ -80,12 +79,11 @@ fn wasi_hosts() -> Vec<Host> {
         Host {
             name: "wasmtime CLI",
             run: Box::new(move |dir, args| {
-                run_command(
+                dir.run(
                     Command::new(&cli)
                         .args(["run", "--dir", "."])
                         .arg(artifact())
-                        .args(args)
-                        .current_dir(dir.path()),
+                        .args(args),
                 )
             }),
         },
@@ -127,10 +125,10 @@ struct Outcome {
 }
 
 /// Runs one scenario on every host, each in a fresh copy of the scene.
-fn same_everywhere(name: &str, hosts: &[Host], setup: impl Fn(&TempDir), args: &[&str]) -> Outcome {
+fn same_everywhere(name: &str, hosts: &[Host], setup: impl Fn(&TestDir), args: &[&str]) -> Outcome {
     let mut outcomes: Vec<(&str, Outcome)> = Vec::new();
     for host in hosts {
-        let dir = TempDir::new(name);
+        let dir = TestDir::new(name);
         setup(&dir);
         let run = (host.run)(&dir, args);
         let files = dir
@@ -159,7 +157,7 @@ fn same_everywhere(name: &str, hosts: &[Host], setup: impl Fn(&TempDir), args: &
     outcomes.remove(0).1
 }
 
-fn three_jobs(dir: &TempDir) {
+fn three_jobs(dir: &TestDir) {
     dir.write("job.json", crate::util::job_file_json(3));
     dir.write("s0", (0..=255u8).collect::<Vec<u8>>());
     dir.write("s1 Ωμέγα", vec![0u8; 70_000]);
@@ -177,7 +175,7 @@ fn mock_with_several_jobs() {
         three_jobs,
         &["s0", "s1 Ωμέγα", "s2", "job.json"],
     );
-    assert_eq!(outcome.status, 0);
+    assert_eq!(outcome.status, 0, "{outcome:?}");
     assert!(outcome
         .files
         .iter()
@@ -189,7 +187,7 @@ fn mock_with_several_jobs() {
 fn validate_a_valid_document() {
     let mut hosts = wasi_hosts();
     hosts.push(runner_host());
-    let setup = |dir: &TempDir| {
+    let setup = |dir: &TestDir| {
         dir.write(
             "job.json",
             crate::util::job_file_json(2).replace("m1.o", "Ωμέγα.o"),
@@ -201,7 +199,7 @@ fn validate_a_valid_document() {
         setup,
         &["validate", "--da1=10", "it's", "é", "job.json"],
     );
-    assert_eq!(outcome.status, 0);
+    assert_eq!(outcome.status, 0, "{outcome:?}");
     assert!(outcome
         .stdout
         .starts_with("distributor_args=['--da1=10', \"it's\", 'é']\n{"));
@@ -212,7 +210,7 @@ fn validate_a_valid_document() {
 fn validate_an_invalid_document() {
     let mut hosts = wasi_hosts();
     hosts.push(runner_host());
-    let setup = |dir: &TempDir| {
+    let setup = |dir: &TestDir| {
         dir.write(
             "job.json",
             crate::util::job_file_json(2)
@@ -220,7 +218,7 @@ fn validate_an_invalid_document() {
         );
     };
     let outcome = same_everywhere("hosts-invalid", &hosts, setup, &["validate", "job.json"]);
-    assert_eq!(outcome.status, 1);
+    assert_eq!(outcome.status, 1, "{outcome:?}");
     assert!(outcome
         .stderr
         .contains("job.json: jobs[1].outputs: expected at least 1 path, found 0"));
@@ -229,9 +227,9 @@ fn validate_an_invalid_document() {
 #[test]
 #[ignore = "needs Node.js, PyPI's wasmtime and the wasmtime CLI: tests/all.sh installs them and runs the ignored tests"]
 fn a_path_outside_every_preopen() {
-    let outside = TempDir::new("hosts-outside-src");
+    let outside = TestDir::new("hosts-outside-src");
     let source = outside.write("far.o", "x").to_string_lossy().into_owned();
-    let setup = |dir: &TempDir| {
+    let setup = |dir: &TestDir| {
         dir.write("job.json", crate::util::job_file_json(1));
     };
     let outcome = same_everywhere(
@@ -240,7 +238,7 @@ fn a_path_outside_every_preopen() {
         setup,
         &[&source, "job.json"],
     );
-    assert_eq!(outcome.status, 1);
+    assert_eq!(outcome.status, 1, "{outcome:?}");
     assert!(
         outcome
             .stderr
@@ -249,9 +247,9 @@ fn a_path_outside_every_preopen() {
         outcome.stderr
     );
     // The runner preopens what the job needs, so there the same run succeeds.
-    let dir = TempDir::new("hosts-outside-runner");
+    let dir = TestDir::new("hosts-outside-runner");
     setup(&dir);
-    run_runner(&dir, &[&source, "job.json"]).expect_status(0, &dir);
+    run_runner(&dir, &[&source, "job.json"]).expect_status(0);
 }
 
 /// The README's by-hand commands (the runner writing out the guest, then `wasmtime
@@ -285,7 +283,7 @@ fn the_readmes_by_hand_commands_work_as_written() {
     let job = crate::util::job_file_json(2)
         .replace("m0.0.native.o", "a.1.123.native.o")
         .replace("m1.1.native.o", "b.2.123.native.o");
-    let dir = TempDir::new("readme-commands");
+    let dir = TestDir::new("readme-commands");
     dir.write("a.native.o", "object a\n");
     dir.write("b.native.o", "object b\n");
     dir.write("app.123.dist-file.json", &job);
@@ -297,13 +295,8 @@ fn the_readmes_by_hand_commands_work_as_written() {
         std::env::var("PATH").unwrap_or_default()
     );
     for command in &commands {
-        let run = run_command(
-            Command::new("sh")
-                .args(["-c", command])
-                .env("PATH", &path)
-                .current_dir(dir.path()),
-        );
-        run.expect_status(0, &dir);
+        let run = dir.run(Command::new("sh").args(["-c", command]).env("PATH", &path));
+        run.expect_status(0);
         if command.starts_with("dtlto-runner ") {
             assert_eq!(
                 dir.read("dtlto-mock.wasm"),
@@ -319,7 +312,7 @@ fn the_readmes_by_hand_commands_work_as_written() {
             );
         } else if command.contains(" validate ") {
             let oracle = crate::util::oracle::cpython_validate(
-                dir.path(),
+                &dir,
                 &["--da1=10"],
                 "app.123.dist-file.json",
             );

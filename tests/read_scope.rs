@@ -6,7 +6,7 @@
 //! named by `--verbose`, and never reach the committed output.
 
 use crate::util::hostile::{guest, Step, LAST_OPENED};
-use crate::util::{changes, job_file_json, run_command, runner_command, Run, TempDir};
+use crate::util::{changes, job_file_json, runner_command, Run, TestDir};
 
 /// WASI's "no such file or directory".
 const NOENT: u32 = 44;
@@ -15,13 +15,13 @@ const OUTPUT: &str = "m0.0.native.o";
 
 /// A one-job scene with secrets beside the job file, under it and above it.
 struct Scene {
-    dir: TempDir,
-    modules: TempDir,
+    dir: TestDir,
+    modules: TestDir,
 }
 
 impl Scene {
     fn new(name: &str) -> Scene {
-        let dir = TempDir::new(name);
+        let dir = TestDir::new(name);
         dir.write("job.json", job_file_json(1));
         dir.write("s0", "source 0\n");
         dir.write("m0.o", "declared input\n");
@@ -29,7 +29,7 @@ impl Scene {
         dir.write("sub/secret", "TOKEN in a subdirectory\n");
         Scene {
             dir,
-            modules: TempDir::new(&format!("{name}-module")),
+            modules: TestDir::new(&format!("{name}-module")),
         }
     }
 
@@ -44,7 +44,7 @@ impl Scene {
             .arg(&module)
             .args(args)
             .current_dir(self.dir.path());
-        run_command(&mut command)
+        self.dir.run(&mut command)
     }
 }
 
@@ -102,7 +102,7 @@ fn a_module_reads_only_the_declared_files_and_everything_else_looks_absent() {
     let before = scene.dir.snapshot();
     let run = scene.run(&steps, &[], &["s0", "job.json"]);
     let _ = std::fs::remove_file(&outside);
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     let errnos = crate::util::hostile::errnos(&run.stdout());
     let absent = NOENT;
     assert_eq!(
@@ -143,13 +143,17 @@ fn a_module_reads_only_the_declared_files_and_everything_else_looks_absent() {
         "{}",
         run.report()
     );
-    assert!(!stderr.contains("TOKEN") && !run.stdout().contains("TOKEN"));
+    assert!(
+        !stderr.contains("TOKEN") && !run.stdout().contains("TOKEN"),
+        "{}",
+        run.report()
+    );
 }
 
 #[test]
 fn a_directory_argument_grants_nothing_unless_read_names_it() {
     let scene = Scene::new("scope-dir-arg");
-    let tree = TempDir::new("scope-dir-arg-tree");
+    let tree = TestDir::new("scope-dir-arg-tree");
     tree.write("inner/key", "TOKEN in a directory argument\n");
     tree.write("key", "TOKEN in a directory argument\n");
     let tree_arg = tree.path().join("inner").to_string_lossy().into_owned();
@@ -161,7 +165,7 @@ fn a_directory_argument_grants_nothing_unless_read_names_it() {
         &[],
         &[&tree_arg, "s0", "job.json"],
     );
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     let read_only: Vec<&str> = run
         .stderr()
         .lines()
@@ -183,7 +187,7 @@ fn a_directory_argument_grants_nothing_unless_read_names_it() {
         &["--read", &tree_arg],
         &[&tree_arg, "s0", "job.json"],
     );
-    run.expect_status(0, &scene.dir).expect_stderr_has(&format!(
+    run.expect_status(0).expect_stderr_has(&format!(
         "read-only  /dtlto/in1 = {} (the whole tree, --read)",
         tree.path().join("inner").display()
     ));
@@ -194,7 +198,12 @@ fn a_directory_argument_grants_nothing_unless_read_names_it() {
         "the parent of a --read directory was reached: {}",
         run.report()
     );
-    assert_eq!(crate::util::hostile::errnos(&run.stdout())[1], 0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout())[1],
+        0,
+        "{}",
+        run.report()
+    );
     assert_eq!(scene.dir.read(OUTPUT), b"TOKEN in a directory argument\n");
 }
 
@@ -202,7 +211,7 @@ fn a_directory_argument_grants_nothing_unless_read_names_it() {
 #[test]
 fn an_argument_that_is_a_link_grants_its_target_alone() {
     let scene = Scene::new("scope-link-arg");
-    let store = TempDir::new("scope-link-arg-store");
+    let store = TestDir::new("scope-link-arg-store");
     store.write("data.bin", "linked data\n");
     store.write("id_ed25519", "TOKEN private key\n");
     std::os::unix::fs::symlink(store.join("data.bin"), scene.dir.join("data.lnk")).unwrap();
@@ -217,7 +226,7 @@ fn an_argument_that_is_a_link_grants_its_target_alone() {
         &[],
         &["data.lnk", "s0", "job.json"],
     );
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     assert_eq!(
         crate::util::hostile::errnos(&run.stdout()),
         [NOENT, NOENT, 0],
@@ -236,11 +245,11 @@ fn the_embedded_guest_still_reads_its_job_file_and_sources() {
     command
         .args(["s0", "job.json"])
         .current_dir(scene.dir.path());
-    run_command(&mut command).expect_status(0, &scene.dir);
+    scene.dir.run(&mut command).expect_status(0);
     assert_eq!(scene.dir.read(OUTPUT), b"source 0\n");
     let mut command = runner_command();
     command
         .args(["validate", "job.json"])
         .current_dir(scene.dir.path());
-    run_command(&mut command).expect_status(0, &scene.dir);
+    scene.dir.run(&mut command).expect_status(0);
 }

@@ -5,7 +5,7 @@
 
 use crate::util::llvm::{llvm, Llvm};
 use crate::util::oracle::cpython_validate;
-use crate::util::{run_command, runner_exe, Run, TempDir};
+use crate::util::{runner_exe, Run, TestDir};
 use std::path::Path;
 
 /// main calls helper, helper calls twice: the jobs of main and helper import other
@@ -25,7 +25,7 @@ const PROGRAM: &[(&str, &str)] = &[
 const PROGRAM_OUTPUT: &str = "result=43\n";
 
 /// Writes and compiles the program's modules under the given names.
-fn build_program(llvm: &Llvm, dir: &TempDir, names: [&str; 3]) {
+fn build_program(llvm: &Llvm, dir: &TestDir, names: [&str; 3]) {
     for ((_, code), name) in PROGRAM.iter().zip(names) {
         // The callers name their callees by the original symbol names, so only the
         // file names change.
@@ -43,7 +43,7 @@ fn runner() -> String {
 fn clang_link(
     distributor: &str,
     llvm: &Llvm,
-    dir: &TempDir,
+    dir: &TestDir,
     objects: &[&str],
     output: &str,
     distributor_args: &[&str],
@@ -59,15 +59,11 @@ fn clang_link(
             .map(|a| format!("-Xthinlto-distributor={a}")),
     );
     args.extend(extra.iter().map(|a| a.to_string()));
-    run_command(
-        std::process::Command::new(llvm.tool("clang"))
-            .args(&args)
-            .current_dir(dir.path()),
-    )
+    dir.run(std::process::Command::new(llvm.tool("clang")).args(&args))
 }
 
 /// Links the three-module program (`build_program`) into `app` through the runner.
-fn link_program(llvm: &Llvm, dir: &TempDir, distributor_args: &[&str], extra: &[&str]) -> Run {
+fn link_program(llvm: &Llvm, dir: &TestDir, distributor_args: &[&str], extra: &[&str]) -> Run {
     let objects = ["main.o", "helper.o", "twice.o"];
     clang_link(
         &runner(),
@@ -80,9 +76,9 @@ fn link_program(llvm: &Llvm, dir: &TempDir, distributor_args: &[&str], extra: &[
     )
 }
 
-fn run_program(dir: &TempDir, program: &Path) -> String {
-    let run = run_command(std::process::Command::new(program).current_dir(dir.path()));
-    run.expect_status(0, dir);
+fn run_program(dir: &TestDir, program: &Path) -> String {
+    let run = dir.run(&mut std::process::Command::new(program));
+    run.expect_status(0);
     run.stdout()
 }
 
@@ -99,7 +95,7 @@ fn kept_job_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Files no run may leave: staging directories, partial outputs, undeclared outputs.
-fn strays(dir: &TempDir) -> Vec<String> {
+fn strays(dir: &TestDir) -> Vec<String> {
     dir.snapshot()
         .into_keys()
         .filter(|name| {
@@ -112,7 +108,7 @@ fn strays(dir: &TempDir) -> Vec<String> {
 
 /// Names left by a distributor that must not survive a failed link: strays, and
 /// native objects other than the sources.
-fn leftovers(dir: &TempDir, sources: &[&str]) -> Vec<String> {
+fn leftovers(dir: &TestDir, sources: &[&str]) -> Vec<String> {
     let mut left = strays(dir);
     left.extend(
         dir.snapshot()
@@ -128,9 +124,9 @@ const SOURCES: [&str; 3] = ["main.native.o", "helper.native.o", "twice.native.o"
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn clang_links_and_runs_a_program_whose_jobs_import_other_modules() {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-clang");
+    let dir = TestDir::new("llvm-clang");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
-    link_program(&llvm, &dir, &SOURCES, &["-Wl,--save-temps"]).expect_status(0, &dir);
+    link_program(&llvm, &dir, &SOURCES, &["-Wl,--save-temps"]).expect_status(0);
     assert_eq!(run_program(&dir, &dir.join("app")), PROGRAM_OUTPUT);
 
     let job_files = kept_job_files(dir.path());
@@ -158,9 +154,9 @@ fn clang_links_and_runs_a_program_whose_jobs_import_other_modules() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn a_symlink_forest_links_through_the_runner() {
     let llvm = llvm();
-    let store = TempDir::new("llvm-forest-store");
+    let store = TestDir::new("llvm-forest-store");
     build_program(&llvm, &store, ["main", "helper", "twice"]);
-    let exec = TempDir::new("llvm-forest-exec");
+    let exec = TestDir::new("llvm-forest-exec");
     let store_name = store
         .path()
         .file_name()
@@ -175,7 +171,7 @@ fn a_symlink_forest_links_through_the_runner() {
     }
     let store_before = store.snapshot();
     let objects = ["main.o", "helper.o", "twice.o"];
-    clang_link(&runner(), &llvm, &exec, &objects, "app", &SOURCES, &[]).expect_status(0, &exec);
+    clang_link(&runner(), &llvm, &exec, &objects, "app", &SOURCES, &[]).expect_status(0);
     assert_eq!(run_program(&exec, &exec.join("app")), PROGRAM_OUTPUT);
     assert_eq!(store.snapshot(), store_before, "the store changed");
     assert_eq!(strays(&exec), Vec::<String>::new());
@@ -185,7 +181,7 @@ fn a_symlink_forest_links_through_the_runner() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-lld");
+    let dir = TestDir::new("llvm-lld");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     std::fs::create_dir(dir.join("out")).unwrap();
     let output = dir.join("out/app").to_string_lossy().into_owned();
@@ -225,9 +221,15 @@ fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() 
     assert_eq!(job_files.len(), 1, "{}", dir.listing());
     let job_file = job_files[0].to_string_lossy().into_owned();
     let ours = crate::util::run_runner(&dir, &["validate", "--from-lld", &job_file]);
-    ours.expect_status(0, &dir);
-    let oracle = cpython_validate(dir.path(), &["--from-lld"], &job_file);
-    assert_eq!(ours.stdout(), oracle.stdout());
+    ours.expect_status(0);
+    let oracle = cpython_validate(&dir, &["--from-lld"], &job_file);
+    assert_eq!(
+        ours.stdout(),
+        oracle.stdout(),
+        "{}\n{}",
+        ours.report(),
+        oracle.report()
+    );
     assert!(ours
         .stdout()
         .contains(&format!("{}/out/main.1.", dir.path().display())));
@@ -238,7 +240,7 @@ fn ld_lld_directly_with_a_response_file_an_absolute_output_dir_and_save_temps() 
 /// validate mode keeps the job file, from which the sources are put in job order.
 fn link_with_archive(thin: bool) {
     let llvm = llvm();
-    let dir = TempDir::new(if thin {
+    let dir = TestDir::new(if thin {
         "llvm-thin-archive"
     } else {
         "llvm-archive"
@@ -259,7 +261,7 @@ fn link_with_archive(thin: bool) {
         &["validate"],
         &["-Wl,--save-temps"],
     );
-    first.expect_status(1, &dir);
+    first.expect_status(1);
     let job_files = kept_job_files(dir.path());
     let text = std::fs::read_to_string(&job_files[0]).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -293,7 +295,7 @@ fn link_with_archive(thin: bool) {
         &sources,
         &[],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     assert_eq!(run_program(&dir, &dir.join("app")), PROGRAM_OUTPUT);
 }
 
@@ -313,7 +315,7 @@ fn bitcode_in_a_thin_archive_with_odd_member_names() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn source_files_with_non_ascii_names() {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-unicode");
+    let dir = TestDir::new("llvm-unicode");
     let names = ["mäin", "ヘルパー", "twice😀"];
     build_program(&llvm, &dir, names);
     let objects = names.map(|n| format!("{n}.o"));
@@ -327,7 +329,7 @@ fn source_files_with_non_ascii_names() {
         &sources.each_ref().map(String::as_str),
         &[],
     )
-    .expect_status(0, &dir);
+    .expect_status(0);
     assert_eq!(run_program(&dir, &dir.join("äpp")), PROGRAM_OUTPUT);
 }
 
@@ -335,16 +337,16 @@ fn source_files_with_non_ascii_names() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn validate_mode_as_distributor_prints_what_cpython_prints_then_lld_cannot_open_the_object() {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-validate");
+    let dir = TestDir::new("llvm-validate");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let args = ["validate", "--da1=10", "--da2=10"];
     let link = link_program(&llvm, &dir, &args, &["-Wl,--save-temps"]);
-    link.expect_status(1, &dir)
+    link.expect_status(1)
         .expect_stderr_has("DTLTO backend compilation: cannot open native object file: main.1.");
     let job_files = kept_job_files(dir.path());
     let job_file = job_files[0].to_string_lossy().into_owned();
-    let oracle = cpython_validate(dir.path(), &args[1..], &job_file);
-    oracle.expect_status(0, &dir);
+    let oracle = cpython_validate(&dir, &args[1..], &job_file);
+    oracle.expect_status(0);
     assert_eq!(link.stdout(), oracle.stdout(), "{}", link.report());
     assert!(link
         .stdout()
@@ -355,10 +357,10 @@ fn validate_mode_as_distributor_prints_what_cpython_prints_then_lld_cannot_open_
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn too_few_sources_fail_the_link_with_the_runners_reason() {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-few");
+    let dir = TestDir::new("llvm-few");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     link_program(&llvm, &dir, &SOURCES[..2], &[])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has("has 3 jobs but only 2 sources were given")
         .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
     assert_eq!(leftovers(&dir, &SOURCES), Vec::<String>::new());
@@ -369,11 +371,11 @@ fn too_few_sources_fail_the_link_with_the_runners_reason() {
 #[ignore = "needs LLVM 23 from PyPI: tests/all.sh installs it and runs the ignored tests"]
 fn a_missing_source_fails_the_link_and_is_named() {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-missing");
+    let dir = TestDir::new("llvm-missing");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let sources = ["main.native.o", "gone.native.o", "twice.native.o"];
     link_program(&llvm, &dir, &sources, &[])
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(
             "cannot open source 2 (for jobs[1]) \"gone.native.o\": no such file or directory",
         )
@@ -391,7 +393,7 @@ fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
         crate::util::is_root(),
         "this test runs the distributor as `nobody` with setpriv, which needs root"
     );
-    let dir = TempDir::new("llvm-unwritable");
+    let dir = TestDir::new("llvm-unwritable");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     std::fs::copy(runner_exe(), dir.join("dtlto-runner")).unwrap();
     let wrapper = dir.write(
@@ -403,7 +405,7 @@ fn an_output_directory_the_distributor_cannot_write_fails_the_link_cleanly() {
     let wrapper = wrapper.to_string_lossy().into_owned();
     let objects = ["main.o", "helper.o", "twice.o"];
     let link = clang_link(&wrapper, &llvm, &dir, &objects, "app", &SOURCES, &[]);
-    link.expect_status(1, &dir)
+    link.expect_status(1)
         .expect_stderr_has("cannot create a staging directory in output directory")
         .expect_stderr_has("permission denied")
         .expect_stderr_has("DTLTO backend compilation: distributor execution failed");
@@ -434,12 +436,12 @@ enum Left {
 /// lld's status and message, the fault's stderr line, and what each output holds.
 fn link_with_fault(fault: &str, status: i32, lld_says: &str, left: [Left; 3]) {
     let llvm = llvm();
-    let dir = TempDir::new("llvm-fault");
+    let dir = TestDir::new("llvm-fault");
     build_program(&llvm, &dir, ["main", "helper", "twice"]);
     let mut args = vec![fault];
     args.extend_from_slice(&SOURCES);
     let link = link_program(&llvm, &dir, &args, &["-Wl,--save-temps"]);
-    link.expect_status(status, &dir)
+    link.expect_status(status)
         .expect_stderr_has(&format!("dtlto-mock: fault injected: {fault} at "))
         .expect_stderr_has(lld_says);
     let text = std::fs::read_to_string(&kept_job_files(dir.path())[0]).unwrap();

@@ -65,7 +65,7 @@ fn sha256sums_lists_every_release_file_and_each_matches() {
         .collect();
     expected.sort_unstable();
     assert_eq!(listed, expected, "SHA256SUMS:\n{sums}");
-    let check = crate::util::run_command(
+    let check = crate::util::run_tool(
         std::process::Command::new("sha256sum")
             .args(["--check", "--strict", "SHA256SUMS"])
             .current_dir(&dir),
@@ -80,7 +80,7 @@ fn the_macos_runners_are_mach_o_executables_for_their_cpu() {
     for (target, mach_cpu, _) in TARGETS {
         let Some(mach_cpu) = mach_cpu else { continue };
         let file = runner_file(target);
-        let run = crate::util::run_command(
+        let run = crate::util::run_tool(
             std::process::Command::new(llvm.tool("llvm-objdump"))
                 .args(["--macho", "--private-headers"])
                 .arg(&file),
@@ -108,7 +108,7 @@ fn the_macos_runners_are_mach_o_executables_for_their_cpu() {
         // Nothing from an SDK's frameworks (ctrlc's macOS backend once needed
         // Foundation and libobjc): only the system libraries in /usr/lib that every
         // macOS has, libSystem and the libiconv that Rust's libc crate names.
-        let libraries = crate::util::run_command(
+        let libraries = crate::util::run_tool(
             std::process::Command::new(llvm.tool("llvm-objdump"))
                 .args(["--macho", "--dylibs-used"])
                 .arg(&file),
@@ -162,7 +162,7 @@ fn every_runner_embeds_the_released_guest_precompiled_for_its_own_target() {
 }
 
 fn sha256_hex(dir: &std::path::Path, name: &str) -> String {
-    let run = crate::util::run_command(
+    let run = crate::util::run_tool(
         std::process::Command::new("sha256sum")
             .arg(name)
             .current_dir(dir),

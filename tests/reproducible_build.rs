@@ -5,7 +5,7 @@
 #[path = "../runner/build_guest.rs"]
 #[allow(dead_code)]
 mod build_guest;
-use crate::util::TempDir;
+use crate::util::TestDir;
 use std::fs;
 use std::path::Path;
 
@@ -30,7 +30,7 @@ fn copy_checkout(from: &Path, to: &Path) {
 fn clean_builds_in_different_places_give_identical_bytes() {
     let checkout = crate::util::repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let dir = TempDir::new("reproducible");
+    let dir = TestDir::new("reproducible");
     let mut artifacts = Vec::new();
     for place in ["a/dtlto-mock", "b/another checkout"] {
         let workspace = dir.join(place);
@@ -54,7 +54,7 @@ fn clean_builds_in_different_places_give_identical_bytes() {
 
 #[test]
 fn the_build_watches_the_files_cargos_dep_info_names_relative_to_runner() {
-    let dir = TempDir::new("dep-info");
+    let dir = TestDir::new("dep-info");
     let workspace = dir.join("my checkout");
     let dep_info = dir.write(
         "dtlto-mock.d",

@@ -4,7 +4,7 @@
 //! Runs on Linux and, under wine, on Windows; links and signals are Unix-only here.
 
 use crate::util::hostile::{errnos, guest, mkdir, rename, unlink, write, Step};
-use crate::util::{run_runner, Entry, Run, TempDir};
+use crate::util::{run_runner, Entry, Run, TestDir};
 use std::collections::BTreeMap;
 
 /// Preopens of the scene: the job file's directory read-only, then its staging.
@@ -14,14 +14,14 @@ const STAGE: u32 = 4;
 /// A job directory (job.json declaring `out.o`, its inputs, a source) and, beside it,
 /// a directory the guest must never reach.
 struct Scene {
-    dir: TempDir,
-    outside: TempDir,
-    modules: TempDir,
+    dir: TestDir,
+    outside: TestDir,
+    modules: TestDir,
 }
 
 impl Scene {
     fn new(name: &str) -> Scene {
-        let dir = TempDir::new(name);
+        let dir = TestDir::new(name);
         dir.write(
             "job.json",
             r#"{"common":{"linker_output":"app","args":["clang"],"inputs":[]},"jobs":[{"args":[],"inputs":["in.o","in.bc"],"outputs":["out.o"]}]}"#,
@@ -29,12 +29,12 @@ impl Scene {
         dir.write("in.o", "input");
         dir.write("in.bc", "index");
         dir.write("src.native.o", "source");
-        let outside = TempDir::new(&format!("{name}-outside"));
+        let outside = TestDir::new(&format!("{name}-outside"));
         outside.write("secret", "untouched");
         Scene {
             dir,
             outside,
-            modules: TempDir::new(&format!("{name}-modules")),
+            modules: TestDir::new(&format!("{name}-modules")),
         }
     }
 
@@ -98,7 +98,7 @@ fn an_undeclared_file_beside_an_output_blocks_the_whole_commit() {
         Step::Exit(0),
     ]);
     assert_eq!(errnos(&run.stdout()), [0, 0], "{}", run.report());
-    run.expect_status(1, &scene.dir)
+    run.expect_status(1)
         .expect_stderr_has("the distributor wrote 1 path(s) the job file does not declare, so nothing was committed:")
         .expect_stderr_has(&format!("\n  \"{}\"", scene.dir.join("evil.txt").display()));
     scene.assert_only(&before, &[], &run);
@@ -121,7 +121,7 @@ fn inputs_and_the_job_file_cannot_be_overwritten() {
         errnos[1..].iter().all(|&e| e != 0),
         "a write to a read-only preopen succeeded: {errnos:?}"
     );
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     scene.assert_only(&before, &[("out.o", "ok")], &run);
 }
 
@@ -153,7 +153,7 @@ fn dot_dot_and_absolute_paths_do_not_leave_the_preopens() {
         "an escape succeeded: {errnos:?}\n{}",
         run.report()
     );
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     scene.assert_only(&before, &[], &run);
 }
 
@@ -201,7 +201,7 @@ fn symlinks_do_not_lead_out_of_a_preopen() {
         run.report()
     );
     // The link stays in the staging, undeclared, so nothing is committed.
-    run.expect_status(1, &scene.dir)
+    run.expect_status(1)
         .expect_stderr_has("nothing was committed")
         .expect_stderr_has(&format!("\n  \"{}\"", scene.dir.join("up").display()));
     scene.assert_only(&before, &[], &run);
@@ -221,7 +221,7 @@ fn created_directories_are_undeclared_and_read_only_dirs_refuse_them() {
     let errnos = errnos(&run.stdout());
     assert_eq!(errnos[0..2], [0, 0], "{}", run.report());
     assert_ne!(errnos[2], 0, "mkdir in a read-only preopen succeeded");
-    run.expect_status(1, &scene.dir)
+    run.expect_status(1)
         .expect_stderr_has(&format!("\n  \"{}\"", scene.dir.join("sub").display()));
     scene.assert_only(&before, &[], &run);
 }
@@ -242,7 +242,7 @@ fn inputs_cannot_be_deleted_or_renamed() {
         "{errnos:?}\n{}",
         run.report()
     );
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     scene.assert_only(&before, &[], &run);
 }
 
@@ -251,8 +251,8 @@ fn a_write_then_a_failure_exit_commits_nothing() {
     let scene = Scene::new("exit1");
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "ok"), Step::Exit(3)]);
-    assert_eq!(errnos(&run.stdout()), [0]);
-    run.expect_status(3, &scene.dir);
+    assert_eq!(errnos(&run.stdout()), [0], "{}", run.report());
+    run.expect_status(3);
     assert!(
         run.stderr().is_empty(),
         "the runner adds nothing to a guest's own failure: {}",
@@ -266,7 +266,7 @@ fn a_write_then_a_trap_commits_nothing() {
     let scene = Scene::new("trap");
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "ok"), Step::Trap]);
-    run.expect_status(1, &scene.dir)
+    run.expect_status(1)
         .expect_stderr_has("the distributor trapped, so nothing was committed")
         .expect_stderr_has("unreachable");
     scene.assert_only(&before, &[], &run);
@@ -277,7 +277,7 @@ fn exhausting_memory_hits_the_limit_and_commits_nothing() {
     let scene = Scene::new("memory");
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "ok"), Step::ExhaustMemory]);
-    run.expect_status(1, &scene.dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to grow its memory to 2 GiB and 128 KiB \
          in all, beyond the 2 GiB that a distributor's memories may take together; \
          nothing was committed",
@@ -290,7 +290,7 @@ fn a_well_behaved_foreign_distributor_gets_its_output_committed() {
     let scene = Scene::new("foreign");
     let before = scene.snapshot();
     let run = scene.run(&[write(STAGE, "out.o", "native")]);
-    run.expect_status(0, &scene.dir);
+    run.expect_status(0);
     scene.assert_only(&before, &[("out.o", "native")], &run);
 }
 
@@ -309,8 +309,8 @@ fn job_file(jobs: &[(&[&str], &[&str])]) -> String {
 }
 
 /// Runs a distributor that prints as soon as it starts, and expects a refusal.
-fn expect_refusal(dir: &TempDir, args: &[&str], message: &str) {
-    let modules = TempDir::new("refusal-module");
+fn expect_refusal(dir: &TestDir, args: &[&str], message: &str) {
+    let modules = TestDir::new("refusal-module");
     // Its one step prints an errno line, so stdout shows whether it ran.
     let module = modules.write("prints.wasm", guest(&[unlink(99, "x")]));
     let module = module.to_string_lossy().into_owned();
@@ -318,7 +318,7 @@ fn expect_refusal(dir: &TempDir, args: &[&str], message: &str) {
     let mut all = vec!["--module", &module];
     all.extend_from_slice(args);
     let run = run_runner(dir, &all);
-    run.expect_status(1, dir)
+    run.expect_status(1)
         .expect_stderr_has(&format!("dtlto-runner: error: job.json: {message}"));
     assert!(
         run.stdout().is_empty(),
@@ -330,7 +330,7 @@ fn expect_refusal(dir: &TempDir, args: &[&str], message: &str) {
 
 #[test]
 fn an_output_that_is_an_input_is_refused_before_anything_runs() {
-    let dir = TempDir::new("plan-input");
+    let dir = TestDir::new("plan-input");
     dir.write("a.o", "a");
     dir.write(
         "job.json",
@@ -349,7 +349,7 @@ fn an_output_that_is_an_input_is_refused_before_anything_runs() {
 
 #[test]
 fn two_jobs_with_one_output_are_refused() {
-    let dir = TempDir::new("plan-duplicate");
+    let dir = TestDir::new("plan-duplicate");
     dir.write(
         "job.json",
         job_file(&[(&["a", "b"], &["x.o"]), (&["c", "d"], &["e.o", "./x.o"])]),
@@ -363,7 +363,7 @@ fn two_jobs_with_one_output_are_refused() {
 
 #[test]
 fn the_job_file_and_the_sources_cannot_be_outputs() {
-    let dir = TempDir::new("plan-job-file");
+    let dir = TestDir::new("plan-job-file");
     dir.write("src.o", "s");
     dir.write("job.json", job_file(&[(&["a", "b"], &["job.json"])]));
     expect_refusal(
@@ -382,7 +382,7 @@ fn the_job_file_and_the_sources_cannot_be_outputs() {
 #[cfg(unix)]
 #[test]
 fn a_symlink_to_an_input_is_the_input() {
-    let dir = TempDir::new("plan-symlink");
+    let dir = TestDir::new("plan-symlink");
     dir.write("a.o", "a");
     std::os::unix::fs::symlink("a.o", dir.join("alias.o")).unwrap();
     dir.write("job.json", job_file(&[(&["a.o", "a.bc"], &["alias.o"])]));
@@ -415,7 +415,7 @@ fn crowded_job_file(last: (&[&str], &[&str])) -> String {
 #[cfg(unix)]
 #[test]
 fn a_crowded_directory_is_planned_like_a_sparse_one() {
-    let dir = TempDir::new("plan-crowded");
+    let dir = TestDir::new("plan-crowded");
     for i in 0..40 {
         dir.write(&format!("m{i}.o"), "m");
     }
@@ -448,11 +448,11 @@ fn a_crowded_directory_is_planned_like_a_sparse_one() {
 #[cfg(target_os = "linux")]
 #[test]
 fn names_differing_in_case_are_different_files_on_linux() {
-    let dir = TempDir::new("plan-case");
+    let dir = TestDir::new("plan-case");
     dir.write("A.o", "a");
     dir.write("src", "s");
     dir.write("job.json", job_file(&[(&["A.o", "a.bc"], &["a.o"])]));
-    run_runner(&dir, &["src", "job.json"]).expect_status(0, &dir);
+    run_runner(&dir, &["src", "job.json"]).expect_status(0);
     assert_eq!(dir.read("a.o"), b"s");
     assert_eq!(dir.read("A.o"), b"a");
 }
@@ -460,7 +460,7 @@ fn names_differing_in_case_are_different_files_on_linux() {
 #[cfg(windows)]
 #[test]
 fn names_differing_in_case_are_one_file_on_windows() {
-    let dir = TempDir::new("plan-case-windows");
+    let dir = TestDir::new("plan-case-windows");
     dir.write("A.o", "a");
     dir.write("job.json", job_file(&[(&["A.o", "a.bc"], &["a.o"])]));
     expect_refusal(
@@ -472,12 +472,12 @@ fn names_differing_in_case_are_one_file_on_windows() {
 
 #[test]
 fn verbose_prints_the_plan_and_the_commit() {
-    let dir = TempDir::new("verbose");
+    let dir = TestDir::new("verbose");
     dir.write("src", "s");
     std::fs::create_dir(dir.join("out")).unwrap();
     dir.write("job.json", job_file(&[(&["a", "b"], &["out/x.o"])]));
     let run = run_runner(&dir, &["--verbose", "src", "job.json"]);
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     let out = dir.join("out");
     for line in [
         format!(
@@ -510,12 +510,12 @@ fn verbose_prints_the_plan_and_the_commit() {
 #[cfg(unix)]
 mod interrupt {
     use super::*;
-    use crate::util::run_command;
+
     use std::path::PathBuf;
 
     #[test]
     fn a_signal_mid_copy_leaves_no_staged_or_partial_file() {
-        let dir = TempDir::new("interrupt");
+        let dir = TestDir::new("interrupt");
         // A 2 GiB sparse source: copying it takes long enough to be caught mid-way.
         let source = std::fs::File::create(dir.join("big.native.o")).unwrap();
         source.set_len(2 << 30).unwrap();
@@ -529,7 +529,7 @@ mod interrupt {
             .spawn()
             .unwrap();
         let partial = wait_for_partial_output(&dir);
-        run_command(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        crate::util::send_signal(child.id(), "TERM");
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(143), "{stderr}");
@@ -544,7 +544,7 @@ mod interrupt {
     }
 
     /// Waits until the guest has started writing its output in the staging directory.
-    fn wait_for_partial_output(dir: &TempDir) -> PathBuf {
+    fn wait_for_partial_output(dir: &TestDir) -> PathBuf {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
             for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {

@@ -7,16 +7,15 @@
 
 use crate::util::hostile::{errnos, guest, link, write};
 use crate::util::{
-    changes, finish, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until,
-    TempDir,
+    changes, is_staged, job_file_json, run_runner, spawn_runner, staging_dirs, wait_until, TestDir,
 };
 use std::time::Duration;
 #[cfg(unix)]
 use std::time::Instant;
 
 /// A job directory with `jobs` jobs as lld writes them, and a source `s<i>` for each.
-fn scene(name: &str, jobs: usize) -> TempDir {
-    let dir = TempDir::new(name);
+fn scene(name: &str, jobs: usize) -> TestDir {
+    let dir = TestDir::new(name);
     dir.write("job.json", job_file_json(jobs));
     for i in 0..jobs {
         dir.write(&format!("s{i}"), format!("new {i}\n"));
@@ -63,8 +62,8 @@ fn a_directory_that_appears_at_an_output_mid_run_leaves_every_output_as_it_was()
         is_staged(dir.path(), &output(3))
     });
     std::fs::create_dir(dir.join(&output(4))).unwrap();
-    let run = finish(child, "the runner", LIMIT);
-    run.expect_status(1, &dir)
+    let run = child.finish("the runner", LIMIT);
+    run.expect_status(1)
         .expect_stderr_has("jobs[4].outputs[0]: \"")
         .expect_stderr_has(
             "m4.4.native.o\" is a directory, not a regular file that an output may replace",
@@ -92,7 +91,7 @@ fn a_name_that_is_not_utf8_cannot_pass_a_directory_off_as_a_file() {
     std::fs::write(dir.path().join(lookalike), "not UTF-8").unwrap();
     let before = dir.snapshot();
     run_runner(&dir, &strs(&sources_then_job(70)))
-        .expect_status(1, &dir)
+        .expect_status(1)
         .expect_stderr_has(&format!(
             "dtlto-runner: error: job.json: cannot stage jobs[69].outputs[0] \"{last}\": a directory of that name exists"
         ));
@@ -101,30 +100,26 @@ fn a_name_that_is_not_utf8_cannot_pass_a_directory_off_as_a_file() {
 
 /// Two runs of `program` in one directory, each with its own outputs (`a` and
 /// `b`); run a waits in its job until run b has finished.
-fn two_runs_at_once(dir: &TempDir, program: &std::path::Path, a_args: &[&str], b_args: &[&str]) {
+fn two_runs_at_once(dir: &TestDir, program: &std::path::Path, a_args: &[&str], b_args: &[&str]) {
     for tag in ["a", "b"] {
         let job = job_file_json(1).replace("m0.0.native.o", &format!("{tag}.native.o"));
         dir.write(&format!("{tag}.json"), job);
         dir.write(&format!("{tag}.src"), format!("source of {tag}\n"));
     }
     let before = dir.snapshot();
-    let child = crate::util::spawn_in(dir, program, a_args);
+    let child = dir.spawn(std::process::Command::new(program).args(a_args));
     // Run a has made its staging; its job waits before writing.
     wait_until("run a to start", || staging_dirs(dir.path()).len() == 1);
-    let b = crate::util::run_command(
-        std::process::Command::new(program)
-            .args(b_args)
-            .current_dir(dir.path()),
-    );
-    b.expect_status(0, dir);
+    let b = dir.run(std::process::Command::new(program).args(b_args));
+    b.expect_status(0);
     assert_eq!(
         staging_dirs(dir.path()).len(),
         1,
         "run b removed run a's staging, or left its own\n{}",
         b.report()
     );
-    let a = finish(child, "run a", LIMIT);
-    a.expect_status(0, dir);
+    let a = child.finish("run a", LIMIT);
+    a.expect_status(0);
     assert_eq!(
         changes(&before, &dir.snapshot()),
         ["+ a.native.o", "+ b.native.o"],
@@ -138,7 +133,7 @@ fn two_runs_at_once(dir: &TempDir, program: &std::path::Path, a_args: &[&str], b
 
 #[test]
 fn two_runs_at_once_in_one_directory_keep_to_their_own_staging() {
-    let dir = TempDir::new("txn-two-runs");
+    let dir = TestDir::new("txn-two-runs");
     two_runs_at_once(
         &dir,
         &crate::util::runner_exe(),
@@ -155,7 +150,7 @@ fn two_runs_that_are_both_pid_1_in_their_namespaces_keep_to_their_own_staging() 
         crate::util::is_root(),
         "this test runs dtlto-runner as pid 1 of new pid namespaces with unshare, which needs root"
     );
-    let dir = TempDir::new("txn-pid-namespaces");
+    let dir = TestDir::new("txn-pid-namespaces");
     let runner = crate::util::runner_exe();
     let runner = runner.to_string_lossy();
     // Each run is pid 1 of a namespace of its own; a pid in a name would collide.
@@ -185,13 +180,13 @@ fn staging_left_by_a_killed_run_is_reclaimed_by_the_next_and_others_are_left_alo
     wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
     // SIGKILL on Unix, TerminateProcess on Windows: no handler runs.
     child.kill().expect("kill the runner");
-    let killed = finish(child, "the killed run", LIMIT);
+    let killed = child.finish("the killed run", LIMIT);
     assert_ne!(killed.status, 0, "{}", killed.report());
     let debris = staging_dirs(dir.path());
     assert_eq!(debris.len(), 2, "{debris:?}");
     let rerun = run_runner(&dir, &strs(&with(&["--verbose"], &sources_then_job(2))));
     rerun
-        .expect_status(0, &dir)
+        .expect_status(0)
         .expect_stderr_has("dtlto-runner: reclaimed abandoned staging \"");
     assert_eq!(
         changes(&before, &dir.snapshot()),
@@ -204,12 +199,12 @@ fn staging_left_by_a_killed_run_is_reclaimed_by_the_next_and_others_are_left_alo
 /// How a signal ends a run: the shell's status, one line, nothing committed, the
 /// staging removed, and soon. The caller compares the tree with its snapshot.
 #[cfg(unix)]
-fn stopped_by(dir: &TempDir, child: std::process::Child, signal: &str, status: i32) {
+fn stopped_by(child: crate::util::Started, signal: &str, status: i32) {
     let sent = Instant::now();
     crate::util::send_signal(child.id(), signal);
-    let run = finish(child, "the signalled runner", LIMIT);
+    let run = child.finish("the signalled runner", LIMIT);
     let took = sent.elapsed();
-    run.expect_status(status, dir).expect_stderr_has(&format!(
+    run.expect_status(status).expect_stderr_has(&format!(
         "dtlto-runner: stopped by SIG{signal}: nothing was committed, and the staging was removed\n"
     ));
     assert!(
@@ -227,7 +222,7 @@ fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
         let args = with(&["--fault=delay=60000@1"], &sources_then_job(2));
         let child = spawn_runner(&dir, &strs(&args));
         wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
-        stopped_by(&dir, child, signal, status);
+        stopped_by(child, signal, status);
         assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
     }
 }
@@ -238,7 +233,7 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
     for (signal, status) in [("TERM", 143), ("INT", 130)] {
         let dir = scene(&format!("txn-fifo-{signal}"), 1);
         crate::util::make_fifo(&dir.join("pipe"));
-        let modules = TempDir::new("txn-fifo-module");
+        let modules = TestDir::new("txn-fifo-module");
         // It stages its output, then opens a FIFO in the directory `--read .` gives it
         // whole (fd 4, after the job file's, which grants only declared files; the
         // staging is fd 5).
@@ -263,7 +258,7 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
         });
         // The guest is now in, or about to enter, the open that never returns.
         std::thread::sleep(Duration::from_millis(200));
-        stopped_by(&dir, child, signal, status);
+        stopped_by(child, signal, status);
         assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
     }
 }
@@ -271,7 +266,7 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
 #[cfg(unix)]
 #[test]
 fn sigint_and_sigterm_during_a_big_copy_leave_no_staged_or_partial_file() {
-    let dir = TempDir::new("txn-big-copy");
+    let dir = TestDir::new("txn-big-copy");
     // A 2 GiB sparse source: copying it takes long enough to be caught mid-way.
     let source = std::fs::File::create(dir.join("s0")).unwrap();
     source.set_len(2 << 30).unwrap();
@@ -288,21 +283,21 @@ fn sigint_and_sigterm_during_a_big_copy_leave_no_staged_or_partial_file() {
                     .is_ok_and(|m| m.len() > 0)
             })
         });
-        stopped_by(&dir, child, signal, status);
+        stopped_by(child, signal, status);
         assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
     }
 }
 
 #[test]
 fn a_guest_that_hard_links_one_output_to_the_others_gets_nothing_committed() {
-    let dir = TempDir::new("txn-aliases");
+    let dir = TestDir::new("txn-aliases");
     let job = serde_json::json!({
         "common": {"linker_output": "app", "args": ["clang"], "inputs": []},
         "jobs": [{"args": [], "inputs": ["a.o", "a.bc"], "outputs": ["x.o", "y.o", "z.o"]}],
     });
     dir.write("job.json", job.to_string());
     dir.write("s0", "source");
-    let modules = TempDir::new("txn-aliases-module");
+    let modules = TestDir::new("txn-aliases-module");
     let module = modules.write(
         "alias.wasm",
         guest(&[
@@ -315,7 +310,7 @@ fn a_guest_that_hard_links_one_output_to_the_others_gets_nothing_committed() {
     let module = module.to_string_lossy().into_owned();
     let run = run_runner(&dir, &["--module", &module, "s0", "job.json"]);
     assert_eq!(errnos(&run.stdout()), [0, 0, 0], "{}", run.report());
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("nothing was committed:\n  jobs[0].outputs[0]: staged \"")
         .expect_stderr_has("x.o\" has 3 names (hard links); an output must be a file of its own")
         .expect_stderr_has("jobs[0].outputs[2]: staged \"");
@@ -326,7 +321,7 @@ fn a_guest_that_hard_links_one_output_to_the_others_gets_nothing_committed() {
 #[test]
 fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
     let dir = scene("txn-deep", 1);
-    let modules = TempDir::new("txn-deep-module");
+    let modules = TestDir::new("txn-deep-module");
     // 1,100 levels of 10-character names: 12,100 bytes of path, and far more
     // directories than the 64 files the runner may have open.
     let module = modules.write(
@@ -348,14 +343,14 @@ fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
         .args(["--module", &module, "s0", "job.json"])
         .current_dir(dir.path());
     crate::util::limit_open_files(&mut command, 64);
-    let run = crate::util::run_command(&mut command);
+    let run = dir.run(&mut command);
     assert_eq!(
         errnos(&run.stdout()),
         [0, 0],
         "the guest could not build the tree\n{}",
         run.report()
     );
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("the distributor wrote 1 path(s) the job file does not declare")
         .expect_stderr_has("dddddddddd\"");
     assert!(!run.stderr().contains("cannot remove"), "{}", run.report());
@@ -370,24 +365,22 @@ fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
 #[test]
 fn many_runs_at_once_in_one_directory_never_disturb_each_other() {
     // Runs that start and end while others reclaim, create and remove staging.
-    let dir = TempDir::new("txn-many-runs");
+    let dir = TestDir::new("txn-many-runs");
     let runs = 4;
     for k in 0..runs {
         let job = job_file_json(1).replace("m0.0.native.o", &format!("out{k}.o"));
         dir.write(&format!("job{k}.json"), job);
         dir.write(&format!("s{k}"), format!("source {k}\n"));
     }
-    let dir_path = dir.path().to_path_buf();
     let loops: Vec<_> = (0..runs)
         .map(|k| {
-            let dir_path = dir_path.clone();
+            let dir = dir.clone();
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
                 for _ in 0..60 {
-                    let run = crate::util::run_command(
+                    let run = dir.run(
                         crate::util::runner_command()
-                            .args([format!("s{k}"), format!("job{k}.json")])
-                            .current_dir(&dir_path),
+                            .args([format!("s{k}"), format!("job{k}.json")]),
                     );
                     if run.status != 0 {
                         failures.push(run.report());
@@ -418,7 +411,7 @@ fn many_runs_at_once_in_one_directory_never_disturb_each_other() {
 fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     let dir = scene("txn-fd-exhaustion", 1);
     crate::util::make_fifo(&dir.join("pipe"));
-    let modules = TempDir::new("txn-fd-exhaustion-module");
+    let modules = TestDir::new("txn-fd-exhaustion-module");
     // It opens staged files until the open-file limit refuses, frees one descriptor,
     // and takes it back to wait on a FIFO: the process has no file left to open. The
     // FIFO is in the directory `--read .` gives it whole (fd 4; the staging is fd 5).
@@ -440,20 +433,16 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
     let snapshot = dir.snapshot();
     let module = module.to_string_lossy().into_owned();
     let mut command = crate::util::runner_command();
-    command
-        .args(["--read", ".", "--module", &module, "s0", "job.json"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    command.args(["--read", ".", "--module", &module, "s0", "job.json"]);
     crate::util::limit_open_files(&mut command, 128);
-    let child = command.spawn().unwrap();
+    let child = dir.spawn(&mut command);
     wait_until("the guest to run out of files", || {
         staging_dirs(dir.path())
             .iter()
             .any(|s| std::fs::read_dir(s.join("out")).is_ok_and(|d| d.count() > 50))
     });
     std::thread::sleep(Duration::from_millis(300));
-    stopped_by(&dir, child, "TERM", 143);
+    stopped_by(child, "TERM", 143);
     assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
 }
 
@@ -465,7 +454,7 @@ fn a_link_of_more_jobs_than_the_open_file_limit_works() {
     let mut command = crate::util::runner_command();
     command.args(sources_then_job(300)).current_dir(dir.path());
     crate::util::limit_open_files(&mut command, 64);
-    crate::util::run_command(&mut command).expect_status(0, &dir);
+    dir.run(&mut command).expect_status(0);
     assert_eq!(dir.read(&output(299)), b"new 299\n");
 }
 
@@ -500,7 +489,7 @@ fn an_input_reached_through_a_bind_mount_is_still_the_input() {
     ]);
     let run = run_runner(&dir, &["s0", "job.json"]);
     mount(&["umount", &p.to_string_lossy()]);
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: job.json: jobs[0].outputs[0] \"p/in.o\" is also jobs[0].inputs[0]",
     );
     assert_eq!(dir.read("o/in.o"), b"input\n");

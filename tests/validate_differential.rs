@@ -3,7 +3,7 @@
 //! status equal those of CPython running validate.py's contract, byte for byte.
 
 use crate::util::oracle::cpython_validate;
-use crate::util::{job_file_json, run_runner, wasmtime_run, TempDir};
+use crate::util::{job_file_json, run_runner, wasmtime_run, TestDir};
 
 /// The job file a real `clang -flto=thin -fuse-ld=lld -fthinlto-distributor=...`
 /// link of `a.o b.o -o app` wrote (LLVM 23.1.4).
@@ -112,13 +112,13 @@ const ODD_ARGS: &[&str] = &[
 
 #[test]
 fn validate_mode_matches_cpython_on_every_document() {
-    let dir = TempDir::new("differential");
+    let dir = TestDir::new("differential");
     let mut mismatches = Vec::new();
     for (i, (name, bytes)) in corpus().iter().enumerate() {
         let job_file = format!("case{i}.json");
         dir.write(&job_file, bytes);
         let args = ["--da1=10", "--da2=10"];
-        let oracle = cpython_validate(dir.path(), &args, &job_file);
+        let oracle = cpython_validate(&dir, &args, &job_file);
         let mut guest_args = vec!["validate"];
         guest_args.extend_from_slice(&args);
         guest_args.push(&job_file);
@@ -139,10 +139,10 @@ fn validate_mode_matches_cpython_on_every_document() {
 
 #[test]
 fn distributor_args_repr_matches_cpython() {
-    let dir = TempDir::new("differential-args");
+    let dir = TestDir::new("differential-args");
     dir.write("job.json", LLD_JOB_FILE);
-    let oracle = cpython_validate(dir.path(), ODD_ARGS, "job.json");
-    oracle.expect_status(0, &dir);
+    let oracle = cpython_validate(&dir, ODD_ARGS, "job.json");
+    oracle.expect_status(0);
     let mut args = vec!["validate"];
     args.extend_from_slice(ODD_ARGS);
     args.push("job.json");
@@ -153,7 +153,7 @@ fn distributor_args_repr_matches_cpython() {
 
 #[test]
 fn the_runner_prints_what_cpython_prints() {
-    let dir = TempDir::new("differential-runner");
+    let dir = TestDir::new("differential-runner");
     for (name, text) in [
         ("lld job file", LLD_JOB_FILE.to_owned()),
         ("invalid", with_job("1", r#""a""#, "")),
@@ -161,7 +161,7 @@ fn the_runner_prints_what_cpython_prints() {
         ("objects nested 995 deep", nested_objects(995)),
     ] {
         dir.write("job.json", &text);
-        let oracle = cpython_validate(dir.path(), &["--da1=10"], "job.json");
+        let oracle = cpython_validate(&dir, &["--da1=10"], "job.json");
         let ours = run_runner(&dir, &["validate", "--da1=10", "job.json"]);
         assert_eq!(ours.stdout(), oracle.stdout(), "{name}\n{}", ours.report());
         assert_eq!(ours.status, oracle.status, "{name}\n{}", ours.report());
@@ -170,10 +170,10 @@ fn the_runner_prints_what_cpython_prints() {
 
 #[test]
 fn the_nesting_edge_is_where_cpython_has_it() {
-    let dir = TempDir::new("differential-depth");
+    let dir = TestDir::new("differential-depth");
     for (depth, prints_the_document) in [(994, true), (995, false)] {
         dir.write("job.json", nested_objects(depth));
-        let oracle = cpython_validate(dir.path(), &[], "job.json");
+        let oracle = cpython_validate(&dir, &[], "job.json");
         let ours = wasmtime_run(&dir, &["validate", "job.json"]);
         assert_eq!(
             ours.stdout(),
@@ -181,7 +181,13 @@ fn the_nesting_edge_is_where_cpython_has_it() {
             "depth {depth}\n{}",
             ours.report()
         );
-        assert_eq!((ours.status, oracle.status), (1, 1), "depth {depth}");
+        assert_eq!(
+            (ours.status, oracle.status),
+            (1, 1),
+            "depth {depth}\n{}\n{}",
+            ours.report(),
+            oracle.report()
+        );
         let printed = ours.stdout().lines().count() > 1;
         assert_eq!(
             printed,

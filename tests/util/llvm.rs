@@ -2,7 +2,7 @@
 //! in a cached virtualenv. The tests that need it are #[ignore]d with that reason (so
 //! plain `cargo test` lists them as ignored), and fail loudly when run without it.
 
-use super::{run_command, Run, TempDir};
+use super::{Run, TestDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -48,19 +48,15 @@ impl Llvm {
     }
 
     /// Runs a tool in `dir`; panics with the full report unless it succeeds.
-    pub fn run_ok(&self, dir: &TempDir, tool: &str, args: &[&str]) -> Run {
-        let run = run_command(
-            Command::new(self.tool(tool))
-                .args(args)
-                .current_dir(dir.path()),
-        );
-        run.expect_status(0, dir);
+    pub fn run_ok(&self, dir: &TestDir, tool: &str, args: &[&str]) -> Run {
+        let run = dir.run(Command::new(self.tool(tool)).args(args));
+        run.expect_status(0);
         run
     }
 
     /// Compiles `name.c` twice: ThinLTO bitcode `name.o`, and the native object
     /// `name.native.o` that the mock will hand back for it.
-    pub fn compile(&self, dir: &TempDir, name: &str) {
+    pub fn compile(&self, dir: &TestDir, name: &str) {
         let source = format!("{name}.c");
         self.run_ok(
             dir,
@@ -83,7 +79,7 @@ impl Llvm {
 
     /// The ld.lld command line the clang driver would run for `args` (`clang -###`),
     /// without the program itself.
-    pub fn lld_args_from_driver(&self, dir: &TempDir, args: &[&str]) -> Vec<String> {
+    pub fn lld_args_from_driver(&self, dir: &TestDir, args: &[&str]) -> Vec<String> {
         let mut all = vec!["-###"];
         all.extend_from_slice(args);
         let run = self.run_ok(dir, "clang", &all);

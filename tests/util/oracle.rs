@@ -1,7 +1,7 @@
 //! CPython as the oracle for validate mode (tests/oracle/cpython_validate.py).
 
-use super::{run_command, Run};
-use std::path::{Path, PathBuf};
+use super::{Run, TestDir};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The python3 to run; a machine without one fails these tests loudly.
@@ -19,14 +19,13 @@ pub fn python3() -> PathBuf {
 }
 
 /// Runs the oracle in `dir` as `python3 cpython_validate.py args... job_file`.
-pub fn cpython_validate(dir: &Path, args: &[&str], job_file: &str) -> Run {
+pub fn cpython_validate(dir: &TestDir, args: &[&str], job_file: &str) -> Run {
     let script = super::repo_root().join("tests/oracle/cpython_validate.py");
-    run_command(
+    dir.run(
         Command::new(python3())
             .arg(script)
             .args(args)
             .arg(job_file)
-            .current_dir(dir)
             .env("PYTHONIOENCODING", "utf-8"),
     )
 }

@@ -1,0 +1,89 @@
+//! A test's own directory: a `tempfile::TempDir` that every run in it shares, kept
+//! for a look when the test fails.
+
+use super::tree::{self, Entry};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A directory for one test, removed when the last handle to it goes, unless the
+/// test is failing then. Cloning gives another handle to the same directory: every
+/// `Run` in it holds one, so that a failing assertion can list it.
+#[derive(Clone)]
+pub struct TestDir {
+    owned: Arc<Owned>,
+}
+
+struct Owned {
+    temp: tempfile::TempDir,
+    /// The canonical path of `temp` (runs report paths as the host resolves them).
+    path: PathBuf,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // A failing test's directory stays, for a look at what the report listed.
+        if std::thread::panicking() {
+            self.temp.disable_cleanup(true);
+        }
+    }
+}
+
+impl TestDir {
+    /// A new, empty directory whose name starts with `name`. It lies under the
+    /// host's temporary directory, in `dtlto-mock-tests/`: under wine that is the
+    /// Windows temporary directory, a path both the tests and the runner can see.
+    pub fn new(name: &str) -> TestDir {
+        let base = std::env::temp_dir().join("dtlto-mock-tests");
+        fs::create_dir_all(&base).expect("create the tests' temporary directory");
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(&base)
+            .unwrap_or_else(|e| panic!("create a test directory in {}: {e}", base.display()));
+        let path = fs::canonicalize(temp.path()).expect("canonical test directory");
+        TestDir {
+            owned: Arc::new(Owned { temp, path }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.owned.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
+
+    /// Writes `bytes` to `name`, making its parent directories.
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
+    /// The bytes of `name`; a missing file fails the test with the listing.
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        let path = self.join(name);
+        fs::read(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}\n{}", path.display(), self.listing()))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.join(name).symlink_metadata().is_ok()
+    }
+
+    /// Every entry under the directory with its kind and size, one per line.
+    pub fn listing(&self) -> String {
+        tree::listing(self.path())
+    }
+
+    /// Names, kinds, sizes, content hashes, mtimes, inode numbers and link counts of
+    /// everything under the directory.
+    pub fn snapshot(&self) -> BTreeMap<String, Entry> {
+        tree::snapshot(self.path())
+    }
+}

@@ -1,0 +1,55 @@
+//! What a Unix host lets a scene arrange: root, FIFOs, open-file limits, signals.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Whether the tests run as root (some scenes need it: unshare, other users).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Sends `signal` (`TERM`, `INT`, `KILL`...) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Makes a FIFO at `path`.
+pub fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Makes `command` start with at most `limit` open files (RLIMIT_NOFILE), as both
+/// its soft and its hard limit.
+pub fn limit_open_files(command: &mut Command, limit: u64) {
+    limit_open_files_soft(command, limit, limit);
+}
+
+/// Makes `command` start with a soft limit of `soft` open files, and a hard one of
+/// `hard`, which it may raise its soft limit to.
+pub fn limit_open_files_soft(command: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe, as code between fork and exec must be.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
