@@ -8,7 +8,7 @@ use crate::guest::wasi_guard::Checks;
 use crate::interrupt::{self, NotHeld};
 use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::{plan, Plan, Reads};
-use crate::transaction::{self, RemoveError, Transaction};
+use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;
@@ -120,8 +120,7 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
     } else {
         None
     };
-    let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
-    finish(request, job_file, ended, committed, cleanup)
+    finish(request, job_file, ended, Ending::settle(committed))
 }
 
 /// Says how the run ended and picks the exit status.
@@ -129,27 +128,27 @@ fn finish(
     request: &Request,
     job_file: &str,
     ended: Result<Ended, RunError>,
-    committed: Option<Result<Vec<PathBuf>, transaction::TransactionError>>,
-    cleanup: Result<(), Vec<RemoveError>>,
+    ending: Ending,
 ) -> Result<ExitStatus, RunError> {
-    if let Some(status) = transaction::report_stop(job_file, &committed, &cleanup) {
+    if let Some(status) = ending.report_stop(job_file) {
         return Ok(status);
     }
+    let Ending { commit, cleanup } = ending;
     let ended = ended?;
     if request.verbose {
         for refused in &ended.refused_paths {
             dtlto_mock::stderr_line!("dtlto-runner: refused the guest path {refused}");
         }
     }
-    let status = match (ended.outcome, committed) {
-        (_, Some(Err(error))) => {
+    let status = match (ended.outcome, commit) {
+        (_, Commit::Failed(error)) => {
             let error = RunError::Transaction {
                 job_file: job_file.to_owned(),
                 error: Box::new(error),
             };
             return Err(error.with_cleanup(cleanup));
         }
-        (Outcome::Exited(0), Some(Ok(paths))) => {
+        (Outcome::Exited(0), Commit::Done(paths)) => {
             if request.verbose {
                 for path in &paths {
                     dtlto_mock::stderr_line!(

@@ -15,7 +15,7 @@ use crate::error::{
 use crate::exit_status;
 use crate::interrupt::{self, NotHeld};
 use crate::sandbox::plan::{plan, Reads};
-use crate::transaction::{self, Transaction};
+use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
@@ -317,14 +317,15 @@ pub fn run(
         }
         _ => None,
     };
-    let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
-    if let Some(status) = transaction::report_stop(job_path, &committed, &cleanup) {
+    let ending = Ending::settle(committed);
+    if let Some(status) = ending.report_stop(job_path) {
         return Ok(status);
     }
-    let failed = match (outcome, committed) {
+    let Ending { commit, cleanup } = ending;
+    let failed = match (outcome, commit) {
         (Err(failure), _) => Some(LocalError::Job(failure)),
-        (Ok(()), Some(Err(error))) => Some(LocalError::Commit(Box::new(error))),
-        (Ok(()), Some(Ok(paths))) => {
+        (Ok(()), Commit::Failed(error)) => Some(LocalError::Commit(Box::new(error))),
+        (Ok(()), Commit::Done(paths)) => {
             if options.verbose {
                 for path in &paths {
                     dtlto_mock::stderr_line!("dtlto-runner: committed {}", path.display());
@@ -332,7 +333,7 @@ pub fn run(
             }
             None
         }
-        (Ok(()), None) => Some(LocalError::NoTransaction),
+        (Ok(()), Commit::NotTried) => Some(LocalError::NoTransaction),
     };
     match (failed, cleanup) {
         (None, Ok(())) => Ok(exit_status::ExitStatus::Success),

@@ -500,33 +500,66 @@ impl crate::interrupt::Cleanup for Transaction {
     }
 }
 
-/// If a stop ended the run before its outputs were committed: says so in one line
-/// (and what a rollback it interrupted left, if that was not clean), and gives the
-/// exit status. `None` without a stop, or when the commit finished first.
-pub fn report_stop(
-    job_file: &str,
-    committed: &Option<Result<Vec<PathBuf>, TransactionError>>,
-    cleanup: &Result<(), Vec<RemoveError>>,
-) -> Option<ExitStatus> {
-    let stop = crate::interrupt::stopped()?;
-    if matches!(committed, Some(Ok(_))) {
-        return None;
-    }
-    // A commit the stop rolled back cleanly needs no words of its own.
-    if let Some(Err(e)) = committed {
-        if !e.is_clean_rollback() {
-            dtlto_mock::stderr_line!(
-                "dtlto-runner: {}: {e}",
-                dtlto_mock::message::shown(job_file)
-            );
+/// What became of a run's commit.
+pub enum Commit {
+    /// Not tried: the run failed, or was stopped, before it.
+    NotTried,
+    /// Every output is in place; the paths committed.
+    Done(Vec<PathBuf>),
+    /// It failed, and rolled back as the error says.
+    Failed(TransactionError),
+}
+
+impl From<Option<Result<Vec<PathBuf>, TransactionError>>> for Commit {
+    fn from(tried: Option<Result<Vec<PathBuf>, TransactionError>>) -> Self {
+        match tried {
+            None => Commit::NotTried,
+            Some(Ok(paths)) => Commit::Done(paths),
+            Some(Err(error)) => Commit::Failed(error),
         }
     }
-    dtlto_mock::stderr_line!(
-        "dtlto-runner: {}: {}",
-        stop.describe(),
-        stopped_outcome(cleanup)
-    );
-    Some(stop.into())
+}
+
+/// How a run's transaction ended: its commit, then the removal of its staging.
+pub struct Ending {
+    pub commit: Commit,
+    pub cleanup: Result<(), Vec<RemoveError>>,
+}
+
+impl Ending {
+    /// Takes the transaction back from the stop handler and closes it, after a
+    /// commit that gave `commit`.
+    pub fn settle(commit: impl Into<Commit>) -> Ending {
+        let cleanup = crate::interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
+        Ending {
+            commit: commit.into(),
+            cleanup,
+        }
+    }
+
+    /// If a stop ended the run before its outputs were committed: says so in one
+    /// line (and what a rollback it interrupted left, if that was not clean), and
+    /// gives the exit status. `None` without a stop, or when the commit finished first.
+    pub fn report_stop(&self, job_file: &str) -> Option<ExitStatus> {
+        let stop = crate::interrupt::stopped()?;
+        match &self.commit {
+            Commit::Done(_) => return None,
+            // A commit the stop rolled back cleanly needs no words of its own.
+            Commit::Failed(e) if !e.is_clean_rollback() => {
+                dtlto_mock::stderr_line!(
+                    "dtlto-runner: {}: {e}",
+                    dtlto_mock::message::shown(job_file)
+                );
+            }
+            Commit::Failed(_) | Commit::NotTried => {}
+        }
+        dtlto_mock::stderr_line!(
+            "dtlto-runner: {}: {}",
+            stop.describe(),
+            stopped_outcome(&self.cleanup)
+        );
+        Some(stop.into())
+    }
 }
 
 /// The end of a stopped run's one line: nothing was committed, and what became of
