@@ -468,11 +468,14 @@ fn an_input_in_a_directory_the_user_may_not_enter_is_reported_as_permission_deni
     let mode = |path: &std::path::Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
     };
-    // Everything open to all but `private`, root's own (0700).
+    // Everything open to all but `private`, root's own (0700). The directories up to
+    // the temporary directory gain read and search for all, and keep what else they
+    // have (the temporary directory's sticky bit above all).
     let mut up = dir.path().to_path_buf();
     while up.parent().is_some() {
         if up.starts_with(std::env::temp_dir()) {
-            mode(&up, 0o777);
+            let had = std::fs::metadata(&up).unwrap().permissions().mode() & 0o7777;
+            mode(&up, had | 0o755);
         }
         up.pop();
     }
