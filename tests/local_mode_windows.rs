@@ -6,7 +6,7 @@
 //! cannot run here.
 #![cfg(windows)]
 
-use crate::util::{changes, finish, run_command, run_runner, runner_exe, spawn_runner, TempDir};
+use crate::util::{changes, run_runner, runner_exe, spawn_runner, TestDir};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ fn stand_in() -> Option<PathBuf> {
 
 /// A job file whose compiler is the stand-in: job i's args are `-o out<i>.o` and then
 /// `extra[i]`; it reads `in<i>.bc` and `in<i>.thinlto.bc` and writes `out<i>.o`.
-fn jobs(dir: &TempDir, compiler: &Path, extra: &[&[&str]]) -> String {
+fn jobs(dir: &TestDir, compiler: &Path, extra: &[&[&str]]) -> String {
     let jobs: Vec<serde_json::Value> = extra
         .iter()
         .enumerate()
@@ -66,25 +66,25 @@ fn jobs(dir: &TempDir, compiler: &Path, extra: &[&[&str]]) -> String {
 }
 
 /// Replaces `from` by `to` in the job file.
-fn edit(dir: &TempDir, job: &str, from: &str, to: &str) {
+fn edit(dir: &TestDir, job: &str, from: &str, to: &str) {
     let text = std::fs::read_to_string(dir.join(job)).unwrap();
     assert!(text.contains(from), "{from} not in {text}");
     dir.write(job, text.replace(from, to));
 }
 
-fn staging_left(dir: &TempDir) -> Vec<String> {
+fn staging_left(dir: &TestDir) -> Vec<String> {
     dir.snapshot()
         .into_keys()
         .filter(|n| n.contains(".dtlto-staging"))
         .collect()
 }
 
-fn text(dir: &TempDir, name: &str) -> String {
+fn text(dir: &TestDir, name: &str) -> String {
     String::from_utf8(dir.read(name)).unwrap()
 }
 
 /// `dir` as the jobs see it: without the `\\?\` that canonicalizing added.
-fn plain(dir: &TempDir) -> String {
+fn plain(dir: &TestDir) -> String {
     let shown = dir.path().display().to_string();
     shown
         .strip_prefix(r"\\?\")
@@ -94,7 +94,7 @@ fn plain(dir: &TempDir) -> String {
 #[test]
 fn jobs_run_in_order_with_the_terminal_and_commit_together() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-order");
+    let dir = TestDir::new("local-win-order");
     let job = jobs(
         &dir,
         &cc,
@@ -106,7 +106,7 @@ fn jobs_run_in_order_with_the_terminal_and_commit_together() {
     );
     dir.write("out1.o", "old 1");
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     assert_eq!(run.stdout(), "start 0\nstart 1\nstart 2\n");
     for i in 0..3 {
         assert_eq!(text(&dir, &format!("out{i}.o")), format!("bitcode {i}"));
@@ -117,14 +117,14 @@ fn jobs_run_in_order_with_the_terminal_and_commit_together() {
 #[test]
 fn outputs_are_pointed_at_staging_in_both_forms_and_in_each_directory() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-forms");
+    let dir = TestDir::new("local-win-forms");
     let job = jobs(&dir, &cc, &[&["--name"], &["--name"], &["--name"]]);
     edit(&dir, &job, r#""-o","out1.o""#, r#""-oout1.o""#);
     // An output in a subdirectory, written with a backslash as Windows tools do.
     edit(&dir, &job, r#""out2.o""#, r#""sub\\out2.o""#);
     std::fs::create_dir(dir.join("sub")).unwrap();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     for (output, staged_in) in [
         ("out0.o", plain(&dir)),
         ("out1.o", plain(&dir)),
@@ -146,7 +146,7 @@ fn outputs_are_pointed_at_staging_in_both_forms_and_in_each_directory() {
 #[test]
 fn tmp_temp_and_tmpdir_point_inside_staging() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-tmp");
+    let dir = TestDir::new("local-win-tmp");
     let job = jobs(
         &dir,
         &cc,
@@ -160,7 +160,7 @@ fn tmp_temp_and_tmpdir_point_inside_staging() {
             "--tmp-file",
         ]],
     );
-    run_runner(&dir, &["local", &job]).expect_status(0, &dir);
+    run_runner(&dir, &["local", &job]).expect_status(0);
     let written = text(&dir, "out0.o");
     let values: Vec<&str> = written
         .lines()
@@ -179,23 +179,19 @@ fn tmp_temp_and_tmpdir_point_inside_staging() {
 #[test]
 fn a_copy_named_dtlto_local_exe_runs_local_mode() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-name");
+    let dir = TestDir::new("local-win-name");
     let copy = dir.join("dtlto-local.exe");
     std::fs::copy(runner_exe(), &copy).unwrap();
     let job = jobs(&dir, &cc, &[&["--write", "x"]]);
-    run_command(
-        std::process::Command::new(&copy)
-            .arg(&job)
-            .current_dir(dir.path()),
-    )
-    .expect_status(0, &dir);
+    dir.run(std::process::Command::new(&copy).arg(&job))
+        .expect_status(0);
     assert_eq!(text(&dir, "out0.o"), "x");
 }
 
 #[test]
 fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-jobs2");
+    let dir = TestDir::new("local-win-jobs2");
     // Each job waits for the other to have started (one at a time, jobs[0] would
     // wait in vain and fail), then both write their lines in pieces at once.
     let args: Vec<[&str; 9]> = [
@@ -218,7 +214,7 @@ fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
     .to_vec();
     let job = jobs(&dir, &cc, &[&args[0], &args[1]]);
     let run = run_runner(&dir, &["local", "--jobs", "2", &job]);
-    run.expect_status(0, &dir);
+    run.expect_status(0);
     for (text, word) in [(run.stdout(), "line"), (run.stderr(), "err")] {
         assert_eq!(text.lines().count(), 80, "{}", run.report());
         for line in text.lines() {
@@ -235,7 +231,7 @@ fn jobs_2_runs_two_at_once_and_keeps_each_line_whole() {
 #[test]
 fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-fail");
+    let dir = TestDir::new("local-win-fail");
     let job = jobs(
         &dir,
         &cc,
@@ -248,7 +244,7 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
     dir.write("out0.o", "old 0");
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has(&format!(
             "dtlto-runner: error: jobs[1] (for \"out1.o\") failed with exit status 3: '{}' -o",
             cc.display()
@@ -262,12 +258,12 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
 #[test]
 fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-no-o");
+    let dir = TestDir::new("local-win-no-o");
     let job = jobs(&dir, &cc, &[&["--print", "ran"]]);
     edit(&dir, &job, r#""-o","out0.o""#, r#""--print","no -o""#);
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "jobs[0].outputs[0] \"out0.o\" is not among jobs[0]'s arguments as an output",
     );
     assert_eq!(run.stdout(), "");
@@ -280,11 +276,11 @@ fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
 #[test]
 fn a_file_written_beside_the_staged_output_fails_the_commit() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-beside");
+    let dir = TestDir::new("local-win-beside");
     let job = jobs(&dir, &cc, &[&["--write", "x", "--beside", "out0.o.stats"]]);
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("path(s) the job file does not declare")
         .expect_stderr_has("out0.o.stats\"");
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
@@ -293,17 +289,17 @@ fn a_file_written_beside_the_staged_output_fails_the_commit() {
 #[test]
 fn without_landlock_verbose_says_not_confined_and_hermetic_refuses() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-unconfined");
+    let dir = TestDir::new("local-win-unconfined");
     let job = jobs(&dir, &cc, &[&["--write", "x"]]);
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", "--hermetic", &job]);
-    run.expect_status(1, &dir).expect_stderr_has(
+    run.expect_status(1).expect_stderr_has(
         "--hermetic needs Landlock (Linux 5.13 or later), and this system does not have it",
     );
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
 
     let run = run_runner(&dir, &["local", "--verbose", &job]);
-    run.expect_status(0, &dir)
+    run.expect_status(0)
         .expect_stderr_has("NOT confined (no Landlock on this system)")
         .expect_stderr_has("committed ");
     assert_eq!(text(&dir, "out0.o"), "x");
@@ -312,7 +308,7 @@ fn without_landlock_verbose_says_not_confined_and_hermetic_refuses() {
 /// Each job starts a child of its own, then writes its output and prints a line; both
 /// sleep and would then leave a mark in the directory. With `--jobs 2`, `jobs[2]`
 /// never starts.
-fn sleeping_jobs(dir: &TempDir, cc: &Path, sleep_ms: &str) -> String {
+fn sleeping_jobs(dir: &TestDir, cc: &Path, sleep_ms: &str) -> String {
     let marks: Vec<[String; 2]> = (0..3)
         .map(|i| [format!("late{i}"), format!("late{i}-child")])
         .collect();
@@ -345,7 +341,7 @@ fn wait_past(moment: Instant) {
     std::thread::sleep(moment.saturating_duration_since(Instant::now()));
 }
 
-fn no_marks(dir: &TempDir, how: &str) {
+fn no_marks(dir: &TestDir, how: &str) {
     let marks: Vec<String> = dir
         .snapshot()
         .into_keys()
@@ -364,15 +360,15 @@ fn no_marks(dir: &TempDir, how: &str) {
 #[test]
 fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-timeout");
+    let dir = TestDir::new("local-win-timeout");
     let sleep = Duration::from_secs(8);
     let job = sleeping_jobs(&dir, &cc, &sleep.as_millis().to_string());
     dir.write("out1.o", "old 1");
     let before = dir.snapshot();
     let started = Instant::now();
     let child = spawn_runner(&dir, &["--timeout", "3", "local", "--jobs", "2", &job]);
-    let run = finish(child, "the timed-out runner", Duration::from_secs(20));
-    run.expect_status(124, &dir)
+    let run = child.finish("the timed-out runner", Duration::from_secs(20));
+    run.expect_status(124)
         .expect_stderr_has("timed out after 3 s (--timeout)")
         .expect_stderr_has("nothing was committed, and the staging was removed");
     assert!(
@@ -396,7 +392,7 @@ fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
 #[test]
 fn a_killed_runner_takes_every_job_and_its_children_with_it() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-killed");
+    let dir = TestDir::new("local-win-killed");
     let sleep = Duration::from_secs(8);
     let job = sleeping_jobs(&dir, &cc, &sleep.as_millis().to_string());
     let started = Instant::now();
@@ -415,7 +411,7 @@ fn a_killed_runner_takes_every_job_and_its_children_with_it() {
     // Each job writes its output once it has started its child.
     crate::util::wait_until("both jobs to start their children", staged_both);
     child.kill().expect("kill the runner");
-    let run = finish(child, "the killed runner", Duration::from_secs(20));
+    let run = child.finish("the killed runner", Duration::from_secs(20));
     assert_ne!(run.status, 0, "{}", run.report());
     wait_past(started + 2 * sleep + Duration::from_secs(2));
     no_marks(&dir, "runner killed");
@@ -427,7 +423,7 @@ fn a_killed_runner_takes_every_job_and_its_children_with_it() {
 #[test]
 fn a_failing_job_ends_the_job_running_beside_it_and_its_child() {
     let Some(cc) = stand_in() else { return };
-    let dir = TempDir::new("local-win-fail-beside");
+    let dir = TestDir::new("local-win-fail-beside");
     let job = jobs(
         &dir,
         &cc,
@@ -451,7 +447,7 @@ fn a_failing_job_ends_the_job_running_beside_it_and_its_child() {
     );
     let started = Instant::now();
     let run = run_runner(&dir, &["local", "--jobs", "2", &job]);
-    run.expect_status(1, &dir)
+    run.expect_status(1)
         .expect_stderr_has("jobs[0] (for \"out0.o\") failed with exit status 3");
     assert!(
         started.elapsed() < Duration::from_secs(8),
