@@ -202,6 +202,22 @@ fn dangling_end(link: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The entries of `dir` and their types; `None` if it cannot be listed.
+fn list(dir: &Path) -> Option<FastMap<String, fs::FileType>> {
+    let mut listing = FastMap::default();
+    for entry in fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        // Paths in a job file are text: a name that is not UTF-8 is none of them, and
+        // a lossy key could make it look like one.
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        // From the directory entry where the file system records it, else lstat.
+        listing.insert(name, entry.file_type().ok()?);
+    }
+    Some(listing)
+}
+
 /// The planner's maps: keys are paths and names a link of 10,000 jobs has 50,000 of,
 /// which SipHash made a tenth of a run's time. Their keys come from the user's own job
 /// file, and foldhash is seeded per map all the same.
@@ -240,20 +256,35 @@ struct Planner<'a> {
     plan: Plan,
     /// Comparison key -> JSON location or argument description, for conflict checks.
     read_keys: FastMap<String, ReadLocation>,
-    /// Directory as written -> its canonical form, or `None` if it does not exist.
-    /// Thousands of paths share a few directories.
-    canonical_dirs: FastMap<PathBuf, Result<PathBuf, Unreachable>>,
-    /// Directory as written -> how many of the planned paths lie in it.
-    paths_per_dir: FastMap<PathBuf, usize>,
-    /// Canonical directory -> the type of each entry, by name; `None` if it could not
-    /// be listed. Listings serve only hosts whose names match byte for byte, where
-    /// two names in one directory are one entry exactly when they are equal.
-    listings: FastMap<PathBuf, Option<FastMap<String, fs::FileType>>>,
-    /// Canonical directory -> its identity (device and file number): one directory
-    /// reached by two paths (a bind mount, another drive letter) is one directory.
-    dir_ids: FastMap<PathBuf, Option<String>>,
+    /// Directory as written -> what the planner knows of it. Thousands of paths
+    /// share a few directories: each path costs one lookup here.
+    written_dirs: FastMap<PathBuf, WrittenDir>,
+    /// Canonical directories met so far, and their index in `dirs`.
+    dir_index: FastMap<PathBuf, usize>,
+    dirs: Vec<DirFacts>,
     /// Entries that exist, or may, but cannot be looked at (permission denied).
     unreachable_entries: FastMap<PathBuf, Unreachable>,
+}
+
+/// A directory as a path names it.
+#[derive(Default)]
+struct WrittenDir {
+    /// How many of the planned paths lie in it.
+    paths: usize,
+    /// Its canonical directory (an index into `Planner::dirs`), once resolved.
+    canonical: Option<Result<usize, Unreachable>>,
+}
+
+/// What the planner learnt of a canonical directory, each fact when first needed.
+struct DirFacts {
+    path: PathBuf,
+    /// Its identity (device and file number): one directory reached by two paths (a
+    /// bind mount, another drive letter) is one directory.
+    id: Option<Option<String>>,
+    /// The type of each entry, by name; `Some(None)` if it could not be listed.
+    /// Listings serve only hosts whose names match byte for byte, where two names in
+    /// one directory are one entry exactly when they are equal.
+    listing: Option<Option<FastMap<String, fs::FileType>>>,
 }
 
 /// A path resolved the way the host will resolve it, up to its last name.
@@ -318,10 +349,9 @@ impl<'a> Planner<'a> {
             style: PathStyle::host(),
             plan: Plan::default(),
             read_keys: FastMap::default(),
-            canonical_dirs: FastMap::default(),
-            paths_per_dir: FastMap::default(),
-            listings: FastMap::default(),
-            dir_ids: FastMap::default(),
+            written_dirs: FastMap::default(),
+            dir_index: FastMap::default(),
+            dirs: Vec::new(),
             unreachable_entries: FastMap::default(),
         }
     }
@@ -329,20 +359,34 @@ impl<'a> Planner<'a> {
     /// The key that is equal for two names exactly when the host takes them for one
     /// directory entry: the directory's identity and the name (case-folded where the
     /// host folds case); the path's text where the directory cannot be identified.
-    fn entry_key(&mut self, dir: &Path, name: &str) -> String {
-        if !self.dir_ids.contains_key(dir) {
-            let id = file_id::of_path(dir).ok().map(|id| id.as_key());
-            self.dir_ids.insert(dir.to_path_buf(), id);
-        }
-        match self.dir_ids.get(dir) {
-            Some(Some(id)) => match self.style {
+    fn entry_key(&mut self, dir: usize, name: &str) -> String {
+        let facts = &mut self.dirs[dir];
+        let id = facts
+            .id
+            .get_or_insert_with(|| file_id::of_path(&facts.path).ok().map(|id| id.as_key()));
+        match id {
+            Some(id) => match self.style {
                 PathStyle::Posix => format!("{id}/{name}"),
                 PathStyle::PosixCaseInsensitive | PathStyle::Windows => {
                     format!("{id}/{}", name.to_lowercase())
                 }
             },
-            _ => comparison_key(&dir.join(name).to_string_lossy(), self.style),
+            None => comparison_key(&facts.path.join(name).to_string_lossy(), self.style),
         }
+    }
+
+    /// The index of the canonical directory `path` in `dirs`.
+    fn intern(&mut self, path: PathBuf) -> usize {
+        if let Some(&index) = self.dir_index.get(&path) {
+            return index;
+        }
+        self.dirs.push(DirFacts {
+            path: path.clone(),
+            id: None,
+            listing: None,
+        });
+        self.dir_index.insert(path, self.dirs.len() - 1);
+        self.dirs.len() - 1
     }
 
     /// The key of what the link `link` leads to at the end of its chain, even if that
@@ -353,17 +397,21 @@ impl<'a> Planner<'a> {
             Err(_) => dangling_end(link)?,
         };
         let name = target.file_name()?.to_str()?.to_owned();
-        let parent = target.parent()?.to_path_buf();
-        Some(self.entry_key(&parent, &name))
+        let parent = self.intern(target.parent()?.to_path_buf());
+        Some(self.entry_key(parent, &name))
     }
 
     fn count_dirs<'p>(&mut self, paths: impl Iterator<Item = &'p String>) {
         for path in paths {
             if let Some(dir) = self.cwd.join(path).parent() {
-                match self.paths_per_dir.get_mut(dir) {
-                    Some(count) => *count += 1,
+                match self.written_dirs.get_mut(dir) {
+                    Some(written) => written.paths += 1,
                     None => {
-                        self.paths_per_dir.insert(dir.to_path_buf(), 1);
+                        let written = WrittenDir {
+                            paths: 1,
+                            canonical: None,
+                        };
+                        self.written_dirs.insert(dir.to_path_buf(), written);
                     }
                 }
             }
@@ -372,18 +420,17 @@ impl<'a> Planner<'a> {
 
     /// The type of the entry `dir`/`name`, as `lstat` reports it; `None` if there is
     /// none. `many` says whether enough paths lie in `dir` to list it.
-    fn entry_type(&mut self, dir: &Path, name: &str, many: bool) -> Option<fs::FileType> {
+    fn entry_type(&mut self, dir: usize, name: &str, many: bool) -> Option<fs::FileType> {
+        let facts = &mut self.dirs[dir];
         // Only where names match byte for byte is a listing the whole truth: file systems
         // that ignore case may also match names that differ in Unicode normalisation.
         if many && self.style == PathStyle::Posix {
-            if !self.listings.contains_key(dir) {
-                let listing = self.list(dir);
-                self.listings.insert(dir.to_path_buf(), listing);
-            }
-            if let Some(Some(listing)) = self.listings.get(dir) {
+            let listing = facts.listing.get_or_insert_with(|| list(&facts.path));
+            if let Some(listing) = listing {
                 return listing.get(name).copied();
             }
         }
+        let dir = &facts.path;
         match fs::symlink_metadata(dir.join(name)) {
             Ok(meta) => Some(meta.file_type()),
             Err(e) => {
@@ -394,21 +441,6 @@ impl<'a> Planner<'a> {
                 None
             }
         }
-    }
-
-    fn list(&self, dir: &Path) -> Option<FastMap<String, fs::FileType>> {
-        let mut listing = FastMap::default();
-        for entry in fs::read_dir(dir).ok()? {
-            let entry = entry.ok()?;
-            // Paths in a job file are text: a name that is not UTF-8 is none of them, and
-            // a lossy key could make it look like one.
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            // From the directory entry where the file system records it, else lstat.
-            listing.insert(name, entry.file_type().ok()?);
-        }
-        Some(listing)
     }
 
     fn plan(mut self, args: &[String], reads: Reads, writes: bool) -> Result<Plan, PlanError> {
@@ -499,19 +531,26 @@ impl<'a> Planner<'a> {
         Ok(self.plan)
     }
 
-    fn canonical_dir(&mut self, dir: &Path) -> Result<PathBuf, Unreachable> {
-        if let Some(known) = self.canonical_dirs.get(dir) {
-            return known.clone();
+    /// The canonical directory (an index into `dirs`) of the directory `dir` as
+    /// written, and whether enough planned paths lie in it to list it.
+    fn canonical_dir(&mut self, dir: &Path) -> Result<(usize, bool), Unreachable> {
+        if let Some(written) = self.written_dirs.get(dir) {
+            let many = written.paths >= LIST_FROM;
+            if let Some(known) = &written.canonical {
+                return known.clone().map(|index| (index, many));
+            }
         }
         let canonical = fs::canonicalize(dir)
             .and_then(|d| match fs::metadata(&d)?.is_dir() {
                 true => Ok(d),
                 false => Err(io::Error::from(io::ErrorKind::NotADirectory)),
             })
+            .map(|d| self.intern(d))
             .map_err(|e| Unreachable::new(&e));
-        self.canonical_dirs
-            .insert(dir.to_path_buf(), canonical.clone());
-        canonical
+        let written = self.written_dirs.entry(dir.to_path_buf()).or_default();
+        written.canonical = Some(canonical.clone());
+        let many = written.paths >= LIST_FROM;
+        canonical.map(|index| (index, many))
     }
 
     /// Resolves `path` against the working directory: its canonical directory (which
@@ -526,15 +565,12 @@ impl<'a> Planner<'a> {
             .ok_or(Unresolved::NoFileName)?
             .to_owned();
         let parent = joined.parent().ok_or(Unresolved::NoFileName)?;
-        let many = self
-            .paths_per_dir
-            .get(parent)
-            .is_some_and(|n| *n >= LIST_FROM);
-        let dir = self
+        let (index, many) = self
             .canonical_dir(parent)
             .map_err(Unresolved::NoDirectory)?;
-        let entry_type = self.entry_type(&dir, &name, many);
-        let mut keys = vec![self.entry_key(&dir, &name)];
+        let entry_type = self.entry_type(index, &name, many);
+        let mut keys = vec![self.entry_key(index, &name)];
+        let dir = self.dirs[index].path.clone();
         if entry_type.is_some_and(|t| t.is_symlink()) {
             keys.extend(self.link_target_key(&dir.join(&name)));
         }
