@@ -238,12 +238,9 @@ impl StagedOutputs<'_> {
                 ))
             })?;
             left -= n as u64;
-            // Sources are regular files (checked before: by the runner, or by
-            // check_regular), and a regular file gives fewer bytes than asked only at
-            // its end: asking again to hear "0" would cost a host call per file.
-            if n < want {
-                break;
-            }
+            // A short read is not the end: a FUSE file system in direct I/O (and a
+            // source replaced by a pipe after the check) may give fewer bytes than
+            // asked in the middle of a file. Only a read of 0 ends the copy.
             buffer.grow_after(n);
         }
         Ok(())
