@@ -7,7 +7,8 @@
 //! the WASI linker: it looks at the arguments in guest memory, then refuses, or runs
 //! wasmtime-wasi's own implementation of the call exactly as its linker would.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use crate::sandbox::FastSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
@@ -15,8 +16,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wiggle::GuestMemory;
 
 const MODULE: &str = "wasi_snapshot_preview1";
-/// Sets of names looked up on every open of a large link: foldhash, not SipHash.
-type NameSet = HashSet<Vec<u8>, foldhash::fast::RandomState>;
+/// Sets of names looked up on every open of a large link.
+type NameSet = FastSet<Vec<u8>>;
 
 /// WASI errno values.
 const ERRNO_FAULT: i32 = 21;

@@ -5,13 +5,13 @@
 //! conflicts (an output that is also an input, the job file, a source, or another
 //! job's output) stop the run here.
 
-use super::file_id;
 use super::paths::{comparison_key, PathStyle};
+use super::{file_id, FastMap};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::json;
 use dtlto_mock::message::{file_kind, io_error, quoted};
 use dtlto_mock::mode::mock_sources;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
@@ -217,11 +217,6 @@ fn list(dir: &Path) -> Option<FastMap<String, fs::FileType>> {
     }
     Some(listing)
 }
-
-/// The planner's maps: keys are paths and names a link of 10,000 jobs has 50,000 of,
-/// which SipHash made a tenth of a run's time. Their keys come from the user's own job
-/// file, and foldhash is seeded per map all the same.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What a read path is, for the message of an output that overwrites it: formatted
 /// only for that message, not for each of the many inputs of a large link.

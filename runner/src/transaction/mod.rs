@@ -15,11 +15,12 @@ mod staging_dir;
 use crate::exit_status::ExitStatus;
 use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
+use crate::sandbox::{FastMap, FastSet};
 use dir_handle::{DirHandle, Kind};
 use dtlto_mock::message::{io_error, quoted};
 use place::{Dirs, PlaceError, Previous, Undone};
 use staging_dir::{RunLocks, StagingDir, Unrestored};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -303,7 +304,7 @@ impl Transaction {
         // Output directory by output directory, each opened once, so that a run holds
         // a few descriptors at a time however many directories it writes.
         let mut by_dir: Vec<Vec<&str>> = vec![Vec::new(); self.dirs.len()];
-        let mut labels: HashMap<(usize, &str), &str> = HashMap::new();
+        let mut labels: FastMap<(usize, &str), &str> = FastMap::default();
         for output in &plan.outputs {
             by_dir[output.dir].push(&output.file_name);
             labels.insert((output.dir, &output.file_name), &output.location);
@@ -330,7 +331,7 @@ impl Transaction {
                     continue;
                 }
             };
-            let declared: HashSet<&str> = names.iter().copied().collect();
+            let declared: FastSet<&str> = names.iter().copied().collect();
             for name in staged {
                 // A name that is not UTF-8 cannot be declared: JSON paths are text.
                 match name.to_str().and_then(|n| declared.get(n)) {
@@ -389,7 +390,7 @@ impl Transaction {
         }
         drop(open);
         let Some(failed) = failure else {
-            let placed: HashSet<(usize, &str)> = done.iter().map(|(i, n, ..)| (*i, *n)).collect();
+            let placed: FastSet<(usize, &str)> = done.iter().map(|(i, n, ..)| (*i, *n)).collect();
             let committed = plan
                 .outputs
                 .iter()
@@ -408,7 +409,7 @@ impl Transaction {
         &mut self,
         failed: Problem,
         done: Vec<(usize, &str, FileId, Previous)>,
-        labels: &HashMap<(usize, &str), &str>,
+        labels: &FastMap<(usize, &str), &str>,
     ) -> CommitError {
         let mut error = CommitError {
             failed,
