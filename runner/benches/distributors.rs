@@ -111,7 +111,10 @@ fn main() {
     let base = option("--dir")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let root = base.join(format!("dtlto-bench-{}", std::process::id()));
+    let root = tempfile::Builder::new()
+        .prefix("dtlto-bench-")
+        .tempdir_in(&base)
+        .unwrap_or_else(|e| panic!("create a directory in {}: {e}", base.display()));
 
     println!(
         "dtlto-runner benchmarks: {runs} runs each (runs under {} ms: as many as fill {} s); \
@@ -128,7 +131,7 @@ fn main() {
         if only.as_deref().is_some_and(|o| !shape.name.contains(o)) {
             continue;
         }
-        let dir = root.join(shape.name.replace([' ', ','], "_"));
+        let dir = root.path().join(shape.name.replace([' ', ','], "_"));
         let (sources, job_file) = generate(&dir, shape);
         let job_size = fs::metadata(dir.join(&job_file))
             .map(|m| m.len())
@@ -193,7 +196,6 @@ fn main() {
         report(&rows, shape, job_size);
         let _ = fs::remove_dir_all(&dir);
     }
-    let _ = fs::remove_dir_all(&root);
 }
 
 /// Writes the sources and a compact job file like lld's; returns their names. Both are
