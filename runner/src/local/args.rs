@@ -66,9 +66,13 @@ fn plain_windows(path: &str) -> Option<String> {
             .unwrap_or(c)
             .trim_end()
             .to_ascii_uppercase();
+        // COM1 to COM9, and since Windows 10 also COM¹, COM² and COM³ (LPT alike).
         let numbered = (stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit();
+            && stem.chars().count() == 4
+            && stem
+                .chars()
+                .nth(3)
+                .is_some_and(|c| c.is_ascii_digit() || matches!(c, '¹' | '²' | '³'));
         c.is_empty()
             || c == "."
             || c == ".."
@@ -78,7 +82,8 @@ fn plain_windows(path: &str) -> Option<String> {
             || DEVICES.contains(&stem.as_str())
     };
     let mut components = plain.trim_start_matches('\\').split('\\').skip(1);
-    (plain.chars().count() < 260 && !components.any(rewritten)).then_some(plain)
+    // MAX_PATH counts UTF-16 units, the terminating one included.
+    (plain.encode_utf16().count() < 260 && !components.any(rewritten)).then_some(plain)
 }
 
 /// Whether a clang command asks for its temporaries in the working directory
@@ -183,6 +188,8 @@ mod tests {
             (r"\\?\C:\b\a.o.", None),
             (r"\\?\C:\b\nul.o\a.o", None),
             (r"\\?\C:\com1\a.o", None),
+            (r"\\?\C:\COM².txt\a.o", None),
+            (r"\\?\C:\lpt³\a.o", None),
             (r"\\?\C:\b\..\a.o", None),
             (r"\\?\C:\b/c\a.o", None),
         ] {
@@ -190,6 +197,9 @@ mod tests {
         }
         let long = format!(r"\\?\C:\{}", "d\\".repeat(130));
         assert_eq!(plain_windows(&long), None);
+        // 128 characters outside the BMP: 256 UTF-16 units, past MAX_PATH with the drive.
+        let wide = format!(r"\\?\C:\{}\a.o", "\u{1F600}".repeat(128));
+        assert_eq!(plain_windows(&wide), None);
         assert_eq!(
             plain_windows(r"\\?\C:\combined\lpt.o").as_deref(),
             Some(r"C:\combined\lpt.o")
