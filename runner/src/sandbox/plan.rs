@@ -154,8 +154,9 @@ pub fn read_job_file(path: &Path) -> Option<JobFile> {
     if !meta.is_file() || meta.len() > MAX_JOB_FILE_BYTES {
         return None;
     }
-    // It may grow while being read: no more than the limit is taken.
-    let mut text = String::new();
+    // It may grow while being read: no more than the limit is taken. Sized to the
+    // file first: growing by doubling copies and faults in a large file twice over.
+    let mut text = String::with_capacity(usize::try_from(meta.len()).ok()?.saturating_add(1));
     file.take(MAX_JOB_FILE_BYTES + 1)
         .read_to_string(&mut text)
         .ok()?;
