@@ -47,17 +47,21 @@ pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
     }
     #[cfg_attr(not(windows), allow(unused_mut))]
     let mut child = command.spawn()?;
+    // A job that could not be put in its job object could start what no stop ends:
+    // it never runs.
     #[cfg(windows)]
     {
-        let object = job_object::JobObject::for_child(&child);
-        if let Err(e) = job_object::resume(&child) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-        if let Some(object) = object {
-            registry.objects.push((child.id(), object));
-        }
+        let object = match job_object::JobObject::for_child(&child)
+            .and_then(|object| job_object::resume(&child).map(|()| object))
+        {
+            Ok(object) => object,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        registry.objects.push((child.id(), object));
     }
     registry.groups.push(child.id());
     Ok(Some(child))
@@ -158,12 +162,17 @@ mod job_object {
     unsafe impl Send for JobObject {}
 
     impl JobObject {
-        /// `None` if the system refuses (the job then ends by its process alone).
-        pub fn for_child(child: &Child) -> Option<JobObject> {
+        /// A job object that ends `child` and everything it starts when it is
+        /// terminated or closed; the system's reason if it refuses.
+        pub fn for_child(child: &Child) -> io::Result<JobObject> {
+            let refused = |what: &str| {
+                let error = io::Error::last_os_error();
+                io::Error::new(error.kind(), format!("cannot {what}: {error}"))
+            };
             // SAFETY: null attributes and name make an anonymous job object.
             let handle = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
             if handle.is_null() {
-                return None;
+                return Err(refused("create a job object"));
             }
             let object = JobObject(handle);
             let mut limits = JOBOBJECT_EXTENDED_LIMIT_INFORMATION::default();
@@ -177,10 +186,16 @@ mod job_object {
                     std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
                 )
             };
+            if set == 0 {
+                return Err(refused("make a job object end its processes when closed"));
+            }
             // SAFETY: both handles are valid: the child is not yet waited for.
             let assigned =
                 unsafe { AssignProcessToJobObject(handle, child.as_raw_handle() as HANDLE) };
-            (set != 0 && assigned != 0).then_some(object)
+            if assigned == 0 {
+                return Err(refused("put the job in a job object"));
+            }
+            Ok(object)
         }
 
         pub fn terminate(&self) {
