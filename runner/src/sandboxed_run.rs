@@ -5,7 +5,7 @@ use crate::exit_status::ExitStatus;
 use crate::guest::guest_limits::DEFAULT_LIMITS;
 use crate::guest::launch::{self, Ended, GuestView, LaunchError, Outcome};
 use crate::guest::wasi_guard::Checks;
-use crate::interrupt::{self, NotHeld};
+use crate::interrupt;
 use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::{plan, Plan, Reads};
 use crate::transaction::{self, Commit, Ending, Transaction};
@@ -67,27 +67,14 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
         plan.read_tree(dir, cwd)?;
     }
 
-    let reclaimed = transaction::reclaim(&plan);
-    for warning in &reclaimed.warnings {
-        dtlto_mock::stderr_line!("dtlto-runner: warning: {warning}");
-    }
-    if request.verbose {
-        for note in &reclaimed.notes {
-            dtlto_mock::stderr_line!("dtlto-runner: {note}");
+    let begun = transaction::reclaim_and_begin(&plan, request.verbose).map_err(|error| {
+        RunError::Transaction {
+            job_file: job_file.to_owned(),
+            error: Box::new(error),
         }
-    }
-    match interrupt::hold(|| Transaction::begin(&plan)) {
-        Err(NotHeld::Stopped(stop)) => {
-            dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
-            return Ok(stop.into());
-        }
-        Err(NotHeld::Failed(error)) => {
-            return Err(RunError::Transaction {
-                job_file: job_file.to_owned(),
-                error: Box::new(error),
-            })
-        }
-        Ok(()) => {}
+    })?;
+    if let Some(stopped) = begun {
+        return Ok(stopped);
     }
     let write_dirs: Vec<(PathBuf, String)> =
         interrupt::with_held(|transaction: &mut Transaction| {
@@ -110,17 +97,12 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
             ..
         })
     );
-    let committed = if clean_exit && interrupt::stopped().is_none() {
-        let inputs = input_ids(&plan, cwd);
-        interrupt::with_held(|transaction: &mut Transaction| {
-            transaction.commit(&plan, &inputs, &|| {
-                interrupt::stopped().map(|s| s.describe())
-            })
-        })
+    let commit = if clean_exit && interrupt::stopped().is_none() {
+        transaction::commit_held(&plan, &input_ids(&plan, cwd))
     } else {
-        None
+        Commit::NotTried
     };
-    finish(request, job_file, ended, Ending::settle(committed))
+    finish(request, job_file, ended, Ending::settle(commit))
 }
 
 /// Says how the run ended and picks the exit status.

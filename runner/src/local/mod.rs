@@ -13,7 +13,7 @@ use crate::error::{
     JobError, JobFileError, LocalError, LocalUsage, NoLandlock, RunError, UsageError,
 };
 use crate::exit_status;
-use crate::interrupt::{self, NotHeld};
+use crate::interrupt;
 use crate::sandbox::plan::{plan, Reads};
 use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
@@ -171,28 +171,15 @@ pub fn run(
     if plan.outputs.len() != declared {
         return Err(LocalError::Changed(job_path.to_owned()).into());
     }
-    let reclaimed = transaction::reclaim(&plan);
-    for warning in &reclaimed.warnings {
-        dtlto_mock::stderr_line!("dtlto-runner: warning: {warning}");
-    }
-    if options.verbose {
-        for note in &reclaimed.notes {
-            dtlto_mock::stderr_line!("dtlto-runner: {note}");
-        }
-    }
     interrupt::on_stop(stop_jobs);
-    match interrupt::hold(|| Transaction::begin(&plan)) {
-        Err(NotHeld::Stopped(stop)) => {
-            dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
-            return Ok(stop.into());
+    let begun = transaction::reclaim_and_begin(&plan, options.verbose).map_err(|error| {
+        RunError::Transaction {
+            job_file: job_path.to_owned(),
+            error: Box::new(error),
         }
-        Err(NotHeld::Failed(error)) => {
-            return Err(RunError::Transaction {
-                job_file: job_path.to_owned(),
-                error: Box::new(error),
-            })
-        }
-        Ok(()) => {}
+    })?;
+    if let Some(stopped) = begun {
+        return Ok(stopped);
     }
     let staging_outs: Vec<PathBuf> = interrupt::with_held(|t: &mut Transaction| {
         (0..plan.output_dirs.len())
@@ -247,7 +234,7 @@ pub fn run(
         for output in &job.outputs {
             // One planned output per declared output, as counted above.
             let Some(planned) = outputs.next() else {
-                let cleanup = interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
+                let cleanup = Ending::settle(Commit::NotTried).cleanup;
                 let error = RunError::from(LocalError::Changed(job_path.to_owned()));
                 return Err(error.with_cleanup(cleanup));
             };
@@ -306,18 +293,11 @@ pub fn run(
     }
 
     let outcome = run_jobs(&options, &prepared, landlock.is_some(), &job_file, cwd);
-    let committed = match (&outcome, interrupt::stopped()) {
-        (Ok(()), None) => {
-            let inputs = HashSet::new();
-            interrupt::with_held(|transaction: &mut Transaction| {
-                transaction.commit(&plan, &inputs, &|| {
-                    interrupt::stopped().map(|s| s.describe())
-                })
-            })
-        }
-        _ => None,
+    let commit = match (&outcome, interrupt::stopped()) {
+        (Ok(()), None) => transaction::commit_held(&plan, &HashSet::new()),
+        _ => Commit::NotTried,
     };
-    let ending = Ending::settle(committed);
+    let ending = Ending::settle(commit);
     if let Some(status) = ending.report_stop(job_path) {
         return Ok(status);
     }

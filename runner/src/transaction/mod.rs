@@ -501,6 +501,44 @@ impl crate::interrupt::Cleanup for Transaction {
     }
 }
 
+/// Reclaims what abandoned runs left beside the plan's output directories (warnings
+/// always, notes with `verbose`), then begins this run's transaction, held by the stop
+/// handler. `Ok(Some(status))`: a stop came first, nothing was staged, and a line said
+/// so.
+pub fn reclaim_and_begin(
+    plan: &Plan,
+    verbose: bool,
+) -> Result<Option<ExitStatus>, TransactionError> {
+    let reclaimed = reclaim(plan);
+    for warning in &reclaimed.warnings {
+        dtlto_mock::stderr_line!("dtlto-runner: warning: {warning}");
+    }
+    if verbose {
+        for note in &reclaimed.notes {
+            dtlto_mock::stderr_line!("dtlto-runner: {note}");
+        }
+    }
+    match crate::interrupt::hold(|| Transaction::begin(plan)) {
+        Ok(()) => Ok(None),
+        Err(crate::interrupt::NotHeld::Stopped(stop)) => {
+            dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
+            Ok(Some(stop.into()))
+        }
+        Err(crate::interrupt::NotHeld::Failed(error)) => Err(error),
+    }
+}
+
+/// Commits the held transaction's outputs, unless a stop takes it first; a stop
+/// during the commit rolls it back.
+pub fn commit_held(plan: &Plan, inputs: &HashSet<FileId>) -> Commit {
+    crate::interrupt::with_held(|transaction: &mut Transaction| {
+        transaction.commit(plan, inputs, &|| {
+            crate::interrupt::stopped().map(|s| s.describe())
+        })
+    })
+    .into()
+}
+
 /// What became of a run's commit.
 pub enum Commit {
     /// Not tried: the run failed, or was stopped, before it.
