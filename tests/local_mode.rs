@@ -4,7 +4,7 @@
 //! they need no LLVM; the last ones link real programs with LLVM 23's clang and lld.
 #![cfg(unix)]
 
-use crate::util::llvm::{llvm, Llvm};
+use crate::util::llvm::{llvm, Llvm, PROGRAM, PROGRAM_OUTPUT};
 use crate::util::{
     changes, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs, wait_until, Run,
     TestDir,
@@ -405,20 +405,6 @@ fn hermetic_lets_a_job_read_only_what_it_declares() {
 
 // Real links with LLVM 23.
 
-/// main calls helper, helper calls twice: main's and helper's jobs import modules.
-const PROGRAM: &[(&str, &str)] = &[
-    (
-        "main",
-        "#include <stdio.h>\nint helper(int);\nint twice(int);\n\
-         int main(void) { printf(\"result=%d\\n\", helper(20) + twice(1)); return 0; }\n",
-    ),
-    (
-        "helper",
-        "int twice(int);\nint helper(int x) { return twice(x) + 1; }\n",
-    ),
-    ("twice", "int twice(int x) { return 2 * x; }\n"),
-];
-
 fn bitcode(llvm: &Llvm, dir: &TestDir) {
     for (name, code) in PROGRAM {
         dir.write(&format!("{name}.c"), code);
@@ -486,7 +472,7 @@ fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
         &["-Wl,--save-temps"],
     )
     .expect_status(0);
-    assert_eq!(run_app(&dir), "result=43\n");
+    assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
     assert_eq!(staging_left(&dir), Vec::<String>::new());
 
     // What local.py does: common.args + jobs[i].args, in order, in the same
@@ -531,7 +517,7 @@ fn archives_and_thin_archives_link_through_local_mode() {
             ],
         );
         link(&llvm, &dir, &["main.o", "lib.a"], &[], &[]).expect_status(0);
-        assert_eq!(run_app(&dir), "result=43\n");
+        assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
         assert_eq!(staging_left(&dir), Vec::<String>::new());
     }
 }
@@ -550,7 +536,7 @@ fn clang_links_with_jobs_2() {
         &[],
     )
     .expect_status(0);
-    assert_eq!(run_app(&dir), "result=43\n");
+    assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
 }
 
 #[test]
@@ -594,7 +580,7 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
         &["-Wl,--save-temps"],
     )
     .expect_status(0);
-    assert_eq!(run_app(&dir), "result=43\n");
+    assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
 
     let (name, mut doc) = job_file(&dir);
     // Run again by hand on the job file the link kept: it passes as it is.

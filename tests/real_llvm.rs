@@ -3,26 +3,10 @@
 //! them, with nothing partial left behind.
 #![cfg(unix)]
 
-use crate::util::llvm::{llvm, Llvm};
+use crate::util::llvm::{llvm, Llvm, PROGRAM, PROGRAM_OUTPUT};
 use crate::util::oracle::cpython_validate;
 use crate::util::{runner_exe, Run, TestDir};
 use std::path::Path;
-
-/// main calls helper, helper calls twice: the jobs of main and helper import other
-/// modules, so they have more than two inputs.
-const PROGRAM: &[(&str, &str)] = &[
-    (
-        "main",
-        "#include <stdio.h>\nint helper(int);\nint twice(int);\n\
-         int main(void) { printf(\"result=%d\\n\", helper(20) + twice(1)); return 0; }\n",
-    ),
-    (
-        "helper",
-        "int twice(int);\nint helper(int x) { return twice(x) + 1; }\n",
-    ),
-    ("twice", "int twice(int x) { return 2 * x; }\n"),
-];
-const PROGRAM_OUTPUT: &str = "result=43\n";
 
 /// Writes and compiles the program's modules under the given names.
 fn build_program(llvm: &Llvm, dir: &TestDir, names: [&str; 3]) {

@@ -114,3 +114,19 @@ fn split_driver_line(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// main calls helper, helper calls twice: the jobs of main and helper import other
+/// modules, so they have more than two inputs.
+pub const PROGRAM: &[(&str, &str)] = &[
+    (
+        "main",
+        "#include <stdio.h>\nint helper(int);\nint twice(int);\n\
+         int main(void) { printf(\"result=%d\\n\", helper(20) + twice(1)); return 0; }\n",
+    ),
+    (
+        "helper",
+        "int twice(int);\nint helper(int x) { return twice(x) + 1; }\n",
+    ),
+    ("twice", "int twice(int x) { return 2 * x; }\n"),
+];
+pub const PROGRAM_OUTPUT: &str = "result=43\n";
