@@ -321,9 +321,7 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
 
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |host| &mut host.wasi).map_err(LaunchError::Link)?;
-    if view.checks.any() || scopes_reads {
-        wasi_guard::install(&mut linker, view.checks, scopes_reads).map_err(LaunchError::Checks)?;
-    }
+    wasi_guard::install(&mut linker, view.checks, scopes_reads).map_err(LaunchError::Checks)?;
     // wasmtime-wasi runs each call in the ambient tokio runtime if there is one.
     let own_runtime = if view.needs_no_reactor {
         Some(
@@ -334,11 +332,21 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
     } else {
         None
     };
-    let _ambient = own_runtime.as_ref().map(|runtime| runtime.enter());
-    let result = linker
-        .instantiate(&mut store, module)
-        .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-        .and_then(|start| start.call(&mut store, ()));
+    let mut start = || {
+        linker
+            .instantiate(&mut store, module)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()))
+    };
+    // Either way the guest runs in a runtime's context: the guard polls each call
+    // once before it asks tokio to wait, and a first poll may need a runtime.
+    let result = match &own_runtime {
+        Some(runtime) => {
+            let _ambient = runtime.enter();
+            start()
+        }
+        None => wasmtime_wasi::runtime::with_ambient_tokio_runtime(start),
+    };
     let outcome = match result {
         Ok(()) => Outcome::Exited(0),
         Err(e) => match e.downcast_ref::<I32Exit>() {
