@@ -102,13 +102,14 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
     } else {
         Commit::NotTried
     };
-    finish(request, job_file, ended, Ending::settle(commit))
+    finish(request, job_file, &plan, ended, Ending::settle(commit))
 }
 
 /// Says how the run ended and picks the exit status.
 fn finish(
     request: &Request,
     job_file: &str,
+    plan: &Plan,
     ended: Result<Ended, RunError>,
     ending: Ending,
 ) -> Result<ExitStatus, RunError> {
@@ -130,12 +131,12 @@ fn finish(
             };
             return Err(error.with_cleanup(cleanup));
         }
-        (Outcome::Exited(0), Commit::Done(paths)) => {
+        (Outcome::Exited(0), Commit::Done(committed)) => {
             if request.verbose {
-                for path in &paths {
+                for &output in &committed {
                     dtlto_mock::stderr_line!(
                         "dtlto-runner: committed {}",
-                        shown(&path.to_string_lossy())
+                        shown(&plan.output_path(output).to_string_lossy())
                     );
                 }
             }

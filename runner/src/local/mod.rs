@@ -305,9 +305,10 @@ pub fn run(
     let failed = match (outcome, commit) {
         (Err(failure), _) => Some(LocalError::Job(failure)),
         (Ok(()), Commit::Failed(error)) => Some(LocalError::Commit(Box::new(error))),
-        (Ok(()), Commit::Done(paths)) => {
+        (Ok(()), Commit::Done(committed)) => {
             if options.verbose {
-                for path in &paths {
+                for &output in &committed {
+                    let path = plan.output_path(output);
                     dtlto_mock::stderr_line!("dtlto-runner: committed {}", path.display());
                 }
             }

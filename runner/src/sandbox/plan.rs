@@ -35,6 +35,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The host path of `outputs[index]`.
+    pub fn output_path(&self, index: usize) -> PathBuf {
+        let output = &self.outputs[index];
+        self.output_dirs[output.dir].host.join(&output.file_name)
+    }
+
     /// `--read DIR`: the whole tree of `dir` (relative to `cwd`), read-only, which the
     /// guest finds under `dir` as written.
     pub fn read_tree(&mut self, dir: &str, cwd: &Path) -> Result<(), ReadTreeError> {

@@ -300,15 +300,17 @@ impl Transaction {
         plan: &Plan,
         inputs: &HashSet<FileId>,
         stop: &dyn Fn() -> Option<String>,
-    ) -> Result<Vec<PathBuf>, TransactionError> {
+    ) -> Result<Vec<usize>, TransactionError> {
         // Output directory by output directory, each opened once, so that a run holds
         // a few descriptors at a time however many directories it writes.
         let mut by_dir: Vec<Vec<&str>> = vec![Vec::new(); self.dirs.len()];
-        let mut labels: FastMap<(usize, &str), &str> = FastMap::default();
-        for output in &plan.outputs {
+        // Staged file -> its output's index in the plan, whose location labels it.
+        let mut labels: FastMap<(usize, &str), usize> = FastMap::default();
+        for (i, output) in plan.outputs.iter().enumerate() {
             by_dir[output.dir].push(&output.file_name);
-            labels.insert((output.dir, &output.file_name), &output.location);
+            labels.insert((output.dir, &output.file_name), i);
         }
+        let label = |key: &(usize, &str)| plan.outputs[labels[key]].location.as_str();
         // Every staged file is checked before the first move.
         let mut undeclared = Vec::new();
         let mut unfit = Vec::new();
@@ -335,16 +337,13 @@ impl Transaction {
             for name in staged {
                 // A name that is not UTF-8 cannot be declared: JSON paths are text.
                 match name.to_str().and_then(|n| declared.get(n)) {
-                    Some(name) => {
-                        let label = labels[&(index, *name)];
-                        match fit_to_commit(&dirs.out, name) {
-                            Ok(id) => to_move.push((index, name, id)),
-                            Err(problem) => unfit.push(Problem::Staged {
-                                label: label.to_owned(),
-                                unfit: problem,
-                            }),
-                        }
-                    }
+                    Some(name) => match fit_to_commit(&dirs.out, name) {
+                        Ok(id) => to_move.push((index, name, id)),
+                        Err(problem) => unfit.push(Problem::Staged {
+                            label: label(&(index, *name)).to_owned(),
+                            unfit: problem,
+                        }),
+                    },
                     None => undeclared.push(self.dirs[index].host.join(&name)),
                 }
             }
@@ -381,7 +380,7 @@ impl Transaction {
                 Ok(previous) => done.push((index, name, placed, previous)),
                 Err(error) => {
                     failure = Some(Problem::Place {
-                        label: labels[&(index, name)].to_owned(),
+                        label: label(&(index, name)).to_owned(),
                         error,
                     });
                     break;
@@ -390,17 +389,15 @@ impl Transaction {
         }
         drop(open);
         let Some(failed) = failure else {
-            let placed: FastSet<(usize, &str)> = done.iter().map(|(i, n, ..)| (*i, *n)).collect();
-            let committed = plan
-                .outputs
+            let mut committed: Vec<usize> = done
                 .iter()
-                .filter(|o| placed.contains(&(o.dir, o.file_name.as_str())))
-                .map(|o| self.dirs[o.dir].host.join(&o.file_name))
+                .map(|(index, name, ..)| labels[&(*index, *name)])
                 .collect();
+            committed.sort_unstable();
             return Ok(committed);
         };
         Err(TransactionError::Commit(
-            self.roll_back(failed, done, &labels),
+            self.roll_back(failed, done, plan, &labels),
         ))
     }
 
@@ -409,7 +406,8 @@ impl Transaction {
         &mut self,
         failed: Problem,
         done: Vec<(usize, &str, FileId, Previous)>,
-        labels: &FastMap<(usize, &str), &str>,
+        plan: &Plan,
+        labels: &FastMap<(usize, &str), usize>,
     ) -> CommitError {
         let mut error = CommitError {
             failed,
@@ -431,7 +429,7 @@ impl Transaction {
                 Ok(Undone::Superseded) => error.superseded.push(target),
                 Err(e) => {
                     let root = self.dirs[index].staging.root();
-                    let label = labels[&(index, name)];
+                    let label = &plan.outputs[labels[&(index, name)]].location;
                     error.left.push(match previous {
                         Previous::None => format!(
                             "{label}: {} holds this run's file, and was absent before ({})",
@@ -543,17 +541,18 @@ pub fn commit_held(plan: &Plan, inputs: &HashSet<FileId>) -> Commit {
 pub enum Commit {
     /// Not tried: the run failed, or was stopped, before it.
     NotTried,
-    /// Every output is in place; the paths committed.
-    Done(Vec<PathBuf>),
+    /// Every output is in place; those committed, by their index in the plan's
+    /// outputs (`Plan::output_path` names them).
+    Done(Vec<usize>),
     /// It failed, and rolled back as the error says.
     Failed(TransactionError),
 }
 
-impl From<Option<Result<Vec<PathBuf>, TransactionError>>> for Commit {
-    fn from(tried: Option<Result<Vec<PathBuf>, TransactionError>>) -> Self {
+impl From<Option<Result<Vec<usize>, TransactionError>>> for Commit {
+    fn from(tried: Option<Result<Vec<usize>, TransactionError>>) -> Self {
         match tried {
             None => Commit::NotTried,
-            Some(Ok(paths)) => Commit::Done(paths),
+            Some(Ok(committed)) => Commit::Done(committed),
             Some(Err(error)) => Commit::Failed(error),
         }
     }
