@@ -400,20 +400,20 @@ fn growing<T: Guarded>(
 /// The calls a copy makes for every block, unchecked, but run by `finish` instead of
 /// the `block_on` of wasmtime-wasi's own linker.
 fn add_direct_calls<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        MODULE,
-        "fd_read",
-        |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, read: i32| {
-            wasi!(caller, fd_read(fd, iovs, count, read))
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "fd_write",
-        |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, written: i32| {
-            wasi!(caller, fd_write(fd, iovs, count, written))
-        },
-    )?;
+    // Both take a descriptor, an iovec array, its length and where to store a count.
+    for (name, reads) in [("fd_read", true), ("fd_write", false)] {
+        linker.func_wrap(
+            MODULE,
+            name,
+            move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, done: i32| {
+                if reads {
+                    wasi!(caller, fd_read(fd, iovs, count, done))
+                } else {
+                    wasi!(caller, fd_write(fd, iovs, count, done))
+                }
+            },
+        )?;
+    }
     Ok(())
 }
 
