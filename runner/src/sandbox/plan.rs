@@ -229,8 +229,10 @@ fn list(dir: &Path) -> Option<FastMap<String, fs::FileType>> {
 /// only for that message, not for each of the many inputs of a large link.
 #[derive(Debug, Clone)]
 enum ReadLocation {
-    /// The job file, a source or an argument, in words.
+    /// The job file or an argument, in words.
     Described(String),
+    /// The source of `jobs[i]` in mock mode: "source {i + 1} (for jobs[{i}])".
+    Source(usize),
     /// `common.inputs[i]`
     CommonInput(usize),
     /// `jobs[j].inputs[i]`
@@ -241,6 +243,7 @@ impl fmt::Display for ReadLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReadLocation::Described(what) => f.write_str(what),
+            ReadLocation::Source(i) => write!(f, "source {} (for jobs[{i}])", i + 1),
             ReadLocation::CommonInput(i) => write!(f, "common.inputs[{i}]"),
             ReadLocation::JobInput(j, i) => write!(f, "jobs[{j}].inputs[{i}]"),
         }
@@ -287,12 +290,16 @@ struct DirFacts {
     /// Listings serve only hosts whose names match byte for byte, where two names in
     /// one directory are one entry exactly when they are equal.
     listing: Option<Option<FastMap<String, fs::FileType>>>,
+    /// Its index in the plan's `read_dirs`, once preopened for reading.
+    read_dir: Option<usize>,
+    /// Its index in the plan's `output_dirs`, once it receives an output.
+    output_dir: Option<usize>,
 }
 
 /// A path resolved the way the host will resolve it, up to its last name.
 struct Resolved {
-    /// Canonical directory that holds it.
-    dir: PathBuf,
+    /// Canonical directory that holds it (an index into `Planner::dirs`).
+    dir: usize,
     /// Its name in that directory.
     name: String,
     /// Keys naming it (see `entry_key`): the entry itself and, if it is a link, what
@@ -304,7 +311,8 @@ struct Resolved {
 
 /// What a path to read leads to, links followed.
 struct Target {
-    dir: PathBuf,
+    /// Its canonical directory (an index into `Planner::dirs`).
+    dir: usize,
     name: String,
     file_type: fs::FileType,
     /// The link it was reached through, if any.
@@ -367,12 +375,22 @@ impl<'a> Planner<'a> {
             .id
             .get_or_insert_with(|| file_id::of_path(&facts.path).ok().map(|id| id.as_key()));
         match id {
-            Some(id) => match self.style {
-                PathStyle::Posix => format!("{id}/{name}"),
-                PathStyle::PosixCaseInsensitive | PathStyle::Windows => {
-                    format!("{id}/{}", name.to_lowercase())
-                }
-            },
+            Some(id) => {
+                let folded;
+                let name = match self.style {
+                    PathStyle::Posix => name,
+                    PathStyle::PosixCaseInsensitive | PathStyle::Windows => {
+                        folded = name.to_lowercase();
+                        &folded
+                    }
+                };
+                // Built by hand: `format!` costs more than the key for every path.
+                let mut key = String::with_capacity(id.len() + 1 + name.len());
+                key.push_str(id);
+                key.push('/');
+                key.push_str(name);
+                key
+            }
             None => comparison_key(&facts.path.join(name).to_string_lossy(), self.style),
         }
     }
@@ -386,6 +404,8 @@ impl<'a> Planner<'a> {
             path: path.clone(),
             id: None,
             listing: None,
+            read_dir: None,
+            output_dir: None,
         });
         self.dir_index.insert(path, self.dirs.len() - 1);
         self.dirs.len() - 1
@@ -450,8 +470,9 @@ impl<'a> Planner<'a> {
             return Ok(self.plan);
         };
         self.count_dirs(args.iter());
-        let job = self.required_input(job_path, "the job file")?;
-        let job_target = job.dir.join(&job.name);
+        let job_file_location = ReadLocation::Described("the job file".to_owned());
+        let job = self.required_input(job_path, &job_file_location)?;
+        let job_target = self.dirs[job.dir].path.join(&job.name);
         if let Ok(meta) = fs::metadata(&job_target) {
             if meta.len() > MAX_JOB_FILE_BYTES {
                 return Err(PlanError::UnreadableInput {
@@ -491,7 +512,7 @@ impl<'a> Planner<'a> {
                     }
                     // With an invalid job file the guest reports that first, as mock.py
                     // would; its sources are made readable but not required.
-                    let what = format!("source {} (for jobs[{i}])", i + 1);
+                    let what = ReadLocation::Source(i);
                     let target = match jobs {
                         Some(_) => Some(self.required_input(source, &what)?),
                         None => self.input(source, &what, false)?,
@@ -503,8 +524,10 @@ impl<'a> Planner<'a> {
             }
             Reads::AnyExistingArgument => {
                 for arg in rest {
-                    let what = "a file named on the distributor's command line";
-                    if let Some(target) = self.input(arg, what, false)? {
+                    let what = ReadLocation::Described(
+                        "a file named on the distributor's command line".to_owned(),
+                    );
+                    if let Some(target) = self.input(arg, &what, false)? {
                         self.readable(arg, target);
                     }
                 }
@@ -572,12 +595,12 @@ impl<'a> Planner<'a> {
             .map_err(Unresolved::NoDirectory)?;
         let entry_type = self.entry_type(index, &name, many);
         let mut keys = vec![self.entry_key(index, &name)];
-        let dir = self.dirs[index].path.clone();
         if entry_type.is_some_and(|t| t.is_symlink()) {
-            keys.extend(self.link_target_key(&dir.join(&name)));
+            let link = self.dirs[index].path.join(&name);
+            keys.extend(self.link_target_key(&link));
         }
         Ok(Resolved {
-            dir,
+            dir: index,
             name,
             keys,
             entry_type,
@@ -590,11 +613,11 @@ impl<'a> Planner<'a> {
     fn input(
         &mut self,
         path: &str,
-        what: &str,
+        what: &ReadLocation,
         required: bool,
     ) -> Result<Option<Target>, PlanError> {
         let refuse = |reason: String| PlanError::UnreadableInput {
-            what: what.to_owned(),
+            what: what.to_string(),
             path: path.to_owned(),
             reason,
         };
@@ -609,7 +632,7 @@ impl<'a> Planner<'a> {
         };
         let target = match resolved.entry_type {
             None if required => {
-                let entry = resolved.dir.join(&resolved.name);
+                let entry = self.dirs[resolved.dir].path.join(&resolved.name);
                 return Err(match self.unreachable_entries.get(&entry) {
                     Some(why) => refuse(why.reason.clone()),
                     None => missing(),
@@ -617,16 +640,18 @@ impl<'a> Planner<'a> {
             }
             None => return Ok(None),
             Some(t) if t.is_symlink() => {
-                let link = resolved.dir.join(&resolved.name);
+                let link = self.dirs[resolved.dir].path.join(&resolved.name);
                 let followed = fs::canonicalize(&link).and_then(|target| {
                     let file_type = fs::metadata(&target)?.file_type();
                     Ok((target, file_type))
                 });
                 match followed {
                     Ok((target, file_type)) => Target {
-                        dir: target
-                            .parent()
-                            .map_or_else(|| target.clone(), Path::to_path_buf),
+                        dir: self.intern(
+                            target
+                                .parent()
+                                .map_or_else(|| target.clone(), Path::to_path_buf),
+                        ),
                         name: target
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
@@ -644,8 +669,8 @@ impl<'a> Planner<'a> {
                 }
             }
             Some(file_type) => Target {
-                dir: resolved.dir.clone(),
-                name: resolved.name.clone(),
+                dir: resolved.dir,
+                name: resolved.name,
                 file_type,
                 via_link: false,
             },
@@ -653,7 +678,7 @@ impl<'a> Planner<'a> {
         if required && !target.file_type.is_file() {
             let kind = file_kind(&target.file_type);
             return Err(refuse(if target.via_link {
-                let shown = target.dir.join(&target.name);
+                let shown = self.dirs[target.dir].path.join(&target.name);
                 format!(
                     "it is a symbolic link to {}, which is {kind}, not a regular file",
                     quoted(&shown.to_string_lossy())
@@ -663,18 +688,16 @@ impl<'a> Planner<'a> {
             }));
         }
         for key in resolved.keys {
-            self.read_keys
-                .entry(key)
-                .or_insert_with(|| ReadLocation::Described(what.to_owned()));
+            self.read_keys.entry(key).or_insert_with(|| what.clone());
         }
         Ok(Some(target))
     }
 
     /// An input that must be a regular file.
-    fn required_input(&mut self, path: &str, what: &str) -> Result<Target, PlanError> {
+    fn required_input(&mut self, path: &str, what: &ReadLocation) -> Result<Target, PlanError> {
         self.input(path, what, true)?
             .ok_or_else(|| PlanError::UnreadableInput {
-                what: what.to_owned(),
+                what: what.to_string(),
                 path: path.to_owned(),
                 reason: "no such file or directory".to_owned(),
             })
@@ -694,17 +717,17 @@ impl<'a> Planner<'a> {
         };
         let target = match resolved.entry_type {
             Some(t) if t.is_file() => Some(Target {
-                dir: resolved.dir.clone(),
-                name: resolved.name.clone(),
+                dir: resolved.dir,
+                name: resolved.name,
                 file_type: t,
                 via_link: false,
             }),
             Some(t) if t.is_symlink() => {
-                let link = resolved.dir.join(&resolved.name);
+                let link = self.dirs[resolved.dir].path.join(&resolved.name);
                 fs::canonicalize(&link).ok().and_then(|target| {
                     let file_type = fs::metadata(&target).ok()?.file_type();
                     Some(Target {
-                        dir: target.parent()?.to_path_buf(),
+                        dir: self.intern(target.parent()?.to_path_buf()),
                         name: target.file_name()?.to_str()?.to_owned(),
                         file_type,
                         via_link: true,
@@ -731,18 +754,14 @@ impl<'a> Planner<'a> {
         if !target.file_type.is_file() {
             return;
         }
-        let index = match self
-            .plan
-            .read_dirs
-            .iter()
-            .position(|(d, _)| *d == target.dir)
-        {
+        let facts = &mut self.dirs[target.dir];
+        let index = match facts.read_dir {
             Some(index) => index,
             None => {
                 let guest = format!("{GUEST_ROOT}/in{}", self.plan.read_dirs.len());
-                self.plan.read_dirs.push((target.dir, guest));
+                self.plan.read_dirs.push((facts.path.clone(), guest));
                 self.plan.granted.push(Some(BTreeSet::new()));
-                self.plan.read_dirs.len() - 1
+                *facts.read_dir.insert(self.plan.read_dirs.len() - 1)
             }
         };
         let guest_path = format!("{}/{}", self.plan.read_dirs[index].1, target.name);
@@ -816,20 +835,16 @@ impl<'a> Planner<'a> {
         for key in &resolved.keys {
             output_keys.insert(key.clone(), location.clone());
         }
-        let dir = match self
-            .plan
-            .output_dirs
-            .iter()
-            .position(|d| d.host == resolved.dir)
-        {
+        let facts = &mut self.dirs[resolved.dir];
+        let dir = match facts.output_dir {
             Some(dir) => dir,
             None => {
                 let guest = format!("{GUEST_ROOT}/out{}", self.plan.output_dirs.len());
                 self.plan.output_dirs.push(OutputDir {
-                    host: resolved.dir.clone(),
+                    host: facts.path.clone(),
                     guest,
                 });
-                self.plan.output_dirs.len() - 1
+                *facts.output_dir.insert(self.plan.output_dirs.len() - 1)
             }
         };
         let guest_path = format!("{}/{}", self.plan.output_dirs[dir].guest, resolved.name);
