@@ -335,7 +335,10 @@ pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<End
     let mut start = || {
         linker
             .instantiate(&mut store, module)
-            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|instance| {
+                store.data_mut().guard.memory = instance.get_memory(&mut store, "memory");
+                instance.get_typed_func::<(), ()>(&mut store, "_start")
+            })
             .and_then(|start| start.call(&mut store, ()))
     };
     // Either way the guest runs in a runtime's context: the guard polls each call

@@ -84,6 +84,9 @@ pub struct Guard {
     pub exceeded: Option<String>,
     /// Guest paths refused, with the reason, for the report.
     pub refused_paths: Vec<String>,
+    /// The guest's exported memory, once instantiated: looking it up by name costs a
+    /// string hash in every call.
+    pub memory: Option<wasmtime::Memory>,
     /// Refusals beyond those kept.
     pub refused_more: usize,
 }
@@ -112,6 +115,7 @@ impl Guard {
             exceeded: None,
             refused_paths: Vec::new(),
             refused_more: 0,
+            memory: None,
         }
     }
 
@@ -318,12 +322,16 @@ macro_rules! ask {
     }};
 }
 
-fn memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
-    caller.get_export("memory").and_then(Extern::into_memory)
+fn memory<T: Guarded>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
+    caller
+        .data_mut()
+        .guard()
+        .memory
+        .or_else(|| caller.get_export("memory").and_then(Extern::into_memory))
 }
 
 /// `len` bytes at `ptr` in guest memory, if they are all there.
-fn guest_bytes<T>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<u8>> {
+fn guest_bytes<T: Guarded>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let memory = memory(caller)?;
     let start = ptr as u32 as usize;
     let end = start.checked_add(len as u32 as usize)?;
@@ -332,7 +340,7 @@ fn guest_bytes<T>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<
 
 /// The length of the first non-empty buffer of an iovec array (`{buf: u32, len:
 /// u32}` each): wasmtime-wasi writes that one only, and the guest's libc loops.
-fn first_iovec_len<T>(caller: &mut Caller<'_, T>, iovs: i32, count: i32) -> u64 {
+fn first_iovec_len<T: Guarded>(caller: &mut Caller<'_, T>, iovs: i32, count: i32) -> u64 {
     let Some(table) = guest_bytes(caller, iovs, count.saturating_mul(8)) else {
         return 0; // the original refuses it
     };
