@@ -201,11 +201,12 @@ pub fn plan(faults: &[Fault], jobs: &[dtlto_mock::job_file::Job]) -> Plan {
         .map(|(i, job)| {
             let output = job.native_object();
             let applying: Vec<&Fault> = faults.iter().filter(|f| f.applies_to(i, output)).collect();
-            let place = format!("jobs[{i}].outputs[0] {}", quoted(output));
+            // Formatted only for a fault that applies: most jobs of a link have none.
+            let place = || format!("jobs[{i}].outputs[0] {}", quoted(output));
             let mut steps = Vec::new();
             for fault in &applying {
                 if let Kind::Delay(ms) = fault.kind {
-                    steps.push(announce(fault, place.clone()));
+                    steps.push(announce(fault, place()));
                     steps.push(Step::Wait(ms));
                 }
             }
@@ -217,7 +218,7 @@ pub fn plan(faults: &[Fault], jobs: &[dtlto_mock::job_file::Job]) -> Plan {
                 )
             });
             if let Some(fault) = content_fault {
-                steps.push(announce(fault, place.clone()));
+                steps.push(announce(fault, place()));
             }
             let content = match content_fault.map(|f| &f.kind) {
                 None => Some(Content::Source),
@@ -254,7 +255,7 @@ pub fn plan(faults: &[Fault], jobs: &[dtlto_mock::job_file::Job]) -> Plan {
             }
             for fault in applying.iter().filter(|f| f.kind == Kind::UndeclaredOutput) {
                 let neighbour = quoted(&format!("{output}.undeclared"));
-                steps.push(announce(fault, format!("{neighbour}, beside {place}")));
+                steps.push(announce(fault, format!("{neighbour}, beside {}", place())));
                 steps.push(Step::Write {
                     location: "an undeclared output".to_owned(),
                     path: output.to_owned(),

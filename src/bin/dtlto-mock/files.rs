@@ -7,6 +7,7 @@ use crate::sandbox_reach;
 use dtlto_mock::commit::{commit_all, Move};
 use dtlto_mock::job_file::MAX_JOB_FILE_BYTES;
 use dtlto_mock::message::{file_kind, io_error, quoted};
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -56,13 +57,17 @@ impl Files {
     /// Checks, before anything is opened, that `host_path` is a regular file (opening
     /// a FIFO would wait for a writer forever), and returns its size. Under
     /// dtlto-runner the runner has checked it already, so this looks at nothing.
-    pub fn check_regular(&self, what: &str, host_path: &str) -> Result<Option<u64>, Failure> {
+    pub fn check_regular(
+        &self,
+        what: &dyn fmt::Display,
+        host_path: &str,
+    ) -> Result<Option<u64>, Failure> {
         if self.paths.is_mapped() {
             return Ok(None);
         }
         let guest_path = self.paths.to_guest(host_path);
         let meta = fs::metadata(guest_path)
-            .map_err(|e| self.open_failure(what, host_path, guest_path, &e))?;
+            .map_err(|e| self.open_failure(&what.to_string(), host_path, guest_path, &e))?;
         if !meta.is_file() {
             return Err(Failure::Job(format!(
                 "cannot open {what} {}: it is {}, not a regular file",
@@ -74,15 +79,17 @@ impl Files {
     }
 
     /// Opens `host_path` for reading; `what` says what it is ("the job file", ...).
-    pub fn open(&self, what: &str, host_path: &str) -> Result<File, Failure> {
+    /// A `what` of many files is formatted only for a message.
+    pub fn open(&self, what: &dyn fmt::Display, host_path: &str) -> Result<File, Failure> {
         let guest_path = self.paths.to_guest(host_path);
-        File::open(guest_path).map_err(|e| self.open_failure(what, host_path, guest_path, &e))
+        File::open(guest_path)
+            .map_err(|e| self.open_failure(&what.to_string(), host_path, guest_path, &e))
     }
 
     /// Reads the job file, at most MAX_JOB_FILE_BYTES, in chunks a host accepts.
     pub fn read_job_file(&self, what: &str, host_path: &str) -> Result<Vec<u8>, Failure> {
-        let size = self.check_regular(what, host_path)?;
-        let mut file = self.open(what, host_path)?;
+        let size = self.check_regular(&what, host_path)?;
+        let mut file = self.open(&what, host_path)?;
         let size = match size {
             Some(size) => size,
             None => file.metadata().map(|m| m.len()).unwrap_or(0),

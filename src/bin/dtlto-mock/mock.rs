@@ -11,6 +11,7 @@ use crate::files::{CopyBuffer, Files};
 use crate::job_text;
 use dtlto_mock::job_file::{output_path_problem, JobFile, Violation};
 use dtlto_mock::message::quoted;
+use std::fmt;
 
 pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Result<(), Failure> {
     let (faults, sources) = faults::split(args)?;
@@ -48,9 +49,8 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
 
     // 3. Check every source before writing anything. Each is opened only when its
     //    copy starts, so a link of any size needs two open files, not one per job.
-    let source_role = |i: usize| format!("source {} (for jobs[{i}])", i + 1);
     for (i, source) in sources.iter().take(jobs.len()).enumerate() {
-        files.check_regular(&source_role(i), source)?;
+        files.check_regular(&SourceRole(i), source)?;
     }
 
     // 4. Write each job's outputs as planned (a copy of its source, unless a fault
@@ -71,7 +71,7 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
                 } => match content {
                     Content::Bytes(bytes) => outputs.write(location, path, suffix, bytes)?,
                     Content::Source | Content::HalfOfSource => {
-                        let mut source = files.open(&source_role(i), &sources[i])?;
+                        let mut source = files.open(&SourceRole(i), &sources[i])?;
                         let limit = (*content == Content::HalfOfSource)
                             .then(|| source.metadata().map(|m| m.len() / 2).unwrap_or(0));
                         outputs.copy(
@@ -94,6 +94,16 @@ pub fn run(files: &Files, program: &str, args: &[String], job_path: &str) -> Res
         return Err(Failure::Injected(status));
     }
     Ok(())
+}
+
+/// "source 3 (for jobs[2])": what the source of `jobs[i]` is called in a message,
+/// formatted only for one.
+struct SourceRole(usize);
+
+impl fmt::Display for SourceRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "source {} (for jobs[{}])", self.0 + 1, self.0)
+    }
 }
 
 /// Outputs that cannot name a file (`keep.txt/`, `newdir/.`): refused before any
