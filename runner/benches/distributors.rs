@@ -10,8 +10,9 @@
 //!     cargo bench -p dtlto-runner -- --runs 9 --only 10k --dir /dev/shm
 //!     cargo bench -p dtlto-runner -- --compare /path/to/older/dtlto-runner
 //!
-//! `--compare` also measures another build of the runner on the same workloads, in
-//! turn with this one, and prints each row's ratio against it.
+//! The tools of a shape run in turn, round after round, so that a machine whose speed
+//! drifts slows them all alike. `--compare` also measures another build of the runner
+//! on the same workloads, in turn with this one, and prints each row's ratio against it.
 
 use std::fs;
 use std::io::Write;
@@ -145,53 +146,59 @@ fn main() {
         mock_args.push(job_file.clone());
         let clean = || fresh_output_dir(&dir);
 
-        let mut rows: Vec<(&str, Measurement)> = Vec::new();
+        let mut python_mock_args = vec![benches
+            .join("mock_contract.py")
+            .to_string_lossy()
+            .into_owned()];
+        python_mock_args.extend(mock_args.iter().cloned());
+        let validate_args = vec!["validate".to_owned(), job_file.clone()];
+        let python_validate_args = vec![oracle.to_string_lossy().into_owned(), job_file.clone()];
+        let python = Path::new("python3");
+
+        // Each group's tools run in turn, round after round: a machine whose speed
+        // drifts (a shared one drifts by 20% in minutes) slows them all alike, and
+        // the ratios between them hold.
+        let mut groups: Vec<Vec<(&str, Tool)>> = Vec::new();
         if shape.copies {
-            rows.push((
+            let mut mock = vec![(
                 "runner mock",
-                measure(runs, &clean, || command(&runner, &mock_args, &dir)),
-            ));
+                Tool::Command(Box::new(|| command(&runner, &mock_args, &dir))),
+            )];
             if let Some(compared) = &compared {
-                rows.push((
+                mock.push((
                     "compared mock",
-                    measure(runs, &clean, || command(compared, &mock_args, &dir)),
+                    Tool::Command(Box::new(|| command(compared, &mock_args, &dir))),
                 ));
             }
-            let mut python_args = vec![benches
-                .join("mock_contract.py")
-                .to_string_lossy()
-                .into_owned()];
-            python_args.extend(mock_args.iter().cloned());
-            rows.push((
+            mock.push((
                 "python3 mock",
-                measure(runs, &clean, || {
-                    command(Path::new("python3"), &python_args, &dir)
-                }),
+                Tool::Command(Box::new(|| command(python, &python_mock_args, &dir))),
             ));
-            rows.push((
-                "floor: fs::copy loop",
-                measure_floor(runs, &clean, &dir, &sources),
-            ));
+            mock.push(("floor: fs::copy loop", Tool::Floor(&dir, &sources)));
+            groups.push(mock);
         }
-        let validate_args = vec!["validate".to_owned(), job_file.clone()];
-        rows.push((
+        let mut validate = vec![(
             "runner validate",
-            measure(runs, &clean, || command(&runner, &validate_args, &dir)),
-        ));
+            Tool::Command(Box::new(|| command(&runner, &validate_args, &dir))),
+        )];
         if let Some(compared) = &compared {
-            rows.push((
+            validate.push((
                 "compared validate",
-                measure(runs, &clean, || command(compared, &validate_args, &dir)),
+                Tool::Command(Box::new(|| command(compared, &validate_args, &dir))),
             ));
         }
         if !shape.copies {
-            let python_args = vec![oracle.to_string_lossy().into_owned(), job_file.clone()];
-            rows.push((
+            validate.push((
                 "python3 validate",
-                measure(runs, &clean, || {
-                    command(Path::new("python3"), &python_args, &dir)
-                }),
+                Tool::Command(Box::new(|| command(python, &python_validate_args, &dir))),
             ));
+        }
+        groups.push(validate);
+        let mut rows: Vec<(&str, Measurement)> = Vec::new();
+        for group in &groups {
+            let tools: Vec<&Tool> = group.iter().map(|(_, tool)| tool).collect();
+            let measured = measure_in_turn(runs, &clean, &tools);
+            rows.extend(group.iter().map(|(name, _)| *name).zip(measured));
         }
         report(&rows, shape, job_size);
         let _ = fs::remove_dir_all(&dir);
@@ -304,51 +311,66 @@ fn enough(times: &[Duration], runs: usize) -> bool {
     times.len() >= runs && (!short || total >= MIN_MEASURED || times.len() >= MAX_RUNS)
 }
 
-/// Runs a fresh process at least `runs` times (after one warm-up), cleaning outputs
-/// before each.
-fn measure(runs: usize, clean: &dyn Fn(), make: impl Fn() -> Command) -> Measurement {
-    let mut times = Vec::new();
-    let mut peak = 0;
-    let mut run = 0;
-    while !enough(&times, runs) {
-        clean();
-        let start = Instant::now();
-        // Reaped by wait4 below, which also reports the child's own peak memory.
-        #[allow(clippy::zombie_processes)]
-        let child = make().spawn().expect("start the benchmarked command");
-        let (status, rss) = wait_with_peak_rss(child.id());
-        let elapsed = start.elapsed();
-        assert_eq!(status, 0, "a benchmarked command failed");
-        if run > 0 {
-            times.push(elapsed);
-            peak = peak.max(rss);
+/// What a row measures: a fresh process, or the floor's loop in this one.
+enum Tool<'a> {
+    Command(Box<dyn Fn() -> Command + 'a>),
+    /// The same copies as one native loop of std::fs::copy (copy_file_range).
+    Floor(&'a Path, &'a [String]),
+}
+
+/// Runs each of `tools` at least `runs` times (after one warm-up each), in turn: one
+/// run of every tool that still needs runs per round, outputs cleaned before each.
+fn measure_in_turn(runs: usize, clean: &dyn Fn(), tools: &[&Tool]) -> Vec<Measurement> {
+    let mut measured: Vec<Measurement> = tools
+        .iter()
+        .map(|tool| Measurement {
+            times: Vec::new(),
+            peak_rss_kib: matches!(tool, Tool::Command(_)).then_some(0),
+        })
+        .collect();
+    let mut warm = vec![false; tools.len()];
+    loop {
+        let mut ran = false;
+        for (i, tool) in tools.iter().enumerate() {
+            if warm[i] && enough(&measured[i].times, runs) {
+                continue;
+            }
+            ran = true;
+            clean();
+            let (elapsed, rss) = run_once(tool);
+            if warm[i] {
+                measured[i].times.push(elapsed);
+                if let (Some(peak), Some(rss)) = (&mut measured[i].peak_rss_kib, rss) {
+                    *peak = (*peak).max(rss);
+                }
+            }
+            warm[i] = true;
         }
-        run += 1;
-    }
-    Measurement {
-        times,
-        peak_rss_kib: Some(peak),
+        if !ran {
+            return measured;
+        }
     }
 }
 
-/// The floor: the same copies as one native loop of std::fs::copy (copy_file_range).
-fn measure_floor(runs: usize, clean: &dyn Fn(), dir: &Path, sources: &[String]) -> Measurement {
-    let mut times = Vec::new();
-    let mut run = 0;
-    while !enough(&times, runs) {
-        clean();
-        let start = Instant::now();
-        for (i, source) in sources.iter().enumerate() {
-            fs::copy(dir.join(source), dir.join(format!("out/o{i}.native.o"))).expect("copy");
+/// One run of `tool`: its wall time and, for a process, its peak RSS in KiB.
+fn run_once(tool: &Tool) -> (Duration, Option<u64>) {
+    let start = Instant::now();
+    match tool {
+        Tool::Command(make) => {
+            // Reaped by wait4 below, which also reports the child's own peak memory.
+            #[allow(clippy::zombie_processes)]
+            let child = make().spawn().expect("start the benchmarked command");
+            let (status, rss) = wait_with_peak_rss(child.id());
+            let elapsed = start.elapsed();
+            assert_eq!(status, 0, "a benchmarked command failed");
+            (elapsed, Some(rss))
         }
-        if run > 0 {
-            times.push(start.elapsed());
+        Tool::Floor(dir, sources) => {
+            for (i, source) in sources.iter().enumerate() {
+                fs::copy(dir.join(source), dir.join(format!("out/o{i}.native.o"))).expect("copy");
+            }
+            (start.elapsed(), None)
         }
-        run += 1;
-    }
-    Measurement {
-        times,
-        peak_rss_kib: None,
     }
 }
 
