@@ -213,12 +213,13 @@ mod platform {
 
         /// The names in the directory, but `.` and `..`.
         pub fn names(&self) -> io::Result<Names> {
-            use std::os::unix::ffi::OsStrExt;
+            use std::os::unix::ffi::OsStringExt;
             let mut names = Vec::new();
             for entry in rustix::fs::Dir::read_from(&self.fd).map_err(os)? {
-                let name = entry.map_err(os)?.file_name().to_bytes().to_vec();
+                let entry = entry.map_err(os)?;
+                let name = entry.file_name().to_bytes();
                 if name != b"." && name != b".." {
-                    names.push(std::ffi::OsStr::from_bytes(&name).to_os_string());
+                    names.push(std::ffi::OsString::from_vec(name.to_vec()));
                 }
             }
             Ok(names)

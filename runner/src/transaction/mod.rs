@@ -305,7 +305,8 @@ impl Transaction {
         // a few descriptors at a time however many directories it writes.
         let mut by_dir: Vec<Vec<&str>> = vec![Vec::new(); self.dirs.len()];
         // Staged file -> its output's index in the plan, whose location labels it.
-        let mut labels: FastMap<(usize, &str), usize> = FastMap::default();
+        let mut labels: FastMap<(usize, &str), usize> =
+            FastMap::with_capacity_and_hasher(plan.outputs.len(), Default::default());
         for (i, output) in plan.outputs.iter().enumerate() {
             by_dir[output.dir].push(&output.file_name);
             labels.insert((output.dir, &output.file_name), i);
