@@ -40,7 +40,8 @@ pub struct Request {
 }
 
 /// Runs the request with paths relative to `cwd`; returns the exit status to report.
-/// Errors are the runner's own refusals and failures.
+/// Errors are the runner's own refusals and failures. Once per process: the plan's
+/// memory is left to the process's end.
 pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
     let (reads, writes, mode_words) = match request.program {
         Program::Embedded => match dtlto_mock::mode::select(&request.program_name, &request.args) {

@@ -108,6 +108,7 @@ pub fn options(args: &[String], verbose: bool) -> Result<Options, LocalUsage> {
 }
 
 /// Runs local mode with `args` (after the word `local`); returns the exit status.
+/// Once per process: the planner's memory is left to the process's end.
 pub fn run(
     args: &[String],
     verbose: bool,

@@ -145,8 +145,9 @@ pub enum PlanError {
 const GUEST_ROOT: &str = "/dtlto";
 
 /// Plans a run of a distributor with `args` (the job file last), paths relative to
-/// `cwd`. With `writes` false (dtlto-mock's validate mode) the job file is not read and
-/// no output is planned: the guest gets read access only.
+/// `cwd`. With `writes` false (dtlto-mock's validate mode) the job file is not read
+/// and no output is planned: the guest gets read access only. Once per process: the
+/// planner's maps are left to the process's end.
 pub fn plan(args: &[String], cwd: &Path, reads: Reads, writes: bool) -> Result<Plan, PlanError> {
     Planner::new(cwd).plan(args, reads, writes)
 }

@@ -294,7 +294,7 @@ impl Transaction {
     /// Checks what the guest staged and moves every declared output into place, or
     /// none. `stop` is asked between moves; a reason rolls the commit back. `inputs`
     /// are the identities of what the run reads: no output may replace one of them.
-    /// Returns the committed paths, in job order.
+    /// Returns the indices (into the plan's outputs) of those committed, in job order.
     pub fn commit(
         &mut self,
         plan: &Plan,
