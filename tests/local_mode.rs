@@ -6,8 +6,8 @@
 
 use crate::util::llvm::{llvm, Llvm, PROGRAM, PROGRAM_OUTPUT};
 use crate::util::{
-    changes, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs, wait_until, Run,
-    TestDir,
+    changes, local_jobs, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs,
+    staging_left, wait_until, Run, TestDir,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,42 +15,7 @@ use std::time::{Duration, Instant};
 /// A job file whose "compiler" is `sh -c SCRIPT sh`: job i's args are `-o out<i>.o`
 /// plus `extra[i]`, so the script sees `$2` = its output.
 fn sh_jobs(dir: &TestDir, script: &str, jobs: usize, extra: &[&[&str]]) -> String {
-    let jobs: Vec<serde_json::Value> = (0..jobs)
-        .map(|i| {
-            let mut args = vec![
-                serde_json::json!("-o"),
-                serde_json::json!(format!("out{i}.o")),
-            ];
-            args.extend(
-                extra
-                    .get(i)
-                    .into_iter()
-                    .flat_map(|e| e.iter().map(|a| serde_json::json!(a))),
-            );
-            serde_json::json!({
-                "args": args,
-                "inputs": [format!("in{i}.bc"), format!("in{i}.thinlto.bc")],
-                "outputs": [format!("out{i}.o")],
-            })
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "common": {"linker_output": "app", "args": ["sh", "-c", script, "sh"], "inputs": []},
-        "jobs": jobs,
-    });
-    for i in 0..jobs.len() {
-        dir.write(&format!("in{i}.bc"), format!("bitcode {i}"));
-        dir.write(&format!("in{i}.thinlto.bc"), format!("index {i}"));
-    }
-    dir.write("job.json", doc.to_string());
-    "job.json".to_owned()
-}
-
-fn staging_left(dir: &TestDir) -> Vec<String> {
-    dir.snapshot()
-        .into_keys()
-        .filter(|n| n.contains(".dtlto-staging"))
-        .collect()
+    local_jobs(dir, &["sh", "-c", script, "sh"], jobs, extra)
 }
 
 /// Landlock must be there where these tests run (this machine, CI): a kernel

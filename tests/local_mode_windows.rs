@@ -6,7 +6,9 @@
 //! cannot run here.
 #![cfg(windows)]
 
-use crate::util::{changes, run_runner, runner_exe, spawn_runner, TestDir};
+use crate::util::{
+    changes, local_jobs, run_runner, runner_exe, spawn_runner, staging_left, TestDir,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,27 +44,10 @@ fn stand_in() -> Option<PathBuf> {
 /// A job file whose compiler is the stand-in: job i's args are `-o out<i>.o` and then
 /// `extra[i]`; it reads `in<i>.bc` and `in<i>.thinlto.bc` and writes `out<i>.o`.
 fn jobs(dir: &TestDir, compiler: &Path, extra: &[&[&str]]) -> String {
-    let jobs: Vec<serde_json::Value> = extra
-        .iter()
-        .enumerate()
-        .map(|(i, extra)| {
-            let mut args = vec!["-o".to_owned(), format!("out{i}.o")];
-            args.extend(extra.iter().map(|a| a.to_string()));
-            dir.write(&format!("in{i}.bc"), format!("bitcode {i}"));
-            dir.write(&format!("in{i}.thinlto.bc"), format!("index {i}"));
-            serde_json::json!({
-                "args": args,
-                "inputs": [format!("in{i}.bc"), format!("in{i}.thinlto.bc")],
-                "outputs": [format!("out{i}.o")],
-            })
-        })
-        .collect();
-    let doc = serde_json::json!({
-        "common": {"linker_output": "app", "args": [compiler], "inputs": []},
-        "jobs": jobs,
-    });
-    dir.write("job.json", doc.to_string());
-    "job.json".to_owned()
+    let compiler = compiler
+        .to_str()
+        .expect("the stand-in compiler's path is text");
+    local_jobs(dir, &[compiler], extra.len(), extra)
 }
 
 /// Replaces `from` by `to` in the job file.
@@ -70,13 +55,6 @@ fn edit(dir: &TestDir, job: &str, from: &str, to: &str) {
     let text = std::fs::read_to_string(dir.join(job)).unwrap();
     assert!(text.contains(from), "{from} not in {text}");
     dir.write(job, text.replace(from, to));
-}
-
-fn staging_left(dir: &TestDir) -> Vec<String> {
-    dir.snapshot()
-        .into_keys()
-        .filter(|n| n.contains(".dtlto-staging"))
-        .collect()
 }
 
 fn text(dir: &TestDir, name: &str) -> String {

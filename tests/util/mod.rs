@@ -8,7 +8,7 @@
 //! - `guest_in_process`: the guest under wasmtime in-process, as `wasmtime run`;
 //! - `tree`: snapshots of a directory and what changed between two;
 //! - `staging`: a run's staging directories, watched from outside;
-//! - `job_file`: job files as lld writes them;
+//! - `job_file`: job files as lld writes them, and for local mode;
 //! - `unix_host`: root, FIFOs, open-file limits, signals;
 //! - `hostile`: hostile WASI guests, generated as WAT;
 //! - `llvm`, `oracle`: the outside tools (LLVM 23, CPython).
@@ -29,14 +29,14 @@ pub mod unix_host;
 
 pub use dir::TestDir;
 pub use guest_in_process::wasmtime_run;
-pub use job_file::job_file_json;
+pub use job_file::{job_file_json, local_jobs};
 pub use run::Run;
 #[cfg(unix)]
 pub use run::{run_tool, Started};
 #[cfg(unix)]
 pub use runner::runner_for_every_user;
 pub use runner::{repo_root, run_runner, runner_command, runner_exe, spawn_runner, target_command};
-pub use staging::{is_staged, staging_dirs, wait_until};
+pub use staging::{is_staged, staging_dirs, staging_left, wait_until};
 pub use tree::{changes, Entry};
 #[cfg(unix)]
 pub use unix_host::{is_root, limit_open_files, limit_open_files_soft, make_fifo, send_signal};

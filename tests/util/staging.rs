@@ -1,6 +1,7 @@
 //! Watching a run from outside while it works: its staging directories, and waiting
 //! for the moment a scene needs.
 
+use super::TestDir;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -41,4 +42,13 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     panic!("waited 20 s for {what}");
+}
+
+/// Every name in `dir`'s tree that belongs to a staging directory: none once a run
+/// has cleaned up.
+pub fn staging_left(dir: &TestDir) -> Vec<String> {
+    dir.snapshot()
+        .into_keys()
+        .filter(|n| n.contains(".dtlto-staging"))
+        .collect()
 }
