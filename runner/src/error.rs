@@ -68,6 +68,14 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// A failure of the transaction of the run of `job_file`.
+    pub fn transaction(job_file: &str, error: TransactionError) -> RunError {
+        RunError::Transaction {
+            job_file: job_file.to_owned(),
+            error: Box::new(error),
+        }
+    }
+
     /// The status a run that ends with this error exits with.
     pub fn exit_status(&self) -> ExitStatus {
         match self {

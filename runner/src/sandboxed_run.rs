@@ -68,12 +68,8 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
         plan.read_tree(dir, cwd)?;
     }
 
-    let begun = transaction::reclaim_and_begin(&plan, request.verbose).map_err(|error| {
-        RunError::Transaction {
-            job_file: job_file.to_owned(),
-            error: Box::new(error),
-        }
-    })?;
+    let begun = transaction::reclaim_and_begin(&plan, request.verbose)
+        .map_err(|error| RunError::transaction(job_file, error))?;
     if let Some(stopped) = begun {
         return Ok(stopped);
     }
@@ -131,11 +127,7 @@ fn finish(
     }
     let status = match (ended.outcome, commit) {
         (_, Commit::Failed(error)) => {
-            let error = RunError::Transaction {
-                job_file: job_file.to_owned(),
-                error: Box::new(error),
-            };
-            return Err(error.with_cleanup(cleanup));
+            return Err(RunError::transaction(job_file, error).with_cleanup(cleanup));
         }
         (Outcome::Exited(0), Commit::Done(committed)) => {
             if request.verbose {

@@ -173,12 +173,8 @@ pub fn run(
         return Err(LocalError::Changed(job_path.to_owned()).into());
     }
     interrupt::on_stop(stop_jobs);
-    let begun = transaction::reclaim_and_begin(&plan, options.verbose).map_err(|error| {
-        RunError::Transaction {
-            job_file: job_path.to_owned(),
-            error: Box::new(error),
-        }
-    })?;
+    let begun = transaction::reclaim_and_begin(&plan, options.verbose)
+        .map_err(|error| RunError::transaction(job_path, error))?;
     if let Some(stopped) = begun {
         return Ok(stopped);
     }
