@@ -28,10 +28,16 @@ export DTLTO_PY_WASMTIME
 test_tools="$(bash tools/install-test-tools.sh)"
 while IFS= read -r assignment; do export "${assignment?}"; done <<< "$test_tools"
 
-# strace makes the commit's own calls fail for real (tests/concurrent_runs.rs).
-if ! command -v strace >/dev/null 2>&1; then
-  echo "installing strace from Debian" >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace; } >&2
+# strace makes the commit's own calls fail for real (tests/concurrent_runs.rs);
+# exfat-fuse and exfatprogs give the transaction a file system without hard links or
+# renameat2's flags (tests/transaction.rs).
+missing=()
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v mount.exfat-fuse >/dev/null 2>&1 || missing+=(exfat-fuse)
+command -v mkfs.exfat >/dev/null 2>&1 || missing+=(exfatprogs)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2
 fi
 
 # release_files:: inspects the builds for other targets, which tests/cross.sh (the

@@ -36,6 +36,8 @@ mod other_hosts;
 mod read_scope;
 /// Real links with LLVM 23's clang and lld.
 mod real_llvm;
+/// Staging and recovery records a run finds and may not trust.
+mod reclaim;
 /// The release files of every target: format, CPU, the embedded guest.
 mod release_files;
 /// Two clean builds of the guest give the same bytes.

@@ -196,21 +196,64 @@ fn staging_left_by_a_killed_run_is_reclaimed_by_the_next_and_others_are_left_alo
     );
 }
 
-/// How a signal ends a run: the shell's status, one line, nothing committed, the
-/// staging removed, and soon. The caller compares the tree with its snapshot.
+/// What a stop does with the staging.
 #[cfg(unix)]
-fn stopped_by(child: crate::util::Started, signal: &str, status: i32) {
+#[derive(PartialEq)]
+enum Staging {
+    /// The guest stopped (it was running wasm): the staging is removed.
+    Removed,
+    /// The guest was blocked in a host call and could still write: the staging is
+    /// left as it is for the next run, never removed under a writer.
+    Left,
+}
+
+/// How a signal ends a run: the shell's status, one line, nothing committed, the
+/// staging removed or left as `staging` says, and soon. The caller compares the
+/// tree with its snapshot.
+#[cfg(unix)]
+fn stopped_by(child: crate::util::Started, signal: &str, status: i32, staging: Staging) {
     let sent = Instant::now();
     crate::util::send_signal(child.id(), signal);
     let run = child.finish("the signalled runner", LIMIT);
     let took = sent.elapsed();
-    run.expect_status(status).expect_stderr_has(&format!(
-        "dtlto-runner: stopped by SIG{signal}: nothing was committed, and the staging was removed\n"
-    ));
+    run.expect_status(status).expect_stderr_has(&match staging {
+        Staging::Removed => format!(
+            "dtlto-runner: stopped by SIG{signal}: nothing was committed, and the staging was removed\n"
+        ),
+        Staging::Left => format!(
+            "dtlto-runner: stopped by SIG{signal}: nothing was committed; the distributor did \
+             not stop in time, so its staging is left for the next run in that directory to \
+             remove: \""
+        ),
+    });
     assert!(
         took < Duration::from_secs(5),
         "SIG{signal} took {took:?} to end the run"
     );
+}
+
+/// After a stop that left its staging: only the staging and its title were added,
+/// and the next ordinary run (`args`) reclaims them, adding only `outputs`.
+#[cfg(unix)]
+fn left_then_reclaimed(
+    dir: &TestDir,
+    before: &std::collections::BTreeMap<String, crate::util::Entry>,
+    args: &[&str],
+    outputs: &[&str],
+) {
+    let left: Vec<String> = changes(before, &dir.snapshot())
+        .into_iter()
+        .filter(|change| !change.starts_with("+ .dtlto-staging-"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "{}", dir.listing());
+    assert_eq!(staging_dirs(dir.path()).len(), 1, "{}", dir.listing());
+    let mut verbose = vec!["--verbose"];
+    verbose.extend_from_slice(args);
+    let next = run_runner(dir, &verbose);
+    next.expect_status(0)
+        .expect_stderr_has("dtlto-runner: reclaimed abandoned staging \"");
+    let added: Vec<String> = outputs.iter().map(|o| format!("+ {o}")).collect();
+    assert_eq!(changes(before, &dir.snapshot()), added, "{}", next.report());
 }
 
 #[cfg(unix)]
@@ -222,8 +265,14 @@ fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
         let args = with(&["--fault=delay=60000@1"], &sources_then_job(2));
         let child = spawn_runner(&dir, &strs(&args));
         wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
-        stopped_by(child, signal, status);
-        assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+        // The guest sleeps in a host call: it could still write when it returns.
+        stopped_by(child, signal, status, Staging::Left);
+        left_then_reclaimed(
+            &dir,
+            &snapshot,
+            &["s0", "s1", "job.json"],
+            &["m0.0.native.o", "m1.1.native.o"],
+        );
     }
 }
 
@@ -258,8 +307,8 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
         });
         // The guest is now in, or about to enter, the open that never returns.
         std::thread::sleep(Duration::from_millis(200));
-        stopped_by(child, signal, status);
-        assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+        stopped_by(child, signal, status, Staging::Left);
+        left_then_reclaimed(&dir, &snapshot, &["s0", "job.json"], &["m0.0.native.o"]);
     }
 }
 
@@ -283,7 +332,7 @@ fn sigint_and_sigterm_during_a_big_copy_leave_no_staged_or_partial_file() {
                     .is_ok_and(|m| m.len() > 0)
             })
         });
-        stopped_by(child, signal, status);
+        stopped_by(child, signal, status, Staging::Removed);
         assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
     }
 }
@@ -408,7 +457,7 @@ fn many_runs_at_once_in_one_directory_never_disturb_each_other() {
 
 #[cfg(unix)]
 #[test]
-fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
+fn a_stop_ends_the_run_even_when_the_guest_holds_every_file_the_runner_may_open() {
     let dir = scene("txn-fd-exhaustion", 1);
     crate::util::make_fifo(&dir.join("pipe"));
     let modules = TestDir::new("txn-fd-exhaustion-module");
@@ -442,8 +491,8 @@ fn a_stop_cleans_up_even_when_the_guest_holds_every_file_the_runner_may_open() {
             .any(|s| std::fs::read_dir(s.join("out")).is_ok_and(|d| d.count() > 50))
     });
     std::thread::sleep(Duration::from_millis(300));
-    stopped_by(child, "TERM", 143);
-    assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+    stopped_by(child, "TERM", 143, Staging::Left);
+    left_then_reclaimed(&dir, &snapshot, &["s0", "job.json"], &["m0.0.native.o"]);
 }
 
 #[cfg(unix)]
@@ -493,4 +542,91 @@ fn an_input_reached_through_a_bind_mount_is_still_the_input() {
         "dtlto-runner: error: job.json: jobs[0].outputs[0] \"p/in.o\" is also jobs[0].inputs[0]",
     );
     assert_eq!(dir.read("o/in.o"), b"input\n");
+}
+
+/// An exFAT file system through FUSE, on a loop device, mounted at `mnt` in a test
+/// directory: neither `renameat2`'s flags nor hard links exist there. Unmounted and
+/// detached when dropped.
+#[cfg(target_os = "linux")]
+struct ExfatMount {
+    mnt: std::path::PathBuf,
+    device: String,
+}
+
+#[cfg(target_os = "linux")]
+impl ExfatMount {
+    fn new(dir: &TestDir) -> ExfatMount {
+        let image = dir.join("exfat.img");
+        let run = |program: &str, args: &[&std::ffi::OsStr]| -> String {
+            let output = std::process::Command::new(program)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {program} (tests/all.sh installs it): {e}"));
+            assert!(
+                output.status.success(),
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(64 << 20))
+            .unwrap();
+        run("mkfs.exfat", &[image.as_os_str()]);
+        let device = run(
+            "losetup",
+            &["-f".as_ref(), "--show".as_ref(), image.as_os_str()],
+        );
+        let mnt = dir.join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mount = ExfatMount { mnt, device };
+        run(
+            "mount.exfat-fuse",
+            &[mount.device.as_ref(), mount.mnt.as_os_str()],
+        );
+        mount
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for ExfatMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
+            .status();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root, a loop device and exfat-fuse (tests/all.sh installs it and runs this)"]
+fn outputs_on_exfat_through_fuse_are_created_and_replaced_without_losing_the_previous_file() {
+    assert!(
+        crate::util::is_root(),
+        "this test mounts a file system, which needs root"
+    );
+    let dir = TestDir::new("txn-exfat");
+    let mount = ExfatMount::new(&dir);
+    let at = |name: &str| mount.mnt.join(name);
+    std::fs::write(at("job.json"), job_file_json(2)).unwrap();
+    std::fs::write(at("s0"), "new 0\n").unwrap();
+    std::fs::write(at("s1"), "new 1\n").unwrap();
+    // One output replaces a file, the other is a new name.
+    std::fs::write(at(&output(0)), "old 0\n").unwrap();
+    let before = crate::util::tree::snapshot(&mount.mnt);
+    let mut command = crate::util::runner_command();
+    command
+        .args(["s0", "s1", "job.json"])
+        .current_dir(&mount.mnt);
+    let run = dir.run(&mut command);
+    run.expect_status(0);
+    assert_eq!(std::fs::read(at(&output(0))).unwrap(), b"new 0\n");
+    assert_eq!(std::fs::read(at(&output(1))).unwrap(), b"new 1\n");
+    assert_eq!(
+        changes(&before, &crate::util::tree::snapshot(&mount.mnt)),
+        [format!("~ {}", output(0)), format!("+ {}", output(1))],
+        "{}",
+        run.report()
+    );
 }

@@ -10,10 +10,16 @@
 //!   returns): the run's transaction.
 //!
 //! A stop then gives the main thread a moment to wind the run up. If it does not
-//! take the held value back in time (`settle`), the stop cleans it up itself, prints
-//! one line, and ends the process with the shell's status (130, 143, 129; 124 for a
-//! timeout, as timeout(1)). Work on the held value (`with_held`) excludes a stop's
-//! cleanup: a commit finishes, or sees the stop and rolls back, first.
+//! take the held value back in time (`settle`), whatever the main thread runs (a
+//! guest blocked in a host call, say) may still be writing into what the value
+//! holds, so the stop removes nothing: it asks the value to say what it leaves
+//! behind (`Cleanup::leave`: the staging, for the next run to reclaim), prints one
+//! line, and ends the process with the shell's status (130, 143, 129; 124 for a
+//! timeout, as timeout(1)). Work on the held value (`with_held`) excludes a stop:
+//! a commit finishes, or sees the stop and rolls back, first.
+//!
+//! A timeout is a deadline, not only a clock: once it has passed, `stopped()` says
+//! so even if the clock's thread has not run yet, so that no run commits late.
 
 use std::any::Any;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -47,11 +53,13 @@ impl Stop {
     }
 }
 
-/// What a stop cleans up when the main thread cannot: the value in the slot.
+/// What a stop must account for when the main thread cannot wind the run up: the
+/// value in the slot.
 pub trait Cleanup: Any + Send {
-    /// Undoes what must not outlive a stopped run, and says how that went, as the
-    /// end of the stop's one line (`nothing was committed, and ...`).
-    fn clean_up(self: Box<Self>) -> String;
+    /// The main thread did not come back in time, and what it runs may still use
+    /// the value: leaves it as it is, for a later run to clean up, and says so, as
+    /// the end of the stop's one line (`nothing was committed; ...`).
+    fn leave(self: Box<Self>) -> String;
 }
 
 /// How long a stop waits for the main thread to wind the run up itself.
@@ -67,6 +75,8 @@ enum Slot {
 }
 
 static STOP: OnceLock<Stop> = OnceLock::new();
+/// When `--timeout` runs out, and its length.
+static DEADLINE: OnceLock<(std::time::Instant, Duration)> = OnceLock::new();
 static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
 static SLOT: Mutex<Slot> = Mutex::new(Slot::Empty);
 static SETTLED: Condvar = Condvar::new();
@@ -75,9 +85,14 @@ fn slot() -> MutexGuard<'static, Slot> {
     SLOT.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Why the run was asked to stop, if it was.
+/// Why the run was asked to stop, if it was; a deadline that has passed is a stop
+/// even before its clock's thread has run.
 pub fn stopped() -> Option<Stop> {
-    STOP.get().copied()
+    if let Some(stop) = STOP.get() {
+        return Some(*stop);
+    }
+    let (deadline, limit) = DEADLINE.get()?;
+    (std::time::Instant::now() >= *deadline).then(|| *STOP.get_or_init(|| Stop::Timeout(*limit)))
 }
 
 /// Calls `hook` when a stop comes (once, however often it is registered). A stop
@@ -93,6 +108,7 @@ pub fn on_stop(hook: fn()) {
 pub fn install(timeout: Option<Duration>) -> std::io::Result<()> {
     platform::install()?;
     if let Some(limit) = timeout {
+        let _ = DEADLINE.set((std::time::Instant::now() + limit, limit));
         std::thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {
@@ -171,7 +187,7 @@ fn request(stop: Stop) {
         .unwrap_or_else(PoisonError::into_inner);
     let outcome = match std::mem::replace(&mut *slot, Slot::Settled) {
         Slot::Empty => "nothing was committed".to_owned(),
-        Slot::Held(value) => value.clean_up(),
+        Slot::Held(value) => value.leave(),
         // The main thread winds the run up and reports.
         Slot::Settled => return,
     };

@@ -18,6 +18,11 @@ pub struct Entry {
     pub kind: Kind,
     /// How many names the file has.
     pub links: u64,
+    /// Its size in bytes, and when its contents last changed (nanoseconds since
+    /// the epoch, 0 where unknown): with `id`, what tells a file from another that
+    /// got the same file number after the first was removed.
+    pub size: u64,
+    pub modified: i128,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,13 @@ thread_local! {
     /// Makes this thread's exchanges and no-replace renames `Unsupported`, so that
     /// unit tests prove the portable way on systems that have the one-step calls.
     pub static PORTABLE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's hard links fail as on a file system without them
+    /// (exFAT), so that unit tests prove the way by renames.
+    pub static NO_HARD_LINKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Whether the one-step calls are to be used (always, but in tests that say not).
@@ -154,7 +166,76 @@ mod platform {
                 id: FileId::from_raw(stat.st_dev as u64, stat.st_ino as u64),
                 kind,
                 links: stat.st_nlink as u64,
+                size: stat.st_size as u64,
+                modified: i128::from(stat.st_mtime) * 1_000_000_000
+                    + i128::from(stat.st_mtime_nsec),
             })
+        }
+
+        /// Whether this directory belongs to the user running this, and only to
+        /// them: no rights for its group or others.
+        /// On a file system that keeps no Unix modes (FAT, exFAT, NTFS through
+        /// FUSE), where every entry shows the same mount-wide mode and nothing can be
+        /// private, the owner alone decides.
+        pub fn is_private(&self) -> io::Result<bool> {
+            let stat = rustix::fs::fstat(&self.fd).map_err(os)?;
+            if stat.st_uid != rustix::process::geteuid().as_raw() {
+                return Ok(false);
+            }
+            Ok(stat.st_mode & 0o077 == 0 || keeps_no_modes(&self.fd, stat.st_dev as u64))
+        }
+
+        /// Reads the regular file `name`, never through a link and never waiting on
+        /// a FIFO or a device: at most `limit` bytes, or `InvalidData`.
+        pub fn read_small_file(&self, name: &str, limit: u64) -> io::Result<Vec<u8>> {
+            use std::io::Read;
+            let fd = rustix::fs::openat(
+                &self.fd,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(os)?;
+            let stat = rustix::fs::fstat(&fd).map_err(os)?;
+            if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "it is not a regular file",
+                ));
+            }
+            if stat.st_uid != rustix::process::geteuid().as_raw() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "it belongs to another user",
+                ));
+            }
+            let mut contents = Vec::new();
+            std::fs::File::from(fd)
+                .take(limit + 1)
+                .read_to_end(&mut contents)?;
+            if contents.len() as u64 > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("it is larger than {limit} bytes"),
+                ));
+            }
+            Ok(contents)
+        }
+
+        /// Creates the file `name` (mode 0600), which must not exist, never through
+        /// a link, with `contents`.
+        pub fn create_file(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+            use std::io::Write;
+            let fd = rustix::fs::openat(
+                &self.fd,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::RUSR | Mode::WUSR,
+            )
+            .map_err(os)?;
+            let mut file = std::fs::File::from(fd);
+            file.write_all(contents)?;
+            file.sync_all()
         }
 
         /// Moves `name` to `to`/`to_name`, which must not exist. `Unsupported` where
@@ -203,7 +284,40 @@ mod platform {
 
         /// Gives the file `name` a second name, `to`/`to_name`, which must not exist.
         pub fn link(&self, name: &str, to: &DirHandle, to_name: &str) -> io::Result<()> {
+            #[cfg(test)]
+            if super::NO_HARD_LINKS.with(std::cell::Cell::get) {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
             rustix::fs::linkat(&self.fd, name, &to.fd, to_name, AtFlags::empty()).map_err(os)
+        }
+
+        /// The type of the file system the directory is on, where the system says
+        /// (Linux), for messages.
+        pub fn file_system(&self) -> Option<&'static str> {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                let magic = rustix::fs::fstatfs(&self.fd).ok()?.f_type as u64;
+                let name = match magic {
+                    0xEF53 => "ext2/3/4",
+                    0x5846_5342 => "xfs",
+                    0x9123_683E => "btrfs",
+                    0x0102_1994 => "tmpfs",
+                    0x6573_5546 => "FUSE",
+                    0x2011_BAB0 => "exfat",
+                    0x4d44 => "FAT",
+                    0x5346_544e => "ntfs",
+                    0x6969 => "nfs",
+                    0x794c_7630 => "overlay",
+                    0x2fc1_2fc1 => "zfs",
+                    0xFF53_4D42 | 0xFE53_4D42 => "cifs/smb",
+                    0x0102_1997 => "9p",
+                    0xF2F5_2010 => "f2fs",
+                    _ => return None,
+                };
+                Some(name)
+            }
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            None
         }
 
         /// Moves `name` to `to`/`to_name`, replacing what is there.
@@ -229,10 +343,55 @@ mod platform {
             rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(os)
         }
 
-        /// Creates the subdirectory `name` (mode 0700 before the umask).
+        /// Creates the subdirectory `name`, private to this user (mode 0700; the
+        /// umask can only take rights away).
         pub fn create_dir(&self, name: &str) -> io::Result<()> {
             rustix::fs::mkdirat(&self.fd, name, Mode::RWXU).map_err(os)
         }
+
+        /// Removes the subdirectory `name` if it is empty.
+        pub fn remove_empty_dir(&self, name: &str) -> io::Result<()> {
+            rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR).map_err(os)
+        }
+    }
+
+    /// Whether the file system of `fd` (device `device`) has no Unix modes of its
+    /// own: FAT or exFAT in the kernel, or a file system on a block device served
+    /// through FUSE (`fuseblk`: exFAT, NTFS).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn keeps_no_modes(fd: &std::os::fd::OwnedFd, device: u64) -> bool {
+        const MSDOS: u64 = 0x4d44;
+        const EXFAT: u64 = 0x2011_BAB0;
+        const FUSE: u64 = 0x6573_5546;
+        match rustix::fs::fstatfs(fd).map(|s| s.f_type as u64) {
+            Ok(MSDOS | EXFAT) => true,
+            Ok(FUSE) => mount_type(device).is_some_and(|t| t == "fuseblk"),
+            _ => false,
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn keeps_no_modes(_: &std::os::fd::OwnedFd, _: u64) -> bool {
+        false
+    }
+
+    /// The type of the mount of `device`, from /proc/self/mountinfo.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn mount_type(device: u64) -> Option<String> {
+        let wanted = format!(
+            "{}:{}",
+            rustix::fs::major(device as _),
+            rustix::fs::minor(device as _)
+        );
+        let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        table.lines().find_map(|line| {
+            let mut fields = line.split(' ');
+            if fields.nth(2)? != wanted {
+                return None;
+            }
+            let (_, after) = line.split_once(" - ")?;
+            after.split(' ').next().map(str::to_owned)
+        })
     }
 
     #[derive(Clone, Copy)]
@@ -303,11 +462,57 @@ mod platform {
                 Kind::Other
             };
             let file = file_id::open_to_inspect(&path)?;
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
             Ok(Entry {
                 id: file_id::of_file(&file)?,
                 kind,
                 links: file_id::link_count(&file)?,
+                size: meta.len(),
+                modified,
             })
+        }
+
+        /// Windows: the staging lives in the user's own directories, whose access
+        /// lists the runner does not read; a directory is taken as private.
+        pub fn is_private(&self) -> io::Result<bool> {
+            self.still().map(|_| true)
+        }
+
+        pub fn read_small_file(&self, name: &str, limit: u64) -> io::Result<Vec<u8>> {
+            use std::io::Read;
+            let path = self.still()?.join(name);
+            let meta = fs::symlink_metadata(&path)?;
+            if !meta.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "it is not a regular file",
+                ));
+            }
+            let mut contents = Vec::new();
+            fs::File::open(&path)?
+                .take(limit + 1)
+                .read_to_end(&mut contents)?;
+            if contents.len() as u64 > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("it is larger than {limit} bytes"),
+                ));
+            }
+            Ok(contents)
+        }
+
+        pub fn create_file(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+            use std::io::Write;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(self.still()?.join(name))?;
+            file.write_all(contents)?;
+            file.sync_all()
         }
 
         pub fn rename_no_replace(&self, _: &str, _: &DirHandle, _: &str) -> io::Result<()> {
@@ -320,6 +525,10 @@ mod platform {
 
         pub fn link(&self, name: &str, to: &DirHandle, to_name: &str) -> io::Result<()> {
             fs::hard_link(self.still()?.join(name), to.still()?.join(to_name))
+        }
+
+        pub fn file_system(&self) -> Option<&'static str> {
+            None
         }
 
         pub fn rename(&self, name: &str, to: &DirHandle, to_name: &str) -> io::Result<()> {
@@ -338,6 +547,10 @@ mod platform {
 
         pub fn create_dir(&self, name: &str) -> io::Result<()> {
             fs::create_dir(self.still()?.join(name))
+        }
+
+        pub fn remove_empty_dir(&self, name: &str) -> io::Result<()> {
+            fs::remove_dir(self.still()?.join(name))
         }
     }
 }

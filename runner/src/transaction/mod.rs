@@ -40,7 +40,7 @@ pub struct Transaction {
 }
 
 /// How many open files the cleanup needs at most (see remove_tree.rs), and keeps.
-const RESERVED_FILES: usize = 4;
+const RESERVED_FILES: usize = 10;
 
 /// One output directory: what it was when the run began, and its staging.
 struct Staged {
@@ -198,8 +198,13 @@ pub struct ReclaimReport {
 /// Removes the staging left by dead runs in the plan's output directories.
 pub fn reclaim(plan: &Plan) -> ReclaimReport {
     let mut report = ReclaimReport::default();
-    for dir in &plan.output_dirs {
-        let found = staging_dir::reclaim(&dir.host);
+    for (index, dir) in plan.output_dirs.iter().enumerate() {
+        let declared = |name: &str| {
+            plan.outputs
+                .iter()
+                .any(|output| output.dir == index && output.file_name == name)
+        };
+        let found = staging_dir::reclaim(&dir.host, &declared);
         for path in found.restored {
             report.notes.push(format!(
                 "restored {} as it was before a run that died or failed mid-commit",
@@ -229,6 +234,12 @@ pub fn reclaim(plan: &Plan) -> ReclaimReport {
                 found.in_use,
                 if found.in_use == 1 { "y" } else { "ies" },
                 show(&dir.host)
+            ));
+        }
+        for (path, reason) in found.left_alone {
+            report.warnings.push(format!(
+                "left abandoned staging {} as it is: {reason}",
+                show(&path)
             ));
         }
         for error in found.failed {
@@ -424,6 +435,13 @@ impl Transaction {
                 Some((_, dirs)) => place::undo(dirs, name, placed, previous),
                 None => Err(dir_handle::replaced(&self.dirs[index].host)),
             };
+            // What the placed file is now, for the next run to tell it from another
+            // that gets its file number.
+            let fingerprint = open
+                .as_ref()
+                .and_then(|(_, dirs)| dirs.target.entry(name).ok())
+                .filter(|now| now.id == placed)
+                .map(|now| (now.size, now.modified));
             let target = self.dirs[index].host.join(name);
             match undone {
                 Ok(Undone::Restored) => {}
@@ -454,6 +472,7 @@ impl Transaction {
                     self.dirs[index].unrestored.push(Unrestored {
                         name: name.to_owned(),
                         placed: placed.raw(),
+                        fingerprint,
                         previous,
                     });
                 }
@@ -492,11 +511,23 @@ impl Transaction {
     }
 }
 
-/// A stop that comes while the run's transaction lives cleans it up, through the
-/// interrupt module, which knows nothing of transactions.
+/// A stop that the main thread does not answer in time leaves the staging where it
+/// is: the guest or a job may still write there, and a removal racing a writer is
+/// how trees outside get removed. The process ends with its locks, so the next run
+/// in each output directory reclaims what is left.
 impl crate::interrupt::Cleanup for Transaction {
-    fn clean_up(self: Box<Self>) -> String {
-        stopped_outcome(&self.close())
+    fn leave(self: Box<Self>) -> String {
+        let paths: Vec<String> = self.dirs.iter().map(|d| show(d.staging.root())).collect();
+        // Nothing is removed, not even by the stagings' destructors.
+        std::mem::forget(self);
+        if paths.is_empty() {
+            return "nothing was committed".to_owned();
+        }
+        format!(
+            "nothing was committed; the distributor did not stop in time, so its staging is \
+             left for the next run in that directory to remove: {}",
+            paths.join(", ")
+        )
     }
 }
 

@@ -8,6 +8,12 @@
 //!   previous file lands in staging, exactly the file that was displaced. Where the
 //!   system cannot exchange, the previous file gets a second name in staging (a hard
 //!   link) before the staged one is renamed over it.
+//! - Where the file system has neither (exFAT and other FUSE file systems, FAT):
+//!   a new name is created by a rename after checking the name is free, and an
+//!   existing file is set aside by a rename into staging before the staged one
+//!   takes its name, and put back if that fails. The target is then absent for a
+//!   moment, but its previous file is never lost: it is in staging, where a
+//!   rollback or the next run's reclaim puts it back.
 //! - Undoing checks first that the target is still the file this run placed (device
 //!   and file number); a file another run placed since is left alone. An exchange
 //!   back is checked again after it happens and reverted if someone slipped in.
@@ -85,8 +91,18 @@ const RETRIES: usize = 8;
 /// Why an output could not be put in place; `target` is its path as messages show it.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
-    #[error("cannot move it into place at {target}: {}", dtlto_mock::message::io_error(.error))]
-    Move { target: String, error: io::Error },
+    #[error(
+        "cannot move it into place at {target}{}: {}",
+        .file_system.as_ref().map_or(String::new(), |fs| format!(" (a file system of type {fs})")),
+        dtlto_mock::message::io_error(.error)
+    )]
+    Move {
+        target: String,
+        /// The output directory's file system, where known: what a failure there
+        /// most often comes down to.
+        file_system: Option<&'static str>,
+        error: io::Error,
+    },
     /// The target is another name of a file the run reads.
     #[error(
         "{target} is a name of a file the run reads; a distributor must not overwrite \
@@ -105,6 +121,7 @@ pub enum PlaceError {
 pub fn place(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous, PlaceError> {
     let into_place = |error| PlaceError::Move {
         target: dirs.target.show(name),
+        file_system: dirs.target.file_system(),
         error,
     };
     for _ in 0..RETRIES {
@@ -130,13 +147,44 @@ pub fn place(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previo
 fn create(dirs: &Dirs, name: &str) -> io::Result<()> {
     match dirs.out.rename_no_replace(name, &dirs.target, name) {
         Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-            dirs.out.link(name, &dirs.target, name)?;
+            match dirs.out.link(name, &dirs.target, name) {
+                Ok(()) => {}
+                Err(e) if no_hard_links(&e) => {
+                    // Neither call exists here: a plain rename, once the name is
+                    // seen free.
+                    match dirs.target.entry(name) {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Ok(_) => return Err(io::ErrorKind::AlreadyExists.into()),
+                        Err(e) => return Err(e),
+                    }
+                    return dirs.out.rename(name, &dirs.target, name);
+                }
+                Err(e) => return Err(e),
+            }
             // The staged name goes with the staging if this fails.
             let _ = dirs.out.remove_file(name);
             Ok(())
         }
         other => other,
     }
+}
+
+/// Whether a hard link failed because the file system has none (exFAT or FAT,
+/// often through FUSE), not because of the files.
+fn no_hard_links(error: &io::Error) -> bool {
+    if error.kind() == io::ErrorKind::Unsupported {
+        return true;
+    }
+    #[cfg(unix)]
+    let none = [libc::EPERM, libc::ENOSYS, libc::EOPNOTSUPP, libc::EMLINK];
+    // ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED.
+    #[cfg(windows)]
+    let none = [1, 50];
+    #[cfg(not(any(unix, windows)))]
+    let none: [i32; 0] = [];
+    error
+        .raw_os_error()
+        .is_some_and(|code| none.contains(&code))
 }
 
 enum Replace {
@@ -180,6 +228,9 @@ fn replace(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous
             let aside = dirs.aside().map_err(Replace::Failed)?;
             match dirs.target.link(name, aside, name) {
                 Ok(()) => {}
+                Err(e) if no_hard_links(&e) => {
+                    return replace_by_renames(dirs, aside, name, &refusal, inputs)
+                }
                 Err(e) => {
                     // A directory cannot be linked: say what it is.
                     return Err(match dirs.target.entry(name) {
@@ -203,6 +254,40 @@ fn replace(dirs: &Dirs, name: &str, inputs: &HashSet<FileId>) -> Result<Previous
     }
 }
 
+/// Replaces `target/name` where the file system has no hard links: the previous
+/// file is set aside by a rename, checked to be the file seen, and put back if the
+/// staged one cannot take its place.
+fn replace_by_renames(
+    dirs: &Dirs,
+    aside: &DirHandle,
+    name: &str,
+    refusal: &dyn Fn(Kind, bool) -> Replace,
+    inputs: &HashSet<FileId>,
+) -> Result<Previous, Replace> {
+    let previous = dirs.target.entry(name).map_err(failed)?;
+    let is_input = inputs.contains(&previous.id);
+    if previous.kind != Kind::File || is_input {
+        return Err(refusal(previous.kind, is_input));
+    }
+    dirs.target.rename(name, aside, name).map_err(failed)?;
+    if aside.entry(name).map_err(Replace::Failed)?.id != previous.id {
+        // Another file slipped in between the look and the move: put it back.
+        aside
+            .rename(name, &dirs.target, name)
+            .map_err(Replace::Failed)?;
+        return Err(Replace::Vanished);
+    }
+    match dirs.out.rename(name, &dirs.target, name) {
+        Ok(()) => Ok(Previous::Aside),
+        Err(e) => {
+            aside
+                .rename(name, &dirs.target, name)
+                .map_err(Replace::Failed)?;
+            Err(Replace::Failed(e))
+        }
+    }
+}
+
 /// Takes back what `place` did for `name`, if the target is still `placed`.
 pub fn undo(dirs: &Dirs, name: &str, placed: FileId, previous: Previous) -> io::Result<Undone> {
     if dirs.target.entry(name)?.id != placed {
@@ -213,7 +298,16 @@ pub fn undo(dirs: &Dirs, name: &str, placed: FileId, previous: Previous) -> io::
             // Back into staging, where the staging's removal takes it.
             match dirs.target.rename_no_replace(name, &dirs.out, name) {
                 Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                    dirs.target.link(name, &dirs.out, name)?;
+                    match dirs.target.link(name, &dirs.out, name) {
+                        Ok(()) => {}
+                        // No hard links: back into staging by a rename (the staged
+                        // name is free: the file left it when it was placed).
+                        Err(e) if no_hard_links(&e) => {
+                            dirs.target.rename(name, &dirs.out, name)?;
+                            return Ok(Undone::Restored);
+                        }
+                        Err(e) => return Err(e),
+                    }
                     if dirs.out.entry(name)?.id != placed {
                         // Another run's file slipped in: keep it.
                         dirs.out.remove_file(name)?;
@@ -281,6 +375,51 @@ mod tests {
     fn both(test: impl Fn(bool)) {
         test(false);
         test(true);
+    }
+
+    #[test]
+    fn without_hard_links_or_one_step_renames_outputs_are_placed_and_undone_by_renames() {
+        use crate::transaction::dir_handle::NO_HARD_LINKS;
+        NO_HARD_LINKS.with(|n| n.set(true));
+        // A new output.
+        let (dir, dirs) = scene("no-links-new", true);
+        let placed = id(&dir.join("s/out/o.o"));
+        assert_eq!(
+            place(&dirs, "o.o", &HashSet::new()).ok(),
+            Some(Previous::None)
+        );
+        assert_eq!(read(dir.join("o.o")), "new");
+        assert_eq!(
+            undo(&dirs, "o.o", placed, Previous::None).unwrap(),
+            Undone::Restored
+        );
+        assert!(!dir.join("o.o").exists());
+        assert_eq!(read(dir.join("s/out/o.o")), "new");
+        fs::remove_dir_all(dir).unwrap();
+        // A replaced output: its previous file is set aside, and comes back.
+        let (dir, dirs) = scene("no-links-replace", true);
+        fs::write(dir.join("o.o"), "old").unwrap();
+        let placed = id(&dir.join("s/out/o.o"));
+        let previous = place(&dirs, "o.o", &HashSet::new()).unwrap();
+        assert_eq!(previous, Previous::Aside);
+        assert_eq!(read(dir.join("o.o")), "new");
+        assert_eq!(read(dir.join("s/aside/o.o")), "old");
+        assert_eq!(
+            undo(&dirs, "o.o", placed, previous).unwrap(),
+            Undone::Restored
+        );
+        assert_eq!(read(dir.join("o.o")), "old");
+        // An input at the target is refused and left where it is.
+        fs::write(dir.join("s/out/o.o"), "new").unwrap();
+        let inputs = HashSet::from([id(&dir.join("o.o"))]);
+        let refused = place(&dirs, "o.o", &inputs).unwrap_err().to_string();
+        assert!(
+            refused.contains("a name of a file the run reads"),
+            "{refused}"
+        );
+        assert_eq!(read(dir.join("o.o")), "old");
+        NO_HARD_LINKS.with(|n| n.set(false));
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

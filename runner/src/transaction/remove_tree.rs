@@ -100,12 +100,36 @@ impl Trail {
 #[cfg(unix)]
 mod platform {
     use super::{FileId, Trail};
-    use rustix::fs::{openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
+    use rustix::fs::{fstat, openat, statat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::ffi::{CStr, CString};
     use std::io;
-    use std::os::fd::OwnedFd;
+    use std::os::fd::{AsFd, OwnedFd};
     use std::path::Path;
 
-    fn open_dir(at: &impl std::os::fd::AsFd, name: &std::ffi::CStr) -> rustix::io::Result<OwnedFd> {
+    /// How many directories above the current one keep their descriptor. Going up
+    /// past them opens the way down again, from the nearest one kept, checking each
+    /// directory on the way: at most `HELD + 3` files are open at once (the root,
+    /// these, the current directory, its listing), whatever the depth.
+    const HELD: usize = 6;
+
+    /// One directory of the way down from the root: its name in its parent, what it
+    /// was when it was opened, and its descriptor while it is kept.
+    struct Level {
+        name: CString,
+        id: FileId,
+        fd: Option<OwnedFd>,
+    }
+
+    fn id_of(fd: &impl AsFd) -> rustix::io::Result<(FileId, u32)> {
+        let stat = fstat(fd)?;
+        Ok((
+            FileId::from_raw(stat.st_dev as u64, stat.st_ino as u64),
+            stat.st_mode as u32,
+        ))
+    }
+
+    fn open_dir(at: &impl AsFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
         openat(
             at,
             name,
@@ -114,9 +138,21 @@ mod platform {
         )
     }
 
-    /// Empties `root`, walking down and back up through file descriptors: at most three
-    /// are open at once, and no path longer than one name is ever built, so neither the
-    /// open-file limit nor PATH_MAX bounds the depth it can remove.
+    /// The error for a directory that is no longer the one the removal opened: it
+    /// stops there, and leaves the rest as it is.
+    fn moved(shown: &str) -> io::Error {
+        io::Error::other(format!(
+            "{} was moved or replaced while it was being removed; what is left was left as it is",
+            dtlto_mock::message::quoted(shown)
+        ))
+    }
+
+    /// Empties `root`, walking down and back up through descriptors it holds, never
+    /// through `..`: each directory is opened by name from its parent without
+    /// following a link, remembered by identity, and checked again whenever it is
+    /// opened anew. A directory that changed identity, or lies on another file
+    /// system, stops the removal there. No path longer than one name is built, so
+    /// neither the open-file limit nor PATH_MAX bounds the depth it can remove.
     pub fn remove_contents(
         root: &Path,
         expected: Option<FileId>,
@@ -127,85 +163,205 @@ mod platform {
             Mode::empty(),
         )
         .map_err(|e| match e {
-            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+            Errno::LOOP | Errno::NOTDIR => {
                 (String::new(), super::super::dir_handle::replaced(root))
             }
             e => (String::new(), e.into()),
         })?;
-        if let Some(expected) = expected {
-            let stat = rustix::fs::fstat(&root_fd).map_err(|e| (String::new(), e.into()))?;
-            if FileId::from_raw(stat.st_dev as u64, stat.st_ino as u64) != expected {
-                return Err((String::new(), super::super::dir_handle::replaced(root)));
-            }
+        let (root_id, _) = id_of(&root_fd).map_err(|e| (String::new(), e.into()))?;
+        if expected.is_some_and(|expected| expected != root_id) {
+            return Err((String::new(), super::super::dir_handle::replaced(root)));
         }
-        let mut current = root_fd;
+        let device = root_id.raw().0;
+        let mut levels: Vec<Level> = Vec::new();
         let mut trail = Trail::default();
         loop {
-            let mut descended = false;
-            let entries = Dir::read_from(&current).map_err(|e| (trail.show(""), e.into()))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| (trail.show(""), io::Error::from(e)))?;
-                let name = entry.file_name();
-                if name == c"." || name == c".." {
-                    continue;
-                }
-                let shown = || trail.show(&name.to_string_lossy());
-                let mut file_type = entry.file_type();
-                if file_type == FileType::Unknown {
-                    file_type = statat(&current, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map(|s| FileType::from_raw_mode(s.st_mode))
-                        .map_err(|e| (shown(), e.into()))?;
-                }
-                if file_type != FileType::Directory {
-                    unlinkat(&current, name, AtFlags::empty()).map_err(|e| (shown(), e.into()))?;
-                    continue;
-                }
-                match unlinkat(&current, name, AtFlags::REMOVEDIR) {
-                    Ok(()) => {}
-                    Err(rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST) => {
-                        let child = open_dir(&current, name).map_err(|e| (shown(), e.into()))?;
-                        trail.push(name.to_string_lossy().into_owned());
-                        current = child;
-                        descended = true;
-                        break;
+            let current: &OwnedFd = levels
+                .last()
+                .and_then(|level| level.fd.as_ref())
+                .unwrap_or(&root_fd);
+            match empty_one(current, &trail)? {
+                Step::Done => {}
+                Step::Descend(name) => {
+                    let shown = trail.show(&name.to_string_lossy());
+                    let child = open_dir(current, &name).map_err(|e| match e {
+                        // Replaced by a link or a file since it was listed.
+                        Errno::LOOP | Errno::NOTDIR => (shown.clone(), moved(&shown)),
+                        e => (shown.clone(), e.into()),
+                    })?;
+                    let (id, _) = id_of(&child).map_err(|e| (shown.clone(), e.into()))?;
+                    if id.raw().0 != device {
+                        return Err((
+                            shown.clone(),
+                            io::Error::other(format!(
+                                "{} is on another file system (a mount point); it was left as it is",
+                                dtlto_mock::message::quoted(&shown)
+                            )),
+                        ));
                     }
-                    Err(e) => return Err((shown(), e.into())),
+                    trail.push(name.to_string_lossy().into_owned());
+                    levels.push(Level {
+                        name,
+                        id,
+                        fd: Some(child),
+                    });
+                    #[cfg(test)]
+                    super::tests::AFTER_DESCENT.with(|hook| {
+                        if let Some(hook) = hook.borrow_mut().as_mut() {
+                            hook(levels.len());
+                        }
+                    });
+                    // Keep the descriptors of the nearest few levels only.
+                    let held = levels.iter().filter(|l| l.fd.is_some()).count();
+                    if held > HELD + 1 {
+                        if let Some(oldest) = levels.iter_mut().find(|l| l.fd.is_some()) {
+                            oldest.fd = None;
+                        }
+                    }
+                    continue;
                 }
             }
-            if descended {
-                continue;
-            }
-            if trail.depth == 0 {
+            // This directory is empty: back up to its parent, whose next listing
+            // removes it.
+            if levels.pop().is_none() {
                 return Ok(());
             }
-            // Back up; the parent's next listing finds this directory empty.
-            current = open_dir(&current, c"..").map_err(|e| (trail.show(""), e.into()))?;
             trail.pop();
+            reopen_last(&root_fd, &mut levels, &trail)?;
         }
+    }
+
+    enum Step {
+        /// The directory is empty.
+        Done,
+        /// This subdirectory has entries: empty it first.
+        Descend(CString),
+    }
+
+    /// Removes what it can of one directory's entries; stops at the first
+    /// subdirectory that is not empty.
+    fn empty_one(current: &OwnedFd, trail: &Trail) -> Result<Step, (String, io::Error)> {
+        let entries = Dir::read_from(current).map_err(|e| (trail.show(""), e.into()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| (trail.show(""), io::Error::from(e)))?;
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let shown = || trail.show(&name.to_string_lossy());
+            let mut file_type = entry.file_type();
+            if file_type == FileType::Unknown {
+                file_type = statat(current, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|s| FileType::from_raw_mode(s.st_mode))
+                    .map_err(|e| (shown(), e.into()))?;
+            }
+            let flags = if file_type == FileType::Directory {
+                AtFlags::REMOVEDIR
+            } else {
+                AtFlags::empty()
+            };
+            match with_write_access(current, || unlinkat(current, name, flags)) {
+                Ok(()) => {}
+                Err(Errno::NOTEMPTY | Errno::EXIST) if file_type == FileType::Directory => {
+                    return Ok(Step::Descend(name.to_owned()));
+                }
+                Err(e) => return Err((shown(), e.into())),
+            }
+        }
+        Ok(Step::Done)
+    }
+
+    /// Runs `remove`; if this user's own directory refused it for want of write
+    /// access (a job may make its directories read-only), gives the directory back
+    /// its owner's rights once and tries again.
+    fn with_write_access(
+        dir: &OwnedFd,
+        remove: impl Fn() -> rustix::io::Result<()>,
+    ) -> rustix::io::Result<()> {
+        match remove() {
+            Err(Errno::ACCESS | Errno::PERM) => {
+                let stat = fstat(dir)?;
+                if stat.st_uid != rustix::process::geteuid().as_raw() {
+                    return remove();
+                }
+                rustix::fs::fchmod(dir, Mode::RWXU)?;
+                remove()
+            }
+            other => other,
+        }
+    }
+
+    /// Makes the last level's descriptor available again, opening the way down
+    /// from the nearest level still held (or the root), each directory checked to
+    /// be the one first opened.
+    fn reopen_last(
+        root: &OwnedFd,
+        levels: &mut [Level],
+        trail: &Trail,
+    ) -> Result<(), (String, io::Error)> {
+        if levels.last().is_none_or(|l| l.fd.is_some()) {
+            return Ok(());
+        }
+        let from = levels.iter().rposition(|l| l.fd.is_some());
+        let start = from.map_or(0, |i| i + 1);
+        for i in start..levels.len() {
+            let (before, rest) = levels.split_at_mut(i);
+            let parent = before.last().and_then(|l| l.fd.as_ref()).unwrap_or(root);
+            let level = &mut rest[0];
+            let shown = trail.show("");
+            let fd = open_dir(parent, &level.name).map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR | Errno::NOENT => (shown.clone(), moved(&shown)),
+                e => (shown.clone(), e.into()),
+            })?;
+            let (id, _) = id_of(&fd).map_err(|e| (shown.clone(), e.into()))?;
+            if id != level.id {
+                return Err((shown.clone(), moved(&shown)));
+            }
+            level.fd = Some(fd);
+            // Keep the nearest few only, as on the way down.
+            if i > HELD {
+                levels[i - HELD - 1].fd = None;
+            }
+        }
+        Ok(())
     }
 }
 
 #[cfg(windows)]
 mod platform {
     use super::{FileId, Trail};
+    use crate::sandbox::file_id;
     use std::fs;
     use std::io;
     use std::path::{Path, PathBuf};
 
     /// Empties `root` depth first with an explicit stack of paths (std makes long
     /// paths verbatim, so depth is not bounded by MAX_PATH); one listing is open at
-    /// a time. Reparse points (links, junctions) are removed, never entered.
+    /// a time. Reparse points (links, junctions) are removed, never entered. Windows
+    /// has no calls relative to an open directory in std, so each directory's
+    /// identity is taken when it is entered and checked again before every listing
+    /// and removal in it: one that changed stops the removal there.
     pub fn remove_contents(
         root: &Path,
         expected: Option<FileId>,
     ) -> Result<(), (String, io::Error)> {
-        if expected.is_some_and(|e| crate::sandbox::file_id::of_path(root).is_ok_and(|id| id != e))
+        let root_id = file_id::of_path(root).map_err(|e| (String::new(), e))?;
+        if expected.is_some_and(|e| e != root_id)
+            || !fs::symlink_metadata(root).is_ok_and(|m| m.is_dir() && !m.is_symlink())
         {
             return Err((String::new(), super::super::dir_handle::replaced(root)));
         }
-        let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];
+        let mut stack: Vec<(PathBuf, FileId)> = vec![(root.to_path_buf(), root_id)];
         let mut trail = Trail::default();
-        while let Some(dir) = stack.last().cloned() {
+        while let Some((dir, id)) = stack.last().cloned() {
+            let still = || {
+                if file_id::of_path(&dir).is_ok_and(|now| now == id) {
+                    Ok(())
+                } else {
+                    Err((trail.show(""), super::super::dir_handle::replaced(&dir)))
+                }
+            };
+            still()?;
             let shown =
                 |path: &Path| trail.show(&path.file_name().unwrap_or_default().to_string_lossy());
             let mut subdir = None;
@@ -213,6 +369,7 @@ mod platform {
                 .and_then(|entries| entries.collect())
                 .map_err(|e| (trail.show(""), e))?;
             for entry in listing {
+                still()?;
                 let path = entry.path();
                 let file_type = entry.file_type().map_err(|e| (shown(&path), e))?;
                 let removed = if file_type.is_dir() {
@@ -232,17 +389,22 @@ mod platform {
             }
             match subdir {
                 Some(path) => {
+                    let child = file_id::of_path(&path).map_err(|e| (shown(&path), e))?;
+                    if child.raw().0 != root_id.raw().0 {
+                        return Err((shown(&path), super::super::dir_handle::replaced(&path)));
+                    }
                     trail.push(
                         path.file_name()
                             .unwrap_or_default()
                             .to_string_lossy()
                             .into_owned(),
                     );
-                    stack.push(path);
+                    stack.push((path, child));
                 }
                 None => {
                     stack.pop();
                     if !stack.is_empty() {
+                        still()?;
                         fs::remove_dir(&dir).map_err(|e| (trail.show(""), e))?;
                         trail.pop();
                     }
@@ -254,9 +416,72 @@ mod platform {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::fs;
+
+    /// What a test runs as the removal enters a directory, given the new depth.
+    type Hook = Box<dyn FnMut(usize)>;
+
+    thread_local! {
+        /// Called with the new depth each time the removal enters a directory: a
+        /// test's stand-in for a process that still writes the tree.
+        pub static AFTER_DESCENT: std::cell::RefCell<Option<Hook>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// `root/d1/d2/.../d<depth>`, a file `f` in each.
+    fn chain(root: &Path, depth: usize) -> PathBuf {
+        let mut dir = root.to_path_buf();
+        for level in 1..=depth {
+            dir = dir.join(format!("d{level}"));
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join("f"), "f").unwrap();
+        }
+        dir
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_moved_up_during_the_removal_never_takes_it_outside() {
+        // top/victim/keep beside the tree; a directory deep in the tree is moved
+        // right under the root while the removal is inside it, as a process still
+        // writing the staging could: walking back up by `..` then leaves the tree.
+        for (depth, moved_at) in [(20, 19), (20, 5), (3, 2)] {
+            let top = scratch("moved");
+            fs::create_dir(top.join("victim")).unwrap();
+            fs::write(top.join("victim/keep"), "keep").unwrap();
+            fs::write(top.join("keep"), "keep").unwrap();
+            let root = top.join("staging");
+            fs::create_dir(&root).unwrap();
+            chain(&root, depth);
+            let from: PathBuf = (1..=moved_at).fold(root.clone(), |p, l| p.join(format!("d{l}")));
+            let to = root.join("moved");
+            AFTER_DESCENT.with(|hook| {
+                *hook.borrow_mut() = Some(Box::new(move |level| {
+                    if level == depth {
+                        fs::rename(&from, &to).unwrap();
+                    }
+                }))
+            });
+            let removed = remove_tree(&root, None);
+            AFTER_DESCENT.with(|hook| *hook.borrow_mut() = None);
+            assert_eq!(
+                fs::read(top.join("victim/keep")).unwrap(),
+                b"keep",
+                "{removed:?}"
+            );
+            assert_eq!(fs::read(top.join("keep")).unwrap(), b"keep", "{removed:?}");
+            if let Err(e) = &removed {
+                assert!(
+                    e.to_string()
+                        .contains("was moved or replaced while it was being removed"),
+                    "{e}"
+                );
+            }
+            fs::remove_dir_all(top).unwrap();
+        }
+    }
 
     /// A fresh directory of its own, which the test removes when it passes.
     fn scratch(name: &str) -> PathBuf {

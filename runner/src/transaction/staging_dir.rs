@@ -15,10 +15,17 @@
 //!   outputs still hold this run's file, and where their previous files are. The
 //!   staging is then left for the next run, which puts those files back.
 //!
+//! - `.dtlto-staging-X/tmp/N/`: local mode's job N's TMPDIR.
+//!
+//! The staging directory and everything the runner makes in it are private to the
+//! user (directories 0700, files 0600, created exclusively, never through a link).
+//!
 //! The title is created first (exclusively) and removed last, so a staging directory
 //! is reclaimed only through its title, only when its lock can be taken, only when
 //! the title is still that file, and only by its owner. A directory without its
-//! title is never touched: it is not ours. The guest sees only `out/`.
+//! title is never touched: it is not ours. Nor is one that is not private to this
+//! user, opened without following a link: its record and set-aside files are left
+//! as they are, and a line names it. The guest sees only `out/`.
 
 use super::dir_handle::DirHandle;
 use super::place::{self, Dirs, Previous, Undone, ASIDE};
@@ -98,14 +105,17 @@ impl StagingDir {
                 other => other?,
             }
             let root = output_dir.join(&name);
-            let made = fs::create_dir(&root).and_then(|()| fs::create_dir(root.join(OUT)));
-            if let Err(e) = made {
-                let _ = remove_tree(&root, None);
-                let _ = fs::remove_file(&title);
-                return Err(e);
-            }
-            let root_handle = DirHandle::open(output_dir, Some(dir_id))?.open_child(&name, None)?;
-            let out = root_handle.open_child(OUT, None)?;
+            let made = make_private_dirs(output_dir, dir_id, &name);
+            let (root_handle, out) = match made {
+                Ok(made) => made,
+                Err(e) => {
+                    let _ = fs::remove_file(&title);
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
             return Ok(StagingDir {
                 root,
                 title,
@@ -145,11 +155,13 @@ impl StagingDir {
 
     /// Leaves the staging for the next run, with `record`: the outputs whose
     /// rollback failed. Writes nothing if the record cannot be written; the
-    /// previous files stay where the message says either way.
+    /// previous files stay where the message says either way. The record is
+    /// created exclusively in the staging checked to be this run's, never through
+    /// a link.
     pub fn leave_for_recovery(mut self, record: &[Unrestored]) -> io::Result<()> {
         self.done = true;
         let text = serde_json::to_vec(record).map_err(io::Error::other)?;
-        fs::write(self.root.join(RECOVER), text)
+        DirHandle::open(&self.root, Some(self.root_id))?.create_file(RECOVER, &text)
     }
 
     /// Removes the directory, then its title. The lock itself is let go when the
@@ -176,7 +188,42 @@ pub struct Unrestored {
     pub name: String,
     /// The placed file's device and file number.
     pub placed: (u64, u64),
+    /// The placed file's size and modification time (ns) when the rollback failed:
+    /// file numbers are handed out again as soon as a file is removed, so a record
+    /// acts only on a file that still matches all three. `None`: unknown, and the
+    /// record is not acted on.
+    pub fingerprint: Option<(u64, i128)>,
     pub previous: Previous,
+}
+
+/// The most a `recover.json` may hold: a record per output of one directory.
+const MAX_RECORD_BYTES: u64 = 16 << 20;
+
+/// Makes the staging `name` and its `out/` in the output directory `dir_id`, both
+/// private to this user, and opens them. `AlreadyExists` if the name is taken: a
+/// directory this call did not create is never removed. On a later failure, only
+/// what this call created is removed, and only while it is still empty.
+fn make_private_dirs(
+    output_dir: &Path,
+    dir_id: FileId,
+    name: &str,
+) -> io::Result<(DirHandle, DirHandle)> {
+    let target = DirHandle::open(output_dir, Some(dir_id))?;
+    target.create_dir(name)?;
+    let made = target.open_child(name, None).and_then(|root| {
+        if !root.is_private()? {
+            return Err(super::dir_handle::replaced(&output_dir.join(name)));
+        }
+        root.create_dir(OUT)?;
+        let out = root.open_child(OUT, None).inspect_err(|_| {
+            let _ = root.remove_empty_dir(OUT);
+        })?;
+        Ok((root, out))
+    });
+    if made.is_err() {
+        let _ = target.remove_empty_dir(name);
+    }
+    made
 }
 
 /// Removes a staging directory whose lock we hold, the title last: a removal cut
@@ -275,6 +322,9 @@ pub struct Reclaimed {
     pub not_ours: Vec<(PathBuf, String)>,
     /// Abandoned staging that could not be removed or restored from.
     pub failed: Vec<RemoveError>,
+    /// Abandoned staging left as it is, and why: not private to this user, or a
+    /// recovery record that cannot be trusted or acted on. (path, reason)
+    pub left_alone: Vec<(PathBuf, String)>,
 }
 
 /// Removes the abandoned staging directories in `output_dir`: those whose lock file
@@ -282,7 +332,7 @@ pub struct Reclaimed {
 /// each is put back if its place is still empty, so that no output goes missing.
 /// A rollback that failed left a record; its previous files are put back where the
 /// output is still the dead run's file.
-pub fn reclaim(output_dir: &Path) -> Reclaimed {
+pub fn reclaim(output_dir: &Path, declared: &dyn Fn(&str) -> bool) -> Reclaimed {
     let mut found = Reclaimed::default();
     let Ok(entries) = fs::read_dir(output_dir) else {
         return found;
@@ -293,7 +343,7 @@ pub fn reclaim(output_dir: &Path) -> Reclaimed {
             continue;
         };
         let root = output_dir.join(name);
-        match reclaim_one(output_dir, name, &entry.path(), &mut found) {
+        match reclaim_one(output_dir, name, &entry.path(), declared, &mut found) {
             Ok(true) => found.removed.push(root),
             Ok(false) => {}
             Err(e) => found.failed.push(e),
@@ -303,20 +353,21 @@ pub fn reclaim(output_dir: &Path) -> Reclaimed {
 }
 
 /// Reclaims the staging `name` if its lock is free and it is ours; `Ok(false)` if it
-/// is live or another user's.
+/// is live, another user's, or left alone for a reason `found` names.
 fn reclaim_one(
     output_dir: &Path,
     name: &str,
     lock_path: &Path,
+    declared: &dyn Fn(&str) -> bool,
     found: &mut Reclaimed,
 ) -> Result<bool, RemoveError> {
-    let root = output_dir.join(name);
+    let root_path = output_dir.join(name);
     let failed = |error: io::Error| RemoveError {
         root: lock_path.to_path_buf(),
         entry: String::new(),
         error,
     };
-    // Not through a link: a lock file is a regular file we made.
+    // Not through a link: a lock file is a regular, empty file we made.
     let lock = match open_lock(lock_path) {
         Ok(lock) if lock.metadata().is_ok_and(|m| m.is_file()) => lock,
         Ok(_) => return Ok(false),
@@ -334,42 +385,142 @@ fn reclaim_one(
         return Ok(false);
     };
     if let Some(owner) = other_owner(&lock) {
-        found.not_ours.push((root, owner));
+        found.not_ours.push((root_path, owner));
         return Ok(false);
     }
-    if fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()) {
-        if root.join(RECOVER).exists() {
-            recover(output_dir, name, found).map_err(|error| RemoveError {
-                root: root.clone(),
-                entry: RECOVER.to_owned(),
-                error,
-            })?;
-        }
-        restore_set_aside(output_dir, &root.join(ASIDE), &mut found.restored);
+    if !lock.metadata().is_ok_and(|m| m.len() == 0) {
+        found.left_alone.push((
+            root_path,
+            "its lock file is not empty, so this runner did not make it".to_owned(),
+        ));
+        return Ok(false);
     }
-    remove_titled(&root, None, lock_path)?;
+    let target = DirHandle::open(output_dir, None).map_err(failed)?;
+    let root = match target.open_child(name, None) {
+        Ok(root) => root,
+        // A title alone: the run died before its staging was made, or after it
+        // was removed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            remove_titled(&root_path, None, lock_path)?;
+            return Ok(true);
+        }
+        Err(e) => {
+            found.left_alone.push((
+                root_path,
+                format!(
+                    "it is not a directory this runner made ({})",
+                    dtlto_mock::message::io_error(&e)
+                ),
+            ));
+            return Ok(false);
+        }
+    };
+    if !root.is_private().map_err(failed)? {
+        found.left_alone.push((
+            root_path,
+            "it is not private to you (another user's, or open to the group or others)".to_owned(),
+        ));
+        return Ok(false);
+    }
+    let root_id = root.id();
+    let root = match root.entry(RECOVER) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => root,
+        _ => match recover(
+            DirHandle::open(target.path(), Some(target.id())).map_err(failed)?,
+            root,
+            declared,
+            found,
+        ) {
+            Ok(root) => root,
+            Err(reason) => {
+                found.left_alone.push((root_path, reason));
+                return Ok(false);
+            }
+        },
+    };
+    restore_set_aside(&target, &root, &mut found.restored);
+    drop(root);
+    remove_titled(&root_path, Some(root_id), lock_path)?;
     drop(lock);
     Ok(true)
 }
 
 /// Puts back the previous files that a dead run's failed rollback left, where the
-/// output is still that run's file.
-fn recover(output_dir: &Path, name: &str, found: &mut Reclaimed) -> io::Result<()> {
-    let target = DirHandle::open(output_dir, None)?;
-    let root = target.open_child(name, None)?;
-    let record: Vec<Unrestored> =
-        serde_json::from_slice(&fs::read(root.path().join(RECOVER))?).map_err(io::Error::other)?;
-    let out = root.open_child(OUT, None)?;
+/// output is still that run's file. The record is acted on only as a whole: a
+/// regular file of bounded size, read from the staging's handle, whose every name
+/// is one component and an output this run declares in that directory. `Err`: why
+/// it was not acted on (nothing was touched); `Ok`: the staging, given back.
+fn recover(
+    target: DirHandle,
+    root: DirHandle,
+    declared: &dyn Fn(&str) -> bool,
+    found: &mut Reclaimed,
+) -> Result<DirHandle, String> {
+    let unreadable = |e: &dyn std::fmt::Display| format!("its {RECOVER} cannot be used: {e}");
+    let text = root
+        .read_small_file(RECOVER, MAX_RECORD_BYTES)
+        .map_err(|e| unreadable(&dtlto_mock::message::io_error(&e)))?;
+    let record: Vec<Unrestored> = serde_json::from_slice(&text).map_err(|e| unreadable(&e))?;
+    for output in &record {
+        if !is_one_component(&output.name) {
+            return Err(unreadable(&format!(
+                "{} is not a file name in the output directory",
+                dtlto_mock::message::quoted(&output.name)
+            )));
+        }
+        if !declared(&output.name) {
+            return Err(format!(
+                "its {RECOVER} names {}, which this run does not write; a run that does puts \
+                 its previous file back",
+                dtlto_mock::message::quoted(&output.name)
+            ));
+        }
+        if output.fingerprint.is_none() {
+            return Err(unreadable(&format!(
+                "it does not say what {} was when it was left",
+                dtlto_mock::message::quoted(&output.name)
+            )));
+        }
+    }
+    let out = root
+        .open_child(OUT, None)
+        .map_err(|e| unreadable(&dtlto_mock::message::io_error(&e)))?;
     let dirs = Dirs::new(target, root, out);
     for output in record {
         let placed = FileId::from_raw(output.placed.0, output.placed.1);
-        let path = output_dir.join(&output.name);
-        match place::undo(&dirs, &output.name, placed, output.previous)? {
-            Undone::Restored => found.restored.push(path),
-            Undone::Superseded => found.superseded.push(path),
+        let path = dirs.target.path().join(&output.name);
+        let still_placed = dirs.target.entry(&output.name).is_ok_and(|now| {
+            now.id == placed && Some((now.size, now.modified)) == output.fingerprint
+        });
+        if !still_placed {
+            found.superseded.push(path);
+            continue;
+        }
+        match place::undo(&dirs, &output.name, placed, output.previous) {
+            Ok(Undone::Restored) => found.restored.push(path),
+            Ok(Undone::Superseded) => found.superseded.push(path),
+            Err(e) => {
+                return Err(format!(
+                    "cannot put back the previous file of {}: {}",
+                    dtlto_mock::message::quoted(&path.to_string_lossy()),
+                    dtlto_mock::message::io_error(&e)
+                ))
+            }
         }
     }
-    Ok(())
+    Ok(dirs.root)
+}
+
+/// Whether `name` names an entry of a directory itself: not empty, not `.` or
+/// `..`, without a separator.
+fn is_one_component(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+        && !(cfg!(windows) && name.contains(':'))
 }
 
 /// The owner of `lock`, in words, if it is not the user running this.
@@ -413,23 +564,27 @@ fn user_name(uid: u32) -> Option<String> {
     Some(dtlto_mock::message::quoted(&name.to_string_lossy()))
 }
 
-/// Puts each regular file in `aside` back at its name in `output_dir` if that name
-/// is free. A hard link cannot replace an existing file, so a newer output is never
-/// lost; nothing is followed through a link.
-fn restore_set_aside(output_dir: &Path, aside: &Path, restored: &mut Vec<PathBuf>) {
-    if !fs::symlink_metadata(aside).is_ok_and(|m| m.is_dir()) {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(aside) else {
+/// Puts each regular file in the staging's `aside/` back at its name in the output
+/// directory if that name is free. A hard link cannot replace an existing file, so
+/// a newer output is never lost; every call goes through the checked handles, and
+/// nothing is followed through a link.
+fn restore_set_aside(target: &DirHandle, root: &DirHandle, restored: &mut Vec<PathBuf>) {
+    let Ok(aside) = root.open_child(ASIDE, None) else {
         return;
     };
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+    let Ok(names) = aside.names() else {
+        return;
+    };
+    for name in names {
+        let Some(name) = name.to_str() else { continue };
+        if !aside
+            .entry(name)
+            .is_ok_and(|e| e.kind == super::dir_handle::Kind::File)
+        {
             continue;
         }
-        let target = output_dir.join(entry.file_name());
-        if fs::hard_link(entry.path(), &target).is_ok() {
-            restored.push(target);
+        if aside.link(name, target, name).is_ok() {
+            restored.push(target.path().join(name));
         }
     }
 }
@@ -456,6 +611,178 @@ mod tests {
         names
     }
 
+    /// A directory only its owner may use, as the runner makes its staging.
+    fn private_dir(path: &Path) {
+        fs::create_dir(path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
+        }
+    }
+
+    /// An abandoned staging `name` in `dir`: its empty title, and the directory
+    /// (private), with `out/` and `aside/`.
+    fn abandoned(dir: &Path, name: &str) -> PathBuf {
+        let root = dir.join(name);
+        private_dir(&root);
+        fs::create_dir(root.join(OUT)).unwrap();
+        fs::create_dir(root.join(ASIDE)).unwrap();
+        fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
+        root
+    }
+
+    #[cfg(unix)]
+    /// A record as a failed rollback leaves it, for the output `name` now at
+    /// `dir/name`, whose previous file is in `aside/`.
+    fn record_for(dir: &Path, name: &str) -> Unrestored {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(dir.join(name)).unwrap();
+        Unrestored {
+            name: name.to_owned(),
+            placed: (meta.dev(), meta.ino()),
+            fingerprint: Some((
+                meta.size(),
+                i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            )),
+            previous: Previous::Aside,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_record_is_acted_on_only_for_declared_single_names_in_a_private_staging() {
+        let top = scratch("records");
+        let dir = top.join("build");
+        let outside = top.join("outside");
+        fs::create_dir(&dir).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("x"), "the user's").unwrap();
+        fs::write(dir.join("a.o"), "dead run's a").unwrap();
+
+        // A record that climbs out of the output directory.
+        let root = abandoned(&dir, &format!("{PREFIX}00000000000000a1"));
+        let mut climbing = record_for(&dir, "a.o");
+        climbing.name = "../outside/x".to_owned();
+        fs::write(root.join(ASIDE).join("a.o"), "previous a").unwrap();
+        fs::write(root.join(RECOVER), serde_json::to_vec(&[climbing]).unwrap()).unwrap();
+        let found = reclaim(&dir, &|_| true);
+        assert_eq!(found.left_alone.len(), 1, "{found:?}");
+        assert!(found.left_alone[0]
+            .1
+            .contains("is not a file name in the output directory"));
+        assert!(
+            found.removed.is_empty() && found.restored.is_empty(),
+            "{found:?}"
+        );
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_file(dir.join(format!("{PREFIX}00000000000000a1{LOCK_SUFFIX}"))).unwrap();
+
+        // A record naming an output this run does not declare.
+        let root = abandoned(&dir, &format!("{PREFIX}00000000000000a2"));
+        fs::write(root.join(ASIDE).join("a.o"), "previous a").unwrap();
+        let record = serde_json::to_vec(&[record_for(&dir, "a.o")]).unwrap();
+        fs::write(root.join(RECOVER), &record).unwrap();
+        let found = reclaim(&dir, &|name| name == "b.o");
+        assert!(
+            found.left_alone[0]
+                .1
+                .contains("which this run does not write"),
+            "{found:?}"
+        );
+        assert_eq!(fs::read(dir.join("a.o")).unwrap(), b"dead run's a");
+
+        // A FIFO for a record: left alone at once, never read.
+        fs::remove_file(root.join(RECOVER)).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join(RECOVER),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let found = reclaim(&dir, &|_| true);
+        assert!(
+            found.left_alone[0].1.contains("not a regular file"),
+            "{found:?}"
+        );
+        fs::remove_file(root.join(RECOVER)).unwrap();
+
+        // A link for a record: not followed.
+        std::os::unix::fs::symlink("/dev/zero", root.join(RECOVER)).unwrap();
+        let found = reclaim(&dir, &|_| true);
+        assert_eq!(found.left_alone.len(), 1, "{found:?}");
+        fs::remove_file(root.join(RECOVER)).unwrap();
+
+        // The output was removed and written anew by the user, and may have got the
+        // dead run's file number: by its size and time it is not the dead run's.
+        fs::write(root.join(RECOVER), &record).unwrap();
+        fs::remove_file(dir.join("a.o")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(dir.join("a.o"), "the user's new a").unwrap();
+        let found = reclaim(&dir, &|_| true);
+        assert!(found.left_alone.is_empty(), "{found:?}");
+        assert_eq!(found.superseded, [dir.join("a.o")]);
+        assert_eq!(fs::read(dir.join("a.o")).unwrap(), b"the user's new a");
+        assert_eq!(fs::read(outside.join("x")).unwrap(), b"the user's");
+        fs::remove_dir_all(top).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_staging_open_to_the_group_is_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("group");
+        let root = abandoned(&dir, &format!("{PREFIX}00000000000000c1"));
+        fs::write(root.join(ASIDE).join("a.o"), "planted").unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o770)).unwrap();
+        let found = reclaim(&dir, &|_| true);
+        assert!(
+            found.left_alone[0].1.contains("not private to you"),
+            "{found:?}"
+        );
+        assert!(found.restored.is_empty() && found.removed.is_empty());
+        assert!(!dir.join("a.o").exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn creating_a_staging_never_removes_a_directory_it_did_not_create() {
+        let dir = scratch("taken");
+        let id = file_id::of_path(&dir).unwrap();
+        let name = format!("{PREFIX}00000000000000d1");
+        fs::create_dir(dir.join(&name)).unwrap();
+        fs::write(dir.join(&name).join("someone's"), "keep").unwrap();
+        let made = make_private_dirs(&dir, id, &name);
+        assert_eq!(
+            made.err().map(|e| e.kind()),
+            Some(io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(
+            fs::read(dir.join(&name).join("someone's")).unwrap(),
+            b"keep"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_staging_is_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("umask");
+        let id = file_id::of_path(&dir).unwrap();
+        let old = rustix::process::umask(rustix::fs::Mode::WOTH);
+        let made = make_private_dirs(&dir, id, &format!("{PREFIX}00000000000000e1"));
+        rustix::process::umask(old);
+        let (root, out) = made.unwrap();
+        for path in [root.path(), out.path()] {
+            let mode = fs::symlink_metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn names_are_fresh_and_a_live_staging_is_never_reclaimed() {
         let dir = scratch("live");
@@ -467,7 +794,7 @@ mod tests {
         assert_eq!(locks.held.len(), 1);
         assert_ne!(a.root(), b.root());
         fs::write(a.out().join("x.o"), "partial").unwrap();
-        let found = reclaim(&dir);
+        let found = reclaim(&dir, &|_| true);
         assert_eq!(found.in_use, 2);
         assert!(found.removed.is_empty());
         assert_eq!(fs::read(a.out().join("x.o")).unwrap(), b"partial");
@@ -483,6 +810,7 @@ mod tests {
         let dir = scratch("abandoned");
         let name = format!("{PREFIX}0123456789abcdef");
         let root = dir.join(&name);
+        private_dir(&root);
         fs::create_dir_all(root.join(OUT)).unwrap();
         fs::create_dir_all(root.join(ASIDE)).unwrap();
         fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
@@ -495,7 +823,7 @@ mod tests {
         fs::create_dir_all(dir.join(format!("{PREFIX}notes")).join("out")).unwrap();
         fs::write(dir.join(format!("{PREFIX}notes.lock")), "x").unwrap();
         fs::create_dir_all(dir.join(format!("{PREFIX}fedcba9876543210")).join("out")).unwrap();
-        let found = reclaim(&dir);
+        let found = reclaim(&dir, &|_| true);
         assert_eq!(found.removed, [root]);
         assert_eq!(found.restored, [dir.join("a.o")]);
         assert_eq!(fs::read(dir.join("a.o")).unwrap(), b"old a");
@@ -521,7 +849,7 @@ mod tests {
         let elsewhere = scratch("links-elsewhere");
         fs::write(elsewhere.join("a.o"), "not ours").unwrap();
         let name = format!("{PREFIX}00000000000000aa");
-        fs::create_dir(dir.join(&name)).unwrap();
+        private_dir(&dir.join(&name));
         std::os::unix::fs::symlink(&elsewhere, dir.join(&name).join(ASIDE)).unwrap();
         fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
         // A lock that is a link is not ours either.
@@ -531,7 +859,7 @@ mod tests {
             dir.join(format!("{other}{LOCK_SUFFIX}")),
         )
         .unwrap();
-        let found = reclaim(&dir);
+        let found = reclaim(&dir, &|_| true);
         assert!(found.restored.is_empty(), "{:?}", found.restored);
         assert_eq!(found.removed, [dir.join(&name)]);
         assert_eq!(fs::read(elsewhere.join("a.o")).unwrap(), b"not ours");
