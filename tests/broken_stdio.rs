@@ -86,9 +86,12 @@ fn a_stop_with_a_broken_stderr_ends_with_the_signals_status() {
             is_staged(dir.path(), "m0.0.native.o")
         });
         ends_with(child, "TERM", 143, what);
-        assert_eq!(
-            crate::util::changes(&before, &dir.snapshot()),
-            Vec::<String>::new()
+        // The guest was inside a host call: its staging is left for the next run.
+        crate::util::left_then_reclaimed(
+            &dir,
+            &before,
+            &["s0", "s1", "job.json"],
+            &["m0.0.native.o", "m1.1.native.o"],
         );
     }
     let modules = TestDir::new("stdio-spin-module");

@@ -190,7 +190,9 @@ fn a_failed_rollback_keeps_the_previous_file_and_the_next_run_puts_it_back() {
             "jobs[0].outputs[0]: \"{}\" holds this run's file; its previous file is at \"",
             dir.join(&output(0)).display()
         ))
-        .expect_stderr_has("the next run in that directory puts the previous files back");
+        .expect_stderr_has(
+            "the next run in that directory that writes these outputs puts their previous files back",
+        );
     // Nothing was deleted: the previous file waits in the staging the message names.
     let staging = staging_dirs(dir.path());
     assert_eq!(staging.len(), 1, "{}", run.report());
@@ -204,38 +206,36 @@ fn a_failed_rollback_keeps_the_previous_file_and_the_next_run_puts_it_back() {
     assert_eq!(dir.read(&output(0)), b"run 0 output 0\n");
     assert_eq!(dir.read(&output(1)), b"previous 1\n");
 
-    // The next run in the directory puts it back, and leaves no staging.
-    let next = run_runner(&dir, &["--verbose", "x", "other.json"]);
+    // A run that writes other outputs leaves the record alone, and says so.
+    let other = run_runner(&dir, &["x", "other.json"]);
+    other.expect_status(0).expect_stderr_has(&format!(
+        "dtlto-runner: warning: left abandoned staging \"{}\" as it is: its recover.json names \
+         \"{}\", which this run does not write; a run that does puts its previous file back\n",
+        staging[0].display(),
+        output(0)
+    ));
+    assert_eq!(staging_dirs(dir.path()), staging, "{}", other.report());
+    // The same link again puts it back, then commits its own outputs, and leaves
+    // no staging.
+    let mut again = vec!["--verbose"];
+    again.extend(strs(&a));
+    let next = run_runner(&dir, &again);
     next.expect_status(0).expect_stderr_has(&format!(
         "dtlto-runner: restored \"{}\" as it was before a run that died or failed mid-commit",
         dir.join(&output(0)).display()
     ));
     assert_eq!(
         changes(&before, &dir.snapshot()),
-        ["+ other.native.o"],
+        [
+            format!("~ {}", output(0)),
+            format!("~ {}", output(1)),
+            "+ other.native.o".to_owned()
+        ],
         "{}\n{}",
         run.report(),
         next.report()
     );
-}
-
-/// Runs `program args` as `uid` (and gid), with umask 077, through setpriv.
-#[cfg(target_os = "linux")]
-fn as_user(uid: u32, program: &std::path::Path, args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new("setpriv");
-    command
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={uid}"),
-            "--clear-groups",
-            "sh",
-            "-c",
-            "umask 077; exec \"$@\"",
-            "sh",
-        ])
-        .arg(program)
-        .args(args);
-    command
+    assert_eq!(dir.read(&output(0)), b"run 0 output 0\n");
 }
 
 #[cfg(target_os = "linux")]
@@ -258,8 +258,18 @@ fn another_users_live_staging_is_left_alone_and_their_abandoned_one_is_named_onc
         );
         dir.write(&format!("{user}.src"), format!("from {user}\n"));
     }
-    let spawn = |uid: u32, args: &[&str]| dir.spawn(&mut as_user(uid, &runner, args));
-    let run_b = || dir.run(&mut as_user(4002, &runner, &["b.src", "b.json"]));
+    let spawn = |uid: u32, args: &[&str]| {
+        dir.spawn(&mut crate::util::as_user(uid, None, "077", &runner, args))
+    };
+    let run_b = || {
+        dir.run(&mut crate::util::as_user(
+            4002,
+            None,
+            "077",
+            &runner,
+            &["b.src", "b.json"],
+        ))
+    };
 
     // User a's live run: user b's run in the same directory says nothing of it.
     let live = spawn(4001, &["--fault=delay=3000", "a.src", "a.json"]);

@@ -173,26 +173,6 @@ fn an_output_written_anew_with_the_dead_runs_file_number_is_kept() {
     assert!(!top.exists(&format!("build/{STAGING}")), "{}", run.report());
 }
 
-/// Runs `program args` as `uid`, in group 4000 too, with umask 002, in `cwd`.
-#[cfg(target_os = "linux")]
-fn as_user(uid: u32, program: &Path, args: &[&str], cwd: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new("setpriv");
-    command
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={uid}"),
-            "--groups=4000",
-            "sh",
-            "-c",
-            "umask 002; exec \"$@\"",
-            "sh",
-        ])
-        .arg(program)
-        .args(args)
-        .current_dir(cwd);
-    command
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 #[ignore = "needs root, to run as two users with setpriv (tests/all.sh runs it as root)"]
@@ -259,7 +239,9 @@ fn another_users_planted_lock_staging_and_record_never_swap_your_files() {
         .unwrap();
     }
     let before = top.snapshot();
-    let run = top.run(&mut as_user(4001, &runner, &["s0", "job.json"], &build));
+    let mut victims_run =
+        crate::util::as_user(4001, Some(4000), "002", &runner, &["s0", "job.json"]);
+    let run = top.run(victims_run.current_dir(&build));
     run.expect_status(0)
         .expect_stderr_has("dtlto-runner: warning: left abandoned staging \"");
     assert_eq!(top.read("home/config.sh"), b"the user's config\n");

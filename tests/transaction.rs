@@ -232,30 +232,6 @@ fn stopped_by(child: crate::util::Started, signal: &str, status: i32, staging: S
     );
 }
 
-/// After a stop that left its staging: only the staging and its title were added,
-/// and the next ordinary run (`args`) reclaims them, adding only `outputs`.
-#[cfg(unix)]
-fn left_then_reclaimed(
-    dir: &TestDir,
-    before: &std::collections::BTreeMap<String, crate::util::Entry>,
-    args: &[&str],
-    outputs: &[&str],
-) {
-    let left: Vec<String> = changes(before, &dir.snapshot())
-        .into_iter()
-        .filter(|change| !change.starts_with("+ .dtlto-staging-"))
-        .collect();
-    assert_eq!(left, Vec::<String>::new(), "{}", dir.listing());
-    assert_eq!(staging_dirs(dir.path()).len(), 1, "{}", dir.listing());
-    let mut verbose = vec!["--verbose"];
-    verbose.extend_from_slice(args);
-    let next = run_runner(dir, &verbose);
-    next.expect_status(0)
-        .expect_stderr_has("dtlto-runner: reclaimed abandoned staging \"");
-    let added: Vec<String> = outputs.iter().map(|o| format!("+ {o}")).collect();
-    assert_eq!(changes(before, &dir.snapshot()), added, "{}", next.report());
-}
-
 #[cfg(unix)]
 #[test]
 fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
@@ -267,7 +243,7 @@ fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
         wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
         // The guest sleeps in a host call: it could still write when it returns.
         stopped_by(child, signal, status, Staging::Left);
-        left_then_reclaimed(
+        crate::util::left_then_reclaimed(
             &dir,
             &snapshot,
             &["s0", "s1", "job.json"],
@@ -308,7 +284,7 @@ fn sigterm_and_sigint_while_the_guest_waits_to_open_a_fifo_end_the_run_at_once()
         // The guest is now in, or about to enter, the open that never returns.
         std::thread::sleep(Duration::from_millis(200));
         stopped_by(child, signal, status, Staging::Left);
-        left_then_reclaimed(&dir, &snapshot, &["s0", "job.json"], &["m0.0.native.o"]);
+        crate::util::left_then_reclaimed(&dir, &snapshot, &["s0", "job.json"], &["m0.0.native.o"]);
     }
 }
 
@@ -492,7 +468,7 @@ fn a_stop_ends_the_run_even_when_the_guest_holds_every_file_the_runner_may_open(
     });
     std::thread::sleep(Duration::from_millis(300));
     stopped_by(child, "TERM", 143, Staging::Left);
-    left_then_reclaimed(&dir, &snapshot, &["s0", "job.json"], &["m0.0.native.o"]);
+    crate::util::left_then_reclaimed(&dir, &snapshot, &["s0", "job.json"], &["m0.0.native.o"]);
 }
 
 #[cfg(unix)]

@@ -108,7 +108,11 @@ pub fn on_stop(hook: fn()) {
 pub fn install(timeout: Option<Duration>) -> std::io::Result<()> {
     platform::install()?;
     if let Some(limit) = timeout {
-        let _ = DEADLINE.set((std::time::Instant::now() + limit, limit));
+        // A limit past what the clock can count has no deadline: it waits as long
+        // as it can.
+        if let Some(deadline) = std::time::Instant::now().checked_add(limit) {
+            let _ = DEADLINE.set((deadline, limit));
+        }
         std::thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {

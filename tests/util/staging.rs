@@ -52,3 +52,31 @@ pub fn staging_left(dir: &TestDir) -> Vec<String> {
         .filter(|n| n.contains(".dtlto-staging"))
         .collect()
 }
+
+/// After a stop that left its staging: only the staging and its title were added,
+/// and the next ordinary run (`args`) reclaims them, adding only `outputs`.
+pub fn left_then_reclaimed(
+    dir: &super::TestDir,
+    before: &std::collections::BTreeMap<String, super::Entry>,
+    args: &[&str],
+    outputs: &[&str],
+) {
+    let left: Vec<String> = super::changes(before, &dir.snapshot())
+        .into_iter()
+        .filter(|change| !change.starts_with("+ .dtlto-staging-"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "{}", dir.listing());
+    assert_eq!(staging_dirs(dir.path()).len(), 1, "{}", dir.listing());
+    let mut verbose = vec!["--verbose"];
+    verbose.extend_from_slice(args);
+    let next = super::run_runner(dir, &verbose);
+    next.expect_status(0)
+        .expect_stderr_has("dtlto-runner: reclaimed abandoned staging \"");
+    let added: Vec<String> = outputs.iter().map(|o| format!("+ {o}")).collect();
+    assert_eq!(
+        super::changes(before, &dir.snapshot()),
+        added,
+        "{}",
+        next.report()
+    );
+}

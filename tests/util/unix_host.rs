@@ -53,3 +53,33 @@ pub fn limit_open_files_soft(command: &mut Command, soft: u64, hard: u64) {
         });
     }
 }
+
+/// Runs `program args` as user and group `uid` (in `group` too, if given, and no
+/// other), with `umask`, through setpriv (root only).
+#[cfg(target_os = "linux")]
+pub fn as_user(
+    uid: u32,
+    group: Option<u32>,
+    umask: &str,
+    program: &Path,
+    args: &[&str],
+) -> Command {
+    let groups = match group {
+        Some(group) => format!("--groups={group}"),
+        None => "--clear-groups".to_owned(),
+    };
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &groups,
+            "sh",
+            "-c",
+            &format!("umask {umask}; exec \"$@\""),
+            "sh",
+        ])
+        .arg(program)
+        .args(args);
+    command
+}

@@ -86,6 +86,22 @@ pub fn replaced(path: &Path) -> io::Error {
     ))
 }
 
+/// The error for a file that is not one the runner made: `why` says how it differs.
+fn not_ours(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+/// Reads `file` to its end, if that is at most `limit` bytes.
+fn read_at_most(file: std::fs::File, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut contents = Vec::new();
+    file.take(limit + 1).read_to_end(&mut contents)?;
+    if contents.len() as u64 > limit {
+        return Err(not_ours(format!("it is larger than {limit} bytes")));
+    }
+    Ok(contents)
+}
+
 impl DirHandle {
     pub fn path(&self) -> &Path {
         &self.path
@@ -103,7 +119,7 @@ impl DirHandle {
 
 #[cfg(unix)]
 mod platform {
-    use super::{one_step_calls, replaced, DirHandle, Entry, Kind, Names};
+    use super::{not_ours, one_step_calls, read_at_most, replaced, DirHandle, Entry, Kind, Names};
     use crate::sandbox::file_id::FileId;
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use std::io;
@@ -188,7 +204,6 @@ mod platform {
         /// Reads the regular file `name`, never through a link and never waiting on
         /// a FIFO or a device: at most `limit` bytes, or `InvalidData`.
         pub fn read_small_file(&self, name: &str, limit: u64) -> io::Result<Vec<u8>> {
-            use std::io::Read;
             let fd = rustix::fs::openat(
                 &self.fd,
                 name,
@@ -198,28 +213,12 @@ mod platform {
             .map_err(os)?;
             let stat = rustix::fs::fstat(&fd).map_err(os)?;
             if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "it is not a regular file",
-                ));
+                return Err(not_ours("it is not a regular file".to_owned()));
             }
             if stat.st_uid != rustix::process::geteuid().as_raw() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "it belongs to another user",
-                ));
+                return Err(not_ours("it belongs to another user".to_owned()));
             }
-            let mut contents = Vec::new();
-            std::fs::File::from(fd)
-                .take(limit + 1)
-                .read_to_end(&mut contents)?;
-            if contents.len() as u64 > limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("it is larger than {limit} bytes"),
-                ));
-            }
-            Ok(contents)
+            read_at_most(std::fs::File::from(fd), limit)
         }
 
         /// Creates the file `name` (mode 0600), which must not exist, never through
@@ -415,7 +414,7 @@ mod platform {
 
 #[cfg(windows)]
 mod platform {
-    use super::{replaced, DirHandle, Entry, Kind, Names};
+    use super::{not_ours, read_at_most, replaced, DirHandle, Entry, Kind, Names};
     use crate::sandbox::file_id::{self, FileId};
     use std::fs;
     use std::io;
@@ -483,26 +482,11 @@ mod platform {
         }
 
         pub fn read_small_file(&self, name: &str, limit: u64) -> io::Result<Vec<u8>> {
-            use std::io::Read;
             let path = self.still()?.join(name);
-            let meta = fs::symlink_metadata(&path)?;
-            if !meta.is_file() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "it is not a regular file",
-                ));
+            if !fs::symlink_metadata(&path)?.is_file() {
+                return Err(not_ours("it is not a regular file".to_owned()));
             }
-            let mut contents = Vec::new();
-            fs::File::open(&path)?
-                .take(limit + 1)
-                .read_to_end(&mut contents)?;
-            if contents.len() as u64 > limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("it is larger than {limit} bytes"),
-                ));
-            }
-            Ok(contents)
+            read_at_most(fs::File::open(&path)?, limit)
         }
 
         pub fn create_file(&self, name: &str, contents: &[u8]) -> io::Result<()> {

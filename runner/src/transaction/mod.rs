@@ -134,7 +134,9 @@ impl fmt::Display for CommitError {
             for left in &self.left {
                 write!(f, "\n    {left}")?;
             }
-            f.write_str("\n  the next run in that directory puts the previous files back")
+            f.write_str(
+                "\n  the next run in that directory that writes these outputs puts their previous files back",
+            )
         }
     }
 }

@@ -342,17 +342,27 @@ pub fn undo(dirs: &Dirs, name: &str, placed: FileId, previous: Previous) -> io::
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::transaction::dir_handle::PORTABLE_ONLY;
+    use crate::transaction::dir_handle::{NO_HARD_LINKS, PORTABLE_ONLY};
     use std::fs;
     use std::path::{Path, PathBuf};
 
     /// An output directory with a staging `s/out` holding `name` = "new", in a fresh
     /// temporary directory.
-    fn scene(test: &str, portable: bool) -> (PathBuf, Dirs) {
-        PORTABLE_ONLY.with(|p| p.set(portable));
+    /// How the system lets a file be placed: the one-step renames; hard links
+    /// and plain renames (the portable way); plain renames alone (exFAT).
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Way {
+        OneStep,
+        Links,
+        Renames,
+    }
+
+    fn scene(test: &str, way: Way) -> (PathBuf, Dirs) {
+        PORTABLE_ONLY.with(|p| p.set(way != Way::OneStep));
+        NO_HARD_LINKS.with(|n| n.set(way == Way::Renames));
         // Removed by the test when it passes.
         let dir = tempfile::Builder::new()
-            .prefix(&format!("dtlto-place-{test}-{portable}-"))
+            .prefix(&format!("dtlto-place-{test}-{way:?}-"))
             .tempdir()
             .unwrap()
             .keep();
@@ -372,60 +382,16 @@ mod tests {
         fs::read_to_string(path).unwrap()
     }
 
-    fn both(test: impl Fn(bool)) {
-        test(false);
-        test(true);
-    }
-
-    #[test]
-    fn without_hard_links_or_one_step_renames_outputs_are_placed_and_undone_by_renames() {
-        use crate::transaction::dir_handle::NO_HARD_LINKS;
-        NO_HARD_LINKS.with(|n| n.set(true));
-        // A new output.
-        let (dir, dirs) = scene("no-links-new", true);
-        let placed = id(&dir.join("s/out/o.o"));
-        assert_eq!(
-            place(&dirs, "o.o", &HashSet::new()).ok(),
-            Some(Previous::None)
-        );
-        assert_eq!(read(dir.join("o.o")), "new");
-        assert_eq!(
-            undo(&dirs, "o.o", placed, Previous::None).unwrap(),
-            Undone::Restored
-        );
-        assert!(!dir.join("o.o").exists());
-        assert_eq!(read(dir.join("s/out/o.o")), "new");
-        fs::remove_dir_all(dir).unwrap();
-        // A replaced output: its previous file is set aside, and comes back.
-        let (dir, dirs) = scene("no-links-replace", true);
-        fs::write(dir.join("o.o"), "old").unwrap();
-        let placed = id(&dir.join("s/out/o.o"));
-        let previous = place(&dirs, "o.o", &HashSet::new()).unwrap();
-        assert_eq!(previous, Previous::Aside);
-        assert_eq!(read(dir.join("o.o")), "new");
-        assert_eq!(read(dir.join("s/aside/o.o")), "old");
-        assert_eq!(
-            undo(&dirs, "o.o", placed, previous).unwrap(),
-            Undone::Restored
-        );
-        assert_eq!(read(dir.join("o.o")), "old");
-        // An input at the target is refused and left where it is.
-        fs::write(dir.join("s/out/o.o"), "new").unwrap();
-        let inputs = HashSet::from([id(&dir.join("o.o"))]);
-        let refused = place(&dirs, "o.o", &inputs).unwrap_err().to_string();
-        assert!(
-            refused.contains("a name of a file the run reads"),
-            "{refused}"
-        );
-        assert_eq!(read(dir.join("o.o")), "old");
-        NO_HARD_LINKS.with(|n| n.set(false));
-        fs::remove_dir_all(dir).unwrap();
+    fn every_way(test: impl Fn(Way)) {
+        for way in [Way::OneStep, Way::Links, Way::Renames] {
+            test(way);
+        }
     }
 
     #[test]
     fn a_new_output_is_created_and_undone_back_into_staging() {
-        both(|portable| {
-            let (dir, dirs) = scene("new", portable);
+        every_way(|way| {
+            let (dir, dirs) = scene("new", way);
             let placed = id(&dir.join("s/out/o.o"));
             assert_eq!(
                 place(&dirs, "o.o", &HashSet::new()).ok(),
@@ -444,17 +410,17 @@ mod tests {
 
     #[test]
     fn a_replaced_output_is_kept_and_comes_back() {
-        both(|portable| {
-            let (dir, dirs) = scene("replace", portable);
+        every_way(|way| {
+            let (dir, dirs) = scene("replace", way);
             fs::write(dir.join("o.o"), "old").unwrap();
             let placed = id(&dir.join("s/out/o.o"));
             let previous = place(&dirs, "o.o", &HashSet::new()).unwrap();
             assert_eq!(
                 previous,
-                if portable {
-                    Previous::Aside
-                } else {
+                if way == Way::OneStep {
                     Previous::Out
+                } else {
+                    Previous::Aside
                 }
             );
             assert_eq!(read(dir.join("o.o")), "new");
@@ -469,8 +435,8 @@ mod tests {
 
     #[test]
     fn an_undo_leaves_alone_what_another_run_placed_since() {
-        both(|portable| {
-            let (dir, dirs) = scene("superseded", portable);
+        every_way(|way| {
+            let (dir, dirs) = scene("superseded", way);
             fs::write(dir.join("o.o"), "old").unwrap();
             let placed = id(&dir.join("s/out/o.o"));
             let previous = place(&dirs, "o.o", &HashSet::new()).unwrap();
@@ -488,8 +454,8 @@ mod tests {
 
     #[test]
     fn a_directory_a_link_or_an_input_at_the_target_is_refused_and_left_as_it_is() {
-        both(|portable| {
-            let (dir, dirs) = scene("refused", portable);
+        every_way(|way| {
+            let (dir, dirs) = scene("refused", way);
             fs::create_dir(dir.join("o.o")).unwrap();
             fs::write(dir.join("o.o/inside"), "x").unwrap();
             let refused = place(&dirs, "o.o", &HashSet::new())
