@@ -1,7 +1,8 @@
 //! Hostile `--module` distributors against the host: memory spread over several
 //! memories, huge tables, too many memories, a guest that spins, one that writes
-//! without end, one that floods the refusal; and, on Windows, paths Windows would
-//! read as drives, devices or streams. Each test states the exit status, the message,
+//! without end, one that floods the refusal, modules using proposals this wasmtime
+//! build would abort on; and, on Windows, paths Windows would read as
+//! drives, devices or streams. Each test states the exit status, the message,
 //! (where memory is the point) the runner's peak memory, and an unchanged tree.
 
 #[cfg(unix)]
@@ -540,4 +541,101 @@ fn a_module_that_is_not_a_regular_file_or_too_big_is_refused_before_reading() {
         changes(&before, &scene.dir.snapshot()),
         Vec::<String>::new()
     );
+}
+
+/// A scene with surroundings: `build/` (the job file, its source and the outputs,
+/// the run's working directory), a sibling directory and a home stand-in (`HOME`),
+/// all under one root that is snapshotted whole; and a module from outside it.
+struct Surroundings {
+    root: TestDir,
+    module: String,
+    _modules: TestDir,
+}
+
+impl Surroundings {
+    fn new(name: &str, module: Vec<u8>) -> Surroundings {
+        let root = TestDir::new(name);
+        root.write("build/job.json", job_file_json(1));
+        root.write("build/s0", "source\n");
+        root.write("sibling/notes.txt", "keep\n");
+        root.write("home/.profile", "keep\n");
+        let modules = TestDir::new(&format!("{name}-module"));
+        let module = modules.write("hostile.wasm", module);
+        Surroundings {
+            root,
+            module: module.to_string_lossy().into_owned(),
+            _modules: modules,
+        }
+    }
+
+    /// `dtlto-runner [options] --module hostile.wasm s0 job.json` in `build/`.
+    fn command(&self, options: &[&str]) -> std::process::Command {
+        let mut command = crate::util::runner_command();
+        command
+            .args(options)
+            .args(["--module", &self.module, "s0", "job.json"])
+            .current_dir(self.root.join("build"))
+            .env("HOME", self.root.join("home"));
+        command
+    }
+}
+
+/// wasmtime 48.0.8 built without `gc` accepts the GC proposal's subtypes, and its
+/// run-time subtype check is a stub that aborts the process
+/// (GHSA-rc4p-x33f-vpr2): a `call_indirect` for the supertype that finds a function
+/// of the subtype in its table. Without `threads`, atomic wait/notify are stubs
+/// too (GHSA-2674-w29h-wqvj), reached only if threads are enabled; they and shared
+/// memories are refused as well, in case a later default enables them.
+const ABORTING_MODULES: &[(&str, &str, &str)] = &[
+    (
+        "gc-subtype",
+        r#"(module
+  (type $super (sub (func)))
+  (type $sub (sub $super (func)))
+  (table 1 funcref)
+  (elem (i32.const 0) $f)
+  (memory (export "memory") 1)
+  (func $f (type $sub))
+  (func (export "_start")
+    (call_indirect (type $super) (i32.const 0))))"#,
+        "gc proposal",
+    ),
+    (
+        "atomic-notify",
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (memory.atomic.notify (i32.const 0) (i32.const 1)))))"#,
+        "threads",
+    ),
+    (
+        "shared-memory",
+        r#"(module
+  (memory (export "memory") 1 1 shared)
+  (func (export "_start")))"#,
+        "threads",
+    ),
+];
+
+#[test]
+fn modules_using_proposals_this_build_cannot_run_are_refused_not_aborted() {
+    for &(name, wat, says) in ABORTING_MODULES {
+        let module = wat::parse_str(wat).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let scene = Surroundings::new(&format!("hostile-{name}"), module);
+        let before = scene.root.snapshot();
+        let run = scene.root.run(&mut scene.command(&[]));
+        run.expect_status(1)
+            .expect_stderr_has(&format!(
+                "dtlto-runner: error: \"{}\" is not a usable wasm module: ",
+                scene.module
+            ))
+            .expect_stderr_has(says);
+        assert!(run.stdout().is_empty(), "{name} ran\n{}", run.report());
+        assert_eq!(
+            changes(&before, &scene.root.snapshot()),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        assert!(crate::util::staging_dirs(&scene.root.join("build")).is_empty());
+    }
 }
