@@ -1,13 +1,12 @@
 //! Hostile `--module` distributors against the host: memory spread over several
 //! memories, huge tables, too many memories, a guest that spins, one that writes
-//! without end, one that floods the refusal, modules using proposals this wasmtime
-//! build would abort on; and, on Windows, paths Windows would read as
+//! without end, one that floods the refusal, refusals of huge paths, iovec tables
+//! past memory or too long, a stat of a scoped preopen, modules using proposals
+//! this wasmtime build would abort on; and, on Windows, paths Windows would read as
 //! drives, devices or streams. Each test states the exit status, the message,
 //! (where memory is the point) the runner's peak memory, and an unchanged tree.
 
-#[cfg(unix)]
-use crate::util::hostile::growths;
-use crate::util::hostile::{guest, write, Step};
+use crate::util::hostile::{growths, guest, write, Step};
 use crate::util::{changes, job_file_json, run_runner, TestDir};
 use std::time::{Duration, Instant};
 
@@ -568,6 +567,10 @@ impl Surroundings {
         }
     }
 
+    fn with_steps(name: &str, steps: &[Step<'_>]) -> Surroundings {
+        Surroundings::new(name, guest(steps))
+    }
+
     /// `dtlto-runner [options] --module hostile.wasm s0 job.json` in `build/`.
     fn command(&self, options: &[&str]) -> std::process::Command {
         let mut command = crate::util::runner_command();
@@ -578,6 +581,128 @@ impl Surroundings {
             .env("HOME", self.root.join("home"));
         command
     }
+}
+
+/// The job file's directory, a read-only preopen scoped to the job file and `s0`.
+const JOB_DIR: u32 = 3;
+
+#[cfg(unix)]
+#[test]
+fn refused_paths_kept_for_messages_are_bounded_in_bytes() {
+    // A guest of 1.19 MiB of memory opens an undeclared path of 1 MiB 300 times.
+    const LEN: u32 = 1 << 20;
+    let scene = Surroundings::with_steps(
+        "hostile-long-refusals",
+        &[
+            write(STAGE, "m0.0.native.o", "x"),
+            Step::LongPathOpens {
+                fd: JOB_DIR,
+                len: LEN,
+                count: 300,
+            },
+        ],
+    );
+    let before = scene.root.snapshot();
+    let (run, peak_kib) = scene.root.run_measured(&mut scene.command(&["--verbose"]));
+    assert!(
+        peak_kib < 256 * MIB,
+        "peak {peak_kib} KiB for 300 refusals of a 1 MiB path: {} bytes of stderr",
+        run.stderr().len()
+    );
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0, 44],
+        "{}",
+        run.report()
+    );
+    // Each refusal is named, its path cut to its first 256 bytes.
+    let a256 = "a".repeat(256);
+    let line = format!(
+        "dtlto-runner: refused the guest path path_open \"{a256}\"... ({LEN} bytes, the first \
+         256 shown): undeclared input \""
+    );
+    assert_eq!(run.stderr().matches(&line).count(), 300, "{}", run.report());
+    assert!(
+        run.stderr().len() < 300 * 2048,
+        "{} bytes of refusals",
+        run.stderr().len()
+    );
+    assert_eq!(
+        changes(&before, &scene.root.snapshot()),
+        ["+ build/m0.0.native.o"]
+    );
+}
+
+#[test]
+fn a_write_whose_iovec_table_is_refused_writes_nothing_past_the_cap() {
+    // The module's memory is 2 pages: a table at its last 8 bytes holds one iovec
+    // (64 KiB from offset 1024) and runs past memory for the rest of its 1024
+    // entries; a table of 1025 entries is one more than IOV_MAX.
+    let scene = Surroundings::with_steps(
+        "hostile-iovecs",
+        &[
+            write(STAGE, "m0.0.native.o", "x"),
+            Step::WriteIovecs {
+                fd: STAGE,
+                path: "m0.0.native.o",
+                table: 2 * 65536 - 8,
+                count: 1024,
+                len: 65536,
+            },
+            Step::WriteIovecs {
+                fd: STAGE,
+                path: "m0.0.native.o",
+                table: 65536,
+                count: 1025,
+                len: 65536,
+            },
+        ],
+    );
+    let before = scene.root.snapshot();
+    let run = scene
+        .root
+        .run(&mut scene.command(&["--max-output-bytes", "1000"]));
+    // EFAULT for the table past memory, EINVAL for the one too long: before
+    // anything is written, so the cap is never passed and the run commits.
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0, 21, 28],
+        "{}",
+        run.report()
+    );
+    assert_eq!(scene.root.read("build/m0.0.native.o"), b"x");
+    assert_eq!(
+        changes(&before, &scene.root.snapshot()),
+        ["+ build/m0.0.native.o"]
+    );
+}
+
+#[test]
+fn a_scoped_read_preopen_stats_as_a_directory_with_nothing_of_the_hosts() {
+    let scene = Surroundings::with_steps(
+        "hostile-preopen-stat",
+        &[
+            Step::FdFilestat { fd: JOB_DIR },
+            write(STAGE, "m0.0.native.o", "x"),
+        ],
+    );
+    let before = scene.root.snapshot();
+    let run = scene.root.run(&mut scene.command(&[]));
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0, 0],
+        "{}",
+        run.report()
+    );
+    // A directory (3), and device, inode, links, size and times all 0.
+    assert_eq!(growths(&run.stdout()), [3, 0], "{}", run.report());
+    assert_eq!(
+        changes(&before, &scene.root.snapshot()),
+        ["+ build/m0.0.native.o"]
+    );
 }
 
 /// wasmtime 48.0.8 built without `gc` accepts the GC proposal's subtypes, and its
