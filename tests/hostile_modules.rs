@@ -1,12 +1,12 @@
 //! Hostile `--module` distributors against the host: memory spread over several
 //! memories, huge tables, too many memories, a guest that spins, one that writes
-//! without end, one that floods the refusal; and, on Windows, paths Windows would
-//! read as drives, devices or streams. Each test states the exit status, the message,
+//! without end, one that floods the refusal, refusals of huge paths, iovec tables
+//! past memory or too long, a stat of a scoped preopen, modules using proposals
+//! this wasmtime build would abort on; and, on Windows, paths Windows would read as
+//! drives, devices or streams. Each test states the exit status, the message,
 //! (where memory is the point) the runner's peak memory, and an unchanged tree.
 
-#[cfg(unix)]
-use crate::util::hostile::growths;
-use crate::util::hostile::{guest, write, Step};
+use crate::util::hostile::{growths, guest, write, Step};
 use crate::util::{changes, job_file_json, run_runner, TestDir};
 use std::time::{Duration, Instant};
 
@@ -538,4 +538,227 @@ fn a_module_that_is_not_a_regular_file_or_too_big_is_refused_before_reading() {
         changes(&before, &scene.dir.snapshot()),
         Vec::<String>::new()
     );
+}
+
+/// A scene with surroundings: `build/` (the job file, its source and the outputs,
+/// the run's working directory), a sibling directory and a home stand-in (`HOME`),
+/// all under one root that is snapshotted whole; and a module from outside it.
+struct Surroundings {
+    root: TestDir,
+    module: String,
+    _modules: TestDir,
+}
+
+impl Surroundings {
+    fn new(name: &str, module: Vec<u8>) -> Surroundings {
+        let root = TestDir::new(name);
+        root.write("build/job.json", job_file_json(1));
+        root.write("build/s0", "source\n");
+        root.write("sibling/notes.txt", "keep\n");
+        root.write("home/.profile", "keep\n");
+        let modules = TestDir::new(&format!("{name}-module"));
+        let module = modules.write("hostile.wasm", module);
+        Surroundings {
+            root,
+            module: module.to_string_lossy().into_owned(),
+            _modules: modules,
+        }
+    }
+
+    fn with_steps(name: &str, steps: &[Step<'_>]) -> Surroundings {
+        Surroundings::new(name, guest(steps))
+    }
+
+    /// `dtlto-runner [options] --module hostile.wasm s0 job.json` in `build/`.
+    fn command(&self, options: &[&str]) -> std::process::Command {
+        let mut command = crate::util::runner_command();
+        command
+            .args(options)
+            .args(["--module", &self.module, "s0", "job.json"])
+            .current_dir(self.root.join("build"))
+            .env("HOME", self.root.join("home"));
+        command
+    }
+}
+
+/// The job file's directory, a read-only preopen scoped to the job file and `s0`.
+const JOB_DIR: u32 = 3;
+
+#[cfg(unix)]
+#[test]
+fn refused_paths_kept_for_messages_are_bounded_in_bytes() {
+    // A guest of 1.19 MiB of memory opens an undeclared path of 1 MiB 300 times.
+    const LEN: u32 = 1 << 20;
+    let scene = Surroundings::with_steps(
+        "hostile-long-refusals",
+        &[
+            write(STAGE, "m0.0.native.o", "x"),
+            Step::LongPathOpens {
+                fd: JOB_DIR,
+                len: LEN,
+                count: 300,
+            },
+        ],
+    );
+    let before = scene.root.snapshot();
+    let (run, peak_kib) = scene.root.run_measured(&mut scene.command(&["--verbose"]));
+    assert!(
+        peak_kib < 256 * MIB,
+        "peak {peak_kib} KiB for 300 refusals of a 1 MiB path: {} bytes of stderr",
+        run.stderr().len()
+    );
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0, 44],
+        "{}",
+        run.report()
+    );
+    // Each refusal is named, its path cut to its first 256 bytes.
+    let a256 = "a".repeat(256);
+    let line = format!(
+        "dtlto-runner: refused the guest path path_open \"{a256}\"... ({LEN} bytes, the first \
+         256 shown): undeclared input \""
+    );
+    assert_eq!(run.stderr().matches(&line).count(), 300, "{}", run.report());
+    assert!(
+        run.stderr().len() < 300 * 2048,
+        "{} bytes of refusals",
+        run.stderr().len()
+    );
+    assert_eq!(
+        changes(&before, &scene.root.snapshot()),
+        ["+ build/m0.0.native.o"]
+    );
+}
+
+#[test]
+fn a_write_whose_iovec_table_is_refused_writes_nothing_past_the_cap() {
+    // The module's memory is 2 pages: a table at its last 8 bytes holds one iovec
+    // (64 KiB from offset 1024) and runs past memory for the rest of its 1024
+    // entries; a table of 1025 entries is one more than IOV_MAX.
+    let scene = Surroundings::with_steps(
+        "hostile-iovecs",
+        &[
+            write(STAGE, "m0.0.native.o", "x"),
+            Step::WriteIovecs {
+                fd: STAGE,
+                path: "m0.0.native.o",
+                table: 2 * 65536 - 8,
+                count: 1024,
+                len: 65536,
+            },
+            Step::WriteIovecs {
+                fd: STAGE,
+                path: "m0.0.native.o",
+                table: 65536,
+                count: 1025,
+                len: 65536,
+            },
+        ],
+    );
+    let before = scene.root.snapshot();
+    let run = scene
+        .root
+        .run(&mut scene.command(&["--max-output-bytes", "1000"]));
+    // EFAULT for the table past memory, EINVAL for the one too long: before
+    // anything is written, so the cap is never passed and the run commits.
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0, 21, 28],
+        "{}",
+        run.report()
+    );
+    assert_eq!(scene.root.read("build/m0.0.native.o"), b"x");
+    assert_eq!(
+        changes(&before, &scene.root.snapshot()),
+        ["+ build/m0.0.native.o"]
+    );
+}
+
+#[test]
+fn a_scoped_read_preopen_stats_as_a_directory_with_nothing_of_the_hosts() {
+    let scene = Surroundings::with_steps(
+        "hostile-preopen-stat",
+        &[
+            Step::FdFilestat { fd: JOB_DIR },
+            write(STAGE, "m0.0.native.o", "x"),
+        ],
+    );
+    let before = scene.root.snapshot();
+    let run = scene.root.run(&mut scene.command(&[]));
+    run.expect_status(0);
+    assert_eq!(
+        crate::util::hostile::errnos(&run.stdout()),
+        [0, 0],
+        "{}",
+        run.report()
+    );
+    // A directory (3), and device, inode, links, size and times all 0.
+    assert_eq!(growths(&run.stdout()), [3, 0], "{}", run.report());
+    assert_eq!(
+        changes(&before, &scene.root.snapshot()),
+        ["+ build/m0.0.native.o"]
+    );
+}
+
+/// wasmtime 48.0.8 built without `gc` accepts the GC proposal's subtypes, and its
+/// run-time subtype check is a stub that aborts the process
+/// (GHSA-rc4p-x33f-vpr2): a `call_indirect` for the supertype that finds a function
+/// of the subtype in its table. Without `threads`, atomic wait/notify are stubs
+/// too (GHSA-2674-w29h-wqvj), reached only if threads are enabled; they and shared
+/// memories are refused as well, in case a later default enables them.
+const ABORTING_MODULES: &[(&str, &str, &str)] = &[
+    (
+        "gc-subtype",
+        r#"(module
+  (type $super (sub (func)))
+  (type $sub (sub $super (func)))
+  (table 1 funcref)
+  (elem (i32.const 0) $f)
+  (memory (export "memory") 1)
+  (func $f (type $sub))
+  (func (export "_start")
+    (call_indirect (type $super) (i32.const 0))))"#,
+        "gc proposal",
+    ),
+    (
+        "atomic-notify",
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (memory.atomic.notify (i32.const 0) (i32.const 1)))))"#,
+        "threads",
+    ),
+    (
+        "shared-memory",
+        r#"(module
+  (memory (export "memory") 1 1 shared)
+  (func (export "_start")))"#,
+        "threads",
+    ),
+];
+
+#[test]
+fn modules_using_proposals_this_build_cannot_run_are_refused_not_aborted() {
+    for &(name, wat, says) in ABORTING_MODULES {
+        let module = wat::parse_str(wat).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let scene = Surroundings::new(&format!("hostile-{name}"), module);
+        let before = scene.root.snapshot();
+        let run = scene.root.run(&mut scene.command(&[]));
+        run.expect_status(1)
+            .expect_stderr_has(&format!(
+                "dtlto-runner: error: \"{}\" is not a usable wasm module: ",
+                scene.module
+            ))
+            .expect_stderr_has(says);
+        assert!(run.stdout().is_empty(), "{name} ran\n{}", run.report());
+        assert_eq!(
+            changes(&before, &scene.root.snapshot()),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        assert!(crate::util::staging_dirs(&scene.root.join("build")).is_empty());
+    }
 }

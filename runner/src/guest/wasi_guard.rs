@@ -21,18 +21,35 @@ type NameSet = FastSet<Vec<u8>>;
 
 /// WASI errno values.
 const ERRNO_FAULT: i32 = 21;
+const ERRNO_INVAL: i32 = 28;
 const ERRNO_NOENT: i32 = 44;
 const ERRNO_PERM: i32 = 63;
-/// `oflags::creat`, `fdflags::append`, `filetype::regular_file`.
+/// `oflags::creat`, `oflags::trunc`, `fdflags::append`, `filetype::directory`,
+/// `filetype::regular_file`.
 const OFLAGS_CREAT: i32 = 1;
 const OFLAGS_TRUNC: i32 = 8;
 const FDFLAGS_APPEND: u16 = 1;
+const FILETYPE_DIRECTORY: u8 = 3;
 const FILETYPE_REGULAR: u8 = 4;
 /// The first descriptor WASI gives a preopened directory: the runner preopens the
 /// read-only directories first, in order, then the writable ones.
 const FIRST_PREOPEN: i32 = 3;
-/// Refused paths kept for the report; the rest are counted.
+/// Refused paths kept for the report; the rest are counted. A guest can make
+/// refusals without end, each with a path as long as its memory: what is kept is
+/// bounded in number, in bytes per path shown, and in bytes in all.
 const REFUSALS_KEPT: usize = 1000;
+/// Bytes of a guest path a refusal shows; a longer one is cut and its length given.
+const PATH_SHOWN: usize = 256;
+/// Bytes of refusal text kept in all (a refusal that would pass it is counted only).
+const REFUSAL_BYTES_KEPT: usize = 1 << 20;
+/// Buffers a write may name (`IOV_MAX`, as Linux's `writev` and wasi-libc have it): the guard reads no larger iovec table.
+const IOVECS_MAX: usize = 1024;
+/// Names an open created that the guard remembers: none longer than `NAME_KEPT`
+/// bytes, and `NAMES_KEPT_BYTES` in all, each counted with `NAME_OVERHEAD` for its
+/// place in the set. A name not remembered is counted again if opened again.
+const NAME_KEPT: usize = 4096;
+const NAMES_KEPT_BYTES: usize = 32 << 20;
+const NAME_OVERHEAD: usize = 64;
 
 /// What to check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,13 +94,18 @@ pub struct Guard {
     /// descriptor those under it, so that a name is never taken for an entry that
     /// is gone; at worst an entry is counted twice.
     opened_names: HashMap<i32, NameSet>,
+    /// What `opened_names` holds, in bytes, each name with `NAME_OVERHEAD`.
+    opened_bytes: usize,
     /// Descriptors that are the guest's stdin, stdout and stderr: writes to them are
     /// not staged. They follow `fd_renumber` and `fd_close`.
     stdio: BTreeSet<i32>,
     /// The cap the guest ran into, in words.
     pub exceeded: Option<String>,
-    /// Guest paths refused, with the reason, for the report.
+    /// Guest paths refused, with the reason, for the report: at most
+    /// `REFUSALS_KEPT`, of `REFUSAL_BYTES_KEPT` bytes in all.
     pub refused_paths: Vec<String>,
+    /// The bytes of `refused_paths`.
+    refused_bytes: usize,
     /// The guest's exported memory, once instantiated: looking it up by name costs a
     /// string hash in every call.
     pub memory: Option<wasmtime::Memory>,
@@ -111,9 +133,11 @@ impl Guard {
             written: 0,
             created: 0,
             opened_names: HashMap::new(),
+            opened_bytes: 0,
             stdio: BTreeSet::from([0, 1, 2]),
             exceeded: None,
             refused_paths: Vec::new(),
+            refused_bytes: 0,
             refused_more: 0,
             memory: None,
         }
@@ -124,12 +148,17 @@ impl Guard {
         !self.scoped.is_empty()
     }
 
-    fn refuse(&mut self, what: String) {
+    /// Records a refusal, `what` says it (it is made only if it is kept).
+    fn refuse(&mut self, what: impl FnOnce(&Guard) -> String) {
         if self.refused_paths.len() < REFUSALS_KEPT {
-            self.refused_paths.push(what);
-        } else {
-            self.refused_more += 1;
+            let what = what(self);
+            if self.refused_bytes + what.len() <= REFUSAL_BYTES_KEPT {
+                self.refused_bytes += what.len();
+                self.refused_paths.push(what);
+                return;
+            }
         }
+        self.refused_more += 1;
     }
 
     /// `Some(ENOENT)` if `path` under `fd` reaches beyond the names granted in a
@@ -140,14 +169,18 @@ impl Guard {
         if self.may_read(fd, path) {
             return None;
         }
-        let (host, _) = &self.read_dirs[*self.scoped.get(&fd)?];
-        let shown = host.join(String::from_utf8_lossy(path).as_ref());
-        let entry = format!(
-            "{call} {}: undeclared input {}; the guest saw it as absent",
-            dtlto_mock::message::quoted(&String::from_utf8_lossy(path)),
-            dtlto_mock::message::quoted(&shown.to_string_lossy())
-        );
-        self.refuse(entry);
+        let dir = *self.scoped.get(&fd)?;
+        self.refuse(|guard| {
+            let (host, _) = &guard.read_dirs[dir];
+            let (shown, cut) = shown_path(path);
+            let on_host = host.join(String::from_utf8_lossy(shown).as_ref());
+            let host_cut = if cut.is_empty() { "" } else { "..." };
+            format!(
+                "{call} {}{cut}: undeclared input {}{host_cut}; the guest saw it as absent",
+                dtlto_mock::message::quoted(&String::from_utf8_lossy(shown)),
+                dtlto_mock::message::quoted(&on_host.to_string_lossy())
+            )
+        });
         Some(ERRNO_NOENT)
     }
 
@@ -168,11 +201,30 @@ impl Guard {
         )
     }
 
+    /// Names may stop naming what they named: none is taken for created any more.
+    fn forget_names(&mut self) {
+        self.opened_names.clear();
+        self.opened_bytes = 0;
+    }
+
+    /// Remembers that an open under `fd` created `name`, within the bounds above.
+    fn remember_name(&mut self, fd: i32, name: Vec<u8>) {
+        let bytes = name.len() + NAME_OVERHEAD;
+        if self.opened_bytes + bytes <= NAMES_KEPT_BYTES
+            && self.opened_names.entry(fd).or_default().insert(name)
+        {
+            self.opened_bytes += bytes;
+        }
+    }
+
     /// After `fd` was closed, or replaced by another descriptor.
     fn forget(&mut self, fd: i32) {
         self.stdio.remove(&fd);
         self.scoped.remove(&fd);
-        self.opened_names.remove(&fd);
+        if let Some(names) = self.opened_names.remove(&fd) {
+            let bytes: usize = names.iter().map(|n| n.len() + NAME_OVERHEAD).sum();
+            self.opened_bytes = self.opened_bytes.saturating_sub(bytes);
+        }
     }
 
     /// A trap that ends the guest if `growth` more bytes of staged output would pass
@@ -226,6 +278,18 @@ impl Guard {
             return Err(wasmtime::Error::msg(message));
         }
         Ok(())
+    }
+}
+
+/// The part of a guest path a message shows (at most `PATH_SHOWN` bytes), and what
+/// to say after it if it was cut.
+fn shown_path(path: &[u8]) -> (&[u8], String) {
+    match path.get(..PATH_SHOWN) {
+        Some(shown) if path.len() > PATH_SHOWN => (
+            shown,
+            format!("... ({} bytes, the first {PATH_SHOWN} shown)", path.len()),
+        ),
+        _ => (path, String::new()),
     }
 }
 
@@ -338,17 +402,35 @@ fn guest_bytes<T: Guarded>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Op
     memory.data(&*caller).get(start..end).map(<[u8]>::to_vec)
 }
 
-/// The length of the first non-empty buffer of an iovec array (`{buf: u32, len:
-/// u32}` each): wasmtime-wasi writes that one only, and the guest's libc loops.
-fn first_iovec_len<T: Guarded>(caller: &mut Caller<'_, T>, iovs: i32, count: i32) -> u64 {
-    let Some(table) = guest_bytes(caller, iovs, count.saturating_mul(8)) else {
-        return 0; // the original refuses it
+/// The length of the first non-empty buffer of the iovec table at `iovs` (`count`
+/// entries `{buf: u32, len: u32}`): wasmtime-wasi writes that one only, and the
+/// guest's libc loops. The whole table is checked before anything is written, as
+/// `writev` checks it: `Err(EINVAL)` for more than `IOVECS_MAX` entries, `Err(EFAULT)`
+/// for a table that runs past the guest's memory (wasmtime-wasi would read it entry
+/// by entry and write a first buffer in memory before it found the rest missing).
+/// The table is read where it lies, never copied.
+fn first_iovec_len<T: Guarded>(
+    caller: &mut Caller<'_, T>,
+    iovs: i32,
+    count: i32,
+) -> Result<u64, i32> {
+    let count = count as u32 as usize;
+    if count > IOVECS_MAX {
+        return Err(ERRNO_INVAL);
+    }
+    let Some(memory) = memory(caller) else {
+        return Ok(0); // the call itself fails for want of a memory
     };
-    table
+    let start = iovs as u32 as usize;
+    let table = memory
+        .data(&*caller)
+        .get(start..start + count * 8)
+        .ok_or(ERRNO_FAULT)?;
+    Ok(table
         .chunks_exact(8)
         .map(|iov| u64::from(u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]])))
         .find(|&len| len > 0)
-        .unwrap_or(0)
+        .unwrap_or(0))
 }
 
 /// The size of the regular file `fd` refers to; `None` for anything else (stdio, a
@@ -382,8 +464,8 @@ fn position<T: Guarded>(caller: &mut Caller<'_, T>, fd: i32) -> Option<u64> {
 }
 
 /// Runs a call that may grow the file `fd` (of `size` bytes now) to at most `end`
-/// bytes: refused (a trap) before it runs if that growth would pass the cap, then
-/// charged by what the file really grew by.
+/// bytes: that growth is charged before it runs (a trap instead if it would pass the
+/// cap), then the charge is set to what the file really grew by.
 fn growing<T: Guarded>(
     caller: &mut Caller<'_, T>,
     fd: i32,
@@ -394,13 +476,13 @@ fn growing<T: Guarded>(
         return call(caller);
     };
     let end = end(caller, before);
-    caller
-        .data_mut()
-        .guard()
-        .room_for(end.saturating_sub(before))?;
+    let most = end.saturating_sub(before);
+    caller.data_mut().guard().charge_staged(most)?;
     let errno = call(caller)?;
     if let Some(after) = file_size(caller, fd) {
-        caller.data_mut().guard().resized(before, after)?;
+        let guard = caller.data_mut().guard();
+        guard.written = guard.written.saturating_sub(most);
+        guard.resized(before, after)?;
     }
     Ok(errno)
 }
@@ -430,7 +512,10 @@ fn add_budget_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()>
         MODULE,
         "fd_write",
         |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, written: i32| {
-            let len = first_iovec_len(&mut caller, iovs, count);
+            let len = match first_iovec_len(&mut caller, iovs, count) {
+                Ok(len) => len,
+                Err(errno) => return Ok(errno),
+            };
             growing(
                 &mut caller,
                 fd,
@@ -450,7 +535,10 @@ fn add_budget_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()>
         MODULE,
         "fd_pwrite",
         |mut caller: Caller<'_, T>, fd: i32, iovs: i32, count: i32, at: i64, written: i32| {
-            let len = first_iovec_len(&mut caller, iovs, count);
+            let len = match first_iovec_len(&mut caller, iovs, count) {
+                Ok(len) => len,
+                Err(errno) => return Ok(errno),
+            };
             growing(
                 &mut caller,
                 fd,
@@ -523,8 +611,35 @@ fn add_descriptor_tracking<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Resu
 }
 
 /// A scoped read-only preopen lists as empty: its other names are not the guest's to
-/// see, and the granted ones it knows from its arguments.
+/// see, and the granted ones it knows from its arguments. Its own stat is that of
+/// an empty directory with nothing of the host's in it (device, inode, links, size
+/// and times all 0, as wasmtime-wasi gives stdio): the directory itself is not
+/// granted, so the guest sees no more of it than that it is one.
 fn add_listing_check<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        MODULE,
+        "fd_filestat_get",
+        |mut caller: Caller<'_, T>, fd: i32, out: i32| {
+            if !caller.data_mut().guard().scoped.contains_key(&fd) {
+                return wasi!(caller, fd_filestat_get(fd, out));
+            }
+            let Some(memory) = memory(&mut caller) else {
+                wasmtime::bail!("missing required memory export");
+            };
+            // `filestat`: dev, ino, filetype (a byte at 16), nlink, size, atim, mtim,
+            // ctim; 64 bytes, aligned to 8.
+            let mut stat = [0u8; 64];
+            stat[16] = FILETYPE_DIRECTORY;
+            let at = out as u32 as usize;
+            match memory.data_mut(&mut caller).get_mut(at..at + stat.len()) {
+                Some(place) if at.is_multiple_of(8) => {
+                    place.copy_from_slice(&stat);
+                    Ok(0)
+                }
+                _ => Ok(ERRNO_FAULT),
+            }
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "fd_readdir",
@@ -604,29 +719,29 @@ fn refuse_paths<T: Guarded>(
     {
         return None;
     }
-    // A granted read, the common case, is checked in guest memory without a copy.
-    if !windows {
-        if let [(Some(fd), ptr, len)] = *paths {
-            let memory = memory(caller)?;
-            let (bytes, host) = memory.data_and_store_mut(&mut *caller);
-            let start = ptr as u32 as usize;
-            let path = bytes.get(start..start.checked_add(len as u32 as usize)?)?;
-            if host.guard().may_read(fd, path) {
-                return None;
-            }
-        }
+    // The paths are looked at where they lie in guest memory, never copied: a path
+    // may be as long as the guest's memory.
+    let memory = memory(caller)?;
+    let (bytes, host) = memory.data_and_store_mut(&mut *caller);
+    let mut texts = Vec::with_capacity(paths.len());
+    for &(fd, ptr, len) in paths {
+        let start = ptr as u32 as usize;
+        // The original refuses a path out of bounds.
+        texts.push((
+            fd,
+            bytes.get(start..start.checked_add(len as u32 as usize)?)?,
+        ));
     }
-    let texts: Vec<(Option<i32>, Vec<u8>)> = paths
-        .iter()
-        .map(|&(fd, ptr, len)| Some((fd, guest_bytes(caller, ptr, len)?)))
-        .collect::<Option<_>>()?; // the original refuses a path out of bounds
-    let guard = caller.data_mut().guard();
+    let guard = host.guard();
     for (_, path) in texts.iter().filter(|_| windows) {
         if let Some(why) = windows_path_hazard(path) {
-            guard.refuse(format!(
-                "{call_name} {}: {why}",
-                dtlto_mock::message::quoted(&String::from_utf8_lossy(path))
-            ));
+            guard.refuse(|_| {
+                let (shown, cut) = shown_path(path);
+                format!(
+                    "{call_name} {}{cut}: {why}",
+                    dtlto_mock::message::quoted(&String::from_utf8_lossy(shown))
+                )
+            });
             return Some(ERRNO_PERM);
         }
     }
@@ -651,7 +766,7 @@ macro_rules! check_paths {
             let guard = caller.data_mut().guard();
             match effect {
                 ["creates"] => guard.may_create()?,
-                ["moves"] => guard.opened_names.clear(),
+                ["moves"] => guard.forget_names(),
                 _ => {}
             }
             let errno = wasi!(caller, $name($($param),*))?;
@@ -714,18 +829,21 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             }
             // Whether this open may create an entry, and so counts: one that creates,
             // unless an earlier open created that name (looking would cost a stat).
-            let name = (oflags & OFLAGS_CREAT != 0
-                && caller.data_mut().guard().checks.max_entries.is_some())
-            .then(|| guest_bytes(&mut caller, path, len).unwrap_or_default())
-            .filter(|name| {
-                !caller
+            // Only names of at most NAME_KEPT bytes are copied, to be remembered.
+            let counts = oflags & OFLAGS_CREAT != 0
+                && caller.data_mut().guard().checks.max_entries.is_some();
+            let name = (counts && len as u32 as usize <= NAME_KEPT)
+                .then(|| guest_bytes(&mut caller, path, len))
+                .flatten();
+            let known = name.as_ref().is_some_and(|name| {
+                caller
                     .data_mut()
                     .guard()
                     .opened_names
                     .get(&fd)
                     .is_some_and(|names| names.contains(name))
             });
-            let creates = name.is_some();
+            let creates = counts && !known;
             // What a truncation frees, from what the file held.
             let truncated = if oflags & OFLAGS_TRUNC != 0
                 && caller.data_mut().guard().checks.max_output_bytes.is_some()
@@ -750,10 +868,12 @@ fn add_path_checks<T: Guarded>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
                         }
                     }
                 }
-                if let Some(name) = name {
+                if creates {
                     let guard = caller.data_mut().guard();
                     guard.created += 1;
-                    guard.opened_names.entry(fd).or_default().insert(name);
+                    if let Some(name) = name {
+                        guard.remember_name(fd, name);
+                    }
                 }
             }
             Ok(errno)
@@ -772,6 +892,11 @@ fn lookup<T: Guarded>(
     ptr: i32,
     len: i32,
 ) -> Option<(u8, u64)> {
+    // Longer paths are not looked up (the truncation is then not given back), and
+    // not copied.
+    if len as u32 > 4096 {
+        return None;
+    }
     let path = guest_bytes(caller, ptr, len)?;
     let mut scratch = Scratch([0; 4096 + 64]);
     scratch

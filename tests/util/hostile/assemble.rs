@@ -109,6 +109,15 @@ impl Assembly {
                 let name = self.place("l00000");
                 fragments::many_links(fd, name, count, self.place(&"t".repeat(target_len)))
             }
+            Step::LongPathOpens { fd, len, count } => fragments::long_path_opens(fd, len, count),
+            Step::WriteIovecs {
+                fd,
+                path,
+                table,
+                count,
+                len,
+            } => fragments::write_iovecs(fd, self.place(path), table, count, len),
+            Step::FdFilestat { fd } => fragments::fd_filestat(fd),
             Step::Spin => "(loop $forever (br $forever))\n".to_owned(),
             Step::CloseLastOpened => fragments::close_last_opened(),
             Step::GrowMemories { count, pages } => (0..count)
@@ -166,6 +175,7 @@ const IMPORTS: &str = r#"  (import "wasi_snapshot_preview1" "path_open" (func $p
   (import "wasi_snapshot_preview1" "fd_pwrite" (func $fd_pwrite (param i32 i32 i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_seek" (func $fd_seek (param i32 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fd_filestat_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $fd_filestat_set_size (param i32 i64) (result i32)))
 "#;
 

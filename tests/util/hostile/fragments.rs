@@ -288,6 +288,53 @@ pub fn grow_table(t: u32, elements: u32) -> String {
     format!("(call $print_grown (table.grow $t{t} (ref.null func) (i32.const {elements})))\n")
 }
 
+/// `Step::LongPathOpens`: the path at the old end of memory, opened `count` times.
+pub fn long_path_opens(fd: u32, len: u32, count: u32) -> String {
+    let pages = len / 65536 + 1;
+    format!(
+        "(local.set $dir (i32.mul (memory.grow (i32.const {pages})) (i32.const 65536)))
+         (memory.fill (local.get $dir) (i32.const 97) (i32.const {len}))
+         (local.set $i (i32.const 0))
+         (block $done (loop $each
+            (br_if $done (i32.ge_u (local.get $i) (i32.const {count})))
+            (local.set $e (call $path_open (i32.const {fd}) (i32.const 0) (local.get $dir) (i32.const {len})
+               (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 12)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $each)))
+         (call $print_errno (local.get $e))\n"
+    )
+}
+
+/// `Step::WriteIovecs`: one write whose iovec table is at `table`.
+pub fn write_iovecs(fd: u32, path: Placed, table: u32, count: u32, len: u32) -> String {
+    let (p, plen) = path;
+    format!(
+        "(local.set $e (call $path_open (i32.const {fd}) (i32.const 1) (i32.const {p}) (i32.const {plen})
+            (i32.const 1) (i64.const 0x42) (i64.const 0x42) (i32.const 0) (i32.const 12)))
+         (if (i32.eqz (local.get $e)) (then
+            (i32.store (i32.const {table}) (i32.const 1024))
+            (i32.store (i32.const {table_len}) (i32.const {len}))
+            (local.set $e (call $fd_write (i32.load (i32.const 12)) (i32.const {table}) (i32.const {count}) (i32.const 8)))))
+         (call $print_errno (local.get $e))\n",
+        table_len = table + 4
+    )
+}
+
+/// `Step::FdFilestat`: the stat lands at 128..192 (the file type at 144).
+pub fn fd_filestat(fd: u32) -> String {
+    // Every field but the file type, or-ed together.
+    let any = [136, 152, 160, 168, 176, 184]
+        .iter()
+        .fold("(i64.load (i32.const 128))".to_owned(), |acc, at| {
+            format!("(i64.or {acc} (i64.load (i32.const {at})))")
+        });
+    format!(
+        "(call $print_errno (call $fd_filestat_get (i32.const {fd}) (i32.const 128)))
+         (call $print_grown (i32.load8_u (i32.const 144)))
+         (call $print_grown (i64.ne (i64.const 0) {any}))\n"
+    )
+}
+
 /// `Step::ExhaustMemory`: grow until refused, then trap.
 pub const EXHAUST_MEMORY: &str = "(block $refused (loop $grow
         (br_if $refused (i32.eq (memory.grow (i32.const 1024)) (i32.const -1)))

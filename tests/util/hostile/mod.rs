@@ -125,6 +125,29 @@ pub enum Step<'a> {
         count: u32,
         target_len: usize,
     },
+    /// Grow memory by enough pages for a path of `len` bytes (`a`s, written at the
+    /// old end of memory), then `path_open` it for reading under `fd`, `count`
+    /// times; prints the errno of the last.
+    LongPathOpens {
+        fd: u32,
+        len: u32,
+        count: u32,
+    },
+    /// Create `path` under `fd` (no truncation), put one iovec `{1024, len}` at the
+    /// address `table`, and `fd_write` with that table and `count` entries (those
+    /// after the first as memory holds them). Prints the errno of the write.
+    WriteIovecs {
+        fd: u32,
+        path: &'a str,
+        table: u32,
+        count: u32,
+        len: u32,
+    },
+    /// `fd_filestat_get` of `fd`; prints the errno, then `grown=` the file type, then
+    /// `grown=+1` if any of device, inode, links, size or times is not 0, else `+0`.
+    FdFilestat {
+        fd: u32,
+    },
     /// Loop forever without calling anything.
     Spin,
     /// Grow each of `count` extra memories by `pages` 64 KiB pages and touch every
