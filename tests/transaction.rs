@@ -606,3 +606,24 @@ fn outputs_on_exfat_through_fuse_are_created_and_replaced_without_losing_the_pre
         run.report()
     );
 }
+
+#[test]
+fn a_run_past_its_timeout_never_commits_however_quickly_its_guest_ends() {
+    // The guest ends within a millisecond; the clock's thread may not even have run
+    // by then. A deadline that has passed is a stop all the same.
+    let dir = scene("txn-deadline", 2);
+    let before = dir.snapshot();
+    let run = run_runner(
+        &dir,
+        &strs(&with(&["--timeout", "0.000000001"], &sources_then_job(2))),
+    );
+    run.expect_status(124).expect_stderr_has(
+        "dtlto-runner: timed out after 0.000000001 s (--timeout): nothing was committed",
+    );
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        Vec::<String>::new(),
+        "{}",
+        run.report()
+    );
+}
