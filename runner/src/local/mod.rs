@@ -42,10 +42,13 @@ pub fn selected<'a>(program: &str, args: &'a [String]) -> Option<&'a [String]> {
 }
 
 /// What a stop does to local mode's jobs (a stop hook, registered with the
-/// interrupt module): every running one is ended with its process group, and none
-/// starts after.
+/// interrupt module): every running one is ended with its process group, none
+/// starts after, and every process a job started is killed and reaped (Linux) before
+/// the hook returns, so that nothing of theirs can write into the staging the stop
+/// then removes.
 fn stop_jobs() {
     children::stop_all();
+    children::end_all_descendants();
 }
 
 /// What the command line asks for.
@@ -172,6 +175,7 @@ pub fn run(
     if plan.outputs.len() != declared {
         return Err(LocalError::Changed(job_path.to_owned()).into());
     }
+    children::become_reaper().map_err(LocalError::Reaper)?;
     interrupt::on_stop(stop_jobs);
     let begun = transaction::reclaim_and_begin(&plan, options.verbose)
         .map_err(|error| RunError::transaction(job_path, error))?;
@@ -289,7 +293,22 @@ pub fn run(
         });
     }
 
-    let outcome = run_jobs(&options, &prepared, landlock.is_some(), &job_file, cwd);
+    let mut relays = Vec::new();
+    let outcome = run_jobs(
+        &options,
+        &prepared,
+        landlock.is_some(),
+        &job_file,
+        cwd,
+        &mut relays,
+    );
+    // Nothing a job started may write into the staging once the commit or the
+    // cleanup begins, whatever the outcome.
+    children::end_all_descendants();
+    // Their pipes are closed now: what they held is relayed to its end.
+    for relay in relays {
+        let _ = relay.join();
+    }
     let commit = match (&outcome, interrupt::stopped()) {
         (Ok(()), None) => transaction::commit_held(&plan, &HashSet::new()),
         _ => Commit::NotTried,
@@ -426,12 +445,15 @@ struct Running {
 
 /// Runs the jobs, `options.jobs` at a time, in order; the first failure (or a
 /// stop) ends the others and starts no more. `Err` says which job failed and why.
+/// The relays of ended jobs whose pipes are still open (something the job started
+/// holds them) are left in `relays`, to be joined once that has been ended too.
 fn run_jobs(
     options: &Options,
     jobs: &[Prepared],
     landlock: bool,
     job_file: &JobFile,
     cwd: &Path,
+    relays: &mut Vec<JoinHandle<()>>,
 ) -> Result<(), JobError> {
     let (ended_tx, ended_rx) = mpsc::channel::<usize>();
     let mut next = 0;
@@ -459,9 +481,8 @@ fn run_jobs(
             match children::try_wait(&mut job.child) {
                 Ok(None) => still.push(job),
                 Ok(Some(status)) => {
-                    for relay in job.relays {
-                        let _ = relay.join();
-                    }
+                    relays.extend(job.relays);
+                    relays.retain(|relay| !relay.is_finished());
                     if failure.is_some() || stopping() {
                         continue;
                     }
