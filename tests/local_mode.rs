@@ -903,3 +903,30 @@ fn a_job_cannot_push_input_into_the_runners_terminal() {
     drop(master);
     assert_eq!(changes(&before, &dir.snapshot()), ["+ out0.o"]);
 }
+
+/// `--jobs 2` relays whole lines; a job printing 64 MiB without a newline makes the
+/// runner hold no more than a line's bound of it (64 KiB), not the whole.
+#[test]
+fn a_job_printing_no_newline_is_relayed_in_bounded_memory() {
+    let dir = TestDir::new("local-relay-bound");
+    let measure = |bytes: u64| {
+        let job = sh_jobs(
+            &dir,
+            &format!("head -c {bytes} /dev/zero; printf x > \"$2\""),
+            2,
+            &[],
+        );
+        let (run, peak_kib) =
+            dir.run_measured(crate::util::runner_command().args(["local", "--jobs", "2", &job]));
+        run.expect_status(0);
+        assert_eq!(run.stdout.len() as u64, 2 * bytes, "{}", run.command);
+        peak_kib
+    };
+    let small = measure(1024);
+    let large = measure(64 << 20);
+    assert!(
+        large < small + 16 * 1024,
+        "relaying 2 x 64 MiB without a newline took {large} KiB at peak, against {small} KiB \
+         for 2 x 1 KiB"
+    );
+}

@@ -19,7 +19,7 @@ use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -604,25 +604,46 @@ fn start(
     }))
 }
 
-/// Copies a job's output to ours a whole line at a time.
+/// The longest line relayed whole: a longer one is passed on in pieces of this
+/// size, which another job's lines may come between. With the read buffer, a relay
+/// holds at most `RELAY_LINE + RELAY_READ` bytes.
+pub const RELAY_LINE: usize = 64 * 1024;
+const RELAY_READ: usize = 8 * 1024;
+
+/// Copies a job's output to ours whole lines at a time (see `RELAY_LINE`).
 fn relay_lines(from: impl Read + Send + 'static, to_stderr: bool) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(from);
-        let mut line = Vec::new();
+        let mut from = from;
+        let mut held: Vec<u8> = Vec::with_capacity(RELAY_LINE + RELAY_READ);
+        let mut read = vec![0u8; RELAY_READ];
+        // A closed stdout or stderr loses the lines, never the job.
+        let pass_on = |bytes: &[u8]| {
+            let _ = if to_stderr {
+                std::io::stderr().lock().write_all(bytes)
+            } else {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            };
+        };
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    // A closed stdout or stderr loses the line, never the job.
-                    let _ = if to_stderr {
-                        std::io::stderr().lock().write_all(&line)
-                    } else {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&line).and_then(|()| out.flush())
-                    };
-                }
+            let n = match from.read(&mut read) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            held.extend_from_slice(&read[..n]);
+            if let Some(last) = held.iter().rposition(|&b| b == b'\n') {
+                pass_on(&held[..=last]);
+                held.drain(..=last);
             }
+            if held.len() >= RELAY_LINE {
+                pass_on(&held);
+                held.clear();
+            }
+        }
+        if !held.is_empty() {
+            pass_on(&held);
         }
     })
 }
