@@ -111,10 +111,14 @@ pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
 pub fn try_wait(child: &mut Child) -> io::Result<Option<ExitStatus>> {
     let mut registry = registry();
     // What the job left in its process group is ended with it, while the group's id
-    // is still the job's (its leader not yet reaped).
+    // is still the job's (its leader not yet reaped): a job is reaped only once it
+    // is seen to have ended, and its group killed.
     #[cfg(unix)]
-    if has_ended(child.id()) {
-        kill_group(child);
+    match has_ended(child.id()) {
+        Some(false) => return Ok(None),
+        Some(true) => kill_group(child),
+        // Let std say what is wrong, or give the status it already has.
+        None => {}
     }
     let status = child.try_wait()?;
     if status.is_some() {
@@ -234,9 +238,10 @@ fn detach(runner: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether the child `pid` has ended (it is not reaped).
+/// Whether the child `pid` has ended (it is not reaped); `None` if the system does
+/// not say (it was reaped already).
 #[cfg(unix)]
-fn has_ended(pid: u32) -> bool {
+fn has_ended(pid: u32) -> Option<bool> {
     // SAFETY: a zeroed siginfo_t is a valid out-parameter.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: waitid(2) on our own child, with WNOWAIT: it stays to be reaped. With
@@ -249,7 +254,7 @@ fn has_ended(pid: u32) -> bool {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         )
     };
-    done == 0 && info.si_signo == libc::SIGCHLD
+    (done == 0).then_some(info.si_signo == libc::SIGCHLD)
 }
 
 #[cfg(unix)]
