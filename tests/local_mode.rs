@@ -610,3 +610,323 @@ fn a_compile_that_writes_beside_its_output_is_refused() {
         .expect_stderr_has(".stats\"");
     assert_eq!(staging_left(&dir), Vec::<String>::new());
 }
+
+// Nothing a job starts outlives it.
+
+/// A job (`sh -c`, Landlock off: the worst case, as where there is none) that opens
+/// its staged output as fd 3 and leaves four processes that would, 30 s later,
+/// append to it (committed by then) and to a file outside (`$4`): one in its
+/// process group, one `setsid`, one double-forked, one both (`setsid -f`). Each
+/// prints `left KIND PID` and marks itself ready in TMPDIR; once all are, the job
+/// writes `job` and then, by `$3`: `ok` exits 0, `hold` sleeps, `fail` (run beside
+/// a `hold` job) waits for that job's output and exits 3.
+const LINGERING: &str = r#"
+if [ "$3" = fail ]; then
+  until [ "$(cat "$(dirname "$2")/out0.o" 2>/dev/null)" = job ]; do sleep 0.01; done
+  exit 3
+fi
+exec 3>>"$2"
+late='echo "left $0 $$"; : > "$TMPDIR/ready.$0"; exec </dev/null >/dev/null 2>&1; sleep 30; printf late >&3; printf late >> "$1"'
+sh -c "$late" group "$4" &
+setsid sh -c "$late" setsid "$4" &
+( sh -c "$late" double "$4" & )
+setsid -f sh -c "$late" daemon "$4"
+for kind in group setsid double daemon; do
+  until [ -e "$TMPDIR/ready.$kind" ]; do sleep 0.01; done
+done
+printf job >&3
+if [ "$3" = hold ]; then exec sleep 60 </dev/null >/dev/null 2>&1; fi
+"#;
+
+/// A scene for `LINGERING`: outputs in `build/`, a home stand-in with a file the
+/// lingering processes would append to, everything snapshotted.
+struct Lingering {
+    dir: TestDir,
+    job: String,
+    outside: std::path::PathBuf,
+}
+
+impl Lingering {
+    fn new(name: &str, modes: &[&str]) -> Lingering {
+        let dir = TestDir::new(name);
+        let outside = dir.write("home/notes.txt", "mine\n");
+        let outside_arg = outside.to_string_lossy().into_owned();
+        let extra: Vec<Vec<&str>> = modes.iter().map(|m| vec![*m, &outside_arg]).collect();
+        let extra: Vec<&[&str]> = extra.iter().map(Vec::as_slice).collect();
+        let job = sh_jobs(&dir, LINGERING, modes.len(), &extra);
+        let text = std::fs::read_to_string(dir.join(&job)).unwrap();
+        let text = (0..modes.len()).fold(text, |text, i| {
+            text.replace(&format!("\"out{i}.o\""), &format!("\"build/out{i}.o\""))
+        });
+        dir.write(&job, text);
+        std::fs::create_dir(dir.join("build")).unwrap();
+        dir.write("build/sibling.o", "a sibling");
+        Lingering { dir, job, outside }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = crate::util::runner_command();
+        command
+            .args(["local"])
+            .args(args)
+            .arg(&self.job)
+            .env("DTLTO_RUNNER_LANDLOCK", "off");
+        command
+    }
+
+    /// The processes the jobs left, by the lines they printed: all four kinds.
+    fn left(&self, run: &Run) -> Vec<(String, u32)> {
+        let left: Vec<(String, u32)> = run
+            .stdout()
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.strip_prefix("left ")?.split(' ');
+                Some((words.next()?.to_owned(), words.next()?.parse().ok()?))
+            })
+            .collect();
+        let mut kinds: Vec<&str> = left.iter().map(|(k, _)| k.as_str()).collect();
+        kinds.sort();
+        if kinds != ["daemon", "double", "group", "setsid"] {
+            run.fail("the job did not leave its four processes");
+        }
+        left
+    }
+
+    /// Fails the test if any of `left` still runs (after killing it, so that it
+    /// writes nothing later), allowing a process sent SIGKILL a moment to go.
+    fn expect_all_gone(&self, run: &Run, left: &[(String, u32)]) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while left.iter().any(|(_, pid)| !gone(*pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let alive: Vec<String> = left
+            .iter()
+            .filter(|(_, pid)| !gone(*pid))
+            .map(|(kind, pid)| {
+                // SAFETY: plain kill(2) of a process this test's job started.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                format!("{kind} ({pid})")
+            })
+            .collect();
+        if !alive.is_empty() {
+            run.fail(&format!(
+                "still running after the runner exited: {}",
+                alive.join(", ")
+            ));
+        }
+        assert_eq!(std::fs::read(&self.outside).unwrap(), b"mine\n");
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie: it runs no more).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_successful_job_leaves_no_process_running_in_its_group_or_out_of_it() {
+    let scene = Lingering::new("local-lingering-ok", &["ok"]);
+    let before = scene.dir.snapshot();
+    let run = scene.dir.run(&mut scene.command(&[]));
+    run.expect_status(0);
+    let left = scene.left(&run);
+    scene.expect_all_gone(&run, &left);
+    assert_eq!(scene.dir.read("build/out0.o"), b"job", "{}", run.report());
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        ["+ build/out0.o"],
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn a_stop_ends_what_a_job_left_in_its_group_or_out_of_it() {
+    let scene = Lingering::new("local-lingering-term", &["hold"]);
+    let before = scene.dir.snapshot();
+    let child = scene.dir.spawn(&mut scene.command(&[]));
+    let pid = child.id();
+    let build = scene.dir.join("build");
+    wait_until("the job and its leftovers to start", || {
+        staging_dirs(&build)
+            .iter()
+            .any(|s| std::fs::read(s.join("out").join("out0.o")).is_ok_and(|b| b == b"job"))
+    });
+    send_signal(pid, "TERM");
+    let run = child.finish("the stopped runner", Duration::from_secs(10));
+    run.expect_status(143)
+        .expect_stderr_has("nothing was committed, and the staging was removed");
+    let left = scene.left(&run);
+    scene.expect_all_gone(&run, &left);
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new(),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn another_jobs_failure_ends_what_a_job_left_in_its_group_or_out_of_it() {
+    let scene = Lingering::new("local-lingering-fail", &["hold", "fail"]);
+    let before = scene.dir.snapshot();
+    let run = scene.dir.run(&mut scene.command(&["--jobs", "2"]));
+    run.expect_status(1)
+        .expect_stderr_has("jobs[1] (for \"build/out1.o\") failed with exit status 3");
+    let left = scene.left(&run);
+    scene.expect_all_gone(&run, &left);
+    assert_eq!(
+        changes(&before, &scene.dir.snapshot()),
+        Vec::<String>::new(),
+        "{}",
+        run.report()
+    );
+}
+
+/// SIGKILL leaves the runner no chance to end anything: the job dies with it
+/// (`PR_SET_PDEATHSIG`), and its staging stays for the next run to reclaim.
+#[test]
+fn a_job_dies_with_a_runner_killed_by_sigkill() {
+    let dir = TestDir::new("local-sigkill");
+    let job = sh_jobs(
+        &dir,
+        "printf $$ > \"$2\"; exec sleep 60 </dev/null >/dev/null 2>&1",
+        1,
+        &[],
+    );
+    let before = dir.snapshot();
+    let child = spawn_runner(&dir, &["local", &job]);
+    let pid = child.id();
+    let mut job_pid = None;
+    wait_until("the job to start", || {
+        job_pid = staging_dirs(dir.path()).iter().find_map(|s| {
+            let text = std::fs::read_to_string(s.join("out").join("out0.o")).ok()?;
+            text.parse::<u32>().ok()
+        });
+        job_pid.is_some()
+    });
+    let job_pid = job_pid.unwrap();
+    send_signal(pid, "KILL");
+    let run = child.finish("the killed runner", Duration::from_secs(10));
+    run.expect_status(137);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !gone(job_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !gone(job_pid) {
+        // SAFETY: plain kill(2) of the job this test started.
+        unsafe { libc::kill(job_pid as i32, libc::SIGKILL) };
+        run.fail(&format!(
+            "the job ({job_pid}) outlived the runner's SIGKILL"
+        ));
+    }
+    let changed = changes(&before, &dir.snapshot());
+    assert!(
+        changed.iter().all(|c| c.starts_with("+ .dtlto-staging-")),
+        "only the staging may be left: {changed:?}"
+    );
+}
+
+/// A job has no controlling terminal: it cannot push input into the terminal the
+/// runner runs on (TIOCSTI), as into the user's shell. The runner runs on a
+/// pseudo-terminal that is its controlling terminal, without CAP_SYS_ADMIN (which
+/// lets a process push input into any terminal); the job tries on its stdin.
+#[test]
+fn a_job_cannot_push_input_into_the_runners_terminal() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let dir = TestDir::new("local-tiocsti");
+    let script = "import errno, fcntl, sys, termios\n\
+                  try:\n    fcntl.ioctl(0, termios.TIOCSTI, b'#')\n    r = 'injected'\n\
+                  except OSError as e:\n    r = 'refused ' + errno.errorcode.get(e.errno, '?')\n\
+                  open(sys.argv[2], 'w').write(r)\n";
+    let job = local_jobs(&dir, &["python3", "-c", script], 1, &[]);
+    // SAFETY: posix_openpt, grantpt, unlockpt, ptsname_r and open on our own
+    // descriptors and buffer; each result is checked.
+    let (master, terminal) = unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let master = OwnedFd::from_raw_fd(master);
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0);
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0
+        );
+        let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+        assert!(
+            slave >= 0,
+            "open the terminal: {}",
+            std::io::Error::last_os_error()
+        );
+        (master, OwnedFd::from_raw_fd(slave))
+    };
+    // linux/capability.h's number for CAP_SYS_ADMIN.
+    const CAP_SYS_ADMIN: libc::c_ulong = 21;
+    let root = crate::util::is_root();
+    let mut command = crate::util::runner_command();
+    command
+        .args(["local", &job])
+        .stdin(terminal.try_clone().unwrap());
+    // SAFETY: setsid, ioctl and prctl are async-signal-safe; nothing is allocated.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() < 0
+                || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0
+                || (root && libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let before = dir.snapshot();
+    let run = dir.run(&mut command);
+    run.expect_status(0);
+    let result = String::from_utf8(dir.read("out0.o")).unwrap();
+    assert!(result.starts_with("refused "), "{result}\n{}", run.report());
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD into a c_int of ours, on our own descriptor.
+    let asked = unsafe { libc::ioctl(terminal.as_raw_fd(), libc::FIONREAD, &mut pending) };
+    assert_eq!(asked, 0);
+    assert_eq!(pending, 0, "input was pushed into the terminal");
+    drop(master);
+    assert_eq!(changes(&before, &dir.snapshot()), ["+ out0.o"]);
+}
+
+/// `--jobs 2` relays whole lines; a job printing 64 MiB without a newline makes the
+/// runner hold no more than a line's bound of it (64 KiB), not the whole.
+#[test]
+fn a_job_printing_no_newline_is_relayed_in_bounded_memory() {
+    let dir = TestDir::new("local-relay-bound");
+    let measure = |bytes: u64| {
+        let job = sh_jobs(
+            &dir,
+            &format!("head -c {bytes} /dev/zero; printf x > \"$2\""),
+            2,
+            &[],
+        );
+        let (run, peak_kib) =
+            dir.run_measured(crate::util::runner_command().args(["local", "--jobs", "2", &job]));
+        run.expect_status(0);
+        assert_eq!(run.stdout.len() as u64, 2 * bytes, "{}", run.command);
+        peak_kib
+    };
+    let small = measure(1024);
+    let large = measure(64 << 20);
+    assert!(
+        large < small + 16 * 1024,
+        "relaying 2 x 64 MiB without a newline took {large} KiB at peak, against {small} KiB \
+         for 2 x 1 KiB"
+    );
+}

@@ -436,3 +436,33 @@ fn a_failing_job_ends_the_job_running_beside_it_and_its_child() {
     no_marks(&dir, "a failing job");
     assert!(!dir.exists("out0.o") && !dir.exists("out1.o"));
 }
+
+/// A job that succeeds and leaves a child running: the child (in the job's object)
+/// is ended before the commit, and never leaves the mark it would after its sleep.
+#[test]
+fn a_successful_job_leaves_no_child_running() {
+    let Some(cc) = stand_in() else { return };
+    let dir = TestDir::new("local-win-ok-child");
+    let job = jobs(
+        &dir,
+        &cc,
+        &[&[
+            "--spawn",
+            "4",
+            "--sleep",
+            "3000",
+            "--mark",
+            "late0-child",
+            "--write",
+            "job",
+        ]],
+    );
+    let before = dir.snapshot();
+    let started = Instant::now();
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(0);
+    assert_eq!(text(&dir, "out0.o"), "job", "{}", run.report());
+    wait_past(started + Duration::from_secs(5));
+    no_marks(&dir, "a successful job");
+    assert_eq!(changes(&before, &dir.snapshot()), ["+ out0.o"]);
+}

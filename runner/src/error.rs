@@ -200,6 +200,13 @@ pub enum LocalError {
     Commit(Box<TransactionError>),
     #[error("the run ended without its transaction")]
     NoTransaction,
+    /// The runner could not become the reaper of its jobs' orphans (Linux).
+    #[error(
+        "cannot make the runner the reaper of what its jobs leave running \
+         (prctl PR_SET_CHILD_SUBREAPER): {0}; without it a job's background process could \
+         outlive the run, so the runner refuses to run"
+    )]
+    Reaper(io::Error),
 }
 
 /// Why Landlock is missing.

@@ -1,9 +1,16 @@
-//! The jobs' processes. Each starts in a process group of its own (Unix) or a job
-//! object of its own (Windows, which also ends it should the runner die), so that
-//! ending a job ends whatever it started, and a terminal's Ctrl-C reaches the runner
-//! alone, which then decides. Every running job is registered here, so that a stop
-//! (interrupt.rs, on its own thread) can end them all at once, and no job starts
-//! after it.
+//! The jobs' processes, and everything they start. Each job starts in a session of
+//! its own (Unix: no controlling terminal, so it cannot push input into the user's
+//! shell, and a terminal's Ctrl-C reaches the runner alone, which then decides) or a
+//! job object of its own (Windows, which also ends it should the runner die). Every
+//! running job is registered here, so that a stop (interrupt.rs, on its own thread)
+//! can end them all at once, and no job starts after it.
+//!
+//! Nothing a job starts may outlive it: when a job ends, its process group is killed
+//! before it is reaped; on Linux the runner is also the "child subreaper" of its
+//! jobs' descendants, so that whatever left the job's group or session (`setsid`, a
+//! double fork) is re-parented to the runner when its parent ends, and
+//! `end_all_descendants` kills and reaps them all before the commit and the cleanup.
+//! A job also dies with the runner, even SIGKILLed (Linux: `PR_SET_PDEATHSIG`).
 
 use std::io;
 use std::process::{Child, Command, ExitStatus};
@@ -17,6 +24,10 @@ struct Registry {
     /// Windows: each job's job object, by its process id.
     #[cfg(windows)]
     objects: Vec<(u32, job_object::JobObject)>,
+    /// Linux: the runner's children from before it started any job (a shell's `cmd &
+    /// exec dtlto-runner` leaves them): not its jobs', never signalled nor reaped.
+    #[cfg(target_os = "linux")]
+    foreign: Vec<u32>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -24,16 +35,44 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     groups: Vec::new(),
     #[cfg(windows)]
     objects: Vec::new(),
+    #[cfg(target_os = "linux")]
+    foreign: Vec::new(),
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Starts `command` in a process group of its own; `None` if a stop came first.
+/// Makes the runner the reaper of whatever its jobs leave running (Linux; elsewhere
+/// there is no such thing, and only a job's process group is ended with it). Called
+/// once, before the first job starts.
+pub fn become_reaper() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut registry = registry();
+        // SAFETY: plain prctl(2) on this process.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        registry.foreign = reaper::children()?;
+    }
+    Ok(())
+}
+
+/// Starts `command` in a session of its own; `None` if a stop came first. Jobs are
+/// started from the main thread, which lives as long as the run: on Linux a job
+/// dies with the thread that started it (`PR_SET_PDEATHSIG` follows the parent
+/// thread, not the process).
 pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
     #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(command, 0);
+    {
+        let runner = std::process::id();
+        // SAFETY: `detach` makes only async-signal-safe system calls and allocates
+        // nothing, as code between fork and exec must.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, move || detach(runner));
+        }
+    }
     // Started suspended, the job can start nothing before it is in its job object.
     #[cfg(windows)]
     std::os::windows::process::CommandExt::creation_flags(
@@ -71,9 +110,26 @@ pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
 /// process group whose id the system may already have given to another.
 pub fn try_wait(child: &mut Child) -> io::Result<Option<ExitStatus>> {
     let mut registry = registry();
+    // What the job left in its process group is ended with it, while the group's id
+    // is still the job's (its leader not yet reaped): a job is reaped only once it
+    // is seen to have ended, and its group killed.
+    #[cfg(unix)]
+    match has_ended(child.id()) {
+        Some(false) => return Ok(None),
+        Some(true) => kill_group(child),
+        // Let std say what is wrong, or give the status it already has.
+        None => {}
+    }
     let status = child.try_wait()?;
     if status.is_some() {
         let id = child.id();
+        // What the job started is ended, and gone, before the job counts as ended
+        // (closing the object would end it too, but without waiting).
+        #[cfg(windows)]
+        if let Some((_, object)) = registry.objects.iter().find(|(pid, _)| *pid == id) {
+            object.terminate();
+            object.wait_until_empty();
+        }
         registry.groups.retain(|g| *g != id);
         #[cfg(windows)]
         registry.objects.retain(|(pid, _)| *pid != id);
@@ -122,10 +178,83 @@ pub fn stop_all() {
     // `stopped`) within its polling interval.
 }
 
+/// Ends every job and every process a job started, and reaps all but the jobs
+/// themselves (the main thread's `try_wait` reaps those): when it returns, none of
+/// them runs any more (on Linux, where the runner is their reaper; elsewhere, what
+/// left its job's process group may). The main thread calls it before the commit
+/// and the cleanup, on every path; a stop calls it from its hook.
+pub fn end_all_descendants() {
+    let registry = registry();
+    #[cfg(unix)]
+    {
+        for group in &registry.groups {
+            if let Ok(group) = i32::try_from(*group) {
+                // SAFETY: plain kill(2) of a process group that is ours and not reaped.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+            }
+        }
+        // Once a job has ended, what it started is re-parented to the runner.
+        for job in &registry.groups {
+            wait_for_end(*job);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    reaper::end_strays(&registry.groups, &registry.foreign);
+    #[cfg(windows)]
+    for (_, object) in &registry.objects {
+        object.terminate();
+        object.wait_until_empty();
+    }
+}
+
 /// Whether a stop came (for the main thread, which ends the jobs where `stop_all`
 /// cannot).
 pub fn stopped() -> bool {
     registry().stopped
+}
+
+/// In the child, between fork and exec: a session of its own (no controlling
+/// terminal), and on Linux death with the runner, unless the runner is already gone.
+#[cfg(unix)]
+fn detach(runner: u32) -> io::Result<()> {
+    // SAFETY: setsid(2), prctl(2) and getppid(2) are async-signal-safe system calls.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The runner died before the death signal was set: nobody would send it.
+            if u32::try_from(libc::getppid()).ok() != Some(runner) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = runner;
+    }
+    Ok(())
+}
+
+/// Whether the child `pid` has ended (it is not reaped); `None` if the system does
+/// not say (it was reaped already).
+#[cfg(unix)]
+fn has_ended(pid: u32) -> Option<bool> {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid(2) on our own child, with WNOWAIT: it stays to be reaped. With
+    // WNOHANG, a child still running leaves `info` zeroed.
+    let done = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            libc::id_t::from(pid),
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    (done == 0).then_some(info.si_signo == libc::SIGCHLD)
 }
 
 #[cfg(unix)]
@@ -150,9 +279,10 @@ mod job_object {
         CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
     };
     use windows_sys::Win32::System::JobObjects::{
-        AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
-        SetInformationJobObject, TerminateJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+        AssignProcessToJobObject, CreateJobObjectW, JobObjectBasicAccountingInformation,
+        JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+        TerminateJobObject, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     };
     use windows_sys::Win32::System::Threading::{OpenThread, ResumeThread, THREAD_SUSPEND_RESUME};
 
@@ -201,6 +331,30 @@ mod job_object {
         pub fn terminate(&self) {
             // SAFETY: our own valid handle.
             unsafe { TerminateJobObject(self.0, 1) };
+        }
+
+        /// Waits until no process is left in the object (terminating is
+        /// asynchronous), for at most 10 s; at once if the system cannot say.
+        pub fn wait_until_empty(&self) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let mut info = JOBOBJECT_BASIC_ACCOUNTING_INFORMATION::default();
+                // SAFETY: `info` is the structure the information class names, with
+                // its size; a null length out-parameter is allowed.
+                let asked = unsafe {
+                    QueryInformationJobObject(
+                        self.0,
+                        JobObjectBasicAccountingInformation,
+                        (&raw mut info).cast(),
+                        std::mem::size_of::<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION>() as u32,
+                        std::ptr::null_mut(),
+                    )
+                };
+                if asked == 0 || info.ActiveProcesses == 0 || std::time::Instant::now() > deadline {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
     }
 
@@ -268,6 +422,100 @@ pub fn wait_for_end(pid: u32) {
             unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
         if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             return;
+        }
+    }
+}
+
+/// Linux: the runner's own children, from /proc, and ending those that are not jobs.
+#[cfg(target_os = "linux")]
+mod reaper {
+    use std::io;
+
+    /// The ids of the runner's children (of any of its threads): each process whose
+    /// parent, in /proc/PID/stat, is the runner.
+    pub fn children() -> io::Result<Vec<u32>> {
+        let runner = std::process::id();
+        let entries = std::fs::read_dir("/proc")
+            .map_err(|error| io::Error::new(error.kind(), format!("cannot list /proc: {error}")))?;
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // A process that ended meanwhile has no stat to read: it is not a child.
+            let Ok(stat) = std::fs::read(entry.path().join("stat")) else {
+                continue;
+            };
+            if parent_in_stat(&stat) == Some(runner) {
+                found.push(pid);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The parent's id in a /proc/PID/stat line: `pid (comm) state ppid ...`, where
+    /// `comm` may hold spaces and parentheses (the last `)` ends it).
+    pub fn parent_in_stat(stat: &[u8]) -> Option<u32> {
+        let end = stat.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(&stat[end + 1..]).ok()?;
+        rest.split_ascii_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Kills and reaps every child of the runner that is neither a job (`jobs`, whose
+    /// `Child` reaps it) nor `foreign`, again until none is left: each one reaped
+    /// leaves its own children to the runner. Only children are signalled: their ids
+    /// cannot be another process's until they are reaped.
+    pub fn end_strays(jobs: &[u32], foreign: &[u32]) {
+        loop {
+            let Ok(children) = children() else { return };
+            let strays: Vec<u32> = children
+                .into_iter()
+                .filter(|pid| !jobs.contains(pid) && !foreign.contains(pid))
+                .collect();
+            if strays.is_empty() {
+                return;
+            }
+            for pid in &strays {
+                let Ok(pid) = i32::try_from(*pid) else {
+                    continue;
+                };
+                // SAFETY: kill(2) and getpgid(2) on a child of ours, not reaped: its id,
+                // and that of a group it leads, are still its own.
+                unsafe {
+                    if libc::getpgid(pid) == pid {
+                        libc::kill(-pid, libc::SIGKILL);
+                    }
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            for pid in strays {
+                let Ok(pid) = i32::try_from(pid) else {
+                    continue;
+                };
+                loop {
+                    // SAFETY: waitpid(2) on one child of ours; a null status is allowed.
+                    let reaped = unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                    if reaped >= 0
+                        || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_parent_is_read_past_a_command_name_with_parentheses() {
+            assert_eq!(super::parent_in_stat(b"42 (a) b) S 7 42 42 0"), Some(7));
+            assert_eq!(super::parent_in_stat(b"42 (sh) R 1 1 1"), Some(1));
+            assert_eq!(super::parent_in_stat(b"garbage"), None);
         }
     }
 }

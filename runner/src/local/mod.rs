@@ -19,7 +19,7 @@ use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -42,10 +42,13 @@ pub fn selected<'a>(program: &str, args: &'a [String]) -> Option<&'a [String]> {
 }
 
 /// What a stop does to local mode's jobs (a stop hook, registered with the
-/// interrupt module): every running one is ended with its process group, and none
-/// starts after.
+/// interrupt module): every running one is ended with its process group, none
+/// starts after, and every process a job started is killed and reaped (Linux) before
+/// the hook returns, so that nothing of theirs can write into the staging the stop
+/// then removes.
 fn stop_jobs() {
     children::stop_all();
+    children::end_all_descendants();
 }
 
 /// What the command line asks for.
@@ -172,6 +175,7 @@ pub fn run(
     if plan.outputs.len() != declared {
         return Err(LocalError::Changed(job_path.to_owned()).into());
     }
+    children::become_reaper().map_err(LocalError::Reaper)?;
     interrupt::on_stop(stop_jobs);
     let begun = transaction::reclaim_and_begin(&plan, options.verbose)
         .map_err(|error| RunError::transaction(job_path, error))?;
@@ -289,7 +293,22 @@ pub fn run(
         });
     }
 
-    let outcome = run_jobs(&options, &prepared, landlock.is_some(), &job_file, cwd);
+    let mut relays = Vec::new();
+    let outcome = run_jobs(
+        &options,
+        &prepared,
+        landlock.is_some(),
+        &job_file,
+        cwd,
+        &mut relays,
+    );
+    // Nothing a job started may write into the staging once the commit or the
+    // cleanup begins, whatever the outcome.
+    children::end_all_descendants();
+    // Their pipes are closed now: what they held is relayed to its end.
+    for relay in relays {
+        let _ = relay.join();
+    }
     let commit = match (&outcome, interrupt::stopped()) {
         (Ok(()), None) => transaction::commit_held(&plan, &HashSet::new()),
         _ => Commit::NotTried,
@@ -426,12 +445,15 @@ struct Running {
 
 /// Runs the jobs, `options.jobs` at a time, in order; the first failure (or a
 /// stop) ends the others and starts no more. `Err` says which job failed and why.
+/// The relays of ended jobs whose pipes are still open (something the job started
+/// holds them) are left in `relays`, to be joined once that has been ended too.
 fn run_jobs(
     options: &Options,
     jobs: &[Prepared],
     landlock: bool,
     job_file: &JobFile,
     cwd: &Path,
+    relays: &mut Vec<JoinHandle<()>>,
 ) -> Result<(), JobError> {
     let (ended_tx, ended_rx) = mpsc::channel::<usize>();
     let mut next = 0;
@@ -459,9 +481,8 @@ fn run_jobs(
             match children::try_wait(&mut job.child) {
                 Ok(None) => still.push(job),
                 Ok(Some(status)) => {
-                    for relay in job.relays {
-                        let _ = relay.join();
-                    }
+                    relays.extend(job.relays);
+                    relays.retain(|relay| !relay.is_finished());
                     if failure.is_some() || stopping() {
                         continue;
                     }
@@ -583,25 +604,46 @@ fn start(
     }))
 }
 
-/// Copies a job's output to ours a whole line at a time.
+/// The longest line relayed whole: a longer one is passed on in pieces of this
+/// size, which another job's lines may come between. With the read buffer, a relay
+/// holds at most `RELAY_LINE + RELAY_READ` bytes.
+pub const RELAY_LINE: usize = 64 * 1024;
+const RELAY_READ: usize = 8 * 1024;
+
+/// Copies a job's output to ours whole lines at a time (see `RELAY_LINE`).
 fn relay_lines(from: impl Read + Send + 'static, to_stderr: bool) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(from);
-        let mut line = Vec::new();
+        let mut from = from;
+        let mut held: Vec<u8> = Vec::with_capacity(RELAY_LINE + RELAY_READ);
+        let mut read = vec![0u8; RELAY_READ];
+        // A closed stdout or stderr loses the lines, never the job.
+        let pass_on = |bytes: &[u8]| {
+            let _ = if to_stderr {
+                std::io::stderr().lock().write_all(bytes)
+            } else {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            };
+        };
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    // A closed stdout or stderr loses the line, never the job.
-                    let _ = if to_stderr {
-                        std::io::stderr().lock().write_all(&line)
-                    } else {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&line).and_then(|()| out.flush())
-                    };
-                }
+            let n = match from.read(&mut read) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            held.extend_from_slice(&read[..n]);
+            if let Some(last) = held.iter().rposition(|&b| b == b'\n') {
+                pass_on(&held[..=last]);
+                held.drain(..=last);
             }
+            if held.len() >= RELAY_LINE {
+                pass_on(&held);
+                held.clear();
+            }
+        }
+        if !held.is_empty() {
+            pass_on(&held);
         }
     })
 }
