@@ -9,9 +9,13 @@
 //!
 //! What a job may do then: write (create, replace, remove, rename) only beneath its
 //! writable directories (its staging) and `/dev/null`; read everything, or with
-//! `--hermetic` only what `Rules::readable` lists. Landlock does not govern what is
-//! already open (the inherited stdin, stdout and stderr), path resolution itself
-//! (`stat`, following links), nor anything but the file system.
+//! `--hermetic` only what `Rules::readable` lists. The ruleset handles every right of
+//! the newest Landlock ABI the `landlock` crate knows (10): the kernel enforces those
+//! of its own ABI, and [`Promises`] says which hold (truncation needs ABI 3, device
+//! ioctls ABI 5, signal and abstract-socket scopes ABI 6). Landlock does not govern
+//! what is already open (the inherited stdin, stdout and stderr), path resolution
+//! itself (`stat`, following links), metadata (`chmod`, `utime`, xattrs), nor the
+//! network (left unhandled: a compiler wrapper may use a remote cache).
 
 use std::path::PathBuf;
 
@@ -31,22 +35,103 @@ pub fn abi_version() -> Option<i32> {
 
 pub use imp::{prepare, Prepared};
 
+/// What confinement holds on a kernel whose Landlock ABI is `abi`: what `--verbose`
+/// says, and whether `--hermetic` can keep its promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promises {
+    pub abi: i32,
+}
+
+impl Promises {
+    pub fn of(abi: i32) -> Promises {
+        Promises { abi }
+    }
+
+    /// What a confined job cannot do on this kernel beyond writing outside its
+    /// staging (ABI 1), in words.
+    pub fn held(&self) -> Vec<&'static str> {
+        let mut held = Vec::new();
+        if self.abi >= 3 {
+            held.push("truncate a file outside (ABI 3)");
+        }
+        if self.abi >= 5 {
+            held.push("use ioctls on a device it opens outside (ABI 5)");
+        }
+        if self.abi >= 6 {
+            held.push(
+                "signal processes outside its job or connect to abstract unix sockets \
+                 outside (ABI 6)",
+            );
+        }
+        if self.abi >= 9 {
+            held.push("connect to unix sockets by path outside (ABI 9)");
+        }
+        held
+    }
+
+    /// What a confined job can still do on this kernel, in words.
+    pub fn gaps(&self) -> Vec<&'static str> {
+        let mut gaps = Vec::new();
+        if self.abi < 3 {
+            gaps.push(
+                "truncate a file outside with truncate(2) (Landlock ABI 3, Linux 6.2, \
+                 prevents it)",
+            );
+        }
+        if self.abi < 5 {
+            gaps.push(
+                "use ioctls on a device it opens, such as a terminal (Landlock ABI 5, \
+                 Linux 6.10, prevents it)",
+            );
+        }
+        if self.abi < 6 {
+            gaps.push(
+                "signal the user's other processes and connect to abstract unix sockets \
+                 (Landlock ABI 6, Linux 6.12, prevents it)",
+            );
+        }
+        if self.abi < 9 {
+            gaps.push("connect to unix sockets by path (Landlock ABI 9 prevents it)");
+        }
+        gaps.push(
+            "change the metadata of files outside (chmod, utime, xattrs, owner): Landlock \
+             has no rights for them",
+        );
+        gaps.push("use the network");
+        gaps
+    }
+
+    /// Why `--hermetic`, which promises that each job writes only into its staging and
+    /// reads only what it declares, cannot keep that promise on this kernel.
+    pub fn hermetic_refusal(&self) -> Option<String> {
+        (self.abi < 3).then(|| {
+            format!(
+                "this kernel's Landlock (ABI {}) cannot stop a job from emptying a file \
+                 outside its staging with truncate(2), which needs ABI 3 (Linux 6.2)",
+                self.abi
+            )
+        })
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use super::Rules;
     use crate::error::ConfineError;
+    use dtlto_mock::message::quoted;
     use landlock::{
-        Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
+        Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
     };
     use std::io;
     use std::os::fd::{AsRawFd, OwnedFd, RawFd};
     use std::process::Command;
 
-    /// The file-system rights handled (denied unless a rule grants them): those of
-    /// ABI 3 (Linux 6.2), which include renaming across directories and truncation.
-    /// Later ABIs add device ioctls, networking and scopes, which a compile job's
-    /// confinement does not need; the crate leaves out what an older kernel lacks.
-    const ABI_HANDLED: ABI = ABI::V3;
+    /// The file-system rights and scopes handled (denied unless a rule grants them):
+    /// every one of the newest ABI the crate knows, so that each kernel enforces all
+    /// it can (truncation at 3, device ioctls at 5, signals and abstract unix sockets
+    /// at 6, unix sockets by path at 9). The crate leaves out what an older kernel
+    /// lacks; `Promises` says what that leaves. The network is not handled.
+    const ABI_HANDLED: ABI = ABI::V10;
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
     const ACCESS_READ_FILE: u64 = 1 << 2;
@@ -87,6 +172,8 @@ mod imp {
         let mut ruleset = Ruleset::default()
             .handle_access(all)
             .map_err(|e| failed(&e))?
+            .scope(Scope::from_all(ABI_HANDLED))
+            .map_err(|e| failed(&e))?
             .create()
             .map_err(|e| failed(&e))?;
         let mut add = |path: &std::path::Path, access| -> Result<(), ConfineError> {
@@ -94,12 +181,14 @@ mod imp {
                 Ok(fd) => {
                     (&mut ruleset)
                         .add_rule(PathBeneath::new(fd, access))
-                        .map_err(|e| failed(&format!("{}: {e}", path.display())))?;
+                        .map_err(|e| {
+                            failed(&format!("{}: {e}", quoted(&path.to_string_lossy())))
+                        })?;
                     Ok(())
                 }
                 // Not there: nothing to grant.
                 Err(_) if !path.exists() => Ok(()),
-                Err(e) => Err(failed(&format!("{}: {e}", path.display()))),
+                Err(e) => Err(failed(&format!("{}: {e}", quoted(&path.to_string_lossy())))),
             }
         };
         for path in &rules.writable {
@@ -201,5 +290,41 @@ mod imp {
 
     impl Prepared {
         pub fn apply_to(&self, _: &mut Command) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Promises;
+
+    #[test]
+    fn each_abi_says_what_holds_and_what_does_not() {
+        // Linux 5.13 to 6.1: writes, but not truncation; --hermetic refuses.
+        for abi in [1, 2] {
+            let promises = Promises::of(abi);
+            assert!(promises.held().is_empty(), "{abi}");
+            assert!(promises.gaps()[0].starts_with("truncate a file outside"));
+            assert!(promises.hermetic_refusal().is_some_and(|why| why
+                .contains(&format!("(ABI {abi})"))
+                && why.contains("truncate(2)")));
+        }
+        let v3 = Promises::of(3);
+        assert_eq!(v3.held(), ["truncate a file outside (ABI 3)"]);
+        assert!(v3.gaps()[0].starts_with("use ioctls on a device"));
+        assert_eq!(v3.hermetic_refusal(), None);
+        let v5 = Promises::of(5);
+        assert!(v5.held()[1].starts_with("use ioctls"));
+        assert!(v5.gaps()[0].starts_with("signal the user's other processes"));
+        let v7 = Promises::of(7);
+        assert_eq!(v7.held().len(), 3);
+        assert!(v7.gaps()[0].starts_with("connect to unix sockets by path"));
+        let v9 = Promises::of(9);
+        assert_eq!(v9.held().len(), 4);
+        // Metadata and the network are never Landlock's.
+        for abi in 1..=10 {
+            let gaps = Promises::of(abi).gaps();
+            assert!(gaps.iter().any(|g| g.starts_with("change the metadata")));
+            assert!(gaps.contains(&"use the network"));
+        }
     }
 }
