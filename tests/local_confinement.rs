@@ -41,6 +41,139 @@ fn run_in_proj(dir: &TestDir, args: &[&str]) -> Run {
     dir.run(runner_command().args(args).current_dir(dir.join("proj")))
 }
 
+/// How a confined job's write outside its staging fails here: "Read-only file
+/// system" where the runner seals jobs in a mount namespace (as its `--verbose`
+/// says), "Permission denied" (Landlock) elsewhere.
+pub fn write_refusal() -> &'static str {
+    static REFUSAL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    REFUSAL.get_or_init(|| {
+        let dir = scene("confine-which-refusal");
+        job_file(&dir, &["sh", "-c", "printf x > \"$2\"", "sh"], &[]);
+        let run = run_in_proj(&dir, &["local", "--verbose", "job.json"]);
+        run.expect_status(0);
+        if run
+            .stderr()
+            .contains("read-only in a mount namespace of its own")
+        {
+            "Read-only file system"
+        } else {
+            "Permission denied"
+        }
+    })
+}
+
+/// Whether this machine lets a process make a mount namespace of its own (as
+/// root; otherwise with a user namespace): where it does, the runner must seal jobs.
+fn sealed() -> bool {
+    let mut unshare = std::process::Command::new("unshare");
+    if !crate::util::is_root() {
+        unshare.arg("--user");
+    }
+    unshare
+        .args(["--mount", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The mode of every entry under `root`, and of `root`, by relative path.
+fn modes(root: &std::path::Path) -> std::collections::BTreeMap<String, u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut modes = std::collections::BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        let name = path.strip_prefix(root).expect("under root");
+        modes.insert(
+            name.to_string_lossy().into_owned(),
+            meta.permissions().mode(),
+        );
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("list") {
+                pending.push(entry.expect("entry").path());
+            }
+        }
+    }
+    modes
+}
+
+/// The metadata attack: a job first tries to make its mounts writable again
+/// (mount_setattr, which Landlock does not refuse, as root would), then makes the
+/// user's notes and an undeclared source mode 000, sets a declared input's mtime to
+/// 1970 (an incremental build would then skip it) and makes the output directory
+/// and a sibling project's 0555/0700.
+const METADATA_ATTACK: &str =
+    "perl -e 'for (@ARGV) { my ($p, $a) = ($_, pack(\"QQQQ\", 0, 1, 0, 0)); \
+     syscall(442, -100, $p, 0x8000, $a, 32) }' / \"$(df --output=target .. | tail -1)\"; \
+     chmod 000 ../notes.txt undeclared.h; touch -d 1970-01-01 in0.bc; \
+     chmod 555 .; chmod 700 ../sibling; printf x > \"$2\"";
+
+/// Runs the metadata attack with `command` (the runner, as some user) and checks
+/// that nothing but the output changed, modes included.
+fn metadata_attack_fails(dir: &TestDir, command: &mut std::process::Command) {
+    job_file(dir, &["sh", "-c", METADATA_ATTACK, "sh"], &[]);
+    let before = dir.snapshot();
+    let modes_before = modes(dir.path());
+    let run = dir.run(
+        command
+            .args(["local", "job.json"])
+            .current_dir(dir.join("proj")),
+    );
+    run.expect_status(0)
+        .expect_stderr_has("Read-only file system");
+    let mut modes_after = modes(dir.path());
+    modes_after.remove("proj/out0.o");
+    assert_eq!(modes_before, modes_after, "{}", run.report());
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        ["+ proj/out0.o"],
+        "{}",
+        run.report()
+    );
+}
+
+/// Landlock has no rights for metadata: where a mount namespace can be made, the
+/// job's is read-only outside its staging, and its chmod and utime fail; elsewhere
+/// `--verbose` names the gap.
+#[test]
+fn a_confined_job_cannot_change_metadata_outside() {
+    let dir = scene("confine-metadata");
+    landlock_abi();
+    if !sealed() {
+        job_file(&dir, &["sh", "-c", "printf x > \"$2\"", "sh"], &[]);
+        run_in_proj(&dir, &["local", "--verbose", "job.json"])
+            .expect_status(0)
+            .expect_stderr_has("CAN: change the metadata of files outside");
+        return;
+    }
+    metadata_attack_fails(&dir, &mut runner_command());
+}
+
+/// The same as another user than root: the runner's child makes a user namespace
+/// that maps only that user, and a mount namespace in it.
+#[test]
+#[ignore = "needs root, to run the runner as another user with setpriv (tests/all.sh runs it as root)"]
+fn a_confined_job_of_another_user_cannot_change_metadata_outside() {
+    assert!(
+        crate::util::is_root(),
+        "this test runs the runner as another user with setpriv"
+    );
+    let dir = scene("confine-metadata-user");
+    landlock_abi();
+    let status = std::process::Command::new("chown")
+        .args(["-R", "4242:4242"])
+        .arg(dir.path())
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown -R failed");
+    let (_bin, runner) = crate::util::runner_for_every_user();
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
+        .arg(&runner);
+    metadata_attack_fails(&dir, &mut command);
+}
+
 /// This kernel's Landlock ABI; these tests need Landlock (CI has it).
 fn landlock_abi() -> i64 {
     // SAFETY: with a null attribute and the version flag, the call only answers.
@@ -276,10 +409,18 @@ fn verbose_says_what_holds_on_this_kernels_landlock() {
         .expect_stderr_has(&format!("confined by Landlock (ABI {abi})"))
         .expect_stderr_has("on this kernel a job still CAN: ")
         .expect_stderr_has("use the network");
-    if abi >= 3 {
-        run.expect_stderr_has("a job also cannot: truncate a file outside (ABI 3)");
+    if sealed() {
+        run.expect_stderr_has(
+            "a job also cannot: change a file outside or its metadata (truncate, chmod, \
+             utime, xattrs)",
+        );
     } else {
-        run.expect_stderr_has("CAN: truncate a file outside with truncate(2)");
+        run.expect_stderr_has("CAN: change the metadata of files outside");
+        if abi >= 3 {
+            run.expect_stderr_has("a job also cannot: truncate a file outside (ABI 3)");
+        } else {
+            run.expect_stderr_has("CAN: truncate a file outside with truncate(2)");
+        }
     }
     if abi >= 6 {
         run.expect_stderr_has("signal processes outside its job");

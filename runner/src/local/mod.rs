@@ -127,6 +127,9 @@ pub fn run(
     } else {
         confine::abi_version()
     };
+    // Where it can, each confined job also gets a mount namespace in which all but
+    // its staging is read-only: Landlock has no rights for metadata.
+    let sealed = landlock.is_some() && confine::sealing_works();
     if options.hermetic && landlock.is_none() {
         let why = if switched_off {
             NoLandlock::SwitchedOff {
@@ -141,7 +144,7 @@ pub fn run(
     }
     if let Some(why) = landlock
         .filter(|_| options.hermetic)
-        .and_then(|abi| confine::Promises::of(abi).hermetic_refusal())
+        .and_then(|abi| confine::Promises::of(abi, sealed).hermetic_refusal())
     {
         return Err(LocalError::HermeticNotHeld(why).into());
     }
@@ -218,7 +221,7 @@ pub fn run(
         );
         match landlock {
             Some(abi) => {
-                let promises = confine::Promises::of(abi);
+                let promises = confine::Promises::of(abi, sealed);
                 dtlto_mock::stderr_line!(
                     "{head}, confined by Landlock (ABI {abi}): each creates, writes, renames \
                      and removes files only in its staging; {}",
@@ -311,7 +314,12 @@ pub fn run(
             command,
             tmp,
             native_object: native_object.unwrap_or_default(),
-            rules: confine::Rules { writable, readable },
+            rules: confine::Rules {
+                writable,
+                readable,
+                seal: sealed,
+                cwd: cwd.to_path_buf(),
+            },
         });
     }
 
