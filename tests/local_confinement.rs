@@ -351,14 +351,20 @@ fn a_confined_job_cannot_truncate_ioctl_or_signal_outside() {
         .spawn()
         .expect("start a process of the user's");
     let notes = dir.join("notes.txt");
-    let mut script = String::from("perl -e 'truncate($ARGV[0], 0)' \"$3\";");
+    // The job writes into its output which attempts succeeded, so that none can
+    // pass unseen (a signal to the runner may land after the commit).
+    let mut script = String::from(
+        "done=; perl -e 'truncate($ARGV[0], 0) or exit 1' \"$3\" && done=\"$done truncate\";",
+    );
     if abi >= 5 {
-        script.push_str(" stty -F \"$4\" rows 33 cols 77;");
+        script.push_str(" stty -F \"$4\" rows 33 cols 77 && done=\"$done ioctl\";");
     }
     if abi >= 6 {
-        script.push_str(" kill -TERM \"$5\"; kill -TERM \"$PPID\";");
+        script.push_str(
+            " kill -TERM \"$5\" && done=\"$done victim\"; kill -TERM \"$PPID\" && done=\"$done runner\";",
+        );
     }
-    script.push_str(" printf x > \"$2\"");
+    script.push_str(" printf \"x%s\" \"$done\" > \"$2\"");
     job_file(
         &dir,
         &["sh", "-c", &script, "sh"],
