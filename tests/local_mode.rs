@@ -4,6 +4,7 @@
 //! they need no LLVM; the last ones link real programs with LLVM 23's clang and lld.
 #![cfg(unix)]
 
+use crate::local_confinement::write_refusal;
 use crate::util::llvm::{llvm, Llvm, PROGRAM, PROGRAM_OUTPUT};
 use crate::util::{
     changes, local_jobs, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs,
@@ -266,7 +267,7 @@ fn landlock_refuses_a_write_outside_the_staging() {
     let before = dir.snapshot();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1)
-        .expect_stderr_has("Permission denied")
+        .expect_stderr_has(write_refusal())
         .expect_stderr_has("jobs[0] (for \"out0.o\") failed with exit status");
     assert!(!outside.exists());
     assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
@@ -334,7 +335,7 @@ fn a_job_asking_for_save_temps_may_write_them_in_the_working_directory() {
     );
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1)
-        .expect_stderr_has("kept.s: Permission denied")
+        .expect_stderr_has(&format!("kept.s: {}", write_refusal()))
         .expect_stderr_has("jobs[1] (for \"out1.o\") failed");
     assert_eq!(
         dir.read("kept.s"),
@@ -592,8 +593,9 @@ fn a_compile_that_writes_beside_its_output_is_refused() {
         &[&arg],
     );
     run.expect_stderr_has(&format!(
-        "unable to open output file '{}': 'Permission denied'",
-        beside.display()
+        "unable to open output file '{}': '{}'",
+        beside.display(),
+        write_refusal()
     ));
     assert!(!beside.exists());
     // Beside the staged output (the staging's own directory) it lands in staging,

@@ -24,6 +24,8 @@ mod host_paths;
 mod hostile_modules;
 /// Inputs as build systems hand them over: links, special files, sizes, messages.
 mod inputs;
+/// local mode's confinement attacked: --hermetic's reads, Landlock ABIs, messages.
+mod local_confinement;
 /// local mode: real compiles, confined, committed all or nothing.
 mod local_mode;
 /// local mode as a Windows program, under wine, with a stand-in compiler.

@@ -176,6 +176,12 @@ pub enum LocalError {
          the jobs to their declared inputs, so the runner refuses to run rather than pretend"
     )]
     NoLandlock(NoLandlock),
+    /// `--hermetic` where one of its rules cannot be kept (the reason, in words).
+    #[error(
+        "--hermetic cannot hold the jobs to their declared inputs and their staging here: \
+         {0}; the runner refuses to run rather than pretend"
+    )]
+    HermeticNotHeld(String),
     /// A declared output is not among its job's arguments.
     #[error(
         "{}: jobs[{job}].outputs[{output}] {} is not among jobs[{job}]'s arguments as an \
@@ -227,6 +233,12 @@ pub enum JobFileError {
     Open { shown_as: String, error: io::Error },
     #[error("cannot read the job file {}: {}", shown(.shown_as), io_error(.error))]
     Read { shown_as: String, error: io::Error },
+    /// A FIFO, a device, a directory: nothing a job file can be.
+    #[error("cannot read the job file {}: it is {kind}, not a regular file", shown(.shown_as))]
+    NotRegular {
+        shown_as: String,
+        kind: &'static str,
+    },
     #[error("{}: a job file may hold at most {limit} bytes (1 GiB)", shown(.shown_as))]
     TooBig { shown_as: String, limit: u64 },
     #[error(
@@ -265,7 +277,11 @@ pub enum JobError {
     Failed(String),
     #[error("jobs[{job}]: cannot wait for its process: {}", io_error(.error))]
     Wait { job: usize, error: io::Error },
-    #[error("jobs[{job}]: cannot create its TMPDIR {}: {}", .dir.display(), io_error(.error))]
+    #[error(
+        "jobs[{job}]: cannot create its TMPDIR {}: {}",
+        quoted(&.dir.to_string_lossy()),
+        io_error(.error)
+    )]
     Tmpdir {
         job: usize,
         dir: PathBuf,

@@ -6,6 +6,8 @@
 //! rewritten: `-fthinlto-index=main.1.native.o.thinlto.bc` holds an output's name,
 //! but is an input.
 
+use dtlto_mock::message::quoted;
+
 /// Replaces, in `args`, every output argument naming `output` by `staged`; returns
 /// how many it replaced. `args[0]` is the program, never an output.
 pub fn point_output(args: &mut [String], output: &str, staged: &str) -> usize {
@@ -98,22 +100,50 @@ pub fn asks_for_temporaries_in_cwd(args: &[String]) -> bool {
     })
 }
 
-/// A command as a POSIX shell would read it back, for messages.
+/// At most this many bytes of a command are shown in a message.
+pub const SHOWN_COMMAND_BYTES: usize = 4096;
+
+/// A command for messages: as a POSIX shell would read it back, except that a word
+/// holding a control character (an escape, a newline) is shown as the rest of the
+/// runner shows text, double-quoted with those escaped (`"\u{1b}[31m"`), so that a
+/// job file cannot rewrite the terminal; and past [`SHOWN_COMMAND_BYTES`] bytes cut,
+/// saying how many more there were (an argument list too long for the system).
 pub fn shell_words(args: &[String]) -> String {
-    args.iter()
+    let words = args
+        .iter()
         .map(|arg| {
             let plain = !arg.is_empty()
                 && arg
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=,+:@%".contains(&b));
+            let escaped = quoted(arg);
             if plain {
                 arg.clone()
+            } else if escaped.len() != arg.len() + 2 + arg.matches('"').count() {
+                escaped
             } else {
                 format!("'{}'", arg.replace('\'', r"'\''"))
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    bounded(words, SHOWN_COMMAND_BYTES)
+}
+
+/// `text`, cut to at most `limit` bytes (at a character's boundary) with how many
+/// more there were.
+fn bounded(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = text.len() - cut;
+    text.truncate(cut);
+    text.push_str(&format!("\u{2026} ({more} more bytes)"));
+    text
 }
 
 #[cfg(test)]
@@ -212,5 +242,23 @@ mod tests {
             shell_words(&strings(&["clang", "-c", "a b.o", "it's", ""])),
             r"clang -c 'a b.o' 'it'\''s' ''"
         );
+    }
+
+    #[test]
+    fn commands_in_messages_escape_control_characters_and_are_bounded() {
+        assert_eq!(
+            shell_words(&strings(&["clang", "-D\u{1b}[2J", "a\nb", "say \"hi\""])),
+            r#"clang "-D\u{1b}[2J" "a\nb" 'say "hi"'"#
+        );
+        let long = "x".repeat(3 << 20);
+        let shown = shell_words(&strings(&["clang", &long]));
+        assert!(shown.len() < SHOWN_COMMAND_BYTES + 64, "{}", shown.len());
+        assert!(shown.ends_with(&format!(
+            "\u{2026} ({} more bytes)",
+            "clang ".len() + long.len() - SHOWN_COMMAND_BYTES
+        )));
+        // Cut at a character's boundary.
+        let greek = "λ".repeat(SHOWN_COMMAND_BYTES);
+        assert!(shell_words(&strings(&[&greek])).starts_with("'λλ"));
     }
 }

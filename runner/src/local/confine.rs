@@ -9,9 +9,21 @@
 //!
 //! What a job may do then: write (create, replace, remove, rename) only beneath its
 //! writable directories (its staging) and `/dev/null`; read everything, or with
-//! `--hermetic` only what `Rules::readable` lists. Landlock does not govern what is
-//! already open (the inherited stdin, stdout and stderr), path resolution itself
-//! (`stat`, following links), nor anything but the file system.
+//! `--hermetic` only what `Rules::readable` lists. The ruleset handles every right of
+//! the newest Landlock ABI the `landlock` crate knows (10): the kernel enforces those
+//! of its own ABI, and [`Promises`] says which hold (truncation needs ABI 3, device
+//! ioctls ABI 5, signal and abstract-socket scopes ABI 6). Landlock does not govern
+//! what is already open (the inherited stdin, stdout and stderr), path resolution
+//! itself (`stat`, following links), metadata (`chmod`, `utime`, xattrs), nor the
+//! network (left unhandled: a compiler wrapper may use a remote cache).
+//!
+//! For metadata, a job is also sealed where the kernel allows it (`Seal`): before
+//! Landlock (which refuses mounts), its child makes a mount namespace (inside a user
+//! namespace mapping only the user, unless the runner is root), makes every mount
+//! read-only, and bind-mounts its writable directories writable over themselves;
+//! as root it then drops CAP_SYS_ADMIN from its bounding set, so that the exec'd job
+//! cannot `mount_setattr` them writable again. Everything it needs (C strings, the
+//! id maps) is made before the fork.
 
 use std::path::PathBuf;
 
@@ -22,6 +34,19 @@ pub struct Rules {
     pub writable: Vec<PathBuf>,
     /// Directories and files the job may read; `None`: everything.
     pub readable: Option<Vec<PathBuf>>,
+    /// Whether the job also gets a mount namespace of its own in which everything
+    /// but `writable` is read-only (see [`sealing_works`]).
+    pub seal: bool,
+    /// The job's working directory, entered again once the namespace is made.
+    pub cwd: PathBuf,
+}
+
+/// Whether jobs can be sealed here: a child of the runner could make a mount
+/// namespace of its own (as root; otherwise inside a user namespace that maps only
+/// the user) and mount everything read-only in it. Tried once, in a forked child.
+pub fn sealing_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(imp::sealing_works)
 }
 
 /// The Landlock ABI version this kernel offers, if any.
@@ -31,22 +56,116 @@ pub fn abi_version() -> Option<i32> {
 
 pub use imp::{prepare, Prepared};
 
+/// What confinement holds on a kernel whose Landlock ABI is `abi`: what `--verbose`
+/// says, and whether `--hermetic` can keep its promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promises {
+    pub abi: i32,
+    /// Whether jobs are sealed: everything outside their staging read-only.
+    pub sealed: bool,
+}
+
+impl Promises {
+    pub fn of(abi: i32, sealed: bool) -> Promises {
+        Promises { abi, sealed }
+    }
+
+    /// What a confined job cannot do on this kernel beyond writing outside its
+    /// staging (ABI 1), in words.
+    pub fn held(&self) -> Vec<&'static str> {
+        let mut held = Vec::new();
+        if self.sealed {
+            held.push(
+                "change a file outside or its metadata (truncate, chmod, utime, xattrs): \
+                 everything outside its staging is read-only in a mount namespace of its own",
+            );
+        } else if self.abi >= 3 {
+            held.push("truncate a file outside (ABI 3)");
+        }
+        if self.abi >= 5 {
+            held.push("use ioctls on a device it opens outside (ABI 5)");
+        }
+        if self.abi >= 6 {
+            held.push(
+                "signal processes outside its job or connect to abstract unix sockets \
+                 outside (ABI 6)",
+            );
+        }
+        if self.abi >= 9 {
+            held.push("connect to unix sockets by path outside (ABI 9)");
+        }
+        held
+    }
+
+    /// What a confined job can still do on this kernel, in words.
+    pub fn gaps(&self) -> Vec<&'static str> {
+        let mut gaps = Vec::new();
+        if self.abi < 3 && !self.sealed {
+            gaps.push(
+                "truncate a file outside with truncate(2) (Landlock ABI 3, Linux 6.2, \
+                 prevents it)",
+            );
+        }
+        if self.abi < 5 {
+            gaps.push(
+                "use ioctls on a device it opens, such as a terminal (Landlock ABI 5, \
+                 Linux 6.10, prevents it)",
+            );
+        }
+        if self.abi < 6 {
+            gaps.push(
+                "signal the user's other processes and connect to abstract unix sockets \
+                 (Landlock ABI 6, Linux 6.12, prevents it)",
+            );
+        }
+        if self.abi < 9 {
+            gaps.push("connect to unix sockets by path (Landlock ABI 9 prevents it)");
+        }
+        if !self.sealed {
+            gaps.push(
+                "change the metadata of files outside (chmod, utime, xattrs): Landlock has \
+                 no rights for them, and no mount namespace could be made here",
+            );
+        }
+        gaps.push("use the network");
+        gaps
+    }
+
+    /// Why `--hermetic`, which promises that each job writes only into its staging and
+    /// reads only what it declares, cannot keep that promise on this kernel.
+    pub fn hermetic_refusal(&self) -> Option<String> {
+        (self.abi < 3 && !self.sealed).then(|| {
+            format!(
+                "this kernel's Landlock (ABI {}) cannot stop a job from emptying a file \
+                 outside its staging with truncate(2), which needs ABI 3 (Linux 6.2)",
+                self.abi
+            )
+        })
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use super::Rules;
     use crate::error::ConfineError;
+    use dtlto_mock::message::quoted;
     use landlock::{
-        Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
+        Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
     };
+    use std::ffi::CString;
     use std::io;
     use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
+    use std::sync::Arc;
 
-    /// The file-system rights handled (denied unless a rule grants them): those of
-    /// ABI 3 (Linux 6.2), which include renaming across directories and truncation.
-    /// Later ABIs add device ioctls, networking and scopes, which a compile job's
-    /// confinement does not need; the crate leaves out what an older kernel lacks.
-    const ABI_HANDLED: ABI = ABI::V3;
+    /// The file-system rights and scopes handled (denied unless a rule grants them):
+    /// every one of the newest ABI the crate knows, so that each kernel enforces all
+    /// it can (truncation at 3, device ioctls at 5, signals and abstract unix sockets
+    /// at 6, unix sockets by path at 9). The crate leaves out what an older kernel
+    /// lacks; `Promises` says what that leaves. The network is not handled.
+    const ABI_HANDLED: ABI = ABI::V10;
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
     const ACCESS_READ_FILE: u64 = 1 << 2;
@@ -70,6 +189,184 @@ mod imp {
         ruleset: OwnedFd,
         /// Whether the job may read `/proc/self` under a restricted read set.
         proc_self: bool,
+        seal: Option<Arc<Seal>>,
+    }
+
+    /// A job's mount namespace, ready to be made by its child: every C string and
+    /// map it needs, made before the fork.
+    pub struct Seal {
+        /// Whether the runner is root: then a mount namespace alone (and the job
+        /// loses CAP_SYS_ADMIN); otherwise a user namespace too.
+        root: bool,
+        uid_map: CString,
+        gid_map: CString,
+        /// Mounted writable again: its staging, its TMPDIR.
+        writable: Vec<CString>,
+        cwd: CString,
+    }
+
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const CAP_SYS_ADMIN: libc::c_ulong = 21;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+    impl Seal {
+        fn new(writable: &[PathBuf], cwd: &Path) -> Option<Seal> {
+            let c = |path: &Path| CString::new(path.as_os_str().as_bytes()).ok();
+            // SAFETY: getters without side effects.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            Some(Seal {
+                root: uid == 0,
+                uid_map: CString::new(format!("{uid} {uid} 1")).ok()?,
+                gid_map: CString::new(format!("{gid} {gid} 1")).ok()?,
+                writable: writable
+                    .iter()
+                    .filter(|path| path.exists())
+                    .map(|path| c(path))
+                    .collect::<Option<_>>()?,
+                cwd: c(cwd)?,
+            })
+        }
+
+        /// In the child, after fork: only system calls, on memory made before it.
+        fn apply(&self) -> io::Result<()> {
+            let check = |result: libc::c_long| {
+                if result < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            };
+            // SAFETY: unshare, open, write, close, mount, mount_setattr, chdir and
+            // prctl are system calls, given C strings and a struct that live
+            // across them; none allocates.
+            unsafe {
+                if self.root {
+                    check(libc::unshare(libc::CLONE_NEWNS).into())?;
+                } else {
+                    check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS).into())?;
+                    write_proc(c"/proc/self/setgroups", c"deny")?;
+                    write_proc(c"/proc/self/uid_map", &self.uid_map)?;
+                    write_proc(c"/proc/self/gid_map", &self.gid_map)?;
+                }
+                // Nothing of this namespace's reaches the runner's.
+                check(
+                    libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    )
+                    .into(),
+                )?;
+                for path in &self.writable {
+                    check(
+                        libc::mount(
+                            path.as_ptr(),
+                            path.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND | libc::MS_REC,
+                            std::ptr::null(),
+                        )
+                        .into(),
+                    )?;
+                }
+                let read_only = MountAttr {
+                    attr_set: MOUNT_ATTR_RDONLY,
+                    attr_clr: 0,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                check(libc::syscall(
+                    libc::SYS_mount_setattr,
+                    libc::AT_FDCWD,
+                    c"/".as_ptr(),
+                    AT_RECURSIVE,
+                    &raw const read_only,
+                    std::mem::size_of::<MountAttr>(),
+                ))?;
+                let writable = MountAttr {
+                    attr_set: 0,
+                    attr_clr: MOUNT_ATTR_RDONLY,
+                    propagation: 0,
+                    userns_fd: 0,
+                };
+                for path in &self.writable {
+                    check(libc::syscall(
+                        libc::SYS_mount_setattr,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        0 as libc::c_uint,
+                        &raw const writable,
+                        std::mem::size_of::<MountAttr>(),
+                    ))?;
+                }
+                // The working directory again, through the new mounts.
+                check(libc::chdir(self.cwd.as_ptr()).into())?;
+                if self.root {
+                    // Root keeps its other capabilities, but not the one that could
+                    // make the mounts writable again (Landlock does not refuse
+                    // mount_setattr).
+                    check(libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0).into())?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Writes `text` to a file of `/proc/self`, in the child.
+    fn write_proc(path: &std::ffi::CStr, text: &std::ffi::CStr) -> io::Result<()> {
+        let bytes = text.to_bytes();
+        // SAFETY: open, write and close on a C string and bytes that outlive them.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+            let error = io::Error::last_os_error();
+            libc::close(fd);
+            if written != bytes.len() as isize {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn sealing_works() -> bool {
+        let Some(seal) = Seal::new(&[], Path::new("/")) else {
+            return false;
+        };
+        // SAFETY: the child makes only system calls (Seal::apply, _exit) on memory
+        // made before the fork; the parent waits for that child alone.
+        unsafe {
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::_exit(i32::from(seal.apply().is_err()));
+            }
+            if pid < 0 {
+                return false;
+            }
+            let mut status = 0;
+            loop {
+                let waited = libc::waitpid(pid, &mut status, 0);
+                if waited == pid {
+                    break;
+                }
+                if waited < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    return false;
+                }
+            }
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+        }
     }
 
     #[repr(C, packed)]
@@ -87,6 +384,8 @@ mod imp {
         let mut ruleset = Ruleset::default()
             .handle_access(all)
             .map_err(|e| failed(&e))?
+            .scope(Scope::from_all(ABI_HANDLED))
+            .map_err(|e| failed(&e))?
             .create()
             .map_err(|e| failed(&e))?;
         let mut add = |path: &std::path::Path, access| -> Result<(), ConfineError> {
@@ -94,12 +393,14 @@ mod imp {
                 Ok(fd) => {
                     (&mut ruleset)
                         .add_rule(PathBeneath::new(fd, access))
-                        .map_err(|e| failed(&format!("{}: {e}", path.display())))?;
+                        .map_err(|e| {
+                            failed(&format!("{}: {e}", quoted(&path.to_string_lossy())))
+                        })?;
                     Ok(())
                 }
                 // Not there: nothing to grant.
                 Err(_) if !path.exists() => Ok(()),
-                Err(e) => Err(failed(&format!("{}: {e}", path.display()))),
+                Err(e) => Err(failed(&format!("{}: {e}", quoted(&path.to_string_lossy())))),
             }
         };
         for path in &rules.writable {
@@ -116,9 +417,17 @@ mod imp {
         }
         let ruleset: Option<OwnedFd> = ruleset.into();
         let ruleset = ruleset.ok_or_else(|| failed(&"this kernel does not offer Landlock"))?;
+        let seal = if rules.seal {
+            let seal = Seal::new(&rules.writable, &rules.cwd)
+                .ok_or_else(|| failed(&"a path holds a NUL byte"))?;
+            Some(Arc::new(seal))
+        } else {
+            None
+        };
         Ok(Prepared {
             ruleset,
             proc_self: rules.readable.is_some(),
+            seal,
         })
     }
 
@@ -129,10 +438,17 @@ mod imp {
             use std::os::unix::process::CommandExt;
             let fd = self.ruleset.as_raw_fd();
             let proc_self = self.proc_self;
+            let seal = self.seal.clone();
             // SAFETY: the closure makes only async-signal-safe system calls, on
-            // memory of its own stack, and allocates nothing.
+            // memory of its own stack or made before the fork (the seal's), and
+            // allocates nothing. The namespace comes first: Landlock refuses mounts.
             unsafe {
-                command.pre_exec(move || restrict(fd, proc_self));
+                command.pre_exec(move || {
+                    if let Some(seal) = &seal {
+                        seal.apply()?;
+                    }
+                    restrict(fd, proc_self)
+                });
             }
         }
     }
@@ -192,6 +508,10 @@ mod imp {
         None
     }
 
+    pub fn sealing_works() -> bool {
+        false
+    }
+
     /// Never made: there is no Landlock here.
     pub struct Prepared(());
 
@@ -201,5 +521,51 @@ mod imp {
 
     impl Prepared {
         pub fn apply_to(&self, _: &mut Command) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Promises;
+
+    #[test]
+    fn each_abi_says_what_holds_and_what_does_not() {
+        // Linux 5.13 to 6.1: writes, but not truncation; --hermetic refuses.
+        for abi in [1, 2] {
+            let promises = Promises::of(abi, false);
+            assert!(promises.held().is_empty(), "{abi}");
+            assert!(promises.gaps()[0].starts_with("truncate a file outside"));
+            assert!(promises.hermetic_refusal().is_some_and(|why| why
+                .contains(&format!("(ABI {abi})"))
+                && why.contains("truncate(2)")));
+        }
+        let v3 = Promises::of(3, false);
+        assert_eq!(v3.held(), ["truncate a file outside (ABI 3)"]);
+        assert!(v3.gaps()[0].starts_with("use ioctls on a device"));
+        assert_eq!(v3.hermetic_refusal(), None);
+        let v5 = Promises::of(5, false);
+        assert!(v5.held()[1].starts_with("use ioctls"));
+        assert!(v5.gaps()[0].starts_with("signal the user's other processes"));
+        let v7 = Promises::of(7, false);
+        assert_eq!(v7.held().len(), 3);
+        assert!(v7.gaps()[0].starts_with("connect to unix sockets by path"));
+        let v9 = Promises::of(9, false);
+        assert_eq!(v9.held().len(), 4);
+        // Metadata and the network are never Landlock's.
+        for abi in 1..=10 {
+            let gaps = Promises::of(abi, false).gaps();
+            assert!(gaps.iter().any(|g| g.starts_with("change the metadata")));
+            assert!(gaps.contains(&"use the network"));
+        }
+        // Sealed, metadata and truncation hold on every ABI, and --hermetic runs.
+        for abi in [1, 7] {
+            let sealed = Promises::of(abi, true);
+            assert!(sealed.held()[0].starts_with("change a file outside or its metadata"));
+            assert!(!sealed
+                .gaps()
+                .iter()
+                .any(|g| g.starts_with("change the metadata") || g.starts_with("truncate")));
+            assert_eq!(sealed.hermetic_refusal(), None);
+        }
     }
 }

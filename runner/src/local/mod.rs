@@ -17,7 +17,7 @@ use crate::interrupt;
 use crate::sandbox::plan::{plan, Reads};
 use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
-use dtlto_mock::message::quoted;
+use dtlto_mock::message::{file_kind, quoted, shown};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -130,6 +130,9 @@ pub fn run(
     } else {
         confine::abi_version()
     };
+    // Where it can, each confined job also gets a mount namespace in which all but
+    // its staging is read-only: Landlock has no rights for metadata.
+    let sealed = landlock.is_some() && confine::sealing_works();
     if options.hermetic && landlock.is_none() {
         let why = if switched_off {
             NoLandlock::SwitchedOff {
@@ -141,6 +144,19 @@ pub fn run(
             NoLandlock::System
         };
         return Err(LocalError::NoLandlock(why).into());
+    }
+    if let Some(why) = landlock
+        .filter(|_| options.hermetic)
+        .and_then(|abi| confine::Promises::of(abi, sealed).hermetic_refusal())
+    {
+        return Err(LocalError::HermeticNotHeld(why).into());
+    }
+    if switched_off {
+        // Said whether or not --verbose: the user may have forgotten it is set.
+        dtlto_mock::stderr_line!(
+            "dtlto-runner: warning: {LANDLOCK_VARIABLE}=off: local mode's jobs run NOT \
+             confined; a job could write or read anywhere its user can"
+        );
     }
 
     // Every output must be an argument the runner can point at staging.
@@ -158,6 +174,14 @@ pub fn run(
             }
         }
     }
+
+    // What every job may read under --hermetic besides its inputs, checked before
+    // anything is created.
+    let hermetic_reads = if options.hermetic {
+        Some(hermetic_reads(&job_file, cwd).map_err(LocalError::HermeticNotHeld)?)
+    } else {
+        None
+    };
 
     // The same planning and transaction as the guest's: the outputs and their
     // directories, and the checks (no output is an input or another's output).
@@ -194,25 +218,38 @@ pub fn run(
         return Ok(exit_status::ExitStatus::Failure);
     }
     if options.verbose {
-        match (landlock, options.hermetic) {
-            (Some(abi), true) => dtlto_mock::stderr_line!(
-                "dtlto-runner: local: {} job(s), {} at a time, confined by Landlock (ABI {abi}): \
-                 each writes only into its staging and reads only what it declares (--hermetic)",
-                job_file.jobs.len(),
-                options.jobs
-            ),
-            (Some(abi), false) => dtlto_mock::stderr_line!(
-                "dtlto-runner: local: {} job(s), {} at a time, confined by Landlock (ABI {abi}): \
-                 each writes only into its staging; reads are not restricted (see --hermetic)",
-                job_file.jobs.len(),
-                options.jobs
-            ),
-            (None, _) => dtlto_mock::stderr_line!(
-                "dtlto-runner: local: {} job(s), {} at a time, NOT confined ({}): writes to \
-                 the outputs still go through staging, but a job could write or read anywhere \
-                 its user can",
-                job_file.jobs.len(),
-                options.jobs,
+        let head = format!(
+            "dtlto-runner: local: {} job(s), {} at a time",
+            job_file.jobs.len(),
+            options.jobs
+        );
+        match landlock {
+            Some(abi) => {
+                let promises = confine::Promises::of(abi, sealed);
+                dtlto_mock::stderr_line!(
+                    "{head}, confined by Landlock (ABI {abi}): each creates, writes, renames \
+                     and removes files only in its staging; {}",
+                    if options.hermetic {
+                        "it reads only what it declares (--hermetic)"
+                    } else {
+                        "reads are not restricted (see --hermetic)"
+                    }
+                );
+                let held = promises.held();
+                if !held.is_empty() {
+                    dtlto_mock::stderr_line!(
+                        "dtlto-runner: local: on this kernel a job also cannot: {}",
+                        held.join("; ")
+                    );
+                }
+                dtlto_mock::stderr_line!(
+                    "dtlto-runner: local: on this kernel a job still CAN: {}",
+                    promises.gaps().join("; ")
+                );
+            }
+            None => dtlto_mock::stderr_line!(
+                "{head}, NOT confined ({}): writes to the outputs still go through staging, \
+                 but a job could write or read anywhere its user can",
                 if switched_off {
                     format!("{LANDLOCK_VARIABLE}=off")
                 } else {
@@ -225,9 +262,6 @@ pub fn run(
     // Each job's command, outputs pointed at staging, and what it may touch.
     let mut prepared = Vec::with_capacity(job_file.jobs.len());
     let mut outputs = plan.outputs.iter();
-    let compiler_tree = options
-        .hermetic
-        .then(|| compiler_tree(&job_file.common.args[0], cwd));
     for (i, job) in job_file.jobs.iter().enumerate() {
         let mut command = full_args(&job_file, i);
         let mut writable = Vec::new();
@@ -264,11 +298,11 @@ pub fn run(
                 dtlto_mock::stderr_line!(
                     "dtlto-runner: jobs[{i}] asks for -save-temps: it may also write in the \
                      working directory {}",
-                    cwd.display()
+                    quoted(&cwd.to_string_lossy())
                 );
             }
         }
-        let readable = compiler_tree.as_ref().map(|tree| {
+        let readable = hermetic_reads.as_ref().map(|reads| {
             let mut readable: Vec<PathBuf> = job_file
                 .common
                 .inputs
@@ -276,12 +310,7 @@ pub fn run(
                 .chain(&job.inputs)
                 .map(|p| cwd.join(p))
                 .collect();
-            readable.extend(tree.iter().cloned());
-            readable.extend(SYSTEM_READS.iter().map(PathBuf::from));
-            // The loader reads the compiler's libraries from there too.
-            if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
-                readable.extend(std::env::split_paths(&paths).filter(|p| p.is_absolute()));
-            }
+            readable.extend(reads.iter().cloned());
             readable
         });
         prepared.push(Prepared {
@@ -289,7 +318,12 @@ pub fn run(
             command,
             tmp,
             native_object: native_object.unwrap_or_default(),
-            rules: confine::Rules { writable, readable },
+            rules: confine::Rules {
+                writable,
+                readable,
+                seal: sealed,
+                cwd: cwd.to_path_buf(),
+            },
         });
     }
 
@@ -325,7 +359,10 @@ pub fn run(
             if options.verbose {
                 for &output in &committed {
                     let path = plan.output_path(output);
-                    dtlto_mock::stderr_line!("dtlto-runner: committed {}", path.display());
+                    dtlto_mock::stderr_line!(
+                        "dtlto-runner: committed {}",
+                        shown(&path.to_string_lossy())
+                    );
                 }
             }
             None
@@ -360,10 +397,101 @@ const SYSTEM_READS: &[&str] = &[
     "/dev/urandom",
 ];
 
+/// What every job may read under `--hermetic` besides its declared inputs: its
+/// compiler's installation, the system's libraries and loader files
+/// (`SYSTEM_READS`) and the directories of `LD_LIBRARY_PATH`. `Err` says why
+/// `--hermetic` cannot keep its promise: a grant that would hold the job's own
+/// files (the working directory, its inputs' and outputs' directories) or the whole
+/// of `/`, or a job that asks for its temporaries in the working directory.
+fn hermetic_reads(job_file: &JobFile, cwd: &Path) -> Result<Vec<PathBuf>, String> {
+    for i in 0..job_file.jobs.len() {
+        if args::asks_for_temporaries_in_cwd(&full_args(job_file, i)) {
+            return Err(format!(
+                "jobs[{i}] asks for -save-temps, whose temporaries land in the working \
+                 directory {}; Landlock cannot let a job read only the files it created \
+                 itself, so writing there would let it read everything there, declared or \
+                 not (run it without --hermetic, or without -save-temps)",
+                quoted(&cwd.to_string_lossy())
+            ));
+        }
+    }
+    let own = own_dirs(job_file, cwd);
+    let program = &job_file.common.args[0];
+    let mut reads: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(tree) = compiler_tree(program, cwd) {
+        reads.push((
+            tree.clone(),
+            format!(
+                "the compiler {}'s installation {}",
+                quoted(program),
+                quoted(&tree.to_string_lossy())
+            ),
+        ));
+    }
+    for path in SYSTEM_READS {
+        reads.push((
+            PathBuf::from(path),
+            format!("the system's {}", quoted(path)),
+        ));
+    }
+    // The loader reads the compiler's libraries from there too.
+    if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+        for dir in std::env::split_paths(&paths).filter(|p| p.is_absolute()) {
+            let words = format!("LD_LIBRARY_PATH's {}", quoted(&dir.to_string_lossy()));
+            reads.push((dir, words));
+        }
+    }
+    let mut granted = Vec::with_capacity(reads.len());
+    for (path, words) in reads {
+        // What the grant really is: Landlock follows links when it opens the path.
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if real.parent().is_none() {
+            return Err(format!(
+                "{words} is the root directory: granting it would let every job read \
+                 everything"
+            ));
+        }
+        if let Some(held) = own.iter().find(|dir| dir.starts_with(&real)) {
+            return Err(format!(
+                "{words} holds {}, where the jobs' own files are (the working directory, \
+                 their inputs' and outputs' directories): granting it would let a job read \
+                 undeclared files there",
+                quoted(&held.to_string_lossy())
+            ));
+        }
+        granted.push(path);
+    }
+    Ok(granted)
+}
+
+/// The directories of the jobs' own files: the working directory and the
+/// directories of every input and output, canonical where they exist.
+fn own_dirs(job_file: &JobFile, cwd: &Path) -> Vec<PathBuf> {
+    let files = job_file.common.inputs.iter().chain(
+        job_file
+            .jobs
+            .iter()
+            .flat_map(|job| job.inputs.iter().chain(&job.outputs)),
+    );
+    let mut dirs = vec![cwd.to_path_buf()];
+    for file in files {
+        if let Some(dir) = cwd.join(file).parent() {
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+    }
+    dirs.into_iter()
+        .map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir))
+        .collect()
+}
+
 /// The compiler's installation: `program` found as the system finds it (on PATH if
-/// it has no separator), links followed; the tree above its `bin` directory (where
-/// clang's resource directory and libraries are), or its own directory otherwise.
-fn compiler_tree(program: &str, cwd: &Path) -> Vec<PathBuf> {
+/// it has no separator), then its real file (links resolved, so that a link in
+/// `~/bin` does not stand for `~`): the tree above the real file's `bin` directory
+/// (where clang's resource directory and libraries are), or its own directory
+/// otherwise.
+fn compiler_tree(program: &str, cwd: &Path) -> Option<PathBuf> {
     let found = if program.contains(std::path::MAIN_SEPARATOR) || program.contains('/') {
         Some(cwd.join(program))
     } else {
@@ -373,23 +501,12 @@ fn compiler_tree(program: &str, cwd: &Path) -> Vec<PathBuf> {
                 .find(|candidate| candidate.is_file())
         })
     };
-    let mut trees = Vec::new();
-    let Some(found) = found else { return trees };
-    for path in [Some(found.clone()), std::fs::canonicalize(&found).ok()]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(dir) = path.parent() {
-            let tree = match (dir.file_name(), dir.parent()) {
-                (Some(name), Some(root)) if name == "bin" => root.to_path_buf(),
-                _ => dir.to_path_buf(),
-            };
-            if !trees.contains(&tree) {
-                trees.push(tree);
-            }
-        }
+    let real = std::fs::canonicalize(found?).ok()?;
+    let dir = real.parent()?;
+    match (dir.file_name(), dir.parent()) {
+        (Some(name), Some(root)) if name == "bin" => Some(root.to_path_buf()),
+        _ => Some(dir.to_path_buf()),
     }
-    trees
 }
 
 fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
@@ -401,10 +518,28 @@ fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
 /// Reads and checks the job file (the rules validate.py enforces).
 fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, JobFileError> {
     let shown_as = shown_as.to_owned();
-    let file = match std::fs::File::open(path) {
+    // Without waiting for a writer, should it be a FIFO; then refused unless regular.
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = match open.open(path) {
         Ok(file) => file,
         Err(error) => return Err(JobFileError::Open { shown_as, error }),
     };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => {}
+        Ok(meta) => {
+            return Err(JobFileError::NotRegular {
+                shown_as,
+                kind: file_kind(&meta.file_type()),
+            })
+        }
+        Err(error) => return Err(JobFileError::Read { shown_as, error }),
+    }
     let mut text = String::new();
     if let Err(error) = file.take(MAX_JOB_FILE_BYTES + 1).read_to_string(&mut text) {
         return Err(JobFileError::Read { shown_as, error });
