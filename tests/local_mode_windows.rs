@@ -466,3 +466,43 @@ fn a_successful_job_leaves_no_child_running() {
     no_marks(&dir, "a successful job");
     assert_eq!(changes(&before, &dir.snapshot()), ["+ out0.o"]);
 }
+
+/// The 8.3 short name Windows gives `path`, if it has one.
+fn short_name(path: &Path) -> Option<String> {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    use windows_sys::Win32::Storage::FileSystem::GetShortPathNameW;
+    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    let mut buffer = vec![0u16; 1024];
+    // SAFETY: `wide` is NUL-terminated, and `buffer` is valid for its length.
+    let length = unsafe { GetShortPathNameW(wide.as_ptr(), buffer.as_mut_ptr(), 1024) };
+    if length == 0 || length as usize >= buffer.len() {
+        return None;
+    }
+    buffer.truncate(length as usize);
+    let short = PathBuf::from(std::ffi::OsString::from_wide(&buffer));
+    let name = short.file_name()?.to_str()?.to_owned();
+    (name != path.file_name()?.to_str()?).then_some(name)
+}
+
+#[test]
+fn an_output_named_by_an_inputs_short_name_is_refused_and_the_input_kept() {
+    let Some(cc) = stand_in() else { return };
+    let dir = TestDir::new("local-win-short-name");
+    let job = jobs(&dir, &cc, &[&["--copy", "in0.bc"]]);
+    // The output is another name of the job's own input: the planner compares names,
+    // the commit compares files.
+    let input = dir.join("in0.thinlto.bc");
+    let short = short_name(&input).expect("this file system gives in0.thinlto.bc a short name");
+    edit(&dir, &job, "out0.o", &short);
+    let before = dir.snapshot();
+    let run = run_runner(&dir, &["local", &job]);
+    run.expect_status(1).expect_stderr_has(
+        "is a name of a file the run reads; a distributor must not overwrite what the link reads",
+    );
+    assert_eq!(
+        changes(&before, &dir.snapshot()),
+        Vec::<String>::new(),
+        "{}",
+        run.report()
+    );
+}

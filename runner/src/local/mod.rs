@@ -14,6 +14,7 @@ use crate::error::{
 };
 use crate::exit_status;
 use crate::interrupt;
+use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::{plan, Reads};
 use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
@@ -344,7 +345,7 @@ pub fn run(
         let _ = relay.join();
     }
     let commit = match (&outcome, interrupt::stopped()) {
-        (Ok(()), None) => transaction::commit_held(&plan, &HashSet::new()),
+        (Ok(()), None) => transaction::commit_held(&plan, &input_ids(&job_file, job_path, cwd)),
         _ => Commit::NotTried,
     };
     let ending = Ending::settle(commit);
@@ -507,6 +508,27 @@ fn compiler_tree(program: &str, cwd: &Path) -> Option<PathBuf> {
         (Some(name), Some(root)) if name == "bin" => Some(root.to_path_buf()),
         _ => Some(dir.to_path_buf()),
     }
+}
+
+/// The identities of what the jobs read (their declared inputs and the job file),
+/// where another name of one could pass the planner's comparison of names: Windows,
+/// whose short names (`INLONG~1.O`) are a second name of the same entry, so that the
+/// commit refuses an output that would replace an input. Elsewhere a second name is
+/// a hard link, whose replacement leaves the input itself untouched.
+fn input_ids(job_file: &JobFile, job_path: &str, cwd: &Path) -> HashSet<FileId> {
+    if !cfg!(windows) {
+        return HashSet::new();
+    }
+    let inputs = job_file.jobs.iter().flat_map(|job| job.inputs.iter());
+    job_file
+        .common
+        .inputs
+        .iter()
+        .chain(inputs)
+        .map(String::as_str)
+        .chain([job_path])
+        .filter_map(|path| file_id::of_path_followed(&cwd.join(path)).ok())
+        .collect()
 }
 
 fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
