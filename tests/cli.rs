@@ -1,6 +1,6 @@
 //! The runner's own command line: its options, its built-in example, its refusals.
 
-use crate::util::{run_runner, Run, TestDir};
+use crate::util::{changes, run_runner, Run, TestDir};
 use std::process::Command;
 
 fn runner() -> Command {
@@ -185,4 +185,62 @@ fn a_mode_word_with_help_or_version_answers_and_alone_is_a_usage_error() {
     }
     // A job file named like an option is still a job file when it is not alone.
     run_in(&dir, &[], &["s0", "job.json"]).expect_status(0);
+}
+
+#[test]
+fn local_mode_refuses_the_guests_options_and_their_variables_instead_of_ignoring_them() {
+    let dir = limit_scene("cli-local-options");
+    let before = dir.snapshot();
+    for (options, env, named) in [
+        (
+            &["--max-output-bytes", "1000"][..],
+            None,
+            "--max-output-bytes",
+        ),
+        (&["--max-entries", "5"][..], None, "--max-entries"),
+        (&["--read", "."][..], None, "--read"),
+        (&["--module", "x.wasm"][..], None, "--module"),
+        (
+            &[][..],
+            Some(("DTLTO_RUNNER_MAX_OUTPUT_BYTES", "1000")),
+            "the environment variable DTLTO_RUNNER_MAX_OUTPUT_BYTES",
+        ),
+    ] {
+        let mut args: Vec<&str> = options.to_vec();
+        args.extend(["local", "job.json"]);
+        let env: Vec<(&str, &str)> = env.into_iter().collect();
+        run_in(&dir, &env, &args)
+            .expect_status(2)
+            .expect_stderr_has(&format!(
+                "dtlto-runner: error: {named} applies to the guest, which local mode does not run"
+            ))
+            .expect_stderr_has("usage: dtlto-runner [--verbose] [--timeout SECONDS] local");
+    }
+    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+}
+
+#[test]
+fn local_mode_with_options_and_no_job_file_is_a_usage_error_and_help_is_help() {
+    let dir = limit_scene("cli-local-usage");
+    for args in [
+        &["local", "--hermetic"][..],
+        &["local", "--verbose"][..],
+        &["local", "--jobs=2"][..],
+        &["local", "job.json", "--hermetic"][..],
+    ] {
+        run_in(&dir, &[], args)
+            .expect_status(2)
+            .expect_stderr_has("local mode needs a job file after its options; \"")
+            .expect_stderr_has("usage: dtlto-runner");
+    }
+    for args in [&["local", "--help"][..], &["local", "-h", "job.json"][..]] {
+        let run = run_in(&dir, &[], args);
+        run.expect_status(0);
+        assert!(
+            run.stdout().contains("Options (after `local`):")
+                && run.stdout().contains("--hermetic"),
+            "{}",
+            run.report()
+        );
+    }
 }

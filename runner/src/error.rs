@@ -132,6 +132,14 @@ pub enum UsageError {
     /// Local mode's own arguments.
     #[error("{0}\n{LOCAL_USAGE}")]
     Local(LocalUsage),
+    /// A runner option, or its variable, that local mode has no use for: it runs no
+    /// guest, so it would be ignored, and a limit that is silently ignored is worse
+    /// than none.
+    #[error(
+        "{what} applies to the guest, which local mode does not run; local mode \
+         refuses it rather than ignore it\n{LOCAL_USAGE}"
+    )]
+    NotForLocalMode { what: String },
 }
 
 /// A value of `--timeout`, `--max-output-bytes` or `--max-entries` that is no limit.
@@ -148,13 +156,34 @@ pub enum LimitError {
 }
 
 /// Local mode's usage line, after each of its usage errors.
-pub const LOCAL_USAGE: &str = "usage: dtlto-runner [RUNNER OPTIONS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
+pub const LOCAL_USAGE: &str = "usage: dtlto-runner [--verbose] [--timeout SECONDS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
+
+/// `dtlto-runner local --help`.
+pub const LOCAL_HELP: &str = "\
+Runs a DTLTO job file's backend compiles for real, as LLVM's local.py does: each
+job's `common.args + jobs[i].args`, its outputs written into a private staging and
+committed together after every job has succeeded, or none. On Linux each job is
+confined (Landlock) to writing its staging. See docs/local.md.
+
+Options (after `local`):
+  --jobs N, -j N   run N jobs at once (0: one per core); lines are relayed whole
+  --hermetic       let each job read only what it declares, its compiler and the
+                   system's libraries (Linux, Landlock); refuses where that cannot hold
+  --verbose        print the confinement, each job's command and each commit
+  -h, --help       print this help
+
+Runner options (before `local`): --verbose, --timeout SECONDS (or
+DTLTO_RUNNER_TIMEOUT). The guest's options (--module, --read, --max-output-bytes,
+--max-entries and their variables) are refused: local mode runs no guest.";
 
 /// Local mode's arguments (after the word `local`) that it cannot follow.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LocalUsage {
     #[error("local mode needs a job file")]
     NoJobFile,
+    /// The last word, where the job file goes, is an option.
+    #[error("local mode needs a job file after its options; {} is an option", quoted(.0))]
+    OptionForJobFile(String),
     /// `--jobs` or `-j` as the last word before the job file.
     #[error("{0} needs a number")]
     NoNumber(String),

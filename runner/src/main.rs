@@ -156,6 +156,9 @@ fn run() -> Result<ExitStatus, RunError> {
     interrupt::install(timeout).map_err(RunError::Signals)?;
     // Local mode runs the compile jobs natively; the guest never runs in it.
     if let Some(local_args) = local::selected(&invoked_as(), &args) {
+        if let Some(what) = not_for_local_mode(&matches) {
+            return Err(UsageError::NotForLocalMode { what }.into());
+        }
         let cwd = std::env::current_dir().map_err(RunError::WorkingDirectory)?;
         return local::run(local_args, matches.get_flag("verbose"), &cwd);
     }
@@ -191,6 +194,27 @@ fn run() -> Result<ExitStatus, RunError> {
         },
         &cwd,
     )
+}
+
+/// The first runner option, or variable, given for the guest alone, which local mode
+/// would otherwise ignore.
+fn not_for_local_mode(matches: &clap::ArgMatches) -> Option<String> {
+    let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    for option in [
+        "module",
+        "read",
+        "max-output-bytes",
+        "max-entries",
+        "example",
+    ] {
+        if given(option) {
+            return Some(format!("--{option}"));
+        }
+    }
+    [MAX_OUTPUT_BYTES_VARIABLE, MAX_ENTRIES_VARIABLE]
+        .into_iter()
+        .find(|variable| std::env::var_os(variable).is_some_and(|v| !v.is_empty()))
+        .map(|variable| format!("the environment variable {variable}"))
 }
 
 /// Raises the soft limit on open files to the hard limit, as many tools do: a link

@@ -69,6 +69,10 @@ pub fn options(args: &[String], verbose: bool) -> Result<Options, LocalUsage> {
     let Some((job_file, rest)) = args.split_last() else {
         return Err(LocalUsage::NoJobFile);
     };
+    // `local --hermetic` alone: the job file is missing, not named `--hermetic`.
+    if job_file.starts_with('-') {
+        return Err(LocalUsage::OptionForJobFile(job_file.clone()));
+    }
     let mut options = Options {
         jobs: 1,
         hermetic: false,
@@ -118,6 +122,11 @@ pub fn run(
     verbose: bool,
     cwd: &Path,
 ) -> Result<exit_status::ExitStatus, RunError> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        // A closed stdout loses the help, not the status.
+        let _ = writeln!(std::io::stdout().lock(), "{}", crate::error::LOCAL_HELP);
+        return Ok(exit_status::ExitStatus::Success);
+    }
     let options = options(args, verbose).map_err(UsageError::Local)?;
     let job_path = options.job_file.as_str();
     let job_file = read_job_file(&cwd.join(job_path), job_path).map_err(LocalError::from)?;
