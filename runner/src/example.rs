@@ -2,12 +2,13 @@
 //! It builds a two-job link's job file in a temporary directory, runs the embedded
 //! mock on it in the sandbox, checks the outputs and reports each step.
 
-use crate::error::{ExampleError, RunError};
+use crate::error::RunError;
 use crate::exit_status::ExitStatus;
 use crate::sandboxed_run::{self, Program, Request};
 use dtlto_mock::job_file::{Common, Job, JobFile};
 use std::fs;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 /// Runs the example and returns the exit status.
 pub fn run() -> Result<ExitStatus, RunError> {
@@ -120,4 +121,50 @@ fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<(), ExampleError> {
         name: name.to_owned(),
         error,
     })
+}
+
+/// The built-in example went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ExampleError {
+    /// Its temporary directory could not be made.
+    #[error("cannot create {}: {error}", .path.display())]
+    TempDir {
+        /// Where it was to be made.
+        path: PathBuf,
+        /// Why not.
+        error: io::Error,
+    },
+    /// Its job file could not be written as JSON.
+    #[error("{0}")]
+    JobFile(serde_json::Error),
+    /// One of its files could not be written.
+    #[error("cannot write {name}: {error}")]
+    Write {
+        /// The file's name in the example's directory.
+        name: String,
+        /// Why not.
+        error: io::Error,
+    },
+    /// The mock did not succeed.
+    #[error("the mock exited with status {}", .0.code())]
+    Mock(ExitStatus),
+    /// A job's output is missing after the run.
+    #[error("jobs[{job}].outputs[0] was not written: {error}")]
+    NotWritten {
+        /// The job's index.
+        job: usize,
+        /// Why its output cannot be read.
+        error: io::Error,
+    },
+    /// A source could not be read back to compare.
+    #[error("{0}")]
+    Read(io::Error),
+    /// A job's output is not a copy of its source.
+    #[error("jobs[{job}].outputs[0] differs from {source_file}")]
+    Differs {
+        /// The job's index.
+        job: usize,
+        /// The source it should be a copy of.
+        source_file: String,
+    },
 }

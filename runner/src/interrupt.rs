@@ -43,6 +43,7 @@ impl Stop {
         }
     }
 
+    /// The stop in words, as the stop's line begins: `stopped by SIGINT`.
     pub fn describe(self) -> String {
         match self {
             Stop::Signal(name, _) => format!("stopped by {name}"),

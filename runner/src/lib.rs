@@ -8,6 +8,8 @@
 //! `example` (the built-in example), `error` (every error the runner reports) and
 //! `exit_status` (the table of exit statuses).
 
+#![warn(missing_docs)]
+
 // What the binary (main.rs) and the tests use; the rest is the crate's own.
 pub mod error;
 pub mod example;

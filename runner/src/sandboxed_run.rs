@@ -23,7 +23,9 @@ pub enum Program {
     File(PathBuf),
 }
 
+/// One run of a distributor, as the command line asks for it.
 pub struct Request {
+    /// The distributor.
     pub program: Program,
     /// The guest's argv[0] (selects dtlto-mock's mode by name).
     pub program_name: String,

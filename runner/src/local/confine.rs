@@ -60,12 +60,14 @@ pub use imp::{prepare, Prepared};
 /// says, and whether `--hermetic` can keep its promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promises {
+    /// The kernel's Landlock ABI version.
     pub abi: i32,
     /// Whether jobs are sealed: everything outside their staging read-only.
     pub sealed: bool,
 }
 
 impl Promises {
+    /// The promises of ABI `abi`, with jobs `sealed` or not.
     pub fn of(abi: i32, sealed: bool) -> Promises {
         Promises { abi, sealed }
     }
@@ -147,7 +149,7 @@ impl Promises {
 #[cfg(target_os = "linux")]
 mod imp {
     use super::Rules;
-    use crate::error::ConfineError;
+    use crate::local::error::ConfineError;
     use dtlto_mock::message::quoted;
     use landlock::{
         Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, ABI,
@@ -501,7 +503,7 @@ mod imp {
 #[cfg(not(target_os = "linux"))]
 mod imp {
     use super::Rules;
-    use crate::error::ConfineError;
+    use crate::local::error::ConfineError;
     use std::process::Command;
 
     pub fn abi_version() -> Option<i32> {

@@ -8,10 +8,9 @@
 pub mod args;
 mod children;
 pub mod confine;
+pub mod error;
 
-use crate::error::{
-    JobError, JobFileError, LocalError, LocalUsage, NoLandlock, RunError, UsageError,
-};
+use crate::error::{RunError, UsageError};
 use crate::exit_status;
 use crate::interrupt;
 use crate::sandbox::file_id::{self, FileId};
@@ -19,6 +18,7 @@ use crate::sandbox::plan::{plan, Reads};
 use crate::transaction::{self, Commit, Ending, Transaction};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::{file_kind, quoted, shown};
+use error::{JobError, JobFileError, LocalError, LocalUsage, NoLandlock};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,8 +27,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The mode's word, and the program name that selects it.
+/// The mode's word.
 pub const WORD: &str = "local";
+/// The program name (a copy or link of the runner) that selects the mode.
 pub const PROGRAM: &str = "dtlto-local";
 /// Set to `off`, the jobs run unconfined, as where Landlock is missing.
 pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
@@ -57,8 +58,11 @@ fn stop_jobs() {
 pub struct Options {
     /// How many jobs at a time.
     pub jobs: usize,
+    /// `--hermetic`: each job reads only what it declares.
     pub hermetic: bool,
+    /// `--verbose`, before or after the word `local`.
     pub verbose: bool,
+    /// The job file, as written (the last argument).
     pub job_file: String,
 }
 
@@ -124,7 +128,7 @@ pub fn run(
 ) -> Result<exit_status::ExitStatus, RunError> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         // A closed stdout loses the help, not the status.
-        let _ = writeln!(std::io::stdout().lock(), "{}", crate::error::LOCAL_HELP);
+        let _ = writeln!(std::io::stdout().lock(), "{}", error::LOCAL_HELP);
         return Ok(exit_status::ExitStatus::Success);
     }
     let options = options(args, verbose).map_err(UsageError::Local)?;
