@@ -36,7 +36,9 @@ pub use run::{run_tool, Started};
 #[cfg(unix)]
 pub use runner::runner_for_every_user;
 pub use runner::{repo_root, run_runner, runner_command, runner_exe, spawn_runner, target_command};
-pub use staging::{is_staged, left_then_reclaimed, staging_dirs, staging_left, wait_until};
+#[cfg(unix)]
+pub use staging::left_then_reclaimed;
+pub use staging::{is_staged, staging_dirs, staging_left, wait_until};
 pub use tree::{changes, Entry};
 #[cfg(target_os = "linux")]
 pub use unix_host::as_user;

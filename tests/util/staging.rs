@@ -55,6 +55,7 @@ pub fn staging_left(dir: &TestDir) -> Vec<String> {
 
 /// After a stop that left its staging: only the staging and its title were added,
 /// and the next ordinary run (`args`) reclaims them, adding only `outputs`.
+#[cfg(unix)]
 pub fn left_then_reclaimed(
     dir: &super::TestDir,
     before: &std::collections::BTreeMap<String, super::Entry>,

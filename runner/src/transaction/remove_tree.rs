@@ -421,8 +421,10 @@ pub(super) mod tests {
     use std::fs;
 
     /// What a test runs as the removal enters a directory, given the new depth.
+    #[cfg(unix)]
     type Hook = Box<dyn FnMut(usize)>;
 
+    #[cfg(unix)]
     thread_local! {
         /// Called with the new depth each time the removal enters a directory: a
         /// test's stand-in for a process that still writes the tree.
@@ -431,6 +433,7 @@ pub(super) mod tests {
     }
 
     /// `root/d1/d2/.../d<depth>`, a file `f` in each.
+    #[cfg(unix)]
     fn chain(root: &Path, depth: usize) -> PathBuf {
         let mut dir = root.to_path_buf();
         for level in 1..=depth {

@@ -623,6 +623,7 @@ mod tests {
 
     /// An abandoned staging `name` in `dir`: its empty title, and the directory
     /// (private), with `out/` and `aside/`.
+    #[cfg(unix)]
     fn abandoned(dir: &Path, name: &str) -> PathBuf {
         let root = dir.join(name);
         private_dir(&root);
