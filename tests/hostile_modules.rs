@@ -628,7 +628,12 @@ fn refused_paths_kept_for_messages_are_bounded_in_bytes() {
     );
     assert_eq!(
         changes(&before, &scene.root.snapshot()),
-        ["+ build/m0.0.native.o"]
+        [format!(
+            "+ {}",
+            std::path::Path::new("build")
+                .join("m0.0.native.o")
+                .display()
+        )]
     );
 }
 
@@ -673,7 +678,12 @@ fn a_write_whose_iovec_table_is_refused_writes_nothing_past_the_cap() {
     assert_eq!(scene.root.read("build/m0.0.native.o"), b"x");
     assert_eq!(
         changes(&before, &scene.root.snapshot()),
-        ["+ build/m0.0.native.o"]
+        [format!(
+            "+ {}",
+            std::path::Path::new("build")
+                .join("m0.0.native.o")
+                .display()
+        )]
     );
 }
 
@@ -699,7 +709,12 @@ fn a_scoped_read_preopen_stats_as_a_directory_with_nothing_of_the_hosts() {
     assert_eq!(growths(&run.stdout()), [3, 0], "{}", run.report());
     assert_eq!(
         changes(&before, &scene.root.snapshot()),
-        ["+ build/m0.0.native.o"]
+        [format!(
+            "+ {}",
+            std::path::Path::new("build")
+                .join("m0.0.native.o")
+                .display()
+        )]
     );
 }
 
