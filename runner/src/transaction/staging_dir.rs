@@ -748,6 +748,29 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_record_is_never_written_through_a_link_planted_at_its_name() {
+        let dir = scratch("planted");
+        let elsewhere = scratch("planted-elsewhere");
+        fs::write(elsewhere.join("victim"), "the user's").unwrap();
+        let mut locks = RunLocks::default();
+        let id = file_id::of_path(&dir).unwrap();
+        let staging = StagingDir::create(&dir, id, &mut locks).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("victim"), staging.root().join(RECOVER)).unwrap();
+        let root = staging.root().to_path_buf();
+        let left = staging.leave_for_recovery(&[]);
+        assert_eq!(
+            left.err().map(|e| e.kind()),
+            Some(io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(fs::read(elsewhere.join("victim")).unwrap(), b"the user's");
+        fs::remove_dir_all(root).unwrap();
+        drop(locks);
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(elsewhere).unwrap();
+    }
+
     #[test]
     fn creating_a_staging_never_removes_a_directory_it_did_not_create() {
         let dir = scratch("taken");
