@@ -80,7 +80,7 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
             plan.output_dirs
                 .iter()
                 .enumerate()
-                .map(|(i, dir)| (transaction.guest_dir(i), dir.guest.clone()))
+                .map(|(i, dir)| (transaction.staged_outputs_dir(i), dir.guest.clone()))
                 .collect()
         })
         .unwrap_or_default();

@@ -283,10 +283,17 @@ impl Transaction {
         })
     }
 
-    /// The directory the guest writes the plan's `index`-th output directory's
-    /// outputs into.
-    pub fn guest_dir(&self, index: usize) -> PathBuf {
+    /// The staging directory that the plan's `index`-th output directory's outputs
+    /// are written into (the guest's writable preopen, local mode's `-o` targets).
+    pub fn staged_outputs_dir(&self, index: usize) -> PathBuf {
         self.dirs[index].staging.out()
+    }
+
+    /// Makes local mode's job `job` a TMPDIR of its own in the staging of the
+    /// plan's `index`-th output directory (`tmp/<job>`, beside `out/`, where the
+    /// commit does not look); returns its path.
+    pub fn job_tmp(&self, index: usize, job: usize) -> io::Result<PathBuf> {
+        self.dirs[index].staging.job_tmp(job)
     }
 
     /// Opens output directory `index` and its staging, each checked to be the one

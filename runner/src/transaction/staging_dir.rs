@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 pub const PREFIX: &str = ".dtlto-staging-";
 const LOCK_SUFFIX: &str = ".lock";
 pub const OUT: &str = "out";
+/// Local mode's jobs' TMPDIRs, `tmp/N` for job N.
+pub const TMP: &str = "tmp";
 const RECOVER: &str = "recover.json";
 
 /// The locks a run holds: one locked file per file system, titled in each output
@@ -136,6 +138,19 @@ impl StagingDir {
     /// The guest's writable directory.
     pub fn out(&self) -> PathBuf {
         self.root.join(OUT)
+    }
+
+    /// Makes job `job`'s TMPDIR, `tmp/<job>`, private like the rest of the staging,
+    /// through the staging's checked handle; returns its path.
+    pub fn job_tmp(&self, job: usize) -> io::Result<PathBuf> {
+        let root = DirHandle::open(&self.root, Some(self.root_id))?;
+        match root.create_dir(TMP) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        let name = job.to_string();
+        root.open_child(TMP, None)?.create_dir(&name)?;
+        Ok(self.root.join(TMP).join(name))
     }
 
     fn name(&self) -> &str {
