@@ -3,9 +3,16 @@
 //!
 //! Every target is checked before the first rename. A file already at a target is
 //! renamed aside (never deleted) until the whole set has moved; if any step fails,
-//! or the caller asks to stop, what was moved goes back, in reverse order. The
-//! runner commits its staging with this, and the guest its own temporaries when it
-//! runs without the runner.
+//! or the caller asks to stop, what was moved goes back, in reverse order.
+//!
+//! This is the guest's own, standalone commit, for when no host commits for it:
+//! when `DTLTO_HOST_COMMITS` (`host_protocol::HOST_COMMITS_VARIABLE`) is not `1`, as
+//! under plain `wasmtime run`, the guest writes each output to a temporary beside it
+//! (`OUTPUT.dtlto-partial`) and moves them all into place with this, a previous
+//! output waiting as `OUTPUT.dtlto-previous`. dtlto-runner sets the variable to `1`:
+//! the guest then writes its outputs in place, into the runner's staging, and the
+//! runner commits them with its own transaction (`runner/src/transaction/`). The
+//! runner does not use this module.
 
 use crate::message::{file_kind, io_error, quoted};
 use std::fmt;
