@@ -1,6 +1,6 @@
 //! The runner's own command line: its options, its built-in example, its refusals.
 
-use crate::util::{changes, run_runner, Run, TestDir};
+use crate::util::{run_runner, Run, TestDir};
 use std::process::Command;
 
 fn runner() -> Command {
@@ -190,7 +190,7 @@ fn a_mode_word_with_help_or_version_answers_and_alone_is_a_usage_error() {
 #[test]
 fn local_mode_refuses_the_guests_options_and_their_variables_instead_of_ignoring_them() {
     let dir = limit_scene("cli-local-options");
-    let before = dir.snapshot();
+    let before = dir.watch();
     for (options, env, named) in [
         (
             &["--max-output-bytes", "1000"][..],
@@ -216,7 +216,7 @@ fn local_mode_refuses_the_guests_options_and_their_variables_instead_of_ignoring
             ))
             .expect_stderr_has("usage: dtlto-runner [--verbose] [--timeout SECONDS] local");
     }
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn memory_is_capped_across_all_of_a_guests_memories() {
             Step::Trap,
         ],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let (run, peak_kib) = scene.dir.run_measured(&mut scene.command(&[]));
     assert_eq!(growths(&run.stdout()), [0, -1], "{}", run.report());
     run.expect_status(1).expect_stderr_has(
@@ -76,10 +76,7 @@ fn memory_is_capped_across_all_of_a_guests_memories() {
         "peak {peak_kib} KiB: past the 2 GiB cap\n{}",
         run.report()
     );
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[cfg(unix)]
@@ -94,7 +91,7 @@ fn table_elements_are_capped_across_all_of_a_guests_tables() {
             Step::Trap,
         ],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let (run, peak_kib) = scene.dir.run_measured(&mut scene.command(&[]));
     assert_eq!(growths(&run.stdout()), [-1], "{}", run.report());
     run.expect_status(1).expect_stderr_has(
@@ -106,10 +103,7 @@ fn table_elements_are_capped_across_all_of_a_guests_tables() {
         "peak {peak_kib} KiB for a refused table\n{}",
         run.report()
     );
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[test]
@@ -118,32 +112,26 @@ fn a_guest_with_too_many_memories_is_refused_before_it_runs() {
         "hostile-many-memories",
         &[Step::GrowMemories { count: 5, pages: 0 }],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let run = scene.dir.run(&mut scene.command(&[]));
     run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor declares 6 memories; at most 4 are allowed",
     );
     assert!(run.stdout().is_empty(), "the guest ran\n{}", run.report());
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[test]
 fn a_guest_with_too_many_tables_is_refused_before_it_runs() {
     let tables: Vec<Step<'_>> = (0..5).map(|_| Step::GrowTable { elements: 0 }).collect();
     let scene = Scene::new("hostile-many-tables", &tables);
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let run = scene.dir.run(&mut scene.command(&[]));
     run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor declares 5 tables; at most 4 are allowed",
     );
     assert!(run.stdout().is_empty(), "the guest ran\n{}", run.report());
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[test]
@@ -152,7 +140,7 @@ fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
         "hostile-spin",
         &[write(STAGE, "m0.0.native.o", "x"), Step::Spin],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let started = Instant::now();
     let run = scene.dir.run(&mut scene.command(&["--timeout", "1"]));
     let took = started.elapsed();
@@ -160,10 +148,7 @@ fn a_spinning_guest_is_ended_by_the_timeout_like_a_signal() {
         "dtlto-runner: timed out after 1 s (--timeout): nothing was committed, and the staging was removed\n",
     );
     assert!(took < Duration::from_secs(10), "the timeout took {took:?}");
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[test]
@@ -200,7 +185,7 @@ fn an_endless_writer_is_stopped_at_the_output_cap() {
             path: "m0.0.native.o",
         }],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let run = scene
         .dir
         .run(&mut scene.command(&["--max-output-bytes", "1000000"]));
@@ -208,10 +193,7 @@ fn an_endless_writer_is_stopped_at_the_output_cap() {
         "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output \
          (--max-output-bytes 1000000); nothing was committed",
     );
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[test]
@@ -220,7 +202,7 @@ fn the_output_cap_counts_staged_files_not_stdout_and_comes_from_the_environment(
     dir.write("job.json", job_file_json(2));
     dir.write("s0", vec![b'a'; 600_000]);
     dir.write("s1", vec![b'b'; 600_000]);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let capped = |cap: &str, args: &[&str]| {
         dir.run(
             crate::util::runner_command()
@@ -231,7 +213,7 @@ fn the_output_cap_counts_staged_files_not_stdout_and_comes_from_the_environment(
     capped("1000000", &["s0", "s1", "job.json"])
         .expect_status(1)
         .expect_stderr_has("(--max-output-bytes 1000000); nothing was committed");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
     // validate prints more than the cap, on stdout, which is not staged.
     capped("10", &["validate", "job.json"]).expect_status(0);
     capped("1200000", &["s0", "s1", "job.json"]).expect_status(0);
@@ -251,17 +233,14 @@ fn a_refusal_of_many_undeclared_paths_lists_twenty_and_counts_the_rest() {
             keep_open: false,
         }],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let run = scene.dir.run(&mut scene.command(&[]));
     run.expect_status(1)
         .expect_stderr_has("the distributor wrote 5000 path(s) the job file does not declare")
         .expect_stderr_has("u00019\"\n  ... and 4980 more\n");
     let lines = run.stderr().lines().count();
     assert_eq!(lines, 22, "{}", run.report());
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 /// Drive prefixes, verbatim and device namespaces, UNC shares, DOS device names,
@@ -326,17 +305,14 @@ fn symbolic_links_count_towards_the_output_cap() {
         target_len: 4000,
     };
     let scene = Scene::new("hostile-links", &[links]);
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let run = scene
         .dir
         .run(&mut scene.command(&["--max-output-bytes", "1000000"]));
     run.expect_status(1).expect_stderr_has(
         "dtlto-runner: error: the distributor tried to stage more than 1000000 bytes of output",
     );
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 /// 64 GiB, where one byte makes a sparse file of that size (on NTFS a dense one).
@@ -355,7 +331,7 @@ fn a_write_far_past_the_end_is_charged_the_size_it_would_reach() {
                 seek,
             }],
         );
-        let before = scene.dir.snapshot();
+        let before = scene.dir.watch();
         let run = scene
             .dir
             .run(&mut scene.command(&["--max-output-bytes", "1048576"]));
@@ -363,10 +339,7 @@ fn a_write_far_past_the_end_is_charged_the_size_it_would_reach() {
             "dtlto-runner: error: the distributor tried to stage more than 1048576 bytes of \
              output (--max-output-bytes 1048576); nothing was committed",
         );
-        assert_eq!(
-            changes(&before, &scene.dir.snapshot()),
-            Vec::<String>::new()
-        );
+        before.assert_unchanged();
         assert!(crate::util::staging_dirs(scene.dir.path()).is_empty());
     }
     // Growing by set-size is charged alike.
@@ -378,16 +351,13 @@ fn a_write_far_past_the_end_is_charged_the_size_it_would_reach() {
             size: FAR,
         }],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     scene
         .dir
         .run(&mut scene.command(&["--max-output-bytes", "1048576"]))
         .expect_status(1)
         .expect_stderr_has("(--max-output-bytes 1048576); nothing was committed");
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 #[test]
@@ -464,7 +434,7 @@ fn entries_created_are_bounded_by_max_entries_and_its_variable() {
             keep_open: false,
         }],
     );
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     scene
         .dir
         .run(&mut scene.command(&["--max-entries", "10"]))
@@ -478,10 +448,7 @@ fn entries_created_are_bounded_by_max_entries_and_its_variable() {
         .run(scene.command(&[]).env("DTLTO_RUNNER_MAX_ENTRIES", "49"))
         .expect_status(1)
         .expect_stderr_has("(--max-entries 49)");
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
     // Reopening an existing file to write it creates nothing: one entry suffices.
     let scene = Scene::new(
         "hostile-entries-reopen",
@@ -501,7 +468,7 @@ fn entries_created_are_bounded_by_max_entries_and_its_variable() {
 #[test]
 fn a_module_that_is_not_a_regular_file_or_too_big_is_refused_before_reading() {
     let scene = Scene::new("hostile-module-file", &[Step::Exit(0)]);
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let refused = |module: &str, says: &str| {
         let started = Instant::now();
         let mut command = crate::util::runner_command();
@@ -534,10 +501,7 @@ fn a_module_that_is_not_a_regular_file_or_too_big_is_refused_before_reading() {
     );
     let _ = std::fs::remove_file(scene.dir.join("big.wasm"));
     let _ = std::fs::remove_file(scene.dir.join("fifo.wasm"));
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new()
-    );
+    before.assert_unchanged();
 }
 
 /// A scene with surroundings: `build/` (the job file, its source and the outputs,
@@ -760,7 +724,7 @@ fn modules_using_proposals_this_build_cannot_run_are_refused_not_aborted() {
     for &(name, wat, says) in ABORTING_MODULES {
         let module = wat::parse_str(wat).unwrap_or_else(|e| panic!("{name}: {e}"));
         let scene = Surroundings::new(&format!("hostile-{name}"), module);
-        let before = scene.root.snapshot();
+        let before = scene.root.watch();
         let run = scene.root.run(&mut scene.command(&[]));
         run.expect_status(1)
             .expect_stderr_has(&format!(
@@ -769,11 +733,7 @@ fn modules_using_proposals_this_build_cannot_run_are_refused_not_aborted() {
             ))
             .expect_stderr_has(says);
         assert!(run.stdout().is_empty(), "{name} ran\n{}", run.report());
-        assert_eq!(
-            changes(&before, &scene.root.snapshot()),
-            Vec::<String>::new(),
-            "{name}"
-        );
+        before.assert_unchanged_with(|| name.to_string());
         assert!(crate::util::staging_dirs(&scene.root.join("build")).is_empty());
     }
 }

@@ -75,14 +75,14 @@ fn an_output_that_is_the_target_of_a_linked_source_is_refused() {
         "job.json",
         job_file_json(1).replace("m0.0.native.o", "store/a.native.o"),
     );
-    let before = root.snapshot();
+    let before = root.watch();
     run_runner(&root, &["a.o", "job.json"])
         .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: jobs[0].outputs[0] \"store/a.native.o\" is also \
              source 1 (for jobs[0]); a distributor must not overwrite what the link reads",
         );
-    assert_eq!(changes(&before, &root.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[cfg(unix)]
@@ -102,7 +102,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
     let target = format!("../{root_name}/store/b.native.o");
     std::os::unix::fs::symlink(&target, exec.join("b.o")).unwrap();
     std::os::unix::fs::symlink(root.join("store/b.native.o"), exec.join("abs.o")).unwrap();
-    let before = exec.snapshot();
+    let before = exec.watch();
     wasmtime_run(&exec, &["b.o", "job.json"])
         .expect_status(1)
         .expect_stderr_has(&format!(
@@ -118,7 +118,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
             "cannot open source 1 (for jobs[0]) \"abs.o\": it is a symbolic link that leads out of \
              the directories the sandbox was given (preopened: \".\"), to an absolute path",
         );
-    assert_eq!(changes(&before, &exec.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
     // Doing what the first message says works.
     let store = root.join("store");
     let target = store.join("b.native.o").to_string_lossy().into_owned();
@@ -136,7 +136,7 @@ fn by_hand_a_link_out_of_the_sandbox_is_named_with_its_target_and_the_dir_that_r
 fn a_fifo_as_the_job_file_or_a_source_is_refused_at_once() {
     let dir = scene("inputs-fifo");
     crate::util::make_fifo(&dir.join("pipe"));
-    let before = dir.snapshot();
+    let before = dir.watch();
     runner_promptly(&dir, &["s0", "pipe"])
         .expect_status(1)
         .expect_stderr_has(
@@ -161,7 +161,7 @@ fn a_fifo_as_the_job_file_or_a_source_is_refused_at_once() {
         .expect_stderr_has(
             "cannot open source 1 (for jobs[0]) \"pipe\": it is a FIFO, socket or device",
         );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[cfg(unix)]
@@ -169,7 +169,7 @@ fn a_fifo_as_the_job_file_or_a_source_is_refused_at_once() {
 fn a_device_or_a_directory_as_the_job_file_is_refused_before_reading() {
     let dir = scene("inputs-device");
     std::fs::create_dir(dir.join("jobs.d")).unwrap();
-    let before = dir.snapshot();
+    let before = dir.watch();
     for (job_file, kind) in [
         ("/dev/zero", "a character device"),
         ("jobs.d", "a directory"),
@@ -185,7 +185,7 @@ fn a_device_or_a_directory_as_the_job_file_is_refused_before_reading() {
         .expect_stderr_has(
             "cannot open the job file \"jobs.d\": it is a directory, not a regular file",
         );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn output_paths_that_name_no_file_are_refused_with_their_location() {
             "job.json",
             job_file_json(1).replace("m0.0.native.o", output),
         );
-        let before = dir.snapshot();
+        let before = dir.watch();
         run_runner(&dir, &["s0", "job.json"])
             .expect_status(1)
             .expect_stderr_has(&format!(
@@ -228,11 +228,7 @@ fn output_paths_that_name_no_file_are_refused_with_their_location() {
             "{}",
             by_hand.report()
         );
-        assert_eq!(
-            changes(&before, &dir.snapshot()),
-            Vec::<String>::new(),
-            "{output}"
-        );
+        before.assert_unchanged_with(|| output.to_string());
         assert_eq!(dir.read("keep.txt"), b"keep me\n");
     }
 }
@@ -283,7 +279,7 @@ fn a_job_file_over_1_gib_is_refused_before_it_is_read() {
         .unwrap();
     file.set_len((1 << 30) + 1).unwrap();
     drop(file);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let says = "cannot open the job file \"job.json\": it holds 1073741825 bytes; a job file may hold at most 1073741824 (1 GiB)";
     for mode in ["mock", "validate"] {
         runner_promptly(&dir, &[mode, "s0", "job.json"])
@@ -293,7 +289,7 @@ fn a_job_file_over_1_gib_is_refused_before_it_is_read() {
     by_hand_promptly(&dir, &["s0", "job.json"])
         .expect_status(1)
         .expect_stderr_has(&says.replace("cannot open", "cannot read"));
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -387,13 +383,13 @@ fn an_output_that_a_dangling_input_link_leads_to_is_refused() {
         .replace(r#""inputs":["m0.o","#, r#""inputs":["dangling.o","#)
         .replace("m0.0.native.o", "o/x.o");
     dir.write("job.json", job);
-    let before = dir.snapshot();
+    let before = dir.watch();
     run_runner(&dir, &["s0", "job.json"])
         .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: jobs[0].outputs[0] \"o/x.o\" is also jobs[0].inputs[0]",
         );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[cfg(unix)]
@@ -436,14 +432,14 @@ fn an_output_at_the_end_of_a_dangling_chain_of_links_is_refused() {
     std::os::unix::fs::symlink("hop1.o", dir.join("m0.o")).unwrap();
     std::os::unix::fs::symlink("hop2.o", dir.join("hop1.o")).unwrap();
     std::os::unix::fs::symlink("m0.0.native.o", dir.join("hop2.o")).unwrap();
-    let before = dir.snapshot();
+    let before = dir.watch();
     run_runner(&dir, &["s0", "job.json"])
         .expect_status(1)
         .expect_stderr_has(
             "dtlto-runner: error: job.json: jobs[0].outputs[0] \"m0.0.native.o\" is also \
              jobs[0].inputs[0]",
         );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
     // A loop is no conflict, and the OS's reason where it must be read.
     std::fs::remove_file(dir.join("hop2.o")).unwrap();
     std::os::unix::fs::symlink("m0.o", dir.join("hop2.o")).unwrap();
@@ -480,7 +476,7 @@ fn an_input_in_a_directory_the_user_may_not_enter_is_reported_as_permission_deni
         up.pop();
     }
     mode(&dir.join("private"), 0o700);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let (_bin, runner) = crate::util::runner_for_every_user();
     let as_nobody = |args: &[&str]| {
         let mut command = crate::util::target_command(&runner);
@@ -498,5 +494,5 @@ fn an_input_in_a_directory_the_user_may_not_enter_is_reported_as_permission_deni
         .expect_status(1)
         .expect_stderr_has("cannot open the job file \"private/job.json\": permission denied");
     mode(&dir.join("private"), 0o755);
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }

@@ -197,12 +197,12 @@ fn undeclared_read_fails(dir: &TestDir, compiler: &str) {
         &[compiler, "-c", "cat in0.bc undeclared.h > \"$2\"", "sh"],
         &[],
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_in_proj(dir, &["local", "--hermetic", "job.json"]);
     run.expect_status(1)
         .expect_stderr_has("undeclared.h: Permission denied")
         .expect_stderr_has("jobs[0] ran under --hermetic");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// `/bin/sh` as the compiler: its installation is that of its real file
@@ -247,7 +247,7 @@ fn hermetic_refuses_a_compiler_installation_that_holds_the_project() {
         ],
         &[],
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_in_proj(&dir, &["local", "--hermetic", "job.json"]);
     run.expect_status(1)
         .expect_stderr_has("--hermetic cannot hold the jobs to their declared inputs")
@@ -258,7 +258,7 @@ fn hermetic_refuses_a_compiler_installation_that_holds_the_project() {
         "{}",
         run.report()
     );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// `-save-temps` makes the working directory writable, and Landlock cannot grant
@@ -273,12 +273,12 @@ fn hermetic_refuses_save_temps_in_the_working_directory() {
         &["sh", "-c", "cat in0.bc undeclared.h > \"$2\"", "sh"],
         &["-save-temps"],
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_in_proj(&dir, &["local", "--hermetic", "job.json"]);
     run.expect_status(1)
         .expect_stderr_has("--hermetic cannot hold")
         .expect_stderr_has("jobs[0] asks for -save-temps");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// A pseudo-terminal of the test's: its master, and its slave's path.
@@ -439,7 +439,7 @@ fn verbose_says_what_holds_on_this_kernels_landlock() {
 fn a_fifo_as_the_job_file_is_refused_at_once() {
     let dir = scene("confine-fifo");
     make_fifo(&dir.join("proj/job.json"));
-    let before = dir.snapshot();
+    let before = dir.watch();
     let started = dir.spawn(
         runner_command()
             .args(["local", "job.json"])
@@ -451,7 +451,7 @@ fn a_fifo_as_the_job_file_is_refused_at_once() {
     );
     run.expect_status(1)
         .expect_stderr_has("job.json: it is a FIFO (named pipe), not a regular file");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// `DTLTO_RUNNER_LANDLOCK=off` says so in a warning, without `--verbose` too.
@@ -492,7 +492,7 @@ fn control_characters_in_local_modes_messages_are_escaped() {
         "jobs": [{"args": args, "inputs": ["in0.bc", "in0.thinlto.bc"], "outputs": ["out0.o"]}],
     });
     dir.write(&format!("{cwd}/job.json"), doc.to_string());
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = dir.run(
         runner_command()
             .args(["local", "--verbose", "job.json"])
@@ -509,7 +509,7 @@ fn control_characters_in_local_modes_messages_are_escaped() {
         "{}",
         run.report()
     );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// A command the system refuses as too long (3 MiB in one argument) is shown in its
@@ -519,7 +519,7 @@ fn a_command_too_long_is_shown_bounded() {
     let dir = scene("confine-too-long");
     let long = "x".repeat(3 << 20);
     job_file(&dir, &["sh", "-c", "printf x > \"$2\"", "sh"], &[&long]);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_in_proj(&dir, &["local", "--verbose", "job.json"]);
     run.expect_status(1)
         .expect_stderr_has("jobs[0] could not be started")
@@ -529,5 +529,5 @@ fn a_command_too_long_is_shown_bounded() {
         "{} bytes of stderr",
         run.stderr().len()
     );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }

@@ -112,7 +112,7 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
         &[&["0"], &["1"], &["2"]],
     );
     dir.write("out0.o", "old 0");
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1)
         .expect_stderr_has(
@@ -122,7 +122,7 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
     assert!(!run.stderr().contains("Traceback"), "{}", run.report());
     // jobs[2] never started.
     assert_eq!(run.stdout(), "ran 0\nran 1\n", "{}", run.report());
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -131,13 +131,13 @@ fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
     let job = sh_jobs(&dir, "echo ran", 1, &[]);
     let text = std::fs::read_to_string(dir.join(&job)).unwrap();
     dir.write(&job, text.replace("\"-o\",\"out0.o\"", "\"-c\",\"x\""));
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1).expect_stderr_has(
         "jobs[0].outputs[0] \"out0.o\" is not among jobs[0]'s arguments as an output",
     );
     assert_eq!(run.stdout(), "", "{}", run.report());
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
             &[],
         );
         dir.write("out1.o", "old 1");
-        let before = dir.snapshot();
+        let before = dir.watch();
         let mut args = vec!["local", "--jobs", "2", job.as_str()];
         if how == "timeout" {
             args.splice(0..0, ["--timeout", "3"]);
@@ -245,11 +245,7 @@ fn a_stop_in_the_middle_ends_every_job_and_changes_nothing() {
         for pid in &pids {
             assert!(gone(pid), "process {pid} outlived the runner ({how})");
         }
-        assert_eq!(
-            changes(&before, &dir.snapshot()),
-            Vec::<String>::new(),
-            "{how}"
-        );
+        before.assert_unchanged_with(|| how.to_string());
     }
 }
 
@@ -264,13 +260,13 @@ fn landlock_refuses_a_write_outside_the_staging() {
         1,
         &[&[&outside.to_string_lossy()]],
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1)
         .expect_stderr_has(write_refusal())
         .expect_stderr_has("jobs[0] (for \"out0.o\") failed with exit status");
     assert!(!outside.exists());
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// Where Landlock is missing (here: switched off), writes still go through staging,
@@ -292,7 +288,7 @@ fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
     assert_eq!(staging_left(&dir), Vec::<String>::new());
 
     std::fs::remove_file(dir.join("out0.o")).unwrap();
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = dir.run(
         crate::util::runner_command()
             .args(["local", "--hermetic", &job])
@@ -301,7 +297,7 @@ fn without_landlock_writes_still_go_through_staging_and_hermetic_refuses() {
     run.expect_status(1).expect_stderr_has(
         "--hermetic needs Landlock (Linux 5.13 or later), and DTLTO_RUNNER_LANDLOCK=off turns it off",
     );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -313,11 +309,11 @@ fn an_output_that_is_also_an_input_is_refused_as_the_guest_planner_refuses_it() 
         &job,
         text.replace("\"inputs\":[\"in0.bc\"", "\"inputs\":[\"out0.o\""),
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     run_runner(&dir, &["local", &job])
         .expect_status(1)
         .expect_stderr_has("jobs[0].outputs[0] \"out0.o\" is also jobs[0].inputs[0]");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// LLVM's own tests pass `--save-temps` to the backend compile
@@ -358,12 +354,12 @@ fn hermetic_lets_a_job_read_only_what_it_declares() {
     run_runner(&dir, &["local", "--hermetic", &job]).expect_status(0);
     assert_eq!(dir.read("out0.o"), b"bitcode 0index 0");
     let job = sh_jobs(&dir, "cat in0.bc \"$3\" > \"$2\"", 1, &[&["undeclared.h"]]);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", "--hermetic", &job]);
     run.expect_status(1)
         .expect_stderr_has("undeclared.h: Permission denied")
         .expect_stderr_has("jobs[0] ran under --hermetic");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
     // Without --hermetic it reads what it likes.
     run_runner(&dir, &["local", &job]).expect_status(0);
     assert_eq!(dir.read("out0.o"), b"bitcode 0secret");
@@ -561,7 +557,7 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
     inputs.retain(|i| i != "twice.o");
     assert_eq!(inputs.len() + 1, before_len, "main's job imports twice.o");
     dir.write("cut.json", doc.to_string());
-    let before = dir.snapshot();
+    let before = dir.watch();
     let mut command = crate::util::runner_command();
     command
         .args(["local", "--hermetic", "cut.json"])
@@ -570,7 +566,7 @@ fn hermetic_catches_an_import_missing_from_inputs_and_passes_the_real_job_file()
     run.expect_status(1)
         .expect_stderr_has("Error loading imported file twice.o")
         .expect_stderr_has("dtlto-runner: error: jobs[0] read outside what it declares");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -750,7 +746,7 @@ fn a_successful_job_leaves_no_process_running_in_its_group_or_out_of_it() {
 #[test]
 fn a_stop_ends_what_a_job_left_in_its_group_or_out_of_it() {
     let scene = Lingering::new("local-lingering-term", &["hold"]);
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let child = scene.dir.spawn(&mut scene.command(&[]));
     let pid = child.id();
     let build = scene.dir.join("build");
@@ -765,29 +761,19 @@ fn a_stop_ends_what_a_job_left_in_its_group_or_out_of_it() {
         .expect_stderr_has("nothing was committed, and the staging was removed");
     let left = scene.left(&run);
     scene.expect_all_gone(&run, &left);
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new(),
-        "{}",
-        run.report()
-    );
+    before.assert_unchanged_with(|| run.report());
 }
 
 #[test]
 fn another_jobs_failure_ends_what_a_job_left_in_its_group_or_out_of_it() {
     let scene = Lingering::new("local-lingering-fail", &["hold", "fail"]);
-    let before = scene.dir.snapshot();
+    let before = scene.dir.watch();
     let run = scene.dir.run(&mut scene.command(&["--jobs", "2"]));
     run.expect_status(1)
         .expect_stderr_has("jobs[1] (for \"build/out1.o\") failed with exit status 3");
     let left = scene.left(&run);
     scene.expect_all_gone(&run, &left);
-    assert_eq!(
-        changes(&before, &scene.dir.snapshot()),
-        Vec::<String>::new(),
-        "{}",
-        run.report()
-    );
+    before.assert_unchanged_with(|| run.report());
 }
 
 /// SIGKILL leaves the runner no chance to end anything: the job dies with it

@@ -220,7 +220,7 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
         ],
     );
     dir.write("out0.o", "old 0");
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1)
         .expect_stderr_has(&format!(
@@ -230,7 +230,7 @@ fn a_failing_job_ends_the_run_names_it_and_changes_no_output() {
         .expect_stderr_has("nothing was committed: every output is as it was before the run");
     // jobs[2] never started.
     assert_eq!(run.stdout(), "ran 0\nran 1\n");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -239,13 +239,13 @@ fn an_output_missing_from_its_job_arguments_is_refused_before_anything_runs() {
     let dir = TestDir::new("local-win-no-o");
     let job = jobs(&dir, &cc, &[&["--print", "ran"]]);
     edit(&dir, &job, r#""-o","out0.o""#, r#""--print","no -o""#);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1).expect_stderr_has(
         "jobs[0].outputs[0] \"out0.o\" is not among jobs[0]'s arguments as an output",
     );
     assert_eq!(run.stdout(), "");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// Unconfined on Windows, a job can write beside its output; beside the staged one,
@@ -256,12 +256,12 @@ fn a_file_written_beside_the_staged_output_fails_the_commit() {
     let Some(cc) = stand_in() else { return };
     let dir = TestDir::new("local-win-beside");
     let job = jobs(&dir, &cc, &[&["--write", "x", "--beside", "out0.o.stats"]]);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1)
         .expect_stderr_has("path(s) the job file does not declare")
         .expect_stderr_has("out0.o.stats\"");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[test]
@@ -269,12 +269,12 @@ fn without_landlock_verbose_says_not_confined_and_hermetic_refuses() {
     let Some(cc) = stand_in() else { return };
     let dir = TestDir::new("local-win-unconfined");
     let job = jobs(&dir, &cc, &[&["--write", "x"]]);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", "--hermetic", &job]);
     run.expect_status(1).expect_stderr_has(
         "--hermetic needs Landlock (Linux 5.13 or later), and this system does not have it",
     );
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 
     let run = run_runner(&dir, &["local", "--verbose", &job]);
     run.expect_status(0)
@@ -342,7 +342,7 @@ fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
     let sleep = Duration::from_secs(8);
     let job = sleeping_jobs(&dir, &cc, &sleep.as_millis().to_string());
     dir.write("out1.o", "old 1");
-    let before = dir.snapshot();
+    let before = dir.watch();
     let started = Instant::now();
     let child = spawn_runner(&dir, &["--timeout", "3", "local", "--jobs", "2", &job]);
     let run = child.finish("the timed-out runner", Duration::from_secs(20));
@@ -362,7 +362,7 @@ fn the_timeout_ends_every_job_and_its_children_and_changes_nothing() {
     // Past the moment every mark would have been written, and then some.
     wait_past(started + 2 * sleep + Duration::from_secs(2));
     no_marks(&dir, "timeout");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// A runner that is killed outright cannot roll back, but the system closes its
@@ -494,15 +494,10 @@ fn an_output_named_by_an_inputs_short_name_is_refused_and_the_input_kept() {
     let input = dir.join("in0.thinlto.bc");
     let short = short_name(&input).expect("this file system gives in0.thinlto.bc a short name");
     edit(&dir, &job, "out0.o", &short);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(&dir, &["local", &job]);
     run.expect_status(1).expect_stderr_has(
         "is a name of a file the run reads; a distributor must not overwrite what the link reads",
     );
-    assert_eq!(
-        changes(&before, &dir.snapshot()),
-        Vec::<String>::new(),
-        "{}",
-        run.report()
-    );
+    before.assert_unchanged_with(|| run.report());
 }

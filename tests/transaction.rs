@@ -89,13 +89,13 @@ fn a_name_that_is_not_utf8_cannot_pass_a_directory_off_as_a_file() {
     std::fs::create_dir(dir.join(last)).unwrap();
     let lookalike = std::ffi::OsStr::from_bytes(b"m69\xff.native.o");
     std::fs::write(dir.path().join(lookalike), "not UTF-8").unwrap();
-    let before = dir.snapshot();
+    let before = dir.watch();
     run_runner(&dir, &strs(&sources_then_job(70)))
         .expect_status(1)
         .expect_stderr_has(&format!(
             "dtlto-runner: error: job.json: cannot stage jobs[69].outputs[0] \"{last}\": a directory of that name exists"
         ));
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 /// Two runs of `program` in one directory, each with its own outputs (`a` and
@@ -297,7 +297,7 @@ fn sigint_and_sigterm_during_a_big_copy_leave_no_staged_or_partial_file() {
     source.set_len(2 << 30).unwrap();
     drop(source);
     dir.write("job.json", job_file_json(1));
-    let snapshot = dir.snapshot();
+    let snapshot = dir.watch();
     for (signal, status) in [("INT", 130), ("TERM", 143)] {
         let child = spawn_runner(&dir, &["s0", "job.json"]);
         wait_until("the copy to start", || {
@@ -309,7 +309,7 @@ fn sigint_and_sigterm_during_a_big_copy_leave_no_staged_or_partial_file() {
             })
         });
         stopped_by(child, signal, status, Staging::Removed);
-        assert_eq!(changes(&snapshot, &dir.snapshot()), Vec::<String>::new());
+        snapshot.assert_unchanged();
     }
 }
 
@@ -331,7 +331,7 @@ fn a_guest_that_hard_links_one_output_to_the_others_gets_nothing_committed() {
             link(4, "x.o", "z.o"),
         ]),
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     let module = module.to_string_lossy().into_owned();
     let run = run_runner(&dir, &["--module", &module, "s0", "job.json"]);
     assert_eq!(errnos(&run.stdout()), [0, 0, 0], "{}", run.report());
@@ -339,7 +339,7 @@ fn a_guest_that_hard_links_one_output_to_the_others_gets_nothing_committed() {
         .expect_stderr_has("nothing was committed:\n  jobs[0].outputs[0]: staged \"")
         .expect_stderr_has("x.o\" has 3 names (hard links); an output must be a file of its own")
         .expect_stderr_has("jobs[0].outputs[2]: staged \"");
-    assert_eq!(changes(&before, &dir.snapshot()), Vec::<String>::new());
+    before.assert_unchanged();
 }
 
 #[cfg(unix)]
@@ -361,7 +361,7 @@ fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
             crate::util::hostile::Step::Exit(0),
         ]),
     );
-    let before = dir.snapshot();
+    let before = dir.watch();
     let module = module.to_string_lossy().into_owned();
     let mut command = crate::util::runner_command();
     command
@@ -379,12 +379,7 @@ fn a_staging_tree_deeper_than_the_open_file_limit_and_path_max_is_removed() {
         .expect_stderr_has("the distributor wrote 1 path(s) the job file does not declare")
         .expect_stderr_has("dddddddddd\"");
     assert!(!run.stderr().contains("cannot remove"), "{}", run.report());
-    assert_eq!(
-        changes(&before, &dir.snapshot()),
-        Vec::<String>::new(),
-        "{}",
-        run.report()
-    );
+    before.assert_unchanged_with(|| run.report());
 }
 
 #[test]
@@ -612,7 +607,7 @@ fn a_run_past_its_timeout_never_commits_however_quickly_its_guest_ends() {
     // The guest ends within a millisecond; the clock's thread may not even have run
     // by then. A deadline that has passed is a stop all the same.
     let dir = scene("txn-deadline", 2);
-    let before = dir.snapshot();
+    let before = dir.watch();
     let run = run_runner(
         &dir,
         &strs(&with(&["--timeout", "0.000000001"], &sources_then_job(2))),
@@ -620,10 +615,5 @@ fn a_run_past_its_timeout_never_commits_however_quickly_its_guest_ends() {
     run.expect_status(124).expect_stderr_has(
         "dtlto-runner: timed out after 0.000000001 s (--timeout): nothing was committed",
     );
-    assert_eq!(
-        changes(&before, &dir.snapshot()),
-        Vec::<String>::new(),
-        "{}",
-        run.report()
-    );
+    before.assert_unchanged_with(|| run.report());
 }

@@ -86,4 +86,49 @@ impl TestDir {
     pub fn snapshot(&self) -> BTreeMap<String, Entry> {
         tree::snapshot(self.path())
     }
+
+    /// The directory as it is now, to compare with after the action: the "nothing
+    /// changed" idiom is `let before = dir.watch(); ...; before.assert_unchanged();`.
+    /// It is also the snapshot itself, for `changes(&before, ...)`.
+    pub fn watch(&self) -> Watched {
+        Watched {
+            dir: self.clone(),
+            before: self.snapshot(),
+        }
+    }
+}
+
+/// A test directory's snapshot taken before an action (see `TestDir::watch`).
+pub struct Watched {
+    dir: TestDir,
+    before: BTreeMap<String, Entry>,
+}
+
+impl Watched {
+    /// Asserts that nothing under the directory changed since the snapshot; a
+    /// failure lists what did, and the directory as it is.
+    pub fn assert_unchanged(&self) {
+        self.assert_unchanged_with(String::new);
+    }
+
+    /// As `assert_unchanged`, with `context` (a run's report, say) in the failure.
+    pub fn assert_unchanged_with(&self, context: impl FnOnce() -> String) {
+        let changed = tree::changes(&self.before, &self.dir.snapshot());
+        if !changed.is_empty() {
+            panic!(
+                "the action changed what it must not:\n  {}\n--- now:\n{}\n{}",
+                changed.join("\n  "),
+                self.dir.listing(),
+                context()
+            );
+        }
+    }
+}
+
+impl std::ops::Deref for Watched {
+    type Target = BTreeMap<String, Entry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.before
+    }
 }
