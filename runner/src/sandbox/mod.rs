@@ -15,3 +15,5 @@ pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 pub mod file_id;
 pub mod paths;
 pub mod plan;
+mod read_job;
+mod resolve;
