@@ -7,10 +7,8 @@
 //! `LaunchError`, local mode's in `local/error.rs`, the example's in `example.rs`)
 //! and convert into `RunError` here.
 
-use crate::example::ExampleError;
 use crate::exit_status::ExitStatus;
 use crate::guest::launch::LaunchError;
-use crate::local::error::{LocalError, LocalUsage, LOCAL_USAGE};
 use crate::sandbox::plan::{PlanError, ReadTreeError};
 use crate::transaction::{RemoveError, TransactionError};
 use dtlto_mock::message::{io_error, quoted, shown};
@@ -68,12 +66,12 @@ pub enum RunError {
     /// The distributor ran into a limit, in words.
     #[error("{0}; nothing was committed")]
     Limit(String),
-    /// Local mode refused to run, or one of its jobs failed.
-    #[error(transparent)]
-    Local(#[from] LocalError),
-    /// The built-in example went wrong.
-    #[error(transparent)]
-    Example(#[from] ExampleError),
+    /// A mode's own failure: local mode refused to run or one of its jobs failed
+    /// (`local/error.rs`), or the built-in example went wrong (`example.rs`). Each
+    /// part converts its own error into this, so that this module, below them,
+    /// needs to know none of them.
+    #[error("{0}")]
+    Mode(Box<dyn std::error::Error + Send + Sync>),
     /// The run failed, and its staging could not be removed either.
     #[error("{error}\n  and the staging could not be removed: {}", reasons(.failures))]
     NotRemoved {
@@ -187,4 +185,45 @@ pub enum LimitError {
     /// A count past `u64::MAX`.
     #[error("more than {}, the largest limit", u64::MAX)]
     TooLarge,
+}
+
+/// Local mode's usage line, after each of its usage errors.
+pub const LOCAL_USAGE: &str = "usage: dtlto-runner [--verbose] [--timeout SECONDS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
+
+/// `dtlto-runner local --help`.
+pub const LOCAL_HELP: &str = "\
+Runs a DTLTO job file's backend compiles for real, as LLVM's local.py does: each
+job's `common.args + jobs[i].args`, its outputs written into a private staging and
+committed together after every job has succeeded, or none. On Linux each job is
+confined (Landlock) to writing its staging. See docs/local.md.
+
+Options (after `local`):
+  --jobs N, -j N   run N jobs at once (0: one per core); lines are relayed whole
+  --hermetic       let each job read only what it declares, its compiler and the
+                   system's libraries (Linux, Landlock); refuses where that cannot hold
+  --verbose        print the confinement, each job's command and each commit
+  -h, --help       print this help
+
+Runner options (before `local`): --verbose, --timeout SECONDS (or
+DTLTO_RUNNER_TIMEOUT). The guest's options (--module, --read, --max-output-bytes,
+--max-entries and their variables) are refused: local mode runs no guest.";
+
+/// Local mode's arguments (after the word `local`) that it cannot follow.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LocalUsage {
+    /// No argument at all.
+    #[error("local mode needs a job file")]
+    NoJobFile,
+    /// The last word, where the job file goes, is an option.
+    #[error("local mode needs a job file after its options; {} is an option", quoted(.0))]
+    OptionForJobFile(String),
+    /// `--jobs` or `-j` as the last word before the job file.
+    #[error("{0} needs a number")]
+    NoNumber(String),
+    /// `--jobs` with a value that is not a number.
+    #[error("--jobs {}: not a number of jobs", quoted(.0))]
+    NotANumber(String),
+    /// An option that is not local mode's (a misspelt `--hermetic`, say).
+    #[error("unknown option {} for local mode", quoted(.0))]
+    UnknownOption(String),
 }

@@ -168,3 +168,9 @@ pub enum ExampleError {
         source_file: String,
     },
 }
+
+impl From<ExampleError> for RunError {
+    fn from(error: ExampleError) -> RunError {
+        RunError::Mode(Box::new(error))
+    }
+}

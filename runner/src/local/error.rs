@@ -1,54 +1,15 @@
-//! What local mode refuses, and why its jobs fail: its usage errors, its job-file
-//! errors, its confinement and its jobs' failures. Each converts into the runner's
-//! `RunError` (`crate::error`), which prints it.
+//! What local mode refuses, and why its jobs fail: its job-file errors, its
+//! confinement and its jobs' failures. `LocalError` converts into the runner's
+//! `RunError` (`crate::error`), which prints it. (Its command line's errors are the
+//! runner's usage errors, in `crate::error`.)
 
+use crate::error::RunError;
 use crate::transaction::TransactionError;
 use dtlto_mock::job_file::Violation;
 use dtlto_mock::json::ParseError;
 use dtlto_mock::message::{io_error, quoted, shown};
 use std::io;
 use std::path::PathBuf;
-
-/// Local mode's usage line, after each of its usage errors.
-pub const LOCAL_USAGE: &str = "usage: dtlto-runner [--verbose] [--timeout SECONDS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
-
-/// `dtlto-runner local --help`.
-pub const LOCAL_HELP: &str = "\
-Runs a DTLTO job file's backend compiles for real, as LLVM's local.py does: each
-job's `common.args + jobs[i].args`, its outputs written into a private staging and
-committed together after every job has succeeded, or none. On Linux each job is
-confined (Landlock) to writing its staging. See docs/local.md.
-
-Options (after `local`):
-  --jobs N, -j N   run N jobs at once (0: one per core); lines are relayed whole
-  --hermetic       let each job read only what it declares, its compiler and the
-                   system's libraries (Linux, Landlock); refuses where that cannot hold
-  --verbose        print the confinement, each job's command and each commit
-  -h, --help       print this help
-
-Runner options (before `local`): --verbose, --timeout SECONDS (or
-DTLTO_RUNNER_TIMEOUT). The guest's options (--module, --read, --max-output-bytes,
---max-entries and their variables) are refused: local mode runs no guest.";
-
-/// Local mode's arguments (after the word `local`) that it cannot follow.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LocalUsage {
-    /// No argument at all.
-    #[error("local mode needs a job file")]
-    NoJobFile,
-    /// The last word, where the job file goes, is an option.
-    #[error("local mode needs a job file after its options; {} is an option", quoted(.0))]
-    OptionForJobFile(String),
-    /// `--jobs` or `-j` as the last word before the job file.
-    #[error("{0} needs a number")]
-    NoNumber(String),
-    /// `--jobs` with a value that is not a number.
-    #[error("--jobs {}: not a number of jobs", quoted(.0))]
-    NotANumber(String),
-    /// An option that is not local mode's (a misspelt `--hermetic`, say).
-    #[error("unknown option {} for local mode", quoted(.0))]
-    UnknownOption(String),
-}
 
 /// Local mode refused to run, or a job failed (the runner's own errors of planning
 /// and committing are `RunError`'s).
@@ -255,4 +216,10 @@ pub enum ConfineError {
     /// Not Linux.
     #[error("Landlock is a Linux facility")]
     Unsupported,
+}
+
+impl From<LocalError> for RunError {
+    fn from(error: LocalError) -> RunError {
+        RunError::Mode(Box::new(error))
+    }
 }

@@ -54,7 +54,7 @@ pub fn run(
 ) -> Result<exit_status::ExitStatus, RunError> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         // A closed stdout loses the help, not the status.
-        let _ = writeln!(std::io::stdout().lock(), "{}", error::LOCAL_HELP);
+        let _ = writeln!(std::io::stdout().lock(), "{}", crate::error::LOCAL_HELP);
         return Ok(exit_status::ExitStatus::Success);
     }
     let options = options(args, verbose).map_err(UsageError::Local)?;

@@ -1,6 +1,6 @@
 //! Local mode's command line: what selects the mode, and its own options.
 
-use super::error::LocalUsage;
+use crate::error::LocalUsage;
 
 /// The mode's word.
 pub const WORD: &str = "local";

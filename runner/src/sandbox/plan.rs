@@ -5,9 +5,9 @@
 //! conflicts (an output that is also an input, the job file, a source, or another
 //! job's output) stop the run here.
 
-use super::paths::{comparison_key, PathStyle};
+use super::paths::comparison_key;
 use super::read_job::read_job_file;
-use super::resolve::{DirFacts, Target, Unreachable, Unresolved, WrittenDir};
+use super::resolve::{Resolver, Target, Unresolved};
 use super::FastMap;
 use dtlto_mock::job_file::{self, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::{file_kind, io_error, quoted};
@@ -178,35 +178,21 @@ impl fmt::Display for ReadLocation {
     }
 }
 
-/// Plans one run; how it resolves paths, and the facts it keeps for that, is in
-/// `resolve`.
+/// Plans one run: the read grants and outputs of the job file's paths, each
+/// resolved as the host will (`resolve.rs`).
 pub(super) struct Planner<'a> {
-    pub(super) cwd: &'a Path,
-    pub(super) style: PathStyle,
+    resolver: Resolver<'a>,
     plan: Plan,
     /// Comparison key -> JSON location or argument description, for conflict checks.
     read_keys: FastMap<String, ReadLocation>,
-    /// Directory as written -> what the planner knows of it. Thousands of paths
-    /// share a few directories: each path costs one lookup here.
-    pub(super) written_dirs: FastMap<PathBuf, WrittenDir>,
-    /// Canonical directories met so far, and their index in `dirs`.
-    pub(super) dir_index: FastMap<PathBuf, usize>,
-    pub(super) dirs: Vec<DirFacts>,
-    /// Entries that exist, or may, but cannot be looked at (permission denied).
-    pub(super) unreachable_entries: FastMap<PathBuf, Unreachable>,
 }
 
 impl<'a> Planner<'a> {
     fn new(cwd: &'a Path) -> Self {
         Planner {
-            cwd,
-            style: PathStyle::host(),
+            resolver: Resolver::new(cwd),
             plan: Plan::default(),
             read_keys: FastMap::default(),
-            written_dirs: FastMap::default(),
-            dir_index: FastMap::default(),
-            dirs: Vec::new(),
-            unreachable_entries: FastMap::default(),
         }
     }
 
@@ -214,10 +200,10 @@ impl<'a> Planner<'a> {
         let Some((job_path, rest)) = args.split_last() else {
             return Ok(self.plan);
         };
-        self.count_dirs(args.iter());
+        self.resolver.count_dirs(args.iter());
         let job_file_location = ReadLocation::Described("the job file".to_owned());
         let job = self.required_input(job_path, &job_file_location)?;
-        let job_target = self.dirs[job.dir].path.join(&job.name);
+        let job_target = self.resolver.dirs[job.dir].path.join(&job.name);
         if let Ok(meta) = fs::metadata(&job_target) {
             if meta.len() > MAX_JOB_FILE_BYTES {
                 return Err(PlanError::UnreadableInput {
@@ -236,10 +222,11 @@ impl<'a> Planner<'a> {
             None
         };
         if let Some(job_file) = &job_file {
-            self.count_dirs(job_file.common.inputs.iter());
+            self.resolver.count_dirs(job_file.common.inputs.iter());
             let mut inputs = job_file.common.inputs.len();
             for job in &job_file.jobs {
-                self.count_dirs(job.inputs.iter().chain(&job.outputs));
+                self.resolver
+                    .count_dirs(job.inputs.iter().chain(&job.outputs));
                 inputs += job.inputs.len();
             }
             // Sized once: growing a map of tens of thousands of keys rehashes them all.
@@ -320,7 +307,7 @@ impl<'a> Planner<'a> {
             reason,
         };
         let missing = || refuse("no such file or directory".to_owned());
-        let resolved = match self.resolve(path) {
+        let resolved = match self.resolver.resolve(path) {
             Ok(resolved) => resolved,
             Err(Unresolved::NoDirectory(why)) if required && !why.missing => {
                 return Err(refuse(why.reason))
@@ -330,22 +317,22 @@ impl<'a> Planner<'a> {
         };
         let target = match resolved.entry_type {
             None if required => {
-                let entry = self.dirs[resolved.dir].path.join(&resolved.name);
-                return Err(match self.unreachable_entries.get(&entry) {
+                let entry = self.resolver.dirs[resolved.dir].path.join(&resolved.name);
+                return Err(match self.resolver.unreachable_entries.get(&entry) {
                     Some(why) => refuse(why.reason.clone()),
                     None => missing(),
                 });
             }
             None => return Ok(None),
             Some(t) if t.is_symlink() => {
-                let link = self.dirs[resolved.dir].path.join(&resolved.name);
+                let link = self.resolver.dirs[resolved.dir].path.join(&resolved.name);
                 let followed = fs::canonicalize(&link).and_then(|target| {
                     let file_type = fs::metadata(&target)?.file_type();
                     Ok((target, file_type))
                 });
                 match followed {
                     Ok((target, file_type)) => Target {
-                        dir: self.intern(
+                        dir: self.resolver.intern(
                             target
                                 .parent()
                                 .map_or_else(|| target.clone(), Path::to_path_buf),
@@ -376,7 +363,7 @@ impl<'a> Planner<'a> {
         if required && !target.file_type.is_file() {
             let kind = file_kind(&target.file_type);
             return Err(refuse(if target.via_link {
-                let shown = self.dirs[target.dir].path.join(&target.name);
+                let shown = self.resolver.dirs[target.dir].path.join(&target.name);
                 format!(
                     "it is a symbolic link to {}, which is {kind}, not a regular file",
                     quoted(&shown.to_string_lossy())
@@ -405,10 +392,13 @@ impl<'a> Planner<'a> {
     /// ships, so the guest may read it if it is a regular file (links followed). Its
     /// keys count as read, resolved where possible, lexically otherwise.
     fn note_read(&mut self, path: &str, what: ReadLocation) {
-        let resolved = match self.resolve(path) {
+        let resolved = match self.resolver.resolve(path) {
             Ok(resolved) => resolved,
             Err(_) => {
-                let key = comparison_key(&self.cwd.join(path).to_string_lossy(), self.style);
+                let key = comparison_key(
+                    &self.resolver.cwd.join(path).to_string_lossy(),
+                    self.resolver.style,
+                );
                 self.read_keys.entry(key).or_insert(what);
                 return;
             }
@@ -421,11 +411,11 @@ impl<'a> Planner<'a> {
                 via_link: false,
             }),
             Some(t) if t.is_symlink() => {
-                let link = self.dirs[resolved.dir].path.join(&resolved.name);
+                let link = self.resolver.dirs[resolved.dir].path.join(&resolved.name);
                 fs::canonicalize(&link).ok().and_then(|target| {
                     let file_type = fs::metadata(&target).ok()?.file_type();
                     Some(Target {
-                        dir: self.intern(target.parent()?.to_path_buf()),
+                        dir: self.resolver.intern(target.parent()?.to_path_buf()),
                         name: target.file_name()?.to_str()?.to_owned(),
                         file_type,
                         via_link: true,
@@ -452,7 +442,7 @@ impl<'a> Planner<'a> {
         if !target.file_type.is_file() {
             return;
         }
-        let facts = &mut self.dirs[target.dir];
+        let facts = &mut self.resolver.dirs[target.dir];
         let index = match facts.read_dir {
             Some(index) => index,
             None => {
@@ -480,11 +470,11 @@ impl<'a> Planner<'a> {
             output: path.to_owned(),
             reason: reason.to_owned(),
         };
-        let style = self.style;
+        let style = self.resolver.style;
         if let Some(problem) = job_file::output_path_problem(path, |c| style.is_separator(c)) {
             return Err(unusable(problem));
         }
-        let resolved = match self.resolve(path) {
+        let resolved = match self.resolver.resolve(path) {
             Ok(resolved) => resolved,
             Err(Unresolved::NoDirectory(why)) if why.missing => {
                 return Err(unusable("its directory does not exist"))
@@ -533,7 +523,7 @@ impl<'a> Planner<'a> {
         for key in &resolved.keys {
             output_keys.insert(key.clone(), location.clone());
         }
-        let facts = &mut self.dirs[resolved.dir];
+        let facts = &mut self.resolver.dirs[resolved.dir];
         let dir = match facts.output_dir {
             Some(dir) => dir,
             None => {

@@ -2,7 +2,6 @@
 //! where links lead; facts kept per directory, as thousands of paths share a few.
 
 use super::paths::{comparison_key, PathStyle};
-use super::plan::Planner;
 use super::{file_id, FastMap};
 use dtlto_mock::message::io_error;
 use std::fs;
@@ -58,7 +57,7 @@ const LIST_FROM: usize = 64;
 pub(super) struct WrittenDir {
     /// How many of the planned paths lie in it.
     pub(super) paths: usize,
-    /// Its canonical directory (an index into `Planner::dirs`), once resolved.
+    /// Its canonical directory (an index into `Resolver::dirs`), once resolved.
     pub(super) canonical: Option<Result<usize, Unreachable>>,
 }
 
@@ -80,7 +79,7 @@ pub(super) struct DirFacts {
 
 /// A path resolved the way the host will resolve it, up to its last name.
 pub(super) struct Resolved {
-    /// Canonical directory that holds it (an index into `Planner::dirs`).
+    /// Canonical directory that holds it (an index into `Resolver::dirs`).
     pub(super) dir: usize,
     /// Its name in that directory.
     pub(super) name: String,
@@ -93,7 +92,7 @@ pub(super) struct Resolved {
 
 /// What a path to read leads to, links followed.
 pub(super) struct Target {
-    /// Its canonical directory (an index into `Planner::dirs`).
+    /// Its canonical directory (an index into `Resolver::dirs`).
     pub(super) dir: usize,
     pub(super) name: String,
     pub(super) file_type: fs::FileType,
@@ -134,7 +133,36 @@ pub(super) enum Unresolved {
     NoDirectory(Unreachable),
 }
 
-impl Planner<'_> {
+/// What the planner knows of the host's file system: the directories met, each
+/// resolved once, so that thousands of paths cost a lookup each.
+pub(super) struct Resolver<'a> {
+    pub(super) cwd: &'a Path,
+    pub(super) style: PathStyle,
+    /// Directory as written -> what the planner knows of it. Thousands of paths
+    /// share a few directories: each path costs one lookup here.
+    written_dirs: FastMap<PathBuf, WrittenDir>,
+    /// Canonical directories met so far, and their index in `dirs`.
+    dir_index: FastMap<PathBuf, usize>,
+    pub(super) dirs: Vec<DirFacts>,
+    /// Entries that exist, or may, but cannot be looked at (permission denied).
+    pub(super) unreachable_entries: FastMap<PathBuf, Unreachable>,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver of paths relative to `cwd`.
+    pub(super) fn new(cwd: &'a Path) -> Self {
+        Resolver {
+            cwd,
+            style: PathStyle::host(),
+            written_dirs: FastMap::default(),
+            dir_index: FastMap::default(),
+            dirs: Vec::new(),
+            unreachable_entries: FastMap::default(),
+        }
+    }
+}
+
+impl Resolver<'_> {
     /// The key that is equal for two names exactly when the host takes them for one
     /// directory entry: the directory's identity and the name (case-folded where the
     /// host folds case); the path's text where the directory cannot be identified.
