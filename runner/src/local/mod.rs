@@ -13,6 +13,7 @@ pub mod error;
 mod hermetic;
 mod job_file;
 mod options;
+mod prepare;
 mod report;
 mod schedule;
 
@@ -24,11 +25,12 @@ use crate::interrupt;
 use crate::sandbox::plan::{plan, Reads};
 use crate::transaction::{self, Commit, Ending, Transaction};
 use confinement::Confinement;
-use dtlto_mock::message::{quoted, shown};
+use dtlto_mock::message::shown;
 use error::LocalError;
 use hermetic::hermetic_reads;
-use job_file::{full_args, input_ids, outputs_are_arguments, read_job_file};
-use schedule::{run_jobs, Prepared};
+use job_file::{input_ids, outputs_are_arguments, read_job_file};
+use prepare::{prepare_jobs, PrepareContext, Unprepared};
+use schedule::run_jobs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -111,90 +113,26 @@ pub fn run(
     }
 
     // Each job's command, outputs pointed at staging, and what it may touch.
-    let mut prepared = Vec::with_capacity(job_file.jobs.len());
-    let mut outputs = plan.outputs.iter();
-    for (i, job) in job_file.jobs.iter().enumerate() {
-        let mut command = full_args(&job_file, i);
-        let mut writable = Vec::new();
-        let mut native_object = None;
-        let mut first_dir = None;
-        for output in &job.outputs {
-            // One planned output per declared output, as counted above.
-            let Some(planned) = outputs.next() else {
-                let cleanup = Ending::settle(Commit::NotTried).cleanup;
-                let error = RunError::from(LocalError::Changed(job_path.to_owned()));
-                return Err(error.with_cleanup(cleanup));
+    let context = PrepareContext {
+        job_file: &job_file,
+        plan: &plan,
+        staging_outs: &staging_outs,
+        hermetic_reads: hermetic_reads.as_deref(),
+        sealed: confinement.sealed,
+        cwd,
+        verbose: options.verbose,
+    };
+    let prepared = match prepare_jobs(&context) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let cleanup = Ending::settle(Commit::NotTried).cleanup;
+            let error = match error {
+                Unprepared::Changed => LocalError::Changed(job_path.to_owned()),
+                Unprepared::Job(error) => LocalError::Job(error),
             };
-            let out = &staging_outs[planned.dir];
-            first_dir.get_or_insert(planned.dir);
-            let staged = out.join(&planned.file_name);
-            args::point_output(&mut command, output, &args::for_job(&staged));
-            native_object.get_or_insert(staged);
-            if !writable.contains(out) {
-                writable.push(out.clone());
-            }
+            return Err(RunError::from(error).with_cleanup(cleanup));
         }
-        // Its TMPDIR, made by the transaction in its first output's staging, apart
-        // from the outputs the commit checks.
-        let tmp = match first_dir {
-            Some(dir) => {
-                let made = interrupt::with_held(|t: &mut Transaction| t.job_tmp(dir, i))
-                    .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
-                match made {
-                    Ok(tmp) => tmp,
-                    Err(error) => {
-                        let cleanup = Ending::settle(Commit::NotTried).cleanup;
-                        let dir = staging_outs[dir].with_file_name("tmp").join(i.to_string());
-                        let error = RunError::from(LocalError::Job(error::JobError::Tmpdir {
-                            job: i,
-                            dir,
-                            error,
-                        }));
-                        return Err(error.with_cleanup(cleanup));
-                    }
-                }
-            }
-            None => PathBuf::new(),
-        };
-        writable.push(tmp.clone());
-        // A compile asked for its temporaries (`-save-temps`, as LLVM's own tests
-        // ask with --thinlto-remote-compiler-arg) writes them in the working
-        // directory, named after its input, where local.py lets them land: that job
-        // may write there too. Its declared outputs still go through staging.
-        if args::asks_for_temporaries_in_cwd(&command) {
-            writable.push(cwd.to_path_buf());
-            if options.verbose {
-                dtlto_mock::stderr_line!(
-                    "dtlto-runner: jobs[{i}] asks for -save-temps: it may also write in the \
-                     working directory {}",
-                    quoted(&cwd.to_string_lossy())
-                );
-            }
-        }
-        let readable = hermetic_reads.as_ref().map(|reads| {
-            let mut readable: Vec<PathBuf> = job_file
-                .common
-                .inputs
-                .iter()
-                .chain(&job.inputs)
-                .map(|p| cwd.join(p))
-                .collect();
-            readable.extend(reads.iter().cloned());
-            readable
-        });
-        prepared.push(Prepared {
-            index: i,
-            command,
-            tmp,
-            native_object: native_object.unwrap_or_default(),
-            rules: confine::Rules {
-                writable,
-                readable,
-                seal: confinement.sealed,
-                cwd: cwd.to_path_buf(),
-            },
-        });
-    }
+    };
 
     let mut relays = Vec::new();
     let outcome = run_jobs(
