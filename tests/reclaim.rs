@@ -40,7 +40,13 @@ fn record(name: &str, target: &Path) -> serde_json::Value {
 /// A dead run's staging in `build/`: its empty title, the directory with `mode`,
 /// and `files` in it.
 fn plant_staging(top: &TestDir, mode: u32, files: &[(&str, &[u8])]) {
-    top.write(&format!("build/{STAGING}.lock"), "");
+    let lock = top.write(&format!("build/{STAGING}.lock"), "");
+    let lock = fs::metadata(lock).unwrap();
+    // The staging's mark of its lock, as the runner makes it.
+    top.write(
+        &format!("build/{STAGING}/lock-id"),
+        format!("{}:{}", lock.dev(), lock.ino()),
+    );
     for (name, bytes) in files {
         top.write(&format!("build/{STAGING}/{name}"), bytes);
     }
@@ -251,4 +257,43 @@ fn another_users_planted_lock_staging_and_record_never_swap_your_files() {
         "{}",
         run.report()
     );
+}
+
+#[test]
+fn a_directory_of_yours_renamed_to_a_staging_name_beside_a_lock_is_never_emptied() {
+    // What a group member can do in a shared directory without the sticky bit: give
+    // one of your private directories a staging's name, and one of your empty files
+    // (a build stamp) a lock's. Each is yours; neither was made by the runner.
+    let top = scene("reclaim-renamed-pair");
+    top.write("build/tmp.private/notes", "your notes\n");
+    top.write("build/.ninja_stamp", "");
+    fs::set_permissions(
+        top.join("build/tmp.private"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    fs::rename(
+        top.join("build/tmp.private"),
+        top.join(&format!("build/{STAGING}")),
+    )
+    .unwrap();
+    fs::rename(
+        top.join("build/.ninja_stamp"),
+        top.join(&format!("build/{STAGING}.lock")),
+    )
+    .unwrap();
+    let before = top.snapshot();
+    let run = run_in_build(&top);
+    run.expect_status(0).expect_stderr_has(&format!(
+        "dtlto-runner: warning: left abandoned staging \"{}\" as it is: it does not name its lock \
+         in a lock-id file, so this runner did not make it\n",
+        top.join(&format!("build/{STAGING}")).display()
+    ));
+    assert_eq!(
+        changes(&before, &top.snapshot()),
+        [format!("+ {OUTPUT}")],
+        "{}",
+        run.report()
+    );
+    assert_eq!(top.read(&format!("build/{STAGING}/notes")), b"your notes\n");
 }

@@ -50,15 +50,16 @@ pub struct RunLocks {
 }
 
 impl RunLocks {
-    /// Makes `title` a name of this run's lock on the file system `device`:
-    /// `AlreadyExists` if the name is taken.
-    fn title(&mut self, device: u64, title: &Path) -> io::Result<()> {
+    /// Makes `title` a name of this run's lock on the file system `device`, and
+    /// gives the lock's identity: `AlreadyExists` if the name is taken.
+    fn title(&mut self, device: u64, title: &Path) -> io::Result<FileId> {
         if let Some((_, held_path, held)) = self.held.iter().find(|(d, _, _)| *d == device) {
             match fs::hard_link(held_path, title) {
                 Ok(()) => {
                     // Still our lock at that name, not a file swapped in meanwhile.
-                    if file_id::of_path(title).ok() == file_id::of_file(held).ok() {
-                        return Ok(());
+                    let id = file_id::of_file(held)?;
+                    if file_id::of_path(title).ok() == Some(id) {
+                        return Ok(id);
                     }
                     let _ = fs::remove_file(title);
                     return Err(io::ErrorKind::AlreadyExists.into());
@@ -75,8 +76,9 @@ impl RunLocks {
         let Some(lock) = take_lock(title, lock)? else {
             return Err(io::ErrorKind::AlreadyExists.into());
         };
+        let id = file_id::of_file(&lock)?;
         self.held.push((device, title.to_path_buf(), lock));
-        Ok(())
+        Ok(id)
     }
 }
 
@@ -102,12 +104,12 @@ impl StagingDir {
         for _ in 0..16 {
             let name = format!("{PREFIX}{:016x}", random_u64()?);
             let title = output_dir.join(format!("{name}{LOCK_SUFFIX}"));
-            match locks.title(dir_id.raw().0, &title) {
+            let lock_id = match locks.title(dir_id.raw().0, &title) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 other => other?,
-            }
+            };
             let root = output_dir.join(&name);
-            let made = make_private_dirs(output_dir, dir_id, &name);
+            let made = make_private_dirs(output_dir, dir_id, &name, lock_id);
             let (root_handle, out) = match made {
                 Ok(made) => made,
                 Err(e) => {
@@ -211,6 +213,11 @@ pub struct Unrestored {
     pub previous: Previous,
 }
 
+/// A file in every staging directory naming its lock file's identity: what tells a
+/// staging this runner made from a directory of the user's that someone renamed to
+/// a staging's name beside a file of the user's renamed to a lock's.
+const LOCK_ID: &str = "lock-id";
+
 /// The most a `recover.json` may hold: a record per output of one directory.
 const MAX_RECORD_BYTES: u64 = 16 << 20;
 
@@ -222,6 +229,7 @@ fn make_private_dirs(
     output_dir: &Path,
     dir_id: FileId,
     name: &str,
+    lock_id: FileId,
 ) -> io::Result<(DirHandle, DirHandle)> {
     let target = DirHandle::open(output_dir, Some(dir_id))?;
     target.create_dir(name)?;
@@ -229,9 +237,14 @@ fn make_private_dirs(
         if !root.is_private()? {
             return Err(super::dir_handle::replaced(&output_dir.join(name)));
         }
-        root.create_dir(OUT)?;
+        root.create_file(LOCK_ID, lock_id.as_key().as_bytes())?;
+        if let Err(e) = root.create_dir(OUT) {
+            let _ = root.remove_file(LOCK_ID);
+            return Err(e);
+        }
         let out = root.open_child(OUT, None).inspect_err(|_| {
             let _ = root.remove_empty_dir(OUT);
+            let _ = root.remove_file(LOCK_ID);
         })?;
         Ok((root, out))
     });
@@ -434,6 +447,22 @@ fn reclaim_one(
         found.left_alone.push((
             root_path,
             "it is not private to you (another user's, or open to the group or others)".to_owned(),
+        ));
+        return Ok(false);
+    }
+    // The directory must name this very lock: a directory of the user's renamed to
+    // a staging's name, beside a file of the user's renamed to its lock's, is not
+    // one this runner made.
+    let lock_id = file_id::of_file(&lock).map_err(failed)?;
+    let marked = root
+        .read_small_file(LOCK_ID, 64)
+        .is_ok_and(|text| text == lock_id.as_key().as_bytes());
+    if !marked {
+        found.left_alone.push((
+            root_path,
+            format!(
+                "it does not name its lock in a {LOCK_ID} file, so this runner did not make it"
+            ),
         ));
         return Ok(false);
     }
@@ -644,8 +673,17 @@ mod tests {
         private_dir(&root);
         fs::create_dir(root.join(OUT)).unwrap();
         fs::create_dir(root.join(ASIDE)).unwrap();
-        fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
+        title(dir, name);
         root
+    }
+
+    /// The empty lock file of staging `name` in `dir`, and the staging's mark of it,
+    /// as a run makes them.
+    fn title(dir: &Path, name: &str) {
+        let lock = dir.join(format!("{name}{LOCK_SUFFIX}"));
+        fs::write(&lock, "").unwrap();
+        let id = file_id::of_path(&lock).unwrap().as_key();
+        fs::write(dir.join(name).join(LOCK_ID), id).unwrap();
     }
 
     #[cfg(unix)]
@@ -793,7 +831,7 @@ mod tests {
         let name = format!("{PREFIX}00000000000000d1");
         fs::create_dir(dir.join(&name)).unwrap();
         fs::write(dir.join(&name).join("someone's"), "keep").unwrap();
-        let made = make_private_dirs(&dir, id, &name);
+        let made = make_private_dirs(&dir, id, &name, id);
         assert_eq!(
             made.err().map(|e| e.kind()),
             Some(io::ErrorKind::AlreadyExists)
@@ -812,7 +850,7 @@ mod tests {
         let dir = scratch("umask");
         let id = file_id::of_path(&dir).unwrap();
         let old = rustix::process::umask(rustix::fs::Mode::WOTH);
-        let made = make_private_dirs(&dir, id, &format!("{PREFIX}00000000000000e1"));
+        let made = make_private_dirs(&dir, id, &format!("{PREFIX}00000000000000e1"), id);
         rustix::process::umask(old);
         let (root, out) = made.unwrap();
         for path in [root.path(), out.path()] {
@@ -852,7 +890,7 @@ mod tests {
         private_dir(&root);
         fs::create_dir_all(root.join(OUT)).unwrap();
         fs::create_dir_all(root.join(ASIDE)).unwrap();
-        fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
+        title(&dir, &name);
         fs::write(root.join(OUT).join("b.o"), "partial").unwrap();
         fs::write(root.join(ASIDE).join("a.o"), "old a").unwrap();
         fs::write(root.join(ASIDE).join("c.o"), "old c").unwrap();
@@ -890,7 +928,7 @@ mod tests {
         let name = format!("{PREFIX}00000000000000aa");
         private_dir(&dir.join(&name));
         std::os::unix::fs::symlink(&elsewhere, dir.join(&name).join(ASIDE)).unwrap();
-        fs::write(dir.join(format!("{name}{LOCK_SUFFIX}")), "").unwrap();
+        title(&dir, &name);
         // A lock that is a link is not ours either.
         let other = format!("{PREFIX}00000000000000bb");
         std::os::unix::fs::symlink(
