@@ -531,3 +531,42 @@ fn a_command_too_long_is_shown_bounded() {
     );
     before.assert_unchanged();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root, whose jobs could make device nodes (tests/all.sh runs it as root)"]
+fn a_root_job_makes_no_device_node_and_commits_no_set_user_id_bit() {
+    assert!(crate::util::is_root(), "this test needs a root job");
+    landlock_abi();
+    let dir = scene("confine-mknod");
+    // A device node would reach a disk, or /dev/mem, from inside the staging; a
+    // set-user-ID copy of a shell committed as an output would be a root shell.
+    job_file(
+        &dir,
+        &[
+            "sh",
+            "-c",
+            "if mknod \"$TMPDIR/null\" c 1 3 2>/dev/null; then echo made > \"$2\"; \
+             else echo refused > \"$2\"; fi; chmod 4755 \"$2\"",
+            "sh",
+        ],
+        &[],
+    );
+    let before = dir.watch();
+    run_in_proj(&dir, &["local", "job.json"]).expect_status(0);
+    assert_eq!(dir.read("proj/out0.o"), b"refused\n");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("proj/out0.o"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o7777, 0o755, "{mode:o}");
+    let added: Vec<String> = crate::util::changes(&before, &dir.snapshot());
+    assert_eq!(
+        added,
+        [format!(
+            "+ {}",
+            std::path::Path::new("proj").join("out0.o").display()
+        )]
+    );
+}

@@ -216,6 +216,8 @@ mod imp {
     }
 
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
     const CAP_SYS_ADMIN: libc::c_ulong = 21;
     const AT_RECURSIVE: libc::c_uint = 0x8000;
 
@@ -295,8 +297,10 @@ mod imp {
                     &raw const read_only,
                     std::mem::size_of::<MountAttr>(),
                 ))?;
+                // Writable again, but no device node or set-user-ID program there
+                // works.
                 let writable = MountAttr {
-                    attr_set: 0,
+                    attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                     attr_clr: MOUNT_ATTR_RDONLY,
                     propagation: 0,
                     userns_fd: 0,
@@ -405,10 +409,13 @@ mod imp {
                 Err(e) => Err(failed(&format!("{}: {e}", quoted(&path.to_string_lossy())))),
             }
         };
+        // Everything beneath the staging but device nodes: a root job could make one
+        // for a disk and write the whole file system through it.
+        let writable = all & !(AccessFs::MakeBlock | AccessFs::MakeChar);
         for path in &rules.writable {
-            add(path, all)?;
+            add(path, writable)?;
         }
-        add(std::path::Path::new("/dev/null"), all)?;
+        add(std::path::Path::new("/dev/null"), writable)?;
         match &rules.readable {
             None => add(std::path::Path::new("/"), read)?,
             Some(paths) => {

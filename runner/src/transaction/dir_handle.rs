@@ -188,6 +188,24 @@ mod platform {
             })
         }
 
+        /// Takes the set-user-ID and set-group-ID bits off the file `name`, if it
+        /// has them (nothing runs in the staging by then to swap it).
+        pub fn clear_set_id(&self, name: &str) -> io::Result<()> {
+            let stat = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(os)?;
+            let mode = stat.st_mode as u32;
+            if mode & 0o6000 == 0 || FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+            {
+                return Ok(());
+            }
+            rustix::fs::chmodat(
+                &self.fd,
+                name,
+                Mode::from_raw_mode((mode & 0o1777) as _),
+                AtFlags::empty(),
+            )
+            .map_err(os)
+        }
+
         /// Whether this directory belongs to the user running this, and only to
         /// them: no rights for its group or others.
         /// On a file system that keeps no Unix modes (FAT, exFAT, NTFS through
@@ -473,6 +491,11 @@ mod platform {
                 size: meta.len(),
                 modified,
             })
+        }
+
+        /// Windows has no set-user-ID bits.
+        pub fn clear_set_id(&self, _: &str) -> io::Result<()> {
+            Ok(())
         }
 
         /// Windows: the staging lives in the user's own directories, whose access

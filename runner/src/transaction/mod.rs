@@ -676,6 +676,12 @@ fn fit_to_commit(out: &DirHandle, name: &str) -> Result<FileId, Unfit> {
             links: entry.links,
         });
     }
+    // An output is data for the link: a set-user-ID or set-group-ID bit a job left
+    // on it (a root job's copy of a shell) is not committed with it.
+    out.clear_set_id(name).map_err(|error| Unfit::Unreadable {
+        shown: out.show(name),
+        error,
+    })?;
     Ok(entry.id)
 }
 
