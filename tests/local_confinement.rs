@@ -570,3 +570,47 @@ fn a_root_job_makes_no_device_node_and_commits_no_set_user_id_bit() {
         )]
     );
 }
+
+/// A job of a user other than root leaves a directory of mode 000 in its TMPDIR:
+/// the staging is still removed (root could remove it anyway).
+#[test]
+#[ignore = "needs root, to run the runner as another user with setpriv (tests/all.sh runs it as root)"]
+fn a_directory_a_job_made_unreadable_does_not_keep_its_staging() {
+    assert!(
+        crate::util::is_root(),
+        "this test runs the runner as another user with setpriv"
+    );
+    let dir = scene("confine-mode-000");
+    job_file(
+        &dir,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p \"$TMPDIR/a/b\" && chmod 0 \"$TMPDIR/a\" && echo ok > \"$2\"",
+            "sh",
+        ],
+        &[],
+    );
+    let status = std::process::Command::new("chown")
+        .args(["-R", "4243:4243"])
+        .arg(dir.path())
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown -R failed");
+    let (_bin, runner) = crate::util::runner_for_every_user();
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--reuid=4243", "--regid=4243", "--clear-groups"])
+        .arg(&runner)
+        .args(["local", "job.json"])
+        .current_dir(dir.join("proj"));
+    let run = dir.run(&mut command);
+    run.expect_status(0);
+    assert_eq!(dir.read("proj/out0.o"), b"ok\n");
+    assert_eq!(
+        crate::util::staging_left(&dir),
+        Vec::<String>::new(),
+        "{}",
+        run.report()
+    );
+}

@@ -39,8 +39,31 @@ pub struct Transaction {
     reserve: Vec<std::fs::File>,
 }
 
-/// How many open files the cleanup needs at most (see remove_tree.rs), and keeps.
+/// How many open files the cleanup keeps aside from the start, at least: what
+/// remove_tree.rs needs beside its budget of directory descriptors.
 const RESERVED_FILES: usize = 10;
+/// What the removal needs besides its budget: the root, the current directory's
+/// listing, a directory being opened, one carried on a walk down.
+const REMOVAL_OVERHEAD: usize = 4;
+
+/// How many open files to keep aside for the cleanup: more where the process may
+/// open many (a deep tree is then removed in fewer walks), never a large part of
+/// what it may open.
+fn files_to_reserve() -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is valid for writes.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+            return (soft / 16).clamp(RESERVED_FILES, 64);
+        }
+    }
+    RESERVED_FILES
+}
 
 /// One output directory: what it was when the run began, and its staging.
 struct Staged {
@@ -258,13 +281,14 @@ impl Transaction {
     pub fn begin(plan: &Plan) -> Result<Transaction, TransactionError> {
         let mut dirs = Vec::with_capacity(plan.output_dirs.len());
         let mut reserve = Vec::new();
+        let reserved = files_to_reserve();
         let mut locks = RunLocks::default();
         for dir in &plan.output_dirs {
             let failed = |error| TransactionError::Staging {
                 dir: dir.host.clone(),
                 error,
             };
-            while reserve.len() < RESERVED_FILES {
+            while reserve.len() < reserved {
                 reserve.push(file_id::open_to_inspect(&dir.host).map_err(failed)?);
             }
             let id = file_id::of_path(&dir.host).map_err(failed)?;
@@ -493,11 +517,12 @@ impl Transaction {
     /// Removes every staging directory, but those left for recovery; reports each
     /// one that could not be removed or recorded.
     pub fn close(self) -> Result<(), Vec<RemoveError>> {
+        let budget = self.reserve.len().saturating_sub(REMOVAL_OVERHEAD);
         drop(self.reserve);
         let mut failures = Vec::new();
         for dir in self.dirs {
             if dir.unrestored.is_empty() {
-                if let Err(e) = dir.staging.remove() {
+                if let Err(e) = dir.staging.remove(budget) {
                     failures.push(e);
                 }
             } else {

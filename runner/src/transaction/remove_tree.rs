@@ -36,13 +36,20 @@ impl std::error::Error for RemoveError {}
 /// Removes `root` and everything under it. `root` itself must not be a symlink, and
 /// must be the directory `expected` if that is given: a directory swapped in at its
 /// name is not ours to empty. A missing `root` is already removed.
-pub fn remove_tree(root: &Path, expected: Option<FileId>) -> Result<(), RemoveError> {
+///
+/// `budget` is how many directory descriptors it may hold besides the few it always
+/// needs (see the Unix walk): more makes very deep trees cheaper to remove.
+pub fn remove_tree(
+    root: &Path,
+    expected: Option<FileId>,
+    budget: usize,
+) -> Result<(), RemoveError> {
     let fail = |entry: String, error: io::Error| RemoveError {
         root: root.to_path_buf(),
         entry,
         error,
     };
-    match platform::remove_contents(root, expected) {
+    match platform::remove_contents(root, expected, budget) {
         Ok(()) => {}
         Err((_, e)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err((entry, e)) => return Err(fail(entry, e)),
@@ -107,11 +114,10 @@ mod platform {
     use std::os::fd::{AsFd, OwnedFd};
     use std::path::Path;
 
-    /// How many directories above the current one keep their descriptor. Going up
-    /// past them opens the way down again, from the nearest one kept, checking each
-    /// directory on the way: at most `HELD + 3` files are open at once (the root,
-    /// these, the current directory, its listing), whatever the depth.
-    const HELD: usize = 6;
+    /// Of the directories on the way down, how many keep their descriptor nearest
+    /// the current one, for the walk back up; the rest of the budget is spent on
+    /// checkpoints spread over the way, from which it is opened anew.
+    const DENSE: usize = 4;
 
     /// One directory of the way down from the root: its name in its parent, what it
     /// was when it was opened, and its descriptor while it is kept.
@@ -156,6 +162,7 @@ mod platform {
     pub fn remove_contents(
         root: &Path,
         expected: Option<FileId>,
+        budget: usize,
     ) -> Result<(), (String, io::Error)> {
         let root_fd = rustix::fs::open(
             root,
@@ -173,10 +180,15 @@ mod platform {
             return Err((String::new(), super::super::dir_handle::replaced(root)));
         }
         let device = root_id.raw().0;
-        let mut levels: Vec<Level> = Vec::new();
+        let mut way = Way {
+            levels: Vec::new(),
+            held: std::collections::VecDeque::new(),
+            budget: budget.max(DENSE + 2),
+        };
         let mut trail = Trail::default();
         loop {
-            let current: &OwnedFd = levels
+            let current: &OwnedFd = way
+                .levels
                 .last()
                 .and_then(|level| level.fd.as_ref())
                 .unwrap_or(&root_fd);
@@ -184,11 +196,20 @@ mod platform {
                 Step::Done => {}
                 Step::Descend(name) => {
                     let shown = trail.show(&name.to_string_lossy());
-                    let child = open_dir(current, &name).map_err(|e| match e {
-                        // Replaced by a link or a file since it was listed.
-                        Errno::LOOP | Errno::NOTDIR => (shown.clone(), moved(&shown)),
-                        e => (shown.clone(), e.into()),
-                    })?;
+                    let child = open_dir(current, &name)
+                        .or_else(|e| match e {
+                            // A directory of the user's that a job made unreadable
+                            // (mode 000): its owner's rights back, once.
+                            Errno::ACCESS if give_back_rights(current, &name) => {
+                                open_dir(current, &name)
+                            }
+                            e => Err(e),
+                        })
+                        .map_err(|e| match e {
+                            // Replaced by a link or a file since it was listed.
+                            Errno::LOOP | Errno::NOTDIR => (shown.clone(), moved(&shown)),
+                            e => (shown.clone(), e.into()),
+                        })?;
                     let (id, _) = id_of(&child).map_err(|e| (shown.clone(), e.into()))?;
                     if id.raw().0 != device {
                         return Err((
@@ -200,34 +221,100 @@ mod platform {
                         ));
                     }
                     trail.push(name.to_string_lossy().into_owned());
-                    levels.push(Level {
-                        name,
-                        id,
-                        fd: Some(child),
-                    });
+                    way.levels.push(Level { name, id, fd: None });
+                    way.keep(way.levels.len() - 1, child);
                     #[cfg(test)]
                     super::tests::AFTER_DESCENT.with(|hook| {
                         if let Some(hook) = hook.borrow_mut().as_mut() {
-                            hook(levels.len());
+                            hook(way.levels.len());
                         }
                     });
-                    // Keep the descriptors of the nearest few levels only.
-                    let held = levels.iter().filter(|l| l.fd.is_some()).count();
-                    if held > HELD + 1 {
-                        if let Some(oldest) = levels.iter_mut().find(|l| l.fd.is_some()) {
-                            oldest.fd = None;
-                        }
-                    }
                     continue;
                 }
             }
             // This directory is empty: back up to its parent, whose next listing
             // removes it.
-            if levels.pop().is_none() {
+            if way.levels.pop().is_none() {
                 return Ok(());
             }
+            if way.held.back() == Some(&way.levels.len()) {
+                way.held.pop_back();
+            }
             trail.pop();
-            reopen_last(&root_fd, &mut levels, &trail)?;
+            way.reopen_last(&root_fd, &trail)?;
+        }
+    }
+
+    /// The way down from the root to the current directory, and which of its
+    /// directories keep their descriptor (`held`, by index, shallowest first).
+    struct Way {
+        levels: Vec<Level>,
+        held: std::collections::VecDeque<usize>,
+        budget: usize,
+    }
+
+    impl Way {
+        /// Keeps `fd` as level `index`'s descriptor, letting go of the shallowest
+        /// one kept if that goes over the budget.
+        fn keep(&mut self, index: usize, fd: OwnedFd) {
+            self.levels[index].fd = Some(fd);
+            self.held.push_back(index);
+            while self.held.len() > self.budget {
+                if let Some(shallowest) = self.held.pop_front() {
+                    self.levels[shallowest].fd = None;
+                }
+            }
+        }
+
+        /// Makes the last level's descriptor available again: opens the way down
+        /// from the nearest level still held (or the root), each directory checked
+        /// to be the one first opened, and keeps the last few levels of it and
+        /// checkpoints spread evenly over the rest, so that going on up costs a
+        /// short walk from a near checkpoint, not one from the root: the whole
+        /// removal stays close to linear in the tree's depth.
+        fn reopen_last(
+            &mut self,
+            root: &OwnedFd,
+            trail: &Trail,
+        ) -> Result<(), (String, io::Error)> {
+            let end = self.levels.len();
+            if self.levels.last().is_none_or(|l| l.fd.is_some()) {
+                return Ok(());
+            }
+            let start = self.held.back().map_or(0, |&i| i + 1);
+            let span = end - start;
+            let checkpoints = self.budget.saturating_sub(DENSE + self.held.len()).max(1);
+            let stride = (span / (checkpoints + 1)).max(1);
+            let mut carried: Option<OwnedFd> = None;
+            for i in start..end {
+                let shown = trail.show("");
+                let fd = {
+                    let parent: &OwnedFd = match &carried {
+                        Some(fd) => fd,
+                        None => match i.checked_sub(1) {
+                            Some(above) => self.levels[above].fd.as_ref().unwrap_or(root),
+                            None => root,
+                        },
+                    };
+                    open_dir(parent, &self.levels[i].name).map_err(|e| match e {
+                        Errno::LOOP | Errno::NOTDIR | Errno::NOENT => {
+                            (shown.clone(), moved(&shown))
+                        }
+                        e => (shown.clone(), e.into()),
+                    })?
+                };
+                let (id, _) = id_of(&fd).map_err(|e| (shown.clone(), e.into()))?;
+                if id != self.levels[i].id {
+                    return Err((shown.clone(), moved(&shown)));
+                }
+                if i + DENSE >= end || (i - start + 1).is_multiple_of(stride) {
+                    carried = None;
+                    self.keep(i, fd);
+                } else {
+                    carried = Some(fd);
+                }
+            }
+            Ok(())
         }
     }
 
@@ -271,6 +358,38 @@ mod platform {
         Ok(Step::Done)
     }
 
+    /// Gives the directory `name` in `parent` its owner's rights (0700), if it is a
+    /// directory of this user's, found without following a link; whether it did.
+    /// The mode is changed through /proc/self/fd, the one way to change a file
+    /// held only by an O_PATH descriptor, so that no link at that name is followed.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn give_back_rights(parent: &OwnedFd, name: &CStr) -> bool {
+        let Ok(path_fd) = openat(
+            parent,
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return false;
+        };
+        let ours = fstat(&path_fd).is_ok_and(|stat| {
+            stat.st_uid == rustix::process::geteuid().as_raw()
+                && FileType::from_raw_mode(stat.st_mode) == FileType::Directory
+        });
+        if !ours {
+            return false;
+        }
+        use std::os::fd::AsRawFd;
+        let proc_path = format!("/proc/self/fd/{}", path_fd.as_raw_fd());
+        rustix::fs::chmod(proc_path.as_str(), Mode::RWXU).is_ok()
+    }
+
+    /// Elsewhere a directory made unreadable stops the removal, which says so.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn give_back_rights(_: &OwnedFd, _: &CStr) -> bool {
+        false
+    }
+
     /// Runs `remove`; if this user's own directory refused it for want of write
     /// access (a job may make its directories read-only), gives the directory back
     /// its owner's rights once and tries again.
@@ -289,41 +408,6 @@ mod platform {
             }
             other => other,
         }
-    }
-
-    /// Makes the last level's descriptor available again, opening the way down
-    /// from the nearest level still held (or the root), each directory checked to
-    /// be the one first opened.
-    fn reopen_last(
-        root: &OwnedFd,
-        levels: &mut [Level],
-        trail: &Trail,
-    ) -> Result<(), (String, io::Error)> {
-        if levels.last().is_none_or(|l| l.fd.is_some()) {
-            return Ok(());
-        }
-        let from = levels.iter().rposition(|l| l.fd.is_some());
-        let start = from.map_or(0, |i| i + 1);
-        for i in start..levels.len() {
-            let (before, rest) = levels.split_at_mut(i);
-            let parent = before.last().and_then(|l| l.fd.as_ref()).unwrap_or(root);
-            let level = &mut rest[0];
-            let shown = trail.show("");
-            let fd = open_dir(parent, &level.name).map_err(|e| match e {
-                Errno::LOOP | Errno::NOTDIR | Errno::NOENT => (shown.clone(), moved(&shown)),
-                e => (shown.clone(), e.into()),
-            })?;
-            let (id, _) = id_of(&fd).map_err(|e| (shown.clone(), e.into()))?;
-            if id != level.id {
-                return Err((shown.clone(), moved(&shown)));
-            }
-            level.fd = Some(fd);
-            // Keep the nearest few only, as on the way down.
-            if i > HELD {
-                levels[i - HELD - 1].fd = None;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -344,6 +428,7 @@ mod platform {
     pub fn remove_contents(
         root: &Path,
         expected: Option<FileId>,
+        _budget: usize,
     ) -> Result<(), (String, io::Error)> {
         let root_id = file_id::of_path(root).map_err(|e| (String::new(), e))?;
         if expected.is_some_and(|e| e != root_id)
@@ -467,7 +552,7 @@ pub(super) mod tests {
                     }
                 }))
             });
-            let removed = remove_tree(&root, None);
+            let removed = remove_tree(&root, None, 6);
             AFTER_DESCENT.with(|hook| *hook.borrow_mut() = None);
             assert_eq!(
                 fs::read(top.join("victim/keep")).unwrap(),
@@ -506,12 +591,12 @@ pub(super) mod tests {
         fs::create_dir(root.join("empty")).unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(&outside, root.join("a/b/link")).unwrap();
-        remove_tree(&root, None).unwrap();
+        remove_tree(&root, None, 6).unwrap();
         assert!(!root.exists());
         assert_eq!(fs::read(outside.join("keep")).unwrap(), b"keep");
         fs::remove_dir_all(outside).unwrap();
         // Already gone: nothing to do.
-        remove_tree(&root, None).unwrap();
+        remove_tree(&root, None, 6).unwrap();
     }
 
     #[cfg(unix)]
@@ -528,7 +613,7 @@ pub(super) mod tests {
             dir = openat(&dir, name.as_str(), flags, Mode::empty()).unwrap();
         }
         drop(dir);
-        remove_tree(&root, None).unwrap();
+        remove_tree(&root, None, 6).unwrap();
         assert!(!root.exists());
     }
 

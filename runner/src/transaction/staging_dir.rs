@@ -181,18 +181,19 @@ impl StagingDir {
         DirHandle::open(&self.root, Some(self.root_id))?.create_file(RECOVER, &text)
     }
 
-    /// Removes the directory, then its title. The lock itself is let go when the
+    /// Removes the directory, then its title, holding at most `budget` directory
+    /// descriptors for it (see remove_tree.rs). The lock itself is let go when the
     /// run's `RunLocks` is dropped.
-    pub fn remove(mut self) -> Result<(), RemoveError> {
+    pub fn remove(mut self, budget: usize) -> Result<(), RemoveError> {
         self.done = true;
-        remove_titled(&self.root, Some(self.root_id), &self.title)
+        remove_titled(&self.root, Some(self.root_id), &self.title, budget)
     }
 }
 
 impl Drop for StagingDir {
     fn drop(&mut self) {
         if !self.done {
-            if let Err(e) = remove_titled(&self.root, Some(self.root_id), &self.title) {
+            if let Err(e) = remove_titled(&self.root, Some(self.root_id), &self.title, 6) {
                 dtlto_mock::message::print_stderr(&format!("dtlto-runner: warning: {e}"));
             }
         }
@@ -217,6 +218,11 @@ pub struct Unrestored {
 /// staging this runner made from a directory of the user's that someone renamed to
 /// a staging's name beside a file of the user's renamed to a lock's.
 const LOCK_ID: &str = "lock-id";
+
+/// How many directory descriptors reclaiming may hold while it removes a dead run's
+/// staging: it runs at start, with files to spare, and a tree built deep to slow
+/// every later run down costs little with them.
+const RECLAIM_BUDGET: usize = 64;
 
 /// The most a `recover.json` may hold: a record per output of one directory.
 const MAX_RECORD_BYTES: u64 = 16 << 20;
@@ -256,8 +262,13 @@ fn make_private_dirs(
 
 /// Removes a staging directory whose lock we hold, the title last: a removal cut
 /// short leaves the title, so the next run can reclaim what is left.
-fn remove_titled(root: &Path, id: Option<FileId>, title: &Path) -> Result<(), RemoveError> {
-    remove_tree(root, id)?;
+fn remove_titled(
+    root: &Path,
+    id: Option<FileId>,
+    title: &Path,
+    budget: usize,
+) -> Result<(), RemoveError> {
+    remove_tree(root, id, budget)?;
     match fs::remove_file(title) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(RemoveError {
             root: title.to_path_buf(),
@@ -429,7 +440,7 @@ fn reclaim_one(
         // A title alone: the run died before its staging was made, or after it
         // was removed.
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            remove_titled(&root_path, None, lock_path)?;
+            remove_titled(&root_path, None, lock_path, RECLAIM_BUDGET)?;
             return Ok(true);
         }
         Err(e) => {
@@ -484,7 +495,7 @@ fn reclaim_one(
     };
     restore_set_aside(&target, &root, &mut found.restored);
     drop(root);
-    remove_titled(&root_path, Some(root_id), lock_path)?;
+    remove_titled(&root_path, Some(root_id), lock_path, RECLAIM_BUDGET)?;
     drop(lock);
     Ok(true)
 }
@@ -875,7 +886,7 @@ mod tests {
         assert_eq!(found.in_use, 2);
         assert!(found.removed.is_empty());
         assert_eq!(fs::read(a.out().join("x.o")).unwrap(), b"partial");
-        a.remove().unwrap();
+        a.remove(6).unwrap();
         drop(b);
         drop(locks);
         assert!(names(&dir).is_empty(), "{:?}", names(&dir));
