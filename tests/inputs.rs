@@ -3,7 +3,9 @@
 //! refuse, job files up to the size limit, and errors a user can act on, through
 //! the runner and by hand (`wasmtime run --dir .`, here in-process).
 
-use crate::util::{changes, job_file_json, run_runner, wasmtime_run, Run, TestDir};
+#[cfg(unix)]
+use crate::util::changes;
+use crate::util::{job_file_json, run_runner, wasmtime_run, Run, TestDir};
 use std::time::Duration;
 
 /// Runs the guest by hand on another thread; fails the test if it takes over 20 s

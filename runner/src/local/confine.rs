@@ -524,11 +524,13 @@ mod imp {
     /// Never made: there is no Landlock here.
     pub struct Prepared(());
 
+    /// Refuses: there is no Landlock to build a ruleset for.
     pub fn prepare(_: &Rules) -> Result<Prepared, ConfineError> {
         Err(ConfineError::Unsupported)
     }
 
     impl Prepared {
+        /// Nothing to apply.
         pub fn apply_to(&self, _: &mut Command) {}
     }
 }
