@@ -35,14 +35,6 @@ pub enum Stop {
 }
 
 impl Stop {
-    /// The status shells report for a process ended this way.
-    pub fn exit_status(self) -> i32 {
-        match self {
-            Stop::Signal(_, number) => 128 + number,
-            Stop::Timeout(_) => 124,
-        }
-    }
-
     /// The stop in words, as the stop's line begins: `stopped by SIGINT`.
     pub fn describe(self) -> String {
         match self {
@@ -76,6 +68,9 @@ enum Slot {
 }
 
 static STOP: OnceLock<Stop> = OnceLock::new();
+/// The status the process ends with when a stop ends it itself: the runner's table
+/// (exit_status.rs), given at `install`, so that this leaf knows none.
+static STATUS_OF: OnceLock<fn(Stop) -> i32> = OnceLock::new();
 /// When `--timeout` runs out, and its length.
 static DEADLINE: OnceLock<(std::time::Instant, Duration)> = OnceLock::new();
 static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
@@ -105,8 +100,10 @@ pub fn on_stop(hook: fn()) {
     }
 }
 
-/// Starts listening for the signals, and the clock of `timeout` if there is one.
-pub fn install(timeout: Option<Duration>) -> std::io::Result<()> {
+/// Starts listening for the signals, and the clock of `timeout` if there is one;
+/// `status_of` gives the status a stop ends the process with.
+pub fn install(timeout: Option<Duration>, status_of: fn(Stop) -> i32) -> std::io::Result<()> {
+    let _ = STATUS_OF.set(status_of);
     platform::install()?;
     if let Some(limit) = timeout {
         // A limit past what the clock can count has no deadline: it waits as long
@@ -133,48 +130,61 @@ pub enum NotHeld<E> {
     Failed(E),
 }
 
+/// The main thread's handle on the value `hold` put where a stop can reach it: the
+/// one way to work on it and to take it back, so that the value is passed along as
+/// this handle, not looked up. There is one at a time (it cannot be cloned).
+#[derive(Debug)]
+pub struct Held<T: Cleanup> {
+    held: std::marker::PhantomData<T>,
+}
+
 /// Creates the value a stop must clean up, and holds it where a stop can reach it;
-/// a stop that comes meanwhile waits until it is held.
-pub fn hold<T: Cleanup, E>(create: impl FnOnce() -> Result<T, E>) -> Result<(), NotHeld<E>> {
+/// a stop that comes meanwhile waits until it is held. The handle is the main
+/// thread's way to it.
+pub fn hold<T: Cleanup, E>(create: impl FnOnce() -> Result<T, E>) -> Result<Held<T>, NotHeld<E>> {
     let mut slot = slot();
     if let Some(stop) = stopped() {
         return Err(NotHeld::Stopped(stop));
     }
     *slot = Slot::Held(Box::new(create().map_err(NotHeld::Failed)?));
-    Ok(())
+    Ok(Held {
+        held: std::marker::PhantomData,
+    })
 }
 
-/// Runs `work` on the held value, which a stop cannot clean up meanwhile. `None` if
-/// nothing of type `T` is held.
-pub fn with_held<T: Cleanup, R>(work: impl FnOnce(&mut T) -> R) -> Option<R> {
-    match &mut *slot() {
-        Slot::Held(value) => {
-            let value: &mut dyn Any = value.as_mut();
-            value.downcast_mut::<T>().map(work)
-        }
-        _ => None,
-    }
-}
-
-/// Takes the held value back to finish the run. When a stop has taken it instead,
-/// this never returns: the stop is cleaning up and ends the process.
-pub fn settle<T: Cleanup>() -> Option<T> {
-    let mut slot = slot();
-    let taken = match std::mem::replace(&mut *slot, Slot::Settled) {
-        Slot::Held(value) => {
-            let value: Box<dyn Any> = value;
-            value.downcast::<T>().ok().map(|value| *value)
-        }
-        Slot::Empty => None,
-        Slot::Settled => {
-            drop(slot);
-            loop {
-                std::thread::park();
+impl<T: Cleanup> Held<T> {
+    /// Runs `work` on the held value, which a stop cannot touch meanwhile. `None`
+    /// if a stop has taken it.
+    pub fn with<R>(&self, work: impl FnOnce(&mut T) -> R) -> Option<R> {
+        match &mut *slot() {
+            Slot::Held(value) => {
+                let value: &mut dyn Any = value.as_mut();
+                value.downcast_mut::<T>().map(work)
             }
+            _ => None,
         }
-    };
-    SETTLED.notify_all();
-    taken
+    }
+
+    /// Takes the held value back to finish the run. When a stop has taken it
+    /// instead, this never returns: the stop is ending the process.
+    pub fn settle(self) -> Option<T> {
+        let mut slot = slot();
+        let taken = match std::mem::replace(&mut *slot, Slot::Settled) {
+            Slot::Held(value) => {
+                let value: Box<dyn Any> = value;
+                value.downcast::<T>().ok().map(|value| *value)
+            }
+            Slot::Empty => None,
+            Slot::Settled => {
+                drop(slot);
+                loop {
+                    std::thread::park();
+                }
+            }
+        };
+        SETTLED.notify_all();
+        taken
+    }
 }
 
 /// What a signal or the timeout does: see the module's comment.
@@ -198,7 +208,8 @@ fn request(stop: Stop) {
     };
     dtlto_mock::stderr_line!("dtlto-runner: {}: {outcome}", stop.describe());
     // Still holding the slot: the main thread cannot start anything now.
-    std::process::exit(stop.exit_status());
+    // Without a table (never, after `install`), the conventional failure.
+    std::process::exit(STATUS_OF.get().map_or(1, |status_of| status_of(stop)));
 }
 
 #[cfg(unix)]
@@ -294,11 +305,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_statuses_are_the_shells() {
-        assert_eq!(Stop::Signal("SIGINT", 2).exit_status(), 130);
-        assert_eq!(Stop::Signal("SIGTERM", 15).exit_status(), 143);
-        assert_eq!(Stop::Signal("SIGHUP", 1).exit_status(), 129);
-        assert_eq!(Stop::Timeout(Duration::from_secs(3)).exit_status(), 124);
+    fn a_timeout_is_described_in_seconds() {
         assert_eq!(
             Stop::Timeout(Duration::from_millis(1500)).describe(),
             "timed out after 1.5 s (--timeout)"

@@ -153,7 +153,10 @@ fn run() -> Result<ExitStatus, RunError> {
         (Ok(timeout), Ok(bytes), Ok(entries)) => (timeout, bytes, entries),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e.into()),
     };
-    interrupt::install(timeout).map_err(RunError::Signals)?;
+    // One table of exit statuses (exit_status.rs), for the stops that end the
+    // process on the signal thread too.
+    let status_of = |stop| i32::from(ExitStatus::from(stop).code());
+    interrupt::install(timeout, status_of).map_err(RunError::Signals)?;
     // Local mode runs the compile jobs natively; the guest never runs in it.
     if let Some(local_args) = local::selected(&invoked_as(), &args) {
         if let Some(what) = not_for_local_mode(&matches) {

@@ -8,7 +8,7 @@ use crate::guest::wasi_guard::Checks;
 use crate::interrupt;
 use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::{plan, Plan, Reads};
-use crate::transaction::{self, Commit, Ending, Transaction};
+use crate::transaction::{self, Begun, Commit, Ending};
 use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;
@@ -70,20 +70,19 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
         plan.read_tree(dir, cwd)?;
     }
 
-    let begun = transaction::reclaim_and_begin(&plan, request.verbose)
-        .map_err(|error| RunError::transaction(job_file, error))?;
-    if let Some(stopped) = begun {
-        return Ok(stopped);
-    }
-    let write_dirs: Vec<(PathBuf, String)> =
-        interrupt::with_held(|transaction: &mut Transaction| {
-            plan.output_dirs
-                .iter()
-                .enumerate()
-                .map(|(i, dir)| (transaction.staged_outputs_dir(i), dir.guest.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let transaction = match transaction::reclaim_and_begin(&plan, request.verbose)
+        .map_err(|error| RunError::transaction(job_file, error))?
+    {
+        Begun::Held(transaction) => transaction,
+        Begun::Stopped(status) => return Ok(status),
+    };
+    let write_dirs: Vec<(PathBuf, String)> = transaction
+        .staged_outputs_dirs()
+        .unwrap_or_default()
+        .into_iter()
+        .zip(&plan.output_dirs)
+        .map(|(staged, dir)| (staged, dir.guest.clone()))
+        .collect();
     if request.verbose {
         describe_plan(&plan, &write_dirs);
     }
@@ -97,11 +96,11 @@ pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
         })
     );
     let commit = if clean_exit && interrupt::stopped().is_none() {
-        transaction::commit_held(&plan, &input_ids(&plan, cwd))
+        transaction.commit(&plan, &input_ids(&plan, cwd))
     } else {
         Commit::NotTried
     };
-    let status = finish(request, job_file, &plan, ended, Ending::settle(commit));
+    let status = finish(request, job_file, &plan, ended, transaction.settle(commit));
     // A run is its process's last work (main.rs and the example make one each), and
     // the process's end frees everything at once: freed here key by key, the path
     // map of a link of 10,000 jobs costs 2% of its run.

@@ -23,7 +23,7 @@ use crate::error::{RunError, UsageError};
 use crate::exit_status;
 use crate::interrupt;
 use crate::sandbox::plan::{plan, Reads};
-use crate::transaction::{self, Commit, Ending, Transaction};
+use crate::transaction::{self, Begun, Commit, Ending};
 use confinement::Confinement;
 use dtlto_mock::message::shown;
 use error::LocalError;
@@ -32,7 +32,7 @@ use job_file::{input_ids, outputs_are_arguments, read_job_file};
 use prepare::{prepare_jobs, PrepareContext, Unprepared};
 use schedule::run_jobs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Set to `off`, the jobs run unconfined, as where Landlock is missing.
 pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
@@ -92,22 +92,17 @@ pub fn run(
     }
     children::become_reaper().map_err(LocalError::Reaper)?;
     interrupt::on_stop(stop_jobs);
-    let begun = transaction::reclaim_and_begin(&plan, options.verbose)
-        .map_err(|error| RunError::transaction(job_path, error))?;
-    if let Some(stopped) = begun {
-        return Ok(stopped);
-    }
-    let staging_outs: Vec<PathBuf> = interrupt::with_held(|t: &mut Transaction| {
-        (0..plan.output_dirs.len())
-            .map(|i| t.staged_outputs_dir(i))
-            .collect()
-    })
-    .unwrap_or_default();
-    if staging_outs.len() != plan.output_dirs.len() {
+    let transaction = match transaction::reclaim_and_begin(&plan, options.verbose)
+        .map_err(|error| RunError::transaction(job_path, error))?
+    {
+        Begun::Held(transaction) => transaction,
+        Begun::Stopped(status) => return Ok(status),
+    };
+    let Some(staging_outs) = transaction.staged_outputs_dirs() else {
         // A stop took the transaction as soon as it was made, and ends the process.
-        interrupt::settle::<Transaction>();
+        transaction.settle(Commit::NotTried);
         return Ok(exit_status::ExitStatus::Failure);
-    }
+    };
     if options.verbose {
         confinement.describe(job_file.jobs.len(), options.jobs, options.hermetic);
     }
@@ -116,6 +111,7 @@ pub fn run(
     let context = PrepareContext {
         job_file: &job_file,
         plan: &plan,
+        transaction: &transaction,
         staging_outs: &staging_outs,
         hermetic_reads: hermetic_reads.as_deref(),
         sealed: confinement.sealed,
@@ -125,7 +121,7 @@ pub fn run(
     let prepared = match prepare_jobs(&context) {
         Ok(prepared) => prepared,
         Err(error) => {
-            let cleanup = Ending::settle(Commit::NotTried).cleanup;
+            let cleanup = transaction.settle(Commit::NotTried).cleanup;
             let error = match error {
                 Unprepared::Changed => LocalError::Changed(job_path.to_owned()),
                 Unprepared::Job(error) => LocalError::Job(error),
@@ -151,10 +147,10 @@ pub fn run(
         let _ = relay.join();
     }
     let commit = match (&outcome, interrupt::stopped()) {
-        (Ok(()), None) => transaction::commit_held(&plan, &input_ids(&job_file, job_path, cwd)),
+        (Ok(()), None) => transaction.commit(&plan, &input_ids(&job_file, job_path, cwd)),
         _ => Commit::NotTried,
     };
-    let ending = Ending::settle(commit);
+    let ending = transaction.settle(commit);
     if let Some(status) = ending.report_stop(job_path) {
         return Ok(status);
     }

@@ -6,9 +6,8 @@ use super::confine;
 use super::error::JobError;
 use super::job_file::full_args;
 use super::schedule::Prepared;
-use crate::interrupt;
 use crate::sandbox::plan::Plan;
-use crate::transaction::Transaction;
+use crate::transaction::HeldTransaction;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub(super) struct PrepareContext<'a> {
     pub job_file: &'a JobFile,
     pub plan: &'a Plan,
+    /// The run's transaction, which makes each job's TMPDIR.
+    pub transaction: &'a HeldTransaction,
     /// Each output directory's staged outputs' directory, in the plan's order.
     pub staging_outs: &'a [PathBuf],
     /// With `--hermetic`: what every job may read besides its inputs.
@@ -40,6 +41,7 @@ pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, Un
     let PrepareContext {
         job_file,
         plan,
+        transaction,
         staging_outs,
         hermetic_reads,
         sealed,
@@ -70,17 +72,13 @@ pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, Un
         // Its TMPDIR, made by the transaction in its first output's staging, apart
         // from the outputs the commit checks.
         let tmp = match first_dir {
-            Some(dir) => {
-                let made = interrupt::with_held(|t: &mut Transaction| t.job_tmp(dir, i))
-                    .unwrap_or_else(|| Err(std::io::ErrorKind::Interrupted.into()));
-                match made {
-                    Ok(tmp) => tmp,
-                    Err(error) => {
-                        let dir = staging_outs[dir].with_file_name("tmp").join(i.to_string());
-                        return Err(Unprepared::Job(JobError::Tmpdir { job: i, dir, error }));
-                    }
+            Some(dir) => match transaction.job_tmp(dir, i) {
+                Ok(tmp) => tmp,
+                Err(error) => {
+                    let dir = staging_outs[dir].with_file_name("tmp").join(i.to_string());
+                    return Err(Unprepared::Job(JobError::Tmpdir { job: i, dir, error }));
                 }
-            }
+            },
             None => PathBuf::new(),
         };
         writable.push(tmp.clone());

@@ -565,14 +565,61 @@ impl crate::interrupt::Cleanup for Transaction {
     }
 }
 
+/// How beginning the run's transaction went.
+pub enum Begun {
+    /// The transaction, held where a stop can reach it; this is the run's handle.
+    Held(HeldTransaction),
+    /// A stop came first: nothing was staged, and a line said so.
+    Stopped(ExitStatus),
+}
+
+/// The run's transaction, as the main thread holds it while a stop may come: every
+/// use of it goes through this handle, which a stop's cleanup excludes.
+pub struct HeldTransaction(crate::interrupt::Held<Transaction>);
+
+impl HeldTransaction {
+    /// The staged outputs' directory of each of the plan's output directories, in
+    /// the plan's order; `None` if a stop took the transaction.
+    pub fn staged_outputs_dirs(&self) -> Option<Vec<PathBuf>> {
+        self.0
+            .with(|t| (0..t.dirs.len()).map(|i| t.staged_outputs_dir(i)).collect())
+    }
+
+    /// Makes local mode's job `job` its TMPDIR in the staging of output directory
+    /// `index` (see `Transaction::job_tmp`).
+    pub fn job_tmp(&self, index: usize, job: usize) -> io::Result<PathBuf> {
+        self.0
+            .with(|t| t.job_tmp(index, job))
+            .unwrap_or_else(|| Err(io::ErrorKind::Interrupted.into()))
+    }
+
+    /// Commits the outputs, unless a stop takes the transaction first; a stop
+    /// during the commit rolls it back.
+    pub fn commit(&self, plan: &Plan, inputs: &HashSet<FileId>) -> Commit {
+        self.0
+            .with(|transaction| {
+                transaction.commit(plan, inputs, &|| {
+                    crate::interrupt::stopped().map(|s| s.describe())
+                })
+            })
+            .into()
+    }
+
+    /// Takes the transaction back from the stop handler and closes it, after a
+    /// commit that gave `commit`.
+    pub fn settle(self, commit: impl Into<Commit>) -> Ending {
+        let cleanup = self.0.settle().map_or(Ok(()), Transaction::close);
+        Ending {
+            commit: commit.into(),
+            cleanup,
+        }
+    }
+}
+
 /// Reclaims what abandoned runs left beside the plan's output directories (warnings
 /// always, notes with `verbose`), then begins this run's transaction, held by the stop
-/// handler. `Ok(Some(status))`: a stop came first, nothing was staged, and a line said
-/// so.
-pub fn reclaim_and_begin(
-    plan: &Plan,
-    verbose: bool,
-) -> Result<Option<ExitStatus>, TransactionError> {
+/// handler.
+pub fn reclaim_and_begin(plan: &Plan, verbose: bool) -> Result<Begun, TransactionError> {
     let reclaimed = reclaim(plan);
     for warning in &reclaimed.warnings {
         dtlto_mock::stderr_line!("dtlto-runner: warning: {warning}");
@@ -583,24 +630,13 @@ pub fn reclaim_and_begin(
         }
     }
     match crate::interrupt::hold(|| Transaction::begin(plan)) {
-        Ok(()) => Ok(None),
+        Ok(held) => Ok(Begun::Held(HeldTransaction(held))),
         Err(crate::interrupt::NotHeld::Stopped(stop)) => {
             dtlto_mock::stderr_line!("dtlto-runner: {}: nothing was committed", stop.describe());
-            Ok(Some(stop.into()))
+            Ok(Begun::Stopped(stop.into()))
         }
         Err(crate::interrupt::NotHeld::Failed(error)) => Err(error),
     }
-}
-
-/// Commits the held transaction's outputs, unless a stop takes it first; a stop
-/// during the commit rolls it back.
-pub fn commit_held(plan: &Plan, inputs: &HashSet<FileId>) -> Commit {
-    crate::interrupt::with_held(|transaction: &mut Transaction| {
-        transaction.commit(plan, inputs, &|| {
-            crate::interrupt::stopped().map(|s| s.describe())
-        })
-    })
-    .into()
 }
 
 /// What became of a run's commit.
@@ -631,16 +667,6 @@ pub struct Ending {
 }
 
 impl Ending {
-    /// Takes the transaction back from the stop handler and closes it, after a
-    /// commit that gave `commit`.
-    pub fn settle(commit: impl Into<Commit>) -> Ending {
-        let cleanup = crate::interrupt::settle::<Transaction>().map_or(Ok(()), Transaction::close);
-        Ending {
-            commit: commit.into(),
-            cleanup,
-        }
-    }
-
     /// If a stop ended the run before its outputs were committed: says so in one
     /// line (and what a rollback it interrupted left, if that was not clean), and
     /// gives the exit status. `None` without a stop, or when the commit finished first.
