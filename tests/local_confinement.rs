@@ -160,17 +160,7 @@ fn a_confined_job_of_another_user_cannot_change_metadata_outside() {
     );
     let dir = scene("confine-metadata-user");
     landlock_abi();
-    let status = std::process::Command::new("chown")
-        .args(["-R", "4242:4242"])
-        .arg(dir.path())
-        .status()
-        .expect("run chown");
-    assert!(status.success(), "chown -R failed");
-    let (_bin, runner) = crate::util::runner_for_every_user();
-    let mut command = std::process::Command::new("setpriv");
-    command
-        .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
-        .arg(&runner);
+    let (_bin, mut command) = as_owner_of(&dir, 4242);
     metadata_attack_fails(&dir, &mut command);
 }
 
@@ -591,17 +581,8 @@ fn a_directory_a_job_made_unreadable_does_not_keep_its_staging() {
         ],
         &[],
     );
-    let status = std::process::Command::new("chown")
-        .args(["-R", "4243:4243"])
-        .arg(dir.path())
-        .status()
-        .expect("run chown");
-    assert!(status.success(), "chown -R failed");
-    let (_bin, runner) = crate::util::runner_for_every_user();
-    let mut command = std::process::Command::new("setpriv");
+    let (_bin, mut command) = as_owner_of(&dir, 4243);
     command
-        .args(["--reuid=4243", "--regid=4243", "--clear-groups"])
-        .arg(&runner)
         .args(["local", "job.json"])
         .current_dir(dir.join("proj"));
     let run = dir.run(&mut command);
@@ -613,4 +594,25 @@ fn a_directory_a_job_made_unreadable_does_not_keep_its_staging() {
         "{}",
         run.report()
     );
+}
+
+/// Gives `dir` to user `uid`, and a command that runs the runner as that user
+/// (root only): the runner's directory, which must outlive the command, and it.
+fn as_owner_of(dir: &TestDir, uid: u32) -> (TestDir, std::process::Command) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(dir.path())
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown -R failed");
+    let (bin, runner) = crate::util::runner_for_every_user();
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+        ])
+        .arg(&runner);
+    (bin, command)
 }
