@@ -127,12 +127,20 @@ mod platform {
         fd: Option<OwnedFd>,
     }
 
-    fn id_of(fd: &impl AsFd) -> rustix::io::Result<(FileId, u32)> {
+    fn id_of(fd: &impl AsFd) -> rustix::io::Result<FileId> {
         let stat = fstat(fd)?;
-        Ok((
-            FileId::from_raw(stat.st_dev as u64, stat.st_ino as u64),
-            stat.st_mode as u32,
-        ))
+        Ok(FileId::from_raw(stat.st_dev as u64, stat.st_ino as u64))
+    }
+
+    /// `error` at the entry `shown` (built only for a failure): the errors in
+    /// `replaced` mean the entry is no longer the one the removal saw.
+    fn at(shown: String, error: Errno, replaced: &[Errno]) -> (String, io::Error) {
+        let error = if replaced.contains(&error) {
+            moved(&shown)
+        } else {
+            error.into()
+        };
+        (shown, error)
     }
 
     fn open_dir(at: &impl AsFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
@@ -175,7 +183,7 @@ mod platform {
             }
             e => (String::new(), e.into()),
         })?;
-        let (root_id, _) = id_of(&root_fd).map_err(|e| (String::new(), e.into()))?;
+        let root_id = id_of(&root_fd).map_err(|e| (String::new(), e.into()))?;
         if expected.is_some_and(|expected| expected != root_id) {
             return Err((String::new(), super::super::dir_handle::replaced(root)));
         }
@@ -195,7 +203,7 @@ mod platform {
             match empty_one(current, &trail)? {
                 Step::Done => {}
                 Step::Descend(name) => {
-                    let shown = trail.show(&name.to_string_lossy());
+                    let shown = || trail.show(&name.to_string_lossy());
                     let child = open_dir(current, &name)
                         .or_else(|e| match e {
                             // A directory of the user's that a job made unreadable
@@ -205,20 +213,15 @@ mod platform {
                             }
                             e => Err(e),
                         })
-                        .map_err(|e| match e {
-                            // Replaced by a link or a file since it was listed.
-                            Errno::LOOP | Errno::NOTDIR => (shown.clone(), moved(&shown)),
-                            e => (shown.clone(), e.into()),
-                        })?;
-                    let (id, _) = id_of(&child).map_err(|e| (shown.clone(), e.into()))?;
+                        // Replaced by a link or a file since it was listed.
+                        .map_err(|e| at(shown(), e, &[Errno::LOOP, Errno::NOTDIR]))?;
+                    let id = id_of(&child).map_err(|e| at(shown(), e, &[]))?;
                     if id.raw().0 != device {
-                        return Err((
-                            shown.clone(),
-                            io::Error::other(format!(
-                                "{} is on another file system (a mount point); it was left as it is",
-                                dtlto_mock::message::quoted(&shown)
-                            )),
+                        let error = io::Error::other(format!(
+                            "{} is on another file system (a mount point); it was left as it is",
+                            dtlto_mock::message::quoted(&shown())
                         ));
+                        return Err((shown(), error));
                     }
                     trail.push(name.to_string_lossy().into_owned());
                     way.levels.push(Level { name, id, fd: None });
@@ -287,7 +290,6 @@ mod platform {
             let stride = (span / (checkpoints + 1)).max(1);
             let mut carried: Option<OwnedFd> = None;
             for i in start..end {
-                let shown = trail.show("");
                 let fd = {
                     let parent: &OwnedFd = match &carried {
                         Some(fd) => fd,
@@ -296,15 +298,13 @@ mod platform {
                             None => root,
                         },
                     };
-                    open_dir(parent, &self.levels[i].name).map_err(|e| match e {
-                        Errno::LOOP | Errno::NOTDIR | Errno::NOENT => {
-                            (shown.clone(), moved(&shown))
-                        }
-                        e => (shown.clone(), e.into()),
-                    })?
+                    let replaced = [Errno::LOOP, Errno::NOTDIR, Errno::NOENT];
+                    open_dir(parent, &self.levels[i].name)
+                        .map_err(|e| at(trail.show(""), e, &replaced))?
                 };
-                let (id, _) = id_of(&fd).map_err(|e| (shown.clone(), e.into()))?;
+                let id = id_of(&fd).map_err(|e| at(trail.show(""), e, &[]))?;
                 if id != self.levels[i].id {
+                    let shown = trail.show("");
                     return Err((shown.clone(), moved(&shown)));
                 }
                 if i + DENSE >= end || (i - start + 1).is_multiple_of(stride) {
