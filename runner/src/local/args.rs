@@ -116,10 +116,11 @@ pub fn shell_words(args: &[String]) -> String {
                 && arg
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=,+:@%".contains(&b));
-            let escaped = quoted(arg);
             if plain {
-                arg.clone()
-            } else if escaped.len() != arg.len() + 2 + arg.matches('"').count() {
+                return arg.clone();
+            }
+            let escaped = quoted(arg);
+            if escaped.len() != arg.len() + 2 + arg.matches('"').count() {
                 escaped
             } else {
                 format!("'{}'", arg.replace('\'', r"'\''"))

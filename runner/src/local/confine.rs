@@ -43,10 +43,10 @@ pub struct Rules {
 
 /// Whether jobs can be sealed here: a child of the runner could make a mount
 /// namespace of its own (as root; otherwise inside a user namespace that maps only
-/// the user) and mount everything read-only in it. Tried once, in a forked child.
+/// the user) and mount everything read-only in it. Tried in a forked child; a run
+/// asks once, when it decides its confinement.
 pub fn sealing_works() -> bool {
-    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WORKS.get_or_init(imp::sealing_works)
+    imp::sealing_works()
 }
 
 /// The Landlock ABI version this kernel offers, if any.

@@ -29,7 +29,7 @@ use dtlto_mock::message::shown;
 use error::LocalError;
 use hermetic::hermetic_reads;
 use job_file::{input_ids, outputs_are_arguments, read_job_file};
-use prepare::{prepare_jobs, PrepareContext, Unprepared};
+use prepare::{prepare_jobs, PrepareContext};
 use schedule::run_jobs;
 use std::io::Write;
 use std::path::Path;
@@ -110,6 +110,7 @@ pub fn run(
     // Each job's command, outputs pointed at staging, and what it may touch.
     let context = PrepareContext {
         job_file: &job_file,
+        job_path,
         plan: &plan,
         transaction: &transaction,
         staging_outs: &staging_outs,
@@ -122,10 +123,6 @@ pub fn run(
         Ok(prepared) => prepared,
         Err(error) => {
             let cleanup = transaction.settle(Commit::NotTried).cleanup;
-            let error = match error {
-                Unprepared::Changed => LocalError::Changed(job_path.to_owned()),
-                Unprepared::Job(error) => LocalError::Job(error),
-            };
             return Err(RunError::from(error).with_cleanup(cleanup));
         }
     };

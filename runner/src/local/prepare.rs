@@ -3,11 +3,11 @@
 
 use super::args;
 use super::confine;
-use super::error::JobError;
+use super::error::{JobError, LocalError};
 use super::job_file::full_args;
 use super::schedule::Prepared;
 use crate::sandbox::plan::Plan;
-use crate::transaction::HeldTransaction;
+use crate::transaction::{job_tmp_path, HeldTransaction};
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 /// What preparing the jobs needs to know of the run.
 pub(super) struct PrepareContext<'a> {
     pub job_file: &'a JobFile,
+    /// The job file as written, for messages.
+    pub job_path: &'a str,
     pub plan: &'a Plan,
     /// The run's transaction, which makes each job's TMPDIR.
     pub transaction: &'a HeldTransaction,
@@ -28,18 +30,12 @@ pub(super) struct PrepareContext<'a> {
     pub verbose: bool,
 }
 
-/// Why the jobs could not be prepared.
-pub(super) enum Unprepared {
-    /// The job file declares other outputs than the plan has: it changed.
-    Changed,
-    /// A job's TMPDIR could not be made.
-    Job(JobError),
-}
-
-/// Each job, ready to start, in job order.
-pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, Unprepared> {
+/// Each job, ready to start, in job order. `LocalError::Changed` if the job file
+/// declares other outputs than the plan has (it changed since it was planned).
+pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, LocalError> {
     let PrepareContext {
         job_file,
+        job_path,
         plan,
         transaction,
         staging_outs,
@@ -58,7 +54,7 @@ pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, Un
         for output in &job.outputs {
             // One planned output per declared output, as counted above.
             let Some(planned) = outputs.next() else {
-                return Err(Unprepared::Changed);
+                return Err(LocalError::Changed(job_path.to_owned()));
             };
             let out = &staging_outs[planned.dir];
             first_dir.get_or_insert(planned.dir);
@@ -75,8 +71,8 @@ pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, Un
             Some(dir) => match transaction.job_tmp(dir, i) {
                 Ok(tmp) => tmp,
                 Err(error) => {
-                    let dir = staging_outs[dir].with_file_name("tmp").join(i.to_string());
-                    return Err(Unprepared::Job(JobError::Tmpdir { job: i, dir, error }));
+                    let dir = job_tmp_path(&staging_outs[dir], i);
+                    return Err(LocalError::Job(JobError::Tmpdir { job: i, dir, error }));
                 }
             },
             None => PathBuf::new(),

@@ -77,18 +77,19 @@ pub(super) fn run_jobs(
                     }
                     // Messages show the job's command as the job file has it (the
                     // staging it wrote into is gone when they are read).
-                    let command = full_args(job_file, job.index);
                     if !status.success() {
                         failure = Some(JobError::Failed(describe_failure(
                             job_file,
                             job.index,
-                            &command,
+                            &full_args(job_file, job.index),
                             status,
                             options.hermetic,
                         )));
                     } else if options.hermetic && is_empty(&jobs[job.index].native_object) {
                         failure = Some(JobError::Failed(empty_under_hermetic(
-                            job_file, job.index, &command,
+                            job_file,
+                            job.index,
+                            &full_args(job_file, job.index),
                         )));
                     }
                 }

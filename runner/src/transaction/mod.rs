@@ -26,6 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use remove_tree::RemoveError;
+pub use staging_dir::job_tmp_path;
 
 /// How many undeclared paths a refusal lists before it counts the rest.
 const LISTED: usize = 20;

@@ -82,6 +82,12 @@ impl RunLocks {
     }
 }
 
+/// Where job `job`'s TMPDIR is in the staging whose staged outputs' directory is
+/// `out` (`tmp/<job>` beside it), for messages and for `StagingDir::job_tmp`.
+pub fn job_tmp_path(out: &Path, job: usize) -> PathBuf {
+    out.with_file_name(TMP).join(job.to_string())
+}
+
 /// A staging directory this run created and holds the lock of.
 #[derive(Debug)]
 pub struct StagingDir {
@@ -152,7 +158,7 @@ impl StagingDir {
         }
         let name = job.to_string();
         root.open_child(TMP, None)?.create_dir(&name)?;
-        Ok(self.root.join(TMP).join(name))
+        Ok(job_tmp_path(&self.out(), job))
     }
 
     fn name(&self) -> &str {
