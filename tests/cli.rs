@@ -222,23 +222,34 @@ fn local_mode_refuses_the_guests_options_and_their_variables_instead_of_ignoring
 #[test]
 fn local_mode_with_options_and_no_job_file_is_a_usage_error_and_help_is_help() {
     let dir = limit_scene("cli-local-usage");
+    let before = dir.watch();
     for args in [
         &["local", "--hermetic"][..],
         &["local", "--verbose"][..],
         &["local", "--jobs=2"][..],
-        &["local", "job.json", "--hermetic"][..],
+        &["local"][..],
     ] {
         run_in(&dir, &[], args)
             .expect_status(2)
-            .expect_stderr_has("local mode needs a job file after its options; \"")
-            .expect_stderr_has("usage: dtlto-runner");
+            .expect_stderr_has("the following required arguments were not provided")
+            .expect_stderr_has("<JOB_FILE>")
+            .expect_stderr_has("Usage: dtlto-runner [--verbose] [--timeout SECONDS] local");
     }
+    // A misspelt option is refused by name, never taken for a word to ignore.
+    run_in(&dir, &[], &["local", "--hermtic", "job.json"])
+        .expect_status(2)
+        .expect_stderr_has("--hermtic");
+    run_in(&dir, &[], &["local", "--jobs", "many", "job.json"])
+        .expect_status(2)
+        .expect_stderr_has("many");
+    before.assert_unchanged();
     for args in [&["local", "--help"][..], &["local", "-h", "job.json"][..]] {
         let run = run_in(&dir, &[], args);
         run.expect_status(0);
         assert!(
             run.stdout().contains("Options (after `local`):")
-                && run.stdout().contains("--hermetic"),
+                && run.stdout().contains("--hermetic")
+                && run.stdout().contains("Usage: dtlto-runner [--verbose]"),
             "{}",
             run.report()
         );

@@ -72,6 +72,10 @@ pub enum RunError {
     /// needs to know none of them.
     #[error("{0}")]
     Mode(Box<dyn std::error::Error + Send + Sync>),
+    /// No commit was tried, yet nothing failed and no stop came: a bug of the
+    /// runner's, said rather than hidden.
+    #[error("the run ended without committing, though nothing failed")]
+    NoCommit,
     /// The run failed, and its staging could not be removed either.
     #[error("{error}\n  and the staging could not be removed: {}", reasons(.failures))]
     NotRemoved {
@@ -154,19 +158,20 @@ pub enum UsageError {
         /// Why the value is no limit.
         reason: LimitError,
     },
-    /// Local mode's own arguments.
-    #[error("{0}\n{LOCAL_USAGE}")]
-    Local(LocalUsage),
     /// A runner option, or its variable, that local mode has no use for: it runs no
     /// guest, so it would be ignored, and a limit that is silently ignored is worse
     /// than none.
     #[error(
-        "{what} applies to the guest, which local mode does not run; local mode \
-         refuses it rather than ignore it\n{LOCAL_USAGE}"
+        "{what} applies to the guest, which {mode} mode does not run; {mode} mode \
+         refuses it rather than ignore it\nusage: {usage}"
     )]
-    NotForLocalMode {
+    NotForMode {
         /// The option (`--module`) or the variable, in words.
         what: String,
+        /// The mode's word.
+        mode: &'static str,
+        /// The mode's usage.
+        usage: &'static str,
     },
 }
 
@@ -185,45 +190,4 @@ pub enum LimitError {
     /// A count past `u64::MAX`.
     #[error("more than {}, the largest limit", u64::MAX)]
     TooLarge,
-}
-
-/// Local mode's usage line, after each of its usage errors.
-pub const LOCAL_USAGE: &str = "usage: dtlto-runner [--verbose] [--timeout SECONDS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
-
-/// `dtlto-runner local --help`.
-pub const LOCAL_HELP: &str = "\
-Runs a DTLTO job file's backend compiles for real, as LLVM's local.py does: each
-job's `common.args + jobs[i].args`, its outputs written into a private staging and
-committed together after every job has succeeded, or none. On Linux each job is
-confined (Landlock) to writing its staging. See docs/local.md.
-
-Options (after `local`):
-  --jobs N, -j N   run N jobs at once (0: one per core); lines are relayed whole
-  --hermetic       let each job read only what it declares, its compiler and the
-                   system's libraries (Linux, Landlock); refuses where that cannot hold
-  --verbose        print the confinement, each job's command and each commit
-  -h, --help       print this help
-
-Runner options (before `local`): --verbose, --timeout SECONDS (or
-DTLTO_RUNNER_TIMEOUT). The guest's options (--module, --read, --max-output-bytes,
---max-entries and their variables) are refused: local mode runs no guest.";
-
-/// Local mode's arguments (after the word `local`) that it cannot follow.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LocalUsage {
-    /// No argument at all.
-    #[error("local mode needs a job file")]
-    NoJobFile,
-    /// The last word, where the job file goes, is an option.
-    #[error("local mode needs a job file after its options; {} is an option", quoted(.0))]
-    OptionForJobFile(String),
-    /// `--jobs` or `-j` as the last word before the job file.
-    #[error("{0} needs a number")]
-    NoNumber(String),
-    /// `--jobs` with a value that is not a number.
-    #[error("--jobs {}: not a number of jobs", quoted(.0))]
-    NotANumber(String),
-    /// An option that is not local mode's (a misspelt `--hermetic`, say).
-    #[error("unknown option {} for local mode", quoted(.0))]
-    UnknownOption(String),
 }

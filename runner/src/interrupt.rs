@@ -2,9 +2,9 @@
 //! Ctrl-Break and a closing console on Windows), and `--timeout`.
 //!
 //! A leaf: it knows nothing of what it stops or cleans. Others register with it:
-//! - stop hooks (`on_stop`), called first, from the thread that saw the stop: an
-//!   engine registers one that makes its guests trap, local mode one that ends its
-//!   jobs;
+//! - stop hooks (`on_stop`), called first, from the thread that saw the stop, for
+//!   as long as their registration lives: a guest's run registers one that makes
+//!   its guest trap, local mode one that ends its jobs;
 //! - one cleanup slot (`hold`), for what must be undone even when the main thread
 //!   cannot come back to undo it itself (a guest blocked in a host call never
 //!   returns): the run's transaction.
@@ -15,7 +15,7 @@
 //! holds, so the stop removes nothing: it asks the value to say what it leaves
 //! behind (`Cleanup::leave`: the staging, for the next run to reclaim), prints one
 //! line, and ends the process with the shell's status (130, 143, 129; 124 for a
-//! timeout, as timeout(1)). Work on the held value (`with_held`) excludes a stop:
+//! timeout, as timeout(1)). Work on the held value (`Held::with`) excludes a stop:
 //! a commit finishes, or sees the stop and rolls back, first.
 //!
 //! A timeout is a deadline, not only a clock: once it has passed, `stopped()` says
@@ -73,7 +73,12 @@ static STOP: OnceLock<Stop> = OnceLock::new();
 static STATUS_OF: OnceLock<fn(Stop) -> i32> = OnceLock::new();
 /// When `--timeout` runs out, and its length.
 static DEADLINE: OnceLock<(std::time::Instant, Duration)> = OnceLock::new();
-static HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+/// The stop hooks registered, by their registration's number.
+static HOOKS: Mutex<Vec<(u64, Hook)>> = Mutex::new(Vec::new());
+static NEXT_HOOK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What a stop calls first.
+type Hook = std::sync::Arc<dyn Fn() + Send + Sync>;
 static SLOT: Mutex<Slot> = Mutex::new(Slot::Empty);
 static SETTLED: Condvar = Condvar::new();
 
@@ -91,13 +96,30 @@ pub fn stopped() -> Option<Stop> {
     (std::time::Instant::now() >= *deadline).then(|| *STOP.get_or_init(|| Stop::Timeout(*limit)))
 }
 
-/// Calls `hook` when a stop comes (once, however often it is registered). A stop
-/// that came before is not replayed: callers check `stopped()` after registering.
-pub fn on_stop(hook: fn()) {
-    let mut hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
-    if !hooks.contains(&hook) {
-        hooks.push(hook);
+/// Calls `hook` when a stop comes, for as long as the returned registration lives.
+/// A stop that came before is not replayed: callers check `stopped()` after
+/// registering.
+#[must_use = "the hook is removed when its registration is dropped"]
+pub fn on_stop(hook: impl Fn() + Send + Sync + 'static) -> StopHook {
+    let id = NEXT_HOOK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    hooks().push((id, std::sync::Arc::new(hook)));
+    StopHook { id }
+}
+
+/// A stop hook's registration: dropping it removes the hook.
+#[derive(Debug)]
+pub struct StopHook {
+    id: u64,
+}
+
+impl Drop for StopHook {
+    fn drop(&mut self) {
+        hooks().retain(|(id, _)| *id != self.id);
     }
+}
+
+fn hooks() -> MutexGuard<'static, Vec<(u64, Hook)>> {
+    HOOKS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Starts listening for the signals, and the clock of `timeout` if there is one;
@@ -192,7 +214,7 @@ fn request(stop: Stop) {
     if STOP.set(stop).is_err() {
         return;
     }
-    let hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let hooks: Vec<Hook> = hooks().iter().map(|(_, hook)| hook.clone()).collect();
     for hook in hooks {
         hook();
     }

@@ -123,14 +123,7 @@ fn run() -> Result<ExitStatus, RunError> {
     raise_open_file_limit();
     let matches = match command().try_get_matches() {
         Ok(matches) => matches,
-        Err(e) => {
-            let _ = e.print();
-            // clap's own status: 0 after --help or --version, 2 for a usage error.
-            return Ok(match e.exit_code() {
-                0 => ExitStatus::Success,
-                _ => ExitStatus::Usage,
-            });
-        }
+        Err(e) => return Ok(clap_answered(&e)),
     };
     let args: Vec<String> = matches
         .get_many::<String>("args")
@@ -159,11 +152,20 @@ fn run() -> Result<ExitStatus, RunError> {
     interrupt::install(timeout, status_of).map_err(RunError::Signals)?;
     // Local mode runs the compile jobs natively; the guest never runs in it.
     if let Some(local_args) = local::selected(&invoked_as(), &args) {
-        if let Some(what) = not_for_local_mode(&matches) {
-            return Err(UsageError::NotForLocalMode { what }.into());
+        if let Some(what) = guest_option_given(&matches) {
+            return Err(UsageError::NotForMode {
+                what,
+                mode: local::WORD,
+                usage: local::USAGE,
+            }
+            .into());
         }
+        let options = match local::parse(local_args, matches.get_flag("verbose")) {
+            Ok(options) => options,
+            Err(e) => return Ok(clap_answered(&e)),
+        };
         let cwd = std::env::current_dir().map_err(RunError::WorkingDirectory)?;
-        return local::run(local_args, matches.get_flag("verbose"), &cwd);
+        return local::run(&options, &cwd);
     }
     if args.is_empty() || matches.get_flag("example") {
         return example::run();
@@ -199,9 +201,19 @@ fn run() -> Result<ExitStatus, RunError> {
     )
 }
 
-/// The first runner option, or variable, given for the guest alone, which local mode
-/// would otherwise ignore.
-fn not_for_local_mode(matches: &clap::ArgMatches) -> Option<String> {
+/// Prints what clap answered (help, a version, or a usage error), and gives its
+/// status: 0 after --help or --version, 2 for a usage error.
+fn clap_answered(e: &clap::Error) -> ExitStatus {
+    let _ = e.print();
+    match e.exit_code() {
+        0 => ExitStatus::Success,
+        _ => ExitStatus::Usage,
+    }
+}
+
+/// The first runner option, or variable, given for the guest alone, which a native
+/// mode would otherwise ignore.
+fn guest_option_given(matches: &clap::ArgMatches) -> Option<String> {
     let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
     for option in [
         "module",

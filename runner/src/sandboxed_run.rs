@@ -1,14 +1,15 @@
-//! One sandboxed run: plan, stage, launch, then commit only after a clean exit.
+//! mock and validate mode: the wasm guest (dtlto-mock.wasm, or `--module`) run in a
+//! sandbox whose only writable directories are the run's staging, as an executor of
+//! the run's driver (drive.rs), which commits only after the guest exits cleanly.
 
-use crate::error::{self, RunError};
+use crate::drive::{self, Executed, Executor, Run, Staging};
+use crate::error::RunError;
 use crate::exit_status::ExitStatus;
 use crate::guest::guest_limits::DEFAULT_LIMITS;
 use crate::guest::launch::{self, Ended, GuestView, LaunchError, Outcome};
 use crate::guest::wasi_guard::Checks;
-use crate::interrupt;
 use crate::sandbox::file_id::{self, FileId};
-use crate::sandbox::plan::{plan, Plan, Reads};
-use crate::transaction::{self, Begun, Commit, Ending};
+use crate::sandbox::plan::{plan, Jobs, Plan, Reads};
 use dtlto_mock::host_protocol::{HOST_COMMITS_VARIABLE, PATH_MAP_VARIABLE};
 use dtlto_mock::message::shown;
 use dtlto_mock::mode::Mode;
@@ -41,138 +42,104 @@ pub struct Request {
     pub read_trees: Vec<String>,
 }
 
-/// Runs the request with paths relative to `cwd`; returns the exit status to report.
-/// Errors are the runner's own refusals and failures. Once per process: the plan's
-/// memory is left to the process's end.
+/// Runs the request with paths relative to `cwd` through the run's driver;
+/// returns the exit status to report. Errors are the runner's own refusals and
+/// failures.
 pub fn run(request: &Request, cwd: &Path) -> Result<ExitStatus, RunError> {
-    let (reads, writes, mode_words) = match request.program {
-        Program::Embedded => match dtlto_mock::mode::select(&request.program_name, &request.args) {
-            (Mode::Mock, skip) => (Reads::MockSources { skip }, true, skip),
-            // Validate mode writes nothing, and reads only the job file.
-            (Mode::Validate, skip) => (Reads::JobFileOnly, false, skip),
-        },
-        Program::File(_) => (Reads::AnyExistingArgument, true, 0),
-    };
     let job_file = request.args.last().map_or("", String::as_str);
-    // `mock --help`, `validate --version`, or a mode word alone: the guest answers
-    // (help, version, or a usage error) without a job file, so none is planned.
-    let bare = matches!(request.program, Program::Embedded)
-        && needs_no_job_file(&request.args[mode_words..]);
-    let mut plan = if bare {
-        Plan::default()
-    } else {
-        plan(&request.args, cwd, reads, writes).map_err(|error| RunError::Plan {
-            job_file: job_file.to_owned(),
-            error,
-        })?
-    };
-    for dir in &request.read_trees {
-        plan.read_tree(dir, cwd)?;
-    }
-
-    let transaction = match transaction::reclaim_and_begin(&plan, request.verbose)
-        .map_err(|error| RunError::transaction(job_file, error))?
-    {
-        Begun::Held(transaction) => transaction,
-        Begun::Stopped(status) => return Ok(status),
-    };
-    let write_dirs: Vec<(PathBuf, String)> = transaction
-        .staged_outputs_dirs()
-        .unwrap_or_default()
-        .into_iter()
-        .zip(&plan.output_dirs)
-        .map(|(staged, dir)| (staged, dir.guest.clone()))
-        .collect();
-    if request.verbose {
-        describe_plan(&plan, &write_dirs);
-    }
-
-    let ended = launch_guest(request, &plan, &write_dirs);
-    let clean_exit = matches!(
-        &ended,
-        Ok(Ended {
-            outcome: Outcome::Exited(0),
-            ..
-        })
-    );
-    let commit = if clean_exit && interrupt::stopped().is_none() {
-        transaction.commit(&plan, &input_ids(&plan, cwd))
-    } else {
-        Commit::NotTried
-    };
-    let status = finish(request, job_file, &plan, ended, transaction.settle(commit));
-    // A run is its process's last work (main.rs and the example make one each), and
-    // the process's end frees everything at once: freed here key by key, the path
-    // map of a link of 10,000 jobs costs 2% of its run.
-    std::mem::forget(plan);
-    status
+    drive::drive(
+        &mut GuestRun { request },
+        &Run {
+            job_file,
+            verbose: request.verbose,
+            cwd,
+        },
+    )
 }
 
-/// Says how the run ended and picks the exit status.
-fn finish(
-    request: &Request,
-    job_file: &str,
-    plan: &Plan,
-    ended: Result<Ended, RunError>,
-    ending: Ending,
-) -> Result<ExitStatus, RunError> {
-    if let Some(status) = ending.report_stop(job_file) {
-        return Ok(status);
-    }
-    let Ending { commit, cleanup } = ending;
-    let ended = ended?;
-    if request.verbose {
-        for refused in &ended.refused_paths {
-            dtlto_mock::stderr_line!("dtlto-runner: refused the guest path {refused}");
-        }
-    }
-    let status = match (ended.outcome, commit) {
-        (_, Commit::Failed(error)) => {
-            return Err(RunError::transaction(job_file, error).with_cleanup(cleanup));
-        }
-        (Outcome::Exited(0), Commit::Done(committed)) => {
-            if request.verbose {
-                for &output in &committed {
-                    dtlto_mock::stderr_line!(
-                        "dtlto-runner: committed {}",
-                        shown(&plan.output_path(output).to_string_lossy())
-                    );
+/// The guest's executor: the guest plans nothing of its own, and writes its
+/// outputs through its writable preopens, which are the staging.
+struct GuestRun<'a> {
+    request: &'a Request,
+}
+
+impl Executor for GuestRun<'_> {
+    fn plan(&mut self, cwd: &Path) -> Result<Plan, RunError> {
+        let request = self.request;
+        let (reads, jobs, mode_words) = match request.program {
+            Program::Embedded => {
+                match dtlto_mock::mode::select(&request.program_name, &request.args) {
+                    (Mode::Mock, skip) => (Reads::MockSources { skip }, Jobs::ReadAsTheGuest, skip),
+                    // Validate mode writes nothing, and reads only the job file.
+                    (Mode::Validate, skip) => (Reads::JobFileOnly, Jobs::NoOutputs, skip),
                 }
             }
-            ExitStatus::Success
+            Program::File(_) => (Reads::AnyExistingArgument, Jobs::ReadAsTheGuest, 0),
+        };
+        // `mock --help`, `validate --version`, or a mode word alone: the guest answers
+        // (help, version, or a usage error) without a job file, so none is planned.
+        let bare = matches!(request.program, Program::Embedded)
+            && needs_no_job_file(&request.args[mode_words..]);
+        let mut plan = if bare {
+            Plan::default()
+        } else {
+            plan(&request.args, cwd, reads, jobs).map_err(|error| RunError::Plan {
+                job_file: request.args.last().cloned().unwrap_or_default(),
+                error,
+            })?
+        };
+        for dir in &request.read_trees {
+            plan.read_tree(dir, cwd)?;
         }
-        (Outcome::Exited(status), _) => {
-            if let Some(limit) = &ended.limit {
-                dtlto_mock::stderr_line!("dtlto-runner: {limit}");
-            }
-            if request.verbose || ended.limit.is_some() {
-                dtlto_mock::stderr_line!(
-                    "dtlto-runner: the distributor exited with {status}; nothing was committed"
-                );
-            }
-            ExitStatus::of_distributor(status)
+        Ok(plan)
+    }
+
+    fn execute(&mut self, staging: &Staging) -> Executed {
+        let request = self.request;
+        let plan = staging.plan;
+        let write_dirs: Vec<(PathBuf, String)> = staging
+            .outputs_dirs
+            .iter()
+            .cloned()
+            .zip(plan.output_dirs.iter().map(|dir| dir.guest.clone()))
+            .collect();
+        if request.verbose {
+            describe_plan(plan, &write_dirs);
         }
-        (Outcome::Trapped(trap), _) => {
-            let error = match ended.limit {
+        let ended = match launch_guest(request, plan, &write_dirs) {
+            Ok(ended) => ended,
+            Err(error) => return Executed::Failed(error),
+        };
+        if request.verbose {
+            for refused in &ended.refused_paths {
+                dtlto_mock::stderr_line!("dtlto-runner: refused the guest path {refused}");
+            }
+        }
+        match ended.outcome {
+            Outcome::Exited(0) => Executed::Done,
+            Outcome::Exited(status) => {
+                if let Some(limit) = &ended.limit {
+                    dtlto_mock::stderr_line!("dtlto-runner: {limit}");
+                }
+                if request.verbose || ended.limit.is_some() {
+                    dtlto_mock::stderr_line!(
+                        "dtlto-runner: the distributor exited with {status}; nothing was committed"
+                    );
+                }
+                Executed::Status(ExitStatus::of_distributor(status))
+            }
+            Outcome::Trapped(trap) => Executed::Failed(match ended.limit {
                 Some(limit) => RunError::Limit(limit),
                 None => RunError::Trapped(trap),
-            };
-            return Err(error.with_cleanup(cleanup));
+            }),
+            // The driver reports the stop.
+            Outcome::Stopped => Executed::Status(ExitStatus::Failure),
         }
-        // A stop always leaves through the branch above.
-        (Outcome::Stopped, _) => ExitStatus::Failure,
-    };
-    if let Err(failures) = cleanup {
-        if status == ExitStatus::Success {
-            return Err(RunError::CommittedNotRemoved(failures));
-        }
-        // The distributor's own failure keeps its status.
-        dtlto_mock::stderr_line!(
-            "dtlto-runner: error: the staging could not be removed: {}",
-            error::reasons(&failures)
-        );
     }
-    Ok(status)
+
+    fn inputs(&self, plan: &Plan, cwd: &Path) -> HashSet<FileId> {
+        input_ids(plan, cwd)
+    }
 }
 
 /// The identities of the files the run reads, where another name of one could pass

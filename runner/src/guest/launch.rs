@@ -265,7 +265,7 @@ impl Guarded for Host {
 
 /// Instantiates `module` in `view` and runs its `_start`.
 pub fn run(engine: &Engine, module: &Module, view: &GuestView<'_>) -> Result<Ended, LaunchError> {
-    interrupt::on_stop(interrupt_guests);
+    let _stop_hook = interrupt::on_stop(interrupt_guests);
     guest_limits::check_module(module, &view.limits)?;
     let mut wasi = WasiCtxBuilder::new();
     // Blocking on this thread lets WASI read and write straight into and out of

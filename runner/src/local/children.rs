@@ -2,8 +2,9 @@
 //! its own (Unix: no controlling terminal, so it cannot push input into the user's
 //! shell, and a terminal's Ctrl-C reaches the runner alone, which then decides) or a
 //! job object of its own (Windows, which also ends it should the runner die). Every
-//! running job is registered here, so that a stop (interrupt.rs, on its own thread)
-//! can end them all at once, and no job starts after it.
+//! running job is registered in the run's `Processes`, which local mode shares with
+//! its stop hook, so that a stop (interrupt.rs, on its own thread) can end them all
+//! at once, and no job starts after it.
 //!
 //! Nothing a job starts may outlive it: when a job ends, its process group is killed
 //! before it is reaped; on Linux the runner is also the "child subreaper" of its
@@ -30,187 +31,206 @@ struct Registry {
     foreign: Vec<u32>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    stopped: false,
-    groups: Vec::new(),
-    #[cfg(windows)]
-    objects: Vec::new(),
-    #[cfg(target_os = "linux")]
-    foreign: Vec::new(),
-});
-
-fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+/// The run's jobs' processes: shared by the main thread, which starts and reaps
+/// them, and the stop hook, which ends them.
+pub struct Processes {
+    registry: Mutex<Registry>,
 }
 
-/// Makes the runner the reaper of whatever its jobs leave running (Linux; elsewhere
-/// there is no such thing, and only a job's process group is ended with it). Called
-/// once, before the first job starts.
-pub fn become_reaper() -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        let mut registry = registry();
-        // SAFETY: plain prctl(2) on this process.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        registry.foreign = reaper::children()?;
+impl Default for Processes {
+    fn default() -> Self {
+        Processes::new()
     }
-    Ok(())
 }
 
-/// Starts `command` in a session of its own; `None` if a stop came first. Jobs are
-/// started from the main thread, which lives as long as the run: on Linux a job
-/// dies with the thread that started it (`PR_SET_PDEATHSIG` follows the parent
-/// thread, not the process).
-pub fn spawn(command: &mut Command) -> io::Result<Option<Child>> {
-    #[cfg(unix)]
-    {
-        let runner = std::process::id();
-        // SAFETY: `detach` makes only async-signal-safe system calls and allocates
-        // nothing, as code between fork and exec must.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(command, move || detach(runner));
+impl Processes {
+    /// No process yet.
+    pub fn new() -> Processes {
+        Processes {
+            registry: Mutex::new(Registry {
+                stopped: false,
+                groups: Vec::new(),
+                #[cfg(windows)]
+                objects: Vec::new(),
+                #[cfg(target_os = "linux")]
+                foreign: Vec::new(),
+            }),
         }
     }
-    // Started suspended, the job can start nothing before it is in its job object.
-    #[cfg(windows)]
-    std::os::windows::process::CommandExt::creation_flags(
-        command,
-        windows_sys::Win32::System::Threading::CREATE_SUSPENDED,
-    );
-    // Spawning under the lock: a stop either sees this child or stops it starting.
-    let mut registry = registry();
-    if registry.stopped {
-        return Ok(None);
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    #[cfg_attr(not(windows), allow(unused_mut))]
-    let mut child = command.spawn()?;
-    // A job that could not be put in its job object could start what no stop ends:
-    // it never runs.
-    #[cfg(windows)]
-    {
-        let object = match job_object::JobObject::for_child(&child)
-            .and_then(|object| job_object::resume(&child).map(|()| object))
+
+    /// Makes the runner the reaper of whatever its jobs leave running (Linux; elsewhere
+    /// there is no such thing, and only a job's process group is ended with it). Called
+    /// once, before the first job starts.
+    pub fn become_reaper(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
         {
-            Ok(object) => object,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
+            let mut registry = self.registry();
+            // SAFETY: plain prctl(2) on this process.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                return Err(io::Error::last_os_error());
             }
-        };
-        registry.objects.push((child.id(), object));
-    }
-    registry.groups.push(child.id());
-    Ok(Some(child))
-}
-
-/// Reaps `child` if it has ended. Under the lock, so that a stop never signals a
-/// process group whose id the system may already have given to another.
-pub fn try_wait(child: &mut Child) -> io::Result<Option<ExitStatus>> {
-    let mut registry = registry();
-    // What the job left in its process group is ended with it, while the group's id
-    // is still the job's (its leader not yet reaped): a job is reaped only once it
-    // is seen to have ended, and its group killed.
-    #[cfg(unix)]
-    match has_ended(child.id()) {
-        Some(false) => return Ok(None),
-        Some(true) => kill_group(child),
-        // Let std say what is wrong, or give the status it already has.
-        None => {}
-    }
-    let status = child.try_wait()?;
-    if status.is_some() {
-        let id = child.id();
-        // What the job started is ended, and gone, before the job counts as ended
-        // (closing the object would end it too, but without waiting).
-        #[cfg(windows)]
-        if let Some((_, object)) = registry.objects.iter().find(|(pid, _)| *pid == id) {
-            object.terminate();
-            object.wait_until_empty();
+            registry.foreign = reaper::children()?;
         }
-        registry.groups.retain(|g| *g != id);
-        #[cfg(windows)]
-        registry.objects.retain(|(pid, _)| *pid != id);
+        Ok(())
     }
-    Ok(status)
-}
 
-/// Ends one job and everything in its process group or job object (it is reaped
-/// by `try_wait`).
-pub fn end(child: &mut Child) {
-    let registry = registry();
-    if !registry.groups.contains(&child.id()) {
-        return;
+    /// Starts `command` in a session of its own; `None` if a stop came first. Jobs are
+    /// started from the main thread, which lives as long as the run: on Linux a job
+    /// dies with the thread that started it (`PR_SET_PDEATHSIG` follows the parent
+    /// thread, not the process).
+    pub fn spawn(&self, command: &mut Command) -> io::Result<Option<Child>> {
+        #[cfg(unix)]
+        {
+            let runner = std::process::id();
+            // SAFETY: `detach` makes only async-signal-safe system calls and allocates
+            // nothing, as code between fork and exec must.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(command, move || detach(runner));
+            }
+        }
+        // Started suspended, the job can start nothing before it is in its job object.
+        #[cfg(windows)]
+        std::os::windows::process::CommandExt::creation_flags(
+            command,
+            windows_sys::Win32::System::Threading::CREATE_SUSPENDED,
+        );
+        // Spawning under the lock: a stop either sees this child or stops it starting.
+        let mut registry = self.registry();
+        if registry.stopped {
+            return Ok(None);
+        }
+        #[cfg_attr(not(windows), allow(unused_mut))]
+        let mut child = command.spawn()?;
+        // A job that could not be put in its job object could start what no stop ends:
+        // it never runs.
+        #[cfg(windows)]
+        {
+            let object = match job_object::JobObject::for_child(&child)
+                .and_then(|object| job_object::resume(&child).map(|()| object))
+            {
+                Ok(object) => object,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            };
+            registry.objects.push((child.id(), object));
+        }
+        registry.groups.push(child.id());
+        Ok(Some(child))
     }
-    #[cfg(unix)]
-    kill_group(child);
-    #[cfg(windows)]
-    match registry.objects.iter().find(|(pid, _)| *pid == child.id()) {
-        Some((_, object)) => object.terminate(),
-        None => {
+
+    /// Reaps `child` if it has ended. Under the lock, so that a stop never signals a
+    /// process group whose id the system may already have given to another.
+    pub fn try_wait(&self, child: &mut Child) -> io::Result<Option<ExitStatus>> {
+        let mut registry = self.registry();
+        // What the job left in its process group is ended with it, while the group's id
+        // is still the job's (its leader not yet reaped): a job is reaped only once it
+        // is seen to have ended, and its group killed.
+        #[cfg(unix)]
+        match has_ended(child.id()) {
+            Some(false) => return Ok(None),
+            Some(true) => kill_group(child),
+            // Let std say what is wrong, or give the status it already has.
+            None => {}
+        }
+        let status = child.try_wait()?;
+        if status.is_some() {
+            let id = child.id();
+            // What the job started is ended, and gone, before the job counts as ended
+            // (closing the object would end it too, but without waiting).
+            #[cfg(windows)]
+            if let Some((_, object)) = registry.objects.iter().find(|(pid, _)| *pid == id) {
+                object.terminate();
+                object.wait_until_empty();
+            }
+            registry.groups.retain(|g| *g != id);
+            #[cfg(windows)]
+            registry.objects.retain(|(pid, _)| *pid != id);
+        }
+        Ok(status)
+    }
+
+    /// Ends one job and everything in its process group or job object (it is reaped
+    /// by `try_wait`).
+    pub fn end(&self, child: &mut Child) {
+        let registry = self.registry();
+        if !registry.groups.contains(&child.id()) {
+            return;
+        }
+        #[cfg(unix)]
+        kill_group(child);
+        #[cfg(windows)]
+        match registry.objects.iter().find(|(pid, _)| *pid == child.id()) {
+            Some((_, object)) => object.terminate(),
+            None => {
+                let _ = child.kill();
+            }
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
             let _ = child.kill();
         }
     }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = child.kill();
-    }
-}
 
-/// What a stop does: no job starts any more, and every running one is ended.
-pub fn stop_all() {
-    let mut registry = registry();
-    registry.stopped = true;
-    #[cfg(unix)]
-    for group in &registry.groups {
-        if let Ok(group) = i32::try_from(*group) {
-            // SAFETY: plain kill(2) of a process group that is ours and not reaped.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-        }
-    }
-    #[cfg(windows)]
-    for (_, object) in &registry.objects {
-        object.terminate();
-    }
-    // Elsewhere the main thread, which holds the children, ends them (see
-    // `stopped`) within its polling interval.
-}
-
-/// Ends every job and every process a job started, and reaps all but the jobs
-/// themselves (the main thread's `try_wait` reaps those): when it returns, none of
-/// them runs any more (on Linux, where the runner is their reaper; elsewhere, what
-/// left its job's process group may). The main thread calls it before the commit
-/// and the cleanup, on every path; a stop calls it from its hook.
-pub fn end_all_descendants() {
-    let registry = registry();
-    #[cfg(unix)]
-    {
+    /// What a stop does: no job starts any more, and every running one is ended.
+    pub fn stop_all(&self) {
+        let mut registry = self.registry();
+        registry.stopped = true;
+        #[cfg(unix)]
         for group in &registry.groups {
             if let Ok(group) = i32::try_from(*group) {
                 // SAFETY: plain kill(2) of a process group that is ours and not reaped.
                 unsafe { libc::kill(-group, libc::SIGKILL) };
             }
         }
-        // Once a job has ended, what it started is re-parented to the runner.
-        for job in &registry.groups {
-            wait_for_end(*job);
+        #[cfg(windows)]
+        for (_, object) in &registry.objects {
+            object.terminate();
+        }
+        // Elsewhere the main thread, which holds the children, ends them (see
+        // `stopped`) within its polling interval.
+    }
+
+    /// Ends every job and every process a job started, and reaps all but the jobs
+    /// themselves (the main thread's `try_wait` reaps those): when it returns, none of
+    /// them runs any more (on Linux, where the runner is their reaper; elsewhere, what
+    /// left its job's process group may). The main thread calls it before the commit
+    /// and the cleanup, on every path; a stop calls it from its hook.
+    pub fn end_all_descendants(&self) {
+        let registry = self.registry();
+        #[cfg(unix)]
+        {
+            for group in &registry.groups {
+                if let Ok(group) = i32::try_from(*group) {
+                    // SAFETY: plain kill(2) of a process group that is ours and not reaped.
+                    unsafe { libc::kill(-group, libc::SIGKILL) };
+                }
+            }
+            // Once a job has ended, what it started is re-parented to the runner.
+            for job in &registry.groups {
+                wait_for_end(*job);
+            }
+        }
+        #[cfg(target_os = "linux")]
+        reaper::end_strays(&registry.groups, &registry.foreign);
+        #[cfg(windows)]
+        for (_, object) in &registry.objects {
+            object.terminate();
+            object.wait_until_empty();
         }
     }
-    #[cfg(target_os = "linux")]
-    reaper::end_strays(&registry.groups, &registry.foreign);
-    #[cfg(windows)]
-    for (_, object) in &registry.objects {
-        object.terminate();
-        object.wait_until_empty();
-    }
-}
 
-/// Whether a stop came (for the main thread, which ends the jobs where `stop_all`
-/// cannot).
-pub fn stopped() -> bool {
-    registry().stopped
+    /// Whether a stop came (for the main thread, which ends the jobs where `stop_all`
+    /// cannot).
+    pub fn stopped(&self) -> bool {
+        self.registry().stopped
+    }
 }
 
 /// In the child, between fork and exec: a session of its own (no controlling

@@ -4,10 +4,8 @@
 //! runner's usage errors, in `crate::error`.)
 
 use crate::error::RunError;
-use crate::transaction::TransactionError;
-use dtlto_mock::job_file::Violation;
-use dtlto_mock::json::ParseError;
-use dtlto_mock::message::{io_error, quoted, shown};
+use crate::jobs::error::JobFileError;
+use dtlto_mock::message::{io_error, quoted};
 use std::io;
 use std::path::PathBuf;
 
@@ -30,37 +28,13 @@ pub enum LocalError {
          {0}; the runner refuses to run rather than pretend"
     )]
     HermeticNotHeld(String),
-    /// A declared output is not among its job's arguments.
-    #[error(
-        "{}: jobs[{job}].outputs[{output}] {} is not among jobs[{job}]'s arguments as an \
-         output (`-o {path}` or `-o{path}`), so the runner cannot point it at staging; it \
-         refuses to run",
-        shown(.job_file),
-        quoted(.path)
-    )]
-    OutputNotAnArgument {
-        /// The job file, as written.
-        job_file: String,
-        /// The job's index.
-        job: usize,
-        /// The output's index in the job's outputs.
-        output: usize,
-        /// The output, as declared.
-        path: String,
-    },
-    /// The job file read for the jobs and the one planned differ (it was
-    /// rewritten in between).
-    #[error("{}: the job file changed while it was read", shown(.0))]
-    Changed(String),
+    /// The plan, made from the job file, lacks a job's outputs: a bug of the
+    /// runner's, said rather than hidden.
+    #[error("{0}'s outputs are missing from the run's plan")]
+    NotPlanned(String),
     /// A job failed, so nothing was committed.
     #[error("{0}\n  nothing was committed: every output is as it was before the run")]
     Job(JobError),
-    /// The commit failed (it says what it did).
-    #[error("{0}")]
-    Commit(Box<TransactionError>),
-    /// No commit was tried, yet nothing failed and no stop came.
-    #[error("the run ended without its transaction")]
-    NoTransaction,
     /// The runner could not become the reaper of its jobs' orphans (Linux).
     #[error(
         "cannot make the runner the reaper of what its jobs leave running \
@@ -85,78 +59,6 @@ pub enum NoLandlock {
     /// Not Linux.
     #[error("this system does not have it")]
     System,
-}
-
-/// A job file local mode cannot use; `shown_as` is its path as written.
-#[derive(Debug, thiserror::Error)]
-pub enum JobFileError {
-    /// It cannot be opened.
-    #[error("cannot open the job file {}: {}", shown(.shown_as), io_error(.error))]
-    Open {
-        /// Its path as written.
-        shown_as: String,
-        /// Why not.
-        error: io::Error,
-    },
-    /// It cannot be read.
-    #[error("cannot read the job file {}: {}", shown(.shown_as), io_error(.error))]
-    Read {
-        /// Its path as written.
-        shown_as: String,
-        /// Why not.
-        error: io::Error,
-    },
-    /// A FIFO, a device, a directory: nothing a job file can be.
-    #[error("cannot read the job file {}: it is {kind}, not a regular file", shown(.shown_as))]
-    NotRegular {
-        /// Its path as written.
-        shown_as: String,
-        /// What it is, in words ("a FIFO").
-        kind: &'static str,
-    },
-    /// It is larger than any job file.
-    #[error("{}: a job file may hold at most {limit} bytes (1 GiB)", shown(.shown_as))]
-    TooBig {
-        /// Its path as written.
-        shown_as: String,
-        /// The most a job file may hold.
-        limit: u64,
-    },
-    /// It is not JSON.
-    #[error(
-        "{}:{}:{}: not valid JSON: {}",
-        shown(.shown_as),
-        .error.line,
-        .error.column,
-        .error.message
-    )]
-    NotJson {
-        /// Its path as written.
-        shown_as: String,
-        /// Where the JSON goes wrong.
-        error: ParseError,
-    },
-    /// JSON, but not a DTLTO job file.
-    #[error("{}", invalid(.shown_as, .violations))]
-    Invalid {
-        /// Its path as written.
-        shown_as: String,
-        /// Every rule it breaks, with its JSON location.
-        violations: Vec<Violation>,
-    },
-}
-
-fn invalid(shown_as: &str, violations: &[Violation]) -> String {
-    let mut message = format!(
-        "{} is not a valid DTLTO job file ({} problem{}):",
-        shown(shown_as),
-        violations.len(),
-        if violations.len() == 1 { "" } else { "s" }
-    );
-    for violation in violations {
-        message.push_str(&format!("\n  {}: {violation}", shown(shown_as)));
-    }
-    message
 }
 
 /// Why a job of local mode failed; `job` is its index.

@@ -2,8 +2,8 @@
 //! installation and the system's loader and libraries, each checked never to widen
 //! to the job's own tree or to `/`.
 
-use super::args;
-use super::job_file::full_args;
+use crate::jobs::args;
+use crate::jobs::job_file::full_args;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::path::{Path, PathBuf};

@@ -1,177 +1,169 @@
 //! `local` mode: a drop-in for LLVM's `llvm/utils/dtlto/local.py`, which runs each
 //! job's compile (`common.args + jobs[i].args`) for real, in order. The jobs run
-//! natively (WASI preview 1 cannot start processes), each writing into the same
-//! staging and committed by the same transaction as the guest's outputs, and, on
-//! Linux, each confined by Landlock to its staging (and with `--hermetic` to reading
-//! what it declares).
+//! natively (WASI preview 1 cannot start processes) as an executor of the run's
+//! driver (drive.rs): each writes into the staging the driver's transaction commits,
+//! and, on Linux, each is confined by Landlock to its staging (and with
+//! `--hermetic` to reading what it declares).
 
-pub mod args;
 mod children;
 pub mod confine;
 mod confinement;
 pub mod error;
 mod hermetic;
-mod job_file;
 mod options;
 mod prepare;
+mod process;
 mod report;
-mod schedule;
 
-pub use options::{options, selected, Options, PROGRAM, WORD};
+pub use options::{parse, selected, Options, LANDLOCK_VARIABLE, PROGRAM, USAGE, WORD};
 
-use crate::error::{RunError, UsageError};
-use crate::exit_status;
-use crate::interrupt;
-use crate::sandbox::plan::{plan, Reads};
-use crate::transaction::{self, Begun, Commit, Ending};
+use crate::drive::{self, Executed, Executor, Run, Staging};
+use crate::error::RunError;
+use crate::exit_status::ExitStatus;
+use crate::interrupt::{self, StopHook};
+use crate::jobs::job_file::{input_ids, outputs_are_arguments, read_job_file};
+use crate::jobs::schedule::run_all;
+use crate::sandbox::file_id::FileId;
+use crate::sandbox::plan::{plan, Jobs, Plan, Reads};
+use children::Processes;
 use confinement::Confinement;
-use dtlto_mock::message::shown;
+use dtlto_mock::job_file::JobFile;
 use error::LocalError;
 use hermetic::hermetic_reads;
-use job_file::{input_ids, outputs_are_arguments, read_job_file};
 use prepare::{prepare_jobs, PrepareContext};
-use schedule::run_jobs;
-use std::io::Write;
-use std::path::Path;
+use process::LocalJobs;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Set to `off`, the jobs run unconfined, as where Landlock is missing.
-pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
-
-/// What a stop does to local mode's jobs (a stop hook, registered with the
-/// interrupt module): every running one is ended with its process group, none
-/// starts after, and every process a job started is killed and reaped (Linux) before
-/// the hook returns, so that nothing of theirs can write into the staging the stop
-/// then removes.
-fn stop_jobs() {
-    children::stop_all();
-    children::end_all_descendants();
+/// Runs local mode as `options` ask, paths relative to `cwd`; returns the exit
+/// status.
+pub fn run(options: &Options, cwd: &Path) -> Result<ExitStatus, RunError> {
+    drive::drive(
+        &mut LocalRun {
+            options,
+            job_file: None,
+            confinement: None,
+            hermetic_reads: None,
+            processes: Arc::new(Processes::new()),
+            stop_hook: None,
+            cwd,
+        },
+        &Run {
+            job_file: &options.job_file,
+            verbose: options.verbose,
+            cwd,
+        },
+    )
 }
 
-/// Runs local mode with `args` (after the word `local`); returns the exit status.
-/// Once per process: the planner's memory is left to the process's end.
-pub fn run(
-    args: &[String],
-    verbose: bool,
-    cwd: &Path,
-) -> Result<exit_status::ExitStatus, RunError> {
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        // A closed stdout loses the help, not the status.
-        let _ = writeln!(std::io::stdout().lock(), "{}", crate::error::LOCAL_HELP);
-        return Ok(exit_status::ExitStatus::Success);
-    }
-    let options = options(args, verbose).map_err(UsageError::Local)?;
-    let job_path = options.job_file.as_str();
-    let job_file = read_job_file(&cwd.join(job_path), job_path).map_err(LocalError::from)?;
+/// Local mode's executor.
+struct LocalRun<'a> {
+    options: &'a Options,
+    /// The job file, read once by `plan`.
+    job_file: Option<JobFile>,
+    /// How the jobs are confined, decided by `plan` before anything is created.
+    confinement: Option<Confinement>,
+    /// With `--hermetic`: what every job may read besides its inputs.
+    hermetic_reads: Option<Vec<PathBuf>>,
+    /// The jobs' processes, which a stop ends through `stop_hook`.
+    processes: Arc<Processes>,
+    stop_hook: Option<StopHook>,
+    /// What relative paths are taken from.
+    cwd: &'a Path,
+}
 
-    let confinement = Confinement::decide(options.hermetic)?;
-    outputs_are_arguments(&job_file, job_path)?;
-
-    // What every job may read under --hermetic besides its inputs, checked before
-    // anything is created.
-    let hermetic_reads = if options.hermetic {
-        Some(hermetic_reads(&job_file, cwd).map_err(LocalError::HermeticNotHeld)?)
-    } else {
-        None
-    };
-
-    // The same planning and transaction as the guest's: the outputs and their
-    // directories, and the checks (no output is an input or another's output).
-    let plan = plan(
-        std::slice::from_ref(&options.job_file),
-        cwd,
-        Reads::JobFileOnly,
-        true,
-    )
-    .map_err(|error| RunError::Plan {
-        job_file: job_path.to_owned(),
-        error,
-    })?;
-    let declared: usize = job_file.jobs.iter().map(|j| j.outputs.len()).sum();
-    if plan.outputs.len() != declared {
-        return Err(LocalError::Changed(job_path.to_owned()).into());
-    }
-    children::become_reaper().map_err(LocalError::Reaper)?;
-    interrupt::on_stop(stop_jobs);
-    let transaction = match transaction::reclaim_and_begin(&plan, options.verbose)
-        .map_err(|error| RunError::transaction(job_path, error))?
-    {
-        Begun::Held(transaction) => transaction,
-        Begun::Stopped(status) => return Ok(status),
-    };
-    let Some(staging_outs) = transaction.staged_outputs_dirs() else {
-        // A stop took the transaction as soon as it was made, and ends the process.
-        transaction.settle(Commit::NotTried);
-        return Ok(exit_status::ExitStatus::Failure);
-    };
-    if options.verbose {
-        confinement.describe(job_file.jobs.len(), options.jobs, options.hermetic);
-    }
-
-    // Each job's command, outputs pointed at staging, and what it may touch.
-    let context = PrepareContext {
-        job_file: &job_file,
-        job_path,
-        plan: &plan,
-        transaction: &transaction,
-        staging_outs: &staging_outs,
-        hermetic_reads: hermetic_reads.as_deref(),
-        sealed: confinement.sealed,
-        cwd,
-        verbose: options.verbose,
-    };
-    let prepared = match prepare_jobs(&context) {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            let cleanup = transaction.settle(Commit::NotTried).cleanup;
-            return Err(RunError::from(error).with_cleanup(cleanup));
+impl Executor for LocalRun<'_> {
+    fn plan(&mut self, cwd: &Path) -> Result<Plan, RunError> {
+        let job_path = self.options.job_file.as_str();
+        let job_file = read_job_file(&cwd.join(job_path), job_path).map_err(LocalError::from)?;
+        let confinement = Confinement::decide(self.options.hermetic)?;
+        outputs_are_arguments(&job_file, job_path).map_err(LocalError::from)?;
+        // What every job may read under --hermetic besides its inputs, checked before
+        // anything is created.
+        if self.options.hermetic {
+            self.hermetic_reads =
+                Some(hermetic_reads(&job_file, cwd).map_err(LocalError::HermeticNotHeld)?);
         }
-    };
+        // The same planning as the guest's: the outputs and their directories, and
+        // the checks (no output is an input or another's output).
+        let plan = plan(
+            std::slice::from_ref(&self.options.job_file),
+            cwd,
+            Reads::JobFileOnly,
+            Jobs::Read(&job_file),
+        )
+        .map_err(|error| RunError::Plan {
+            job_file: job_path.to_owned(),
+            error,
+        })?;
+        self.job_file = Some(job_file);
+        self.confinement = Some(confinement);
+        Ok(plan)
+    }
 
-    let mut relays = Vec::new();
-    let outcome = run_jobs(
-        &options,
-        &prepared,
-        confinement.landlock.is_some(),
-        &job_file,
-        cwd,
-        &mut relays,
-    );
-    // Nothing a job started may write into the staging once the commit or the
-    // cleanup begins, whatever the outcome.
-    children::end_all_descendants();
-    // Their pipes are closed now: what they held is relayed to its end.
-    for relay in relays {
-        let _ = relay.join();
+    fn before_staging(&mut self) -> Result<(), RunError> {
+        self.processes.become_reaper().map_err(LocalError::Reaper)?;
+        // A stop ends every running job with its process group, none starts after,
+        // and every process a job started is killed and reaped (Linux) before the
+        // hook returns, so that nothing of theirs can write into the staging the
+        // stop then removes.
+        let processes = Arc::clone(&self.processes);
+        self.stop_hook = Some(interrupt::on_stop(move || {
+            processes.stop_all();
+            processes.end_all_descendants();
+        }));
+        Ok(())
     }
-    let commit = match (&outcome, interrupt::stopped()) {
-        (Ok(()), None) => transaction.commit(&plan, &input_ids(&job_file, job_path, cwd)),
-        _ => Commit::NotTried,
-    };
-    let ending = transaction.settle(commit);
-    if let Some(status) = ending.report_stop(job_path) {
-        return Ok(status);
-    }
-    let Ending { commit, cleanup } = ending;
-    let failed = match (outcome, commit) {
-        (Err(failure), _) => Some(LocalError::Job(failure)),
-        (Ok(()), Commit::Failed(error)) => Some(LocalError::Commit(Box::new(error))),
-        (Ok(()), Commit::Done(committed)) => {
-            if options.verbose {
-                for &output in &committed {
-                    let path = plan.output_path(output);
-                    dtlto_mock::stderr_line!(
-                        "dtlto-runner: committed {}",
-                        shown(&path.to_string_lossy())
-                    );
-                }
-            }
-            None
+
+    fn execute(&mut self, staging: &Staging) -> Executed {
+        let (Some(job_file), Some(confinement)) = (&self.job_file, &self.confinement) else {
+            return Executed::Failed(RunError::NoCommit);
+        };
+        let options = self.options;
+        if options.verbose {
+            confinement.describe(job_file.jobs.len(), options.jobs, options.hermetic);
         }
-        (Ok(()), Commit::NotTried) => Some(LocalError::NoTransaction),
-    };
-    match (failed, cleanup) {
-        (None, Ok(())) => Ok(exit_status::ExitStatus::Success),
-        (None, Err(failures)) => Err(RunError::CommittedNotRemoved(failures)),
-        (Some(error), cleanup) => Err(RunError::from(error).with_cleanup(cleanup)),
+        // Each job's command, outputs pointed at staging, and what it may touch.
+        let context = PrepareContext {
+            job_file,
+            staging,
+            hermetic_reads: self.hermetic_reads.as_deref(),
+            sealed: confinement.sealed,
+            cwd: self.cwd,
+            verbose: options.verbose,
+        };
+        let prepared = match prepare_jobs(&context) {
+            Ok(prepared) => prepared,
+            Err(error) => return Executed::Failed(error.into()),
+        };
+        let mut jobs = LocalJobs {
+            options,
+            jobs: &prepared,
+            landlock: confinement.landlock.is_some(),
+            job_file,
+            cwd: self.cwd,
+            children: &self.processes,
+            relays: Vec::new(),
+        };
+        let outcome = run_all(&mut jobs, prepared.len(), options.jobs);
+        // Nothing a job started may write into the staging once the commit or the
+        // cleanup begins, whatever the outcome.
+        self.processes.end_all_descendants();
+        // Their pipes are closed now: what they held is relayed to its end.
+        for relay in jobs.relays {
+            let _ = relay.join();
+        }
+        match outcome {
+            Ok(()) => Executed::Done,
+            Err(failure) => Executed::Failed(LocalError::Job(failure).into()),
+        }
+    }
+
+    fn inputs(&self, _: &Plan, cwd: &Path) -> HashSet<FileId> {
+        match &self.job_file {
+            Some(job_file) => input_ids(job_file, &self.options.job_file, cwd),
+            None => HashSet::new(),
+        }
     }
 }

@@ -1,11 +1,28 @@
-//! Local mode's command line: what selects the mode, and its own options.
+//! Local mode's command line: what selects the mode, and its own options, parsed by
+//! clap as the runner's are, with a usage and help of their own.
 
-use crate::error::LocalUsage;
+use clap::{Arg, ArgAction, Command};
 
 /// The mode's word.
 pub const WORD: &str = "local";
 /// The program name (a copy or link of the runner) that selects the mode.
 pub const PROGRAM: &str = "dtlto-local";
+/// Set to `off`, the jobs run unconfined, as where Landlock is missing.
+pub const LANDLOCK_VARIABLE: &str = "DTLTO_RUNNER_LANDLOCK";
+
+/// Local mode's usage, which its usage errors end with.
+pub const USAGE: &str = "dtlto-runner [--verbose] [--timeout SECONDS] local [--jobs N] [--hermetic] [--verbose] [ARG]... JOB_FILE";
+
+const ABOUT: &str = "\
+Runs a DTLTO job file's backend compiles for real, as LLVM's local.py does: each
+job's `common.args + jobs[i].args`, its outputs written into a private staging and
+committed together after every job has succeeded, or none. On Linux each job is
+confined (Landlock) to writing its staging. See docs/local.md.";
+
+const AFTER_HELP: &str = "\
+Runner options (before `local`): --verbose, --timeout SECONDS (or
+DTLTO_RUNNER_TIMEOUT). The guest's options (--module, --read, --max-output-bytes,
+--max-entries and their variables) are refused: local mode runs no guest.";
 
 /// The mode's arguments (after the word `local`), if this command line selects it.
 pub fn selected<'a>(program: &str, args: &'a [String]) -> Option<&'a [String]> {
@@ -29,57 +46,71 @@ pub struct Options {
     pub job_file: String,
 }
 
-/// Reads local mode's arguments. As local.py reads only its last argument, other
-/// words are ignored; an option that is not ours is refused, so that a misspelt
-/// `--hermetic` cannot pass silently.
-pub fn options(args: &[String], verbose: bool) -> Result<Options, LocalUsage> {
-    let Some((job_file, rest)) = args.split_last() else {
-        return Err(LocalUsage::NoJobFile);
-    };
-    // `local --hermetic` alone: the job file is missing, not named `--hermetic`.
-    if job_file.starts_with('-') {
-        return Err(LocalUsage::OptionForJobFile(job_file.clone()));
-    }
-    let mut options = Options {
-        jobs: 1,
-        hermetic: false,
-        verbose,
-        job_file: job_file.clone(),
-    };
-    let mut rest = rest.iter();
-    while let Some(arg) = rest.next() {
-        let jobs = match arg.as_str() {
-            "--hermetic" => {
-                options.hermetic = true;
-                continue;
-            }
-            "--verbose" => {
-                options.verbose = true;
-                continue;
-            }
-            "--jobs" | "-j" => rest
-                .next()
-                .ok_or_else(|| LocalUsage::NoNumber(arg.clone()))?
-                .as_str(),
-            other => match other.strip_prefix("--jobs=").or(other.strip_prefix("-j")) {
-                Some(value) => value,
-                None if other.starts_with('-') => {
-                    return Err(LocalUsage::UnknownOption(other.to_owned()))
-                }
-                // A word, such as the script local.py replaced: ignored, as local.py does.
-                None => continue,
-            },
-        };
-        let n: usize = jobs
-            .parse()
-            .map_err(|_| LocalUsage::NotANumber(jobs.to_owned()))?;
-        options.jobs = if n == 0 {
+/// Local mode's command line, after its word.
+fn command() -> Command {
+    Command::new("local")
+        .about(ABOUT)
+        .override_usage(USAGE)
+        .after_help(AFTER_HELP)
+        .disable_version_flag(true)
+        .next_help_heading("Options (after `local`)")
+        .arg(
+            Arg::new("jobs")
+                .long("jobs")
+                .short('j')
+                .value_name("N")
+                .value_parser(clap::value_parser!(usize))
+                .default_value("1")
+                .help("Run N jobs at once (0: one per core); their lines are relayed whole"),
+        )
+        .arg(
+            Arg::new("hermetic")
+                .long("hermetic")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Let each job read only what it declares, its compiler and the system's \
+                     libraries (Linux, Landlock); refuses where that cannot hold",
+                ),
+        )
+        .arg(
+            Arg::new("verbose")
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("Print the confinement, each job's command and each commit"),
+        )
+        .arg(
+            Arg::new("args")
+                .value_name("JOB_FILE")
+                .required(true)
+                .num_args(1..)
+                .action(ArgAction::Append)
+                .help(
+                    "The job file, last; words before it are ignored, as local.py ignores \
+                     them (an option that is not local mode's is refused)",
+                ),
+        )
+}
+
+/// Reads local mode's arguments (after its word); `verbose` is the runner's own
+/// `--verbose`. A clap error prints as the runner's usage errors do, or is the help.
+pub fn parse(args: &[String], verbose: bool) -> Result<Options, clap::Error> {
+    let matches = command().no_binary_name(true).try_get_matches_from(args)?;
+    let jobs = matches.get_one::<usize>("jobs").copied().unwrap_or(1);
+    let job_file = matches
+        .get_many::<String>("args")
+        .and_then(|mut words| words.next_back())
+        .cloned()
+        .unwrap_or_default();
+    Ok(Options {
+        jobs: if jobs == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
-            n
-        };
-    }
-    Ok(options)
+            jobs
+        },
+        hermetic: matches.get_flag("hermetic"),
+        verbose: verbose || matches.get_flag("verbose"),
+        job_file,
+    })
 }
 
 #[cfg(test)]
@@ -101,7 +132,7 @@ mod tests {
 
     #[test]
     fn options_are_read_and_other_words_ignored() {
-        let parsed = options(
+        let parsed = parse(
             &strings(&["local.py", "--jobs=3", "--hermetic", "j.json"]),
             false,
         )
@@ -116,21 +147,36 @@ mod tests {
             }
         );
         assert_eq!(
-            options(&strings(&["-j", "2", "j.json"]), false)
-                .unwrap()
-                .jobs,
+            parse(&strings(&["-j", "2", "j.json"]), false).unwrap().jobs,
             2
         );
+        assert_eq!(parse(&strings(&["-j2", "j.json"]), false).unwrap().jobs, 2);
         assert!(
-            options(&strings(&["--jobs", "0", "j.json"]), false)
+            parse(&strings(&["--jobs", "0", "j.json"]), false)
                 .unwrap()
                 .jobs
                 >= 1
         );
-        assert!(options(&strings(&["--hermtic", "j.json"]), false)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown option \"--hermtic\""));
-        assert!(options(&[], false).is_err());
+        assert!(
+            parse(&strings(&["--verbose", "j.json"]), false)
+                .unwrap()
+                .verbose
+        );
+        let misspelt = parse(&strings(&["--hermtic", "j.json"]), false).unwrap_err();
+        assert_eq!(misspelt.exit_code(), 2);
+        assert!(misspelt.to_string().contains("--hermtic"), "{misspelt}");
+        for no_job_file in [&[][..], &["--hermetic"][..], &["--jobs=2"][..]] {
+            let error = parse(&strings(no_job_file), false).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{no_job_file:?}");
+            assert!(error.to_string().contains("<JOB_FILE>"), "{error}");
+        }
+        let not_a_number = parse(&strings(&["--jobs", "many", "j.json"]), false).unwrap_err();
+        assert_eq!(not_a_number.exit_code(), 2);
+        let help = parse(&strings(&["--help"]), false).unwrap_err();
+        assert_eq!(help.exit_code(), 0);
+        assert!(
+            help.to_string().contains("Options (after `local`)"),
+            "{help}"
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! Preparing local mode's jobs: each job's command with its outputs pointed at
 //! staging, its TMPDIR (made by the transaction), and what it may write and read.
 
-use super::args;
 use super::confine;
 use super::error::{JobError, LocalError};
-use super::job_file::full_args;
-use super::schedule::Prepared;
-use crate::sandbox::plan::Plan;
-use crate::transaction::{job_tmp_path, HeldTransaction};
+use super::process::Prepared;
+use crate::drive::Staging;
+use crate::jobs::args;
+use crate::jobs::job_file::full_args;
+use crate::transaction::job_tmp_path;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::path::{Path, PathBuf};
@@ -15,13 +15,8 @@ use std::path::{Path, PathBuf};
 /// What preparing the jobs needs to know of the run.
 pub(super) struct PrepareContext<'a> {
     pub job_file: &'a JobFile,
-    /// The job file as written, for messages.
-    pub job_path: &'a str,
-    pub plan: &'a Plan,
-    /// The run's transaction, which makes each job's TMPDIR.
-    pub transaction: &'a HeldTransaction,
-    /// Each output directory's staged outputs' directory, in the plan's order.
-    pub staging_outs: &'a [PathBuf],
+    /// Where the outputs are staged; its transaction makes each job's TMPDIR.
+    pub staging: &'a Staging<'a>,
     /// With `--hermetic`: what every job may read besides its inputs.
     pub hermetic_reads: Option<&'a [PathBuf]>,
     /// Whether jobs are sealed (all but their staging read-only).
@@ -30,35 +25,31 @@ pub(super) struct PrepareContext<'a> {
     pub verbose: bool,
 }
 
-/// Each job, ready to start, in job order. `LocalError::Changed` if the job file
-/// declares other outputs than the plan has (it changed since it was planned).
+/// Each job, ready to start, in job order. The plan was made from this job file:
+/// its outputs are the job file's, in order.
 pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, LocalError> {
     let PrepareContext {
         job_file,
-        job_path,
-        plan,
-        transaction,
-        staging_outs,
+        staging,
         hermetic_reads,
         sealed,
         cwd,
         verbose,
     } = *context;
     let mut prepared = Vec::with_capacity(job_file.jobs.len());
-    let mut outputs = plan.outputs.iter();
+    let mut outputs = staging.plan.outputs.iter().enumerate();
     for (i, job) in job_file.jobs.iter().enumerate() {
         let mut command = full_args(job_file, i);
         let mut writable = Vec::new();
         let mut native_object = None;
         let mut first_dir = None;
         for output in &job.outputs {
-            // One planned output per declared output, as counted above.
-            let Some(planned) = outputs.next() else {
-                return Err(LocalError::Changed(job_path.to_owned()));
+            let Some((k, planned)) = outputs.next() else {
+                return Err(LocalError::NotPlanned(format!("jobs[{i}]")));
             };
-            let out = &staging_outs[planned.dir];
+            let out = &staging.outputs_dirs[planned.dir];
             first_dir.get_or_insert(planned.dir);
-            let staged = out.join(&planned.file_name);
+            let staged = staging.output_path(k);
             args::point_output(&mut command, output, &args::for_job(&staged));
             native_object.get_or_insert(staged);
             if !writable.contains(out) {
@@ -68,10 +59,10 @@ pub(super) fn prepare_jobs(context: &PrepareContext) -> Result<Vec<Prepared>, Lo
         // Its TMPDIR, made by the transaction in its first output's staging, apart
         // from the outputs the commit checks.
         let tmp = match first_dir {
-            Some(dir) => match transaction.job_tmp(dir, i) {
+            Some(dir) => match staging.transaction.job_tmp(dir, i) {
                 Ok(tmp) => tmp,
                 Err(error) => {
-                    let dir = job_tmp_path(&staging_outs[dir], i);
+                    let dir = job_tmp_path(&staging.outputs_dirs[dir], i);
                     return Err(LocalError::Job(JobError::Tmpdir { job: i, dir, error }));
                 }
             },

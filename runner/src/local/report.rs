@@ -1,6 +1,6 @@
 //! How a failed job is described: how it ended, its native object and its command.
 
-use super::args;
+use crate::jobs::args;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::path::Path;

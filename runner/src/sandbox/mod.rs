@@ -12,6 +12,19 @@ use std::collections::{HashMap, HashSet};
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
+/// Frees `value` on a thread of its own: the large maps of a run (tens of thousands
+/// of paths) take a noticeable part of a short run to free key by key, and the
+/// process does not wait for it. Where no thread can start, it is freed here.
+pub fn free_beside<T: Send + 'static>(value: T) {
+    let mut value = Some(value);
+    let spawned = std::thread::Builder::new().name("free".into()).spawn({
+        let value = value.take();
+        move || drop(value)
+    });
+    drop(spawned);
+    drop(value);
+}
+
 pub mod file_id;
 pub mod paths;
 pub mod plan;

@@ -163,6 +163,16 @@ impl<'a> Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// What the resolver learnt, owned, to be freed apart from the run.
+    pub(super) fn into_learnt(self) -> impl Send + 'static {
+        (
+            self.written_dirs,
+            self.dir_index,
+            self.dirs,
+            self.unreachable_entries,
+        )
+    }
+
     /// The key that is equal for two names exactly when the host takes them for one
     /// directory entry: the directory's identity and the name (case-folded where the
     /// host folds case); the path's text where the directory cannot be identified.

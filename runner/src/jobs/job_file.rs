@@ -1,8 +1,9 @@
-//! The job file as local mode reads it, and what follows from it: each job's
-//! command and the identities of what the jobs read.
+//! The job file as the native modes read it (once, checked as validate.py checks
+//! it), and what follows from it: each job's command and the identities of what the
+//! jobs read.
 
 use super::args;
-use super::error::{JobFileError, LocalError};
+use super::error::JobFileError;
 use crate::sandbox::file_id::{self, FileId};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::file_kind;
@@ -15,7 +16,7 @@ use std::path::Path;
 /// whose short names (`INLONG~1.O`) are a second name of the same entry, so that the
 /// commit refuses an output that would replace an input. Elsewhere a second name is
 /// a hard link, whose replacement leaves the input itself untouched.
-pub(super) fn input_ids(job_file: &JobFile, job_path: &str, cwd: &Path) -> HashSet<FileId> {
+pub fn input_ids(job_file: &JobFile, job_path: &str, cwd: &Path) -> HashSet<FileId> {
     if !cfg!(windows) {
         return HashSet::new();
     }
@@ -31,14 +32,15 @@ pub(super) fn input_ids(job_file: &JobFile, job_path: &str, cwd: &Path) -> HashS
         .collect()
 }
 
-pub(super) fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
+/// `common.args + jobs[i].args`: job `i`'s command as the job file has it.
+pub fn full_args(job_file: &JobFile, i: usize) -> Vec<String> {
     let mut command = job_file.common.args.clone();
     command.extend(job_file.jobs[i].args.iter().cloned());
     command
 }
 
 /// Reads and checks the job file (the rules validate.py enforces).
-pub(super) fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, JobFileError> {
+pub fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, JobFileError> {
     let shown_as = shown_as.to_owned();
     // Without waiting for a writer, should it be a FIFO; then refused unless regular.
     let mut open = std::fs::OpenOptions::new();
@@ -84,13 +86,13 @@ pub(super) fn read_job_file(path: &Path, shown_as: &str) -> Result<JobFile, JobF
 
 /// Refuses a job file whose outputs are not all among their jobs' arguments, where
 /// the runner could not point them at staging.
-pub(super) fn outputs_are_arguments(job_file: &JobFile, job_path: &str) -> Result<(), LocalError> {
+pub fn outputs_are_arguments(job_file: &JobFile, job_path: &str) -> Result<(), JobFileError> {
     for (i, job) in job_file.jobs.iter().enumerate() {
         let mut command = full_args(job_file, i);
         for (k, output) in job.outputs.iter().enumerate() {
             if args::point_output(&mut command, output, output) == 0 {
-                return Err(LocalError::OutputNotAnArgument {
-                    job_file: job_path.to_owned(),
+                return Err(JobFileError::OutputNotAnArgument {
+                    shown_as: job_path.to_owned(),
                     job: i,
                     output: k,
                     path: output.clone(),
