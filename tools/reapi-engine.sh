@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Starts and stops a real REAPI v2 engine for the remote-mode tests: one buildbox-casd
+# on 127.0.0.1 serving CAS, ActionCache, ByteStream, Capabilities and (unless
+# --cache-only) Execution, which runs each action in a bubblewrap sandbox through
+# buildbox-run. The binaries come from tools/install-reapi-engine.sh, or from
+# $DTLTO_REAPI_ENGINE_BIN when set.
+#
+#   reapi-engine.sh start [--cache-only] DIR [-- EXTRA_CASD_ARGS...]
+#       Starts casd with its cache in DIR/cache, its log in DIR/casd.log; writes
+#       DIR/pid and DIR/endpoint (grpc://127.0.0.1:PORT) and prints the endpoint.
+#       --cache-only: no Execution service (Capabilities say exec disabled, Execute is
+#       UNIMPLEMENTED); the same DIR/cache, so the ActionCache entries an earlier
+#       executing engine in DIR wrote are served.
+#   reapi-engine.sh stop DIR
+#       Stops the engine of DIR (SIGTERM, then SIGKILL after 10 s) and waits for it.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+wait_seconds=10
+
+usage() {
+  echo "usage: reapi-engine.sh start [--cache-only] DIR [-- EXTRA_CASD_ARGS...] | stop DIR" >&2
+  exit 2
+}
+die() {
+  echo "reapi-engine.sh: $*" >&2
+  exit 1
+}
+
+# True while PID is a process and not a zombie (kill -0 succeeds on zombies, and an
+# init that does not reap them, as in some containers, keeps them around).
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [ "${stat%% *}" != Z ]
+}
+# True while PID is a live buildbox-casd: a pid file may outlive its process, and the
+# pid may have been reused by another program since.
+alive_casd() {
+  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = buildbox-casd ] && alive "$1"
+}
+
+# Prints the TCP port PID listens on, if any. casd binds port 0 and the kernel picks
+# the port, so it is read back from the process's own sockets. (gRPC sets SO_REUSEPORT:
+# two casds told the same fixed port both bind it and share its connections, so
+# "find a free port, then pass it" could race into two engines on one port.)
+listening_port() {
+  local pid="$1" link inodes=" " addr st inode
+  # One find for all of casd's (about 270) descriptors: a readlink each takes a second.
+  while read -r link; do
+    inodes+="${link//[^0-9]/} "
+  done < <(find "/proc/$pid/fd" -mindepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null)
+  # /proc/net/tcp6 too: casd listens on an IPv4-mapped IPv6 socket.
+  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | while read -r _ addr _ st _ _ _ _ _ inode _; do
+    # State 0A is LISTEN; the local address ends in :PORT, in hex.
+    if [ "$st" = 0A ] && [ "${inodes#* "$inode" }" != "$inodes" ]; then
+      echo "$((16#${addr##*:}))"
+      break
+    fi
+  done
+}
+
+start() {
+  local cache_only=false dir
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --cache-only) cache_only=true; shift ;;
+      --) usage ;;
+      -*) usage ;;
+      *) break ;;
+    esac
+  done
+  [ $# -ge 1 ] || usage
+  dir="$1"
+  shift
+  if [ $# -gt 0 ]; then
+    [ "$1" = -- ] || usage
+    shift
+  fi
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  if [ -f "$dir/pid" ] && alive_casd "$(cat "$dir/pid")"; then
+    die "an engine already runs for $dir (pid $(cat "$dir/pid")): stop it first"
+  fi
+  rm -f "$dir/pid" "$dir/endpoint"
+
+  local bin
+  bin="${DTLTO_REAPI_ENGINE_BIN:-$(bash "$here/install-reapi-engine.sh")}"
+  [ -x "$bin/buildbox-casd" ] || die "no buildbox-casd in $bin"
+
+  # Two listeners. casd hands its FIRST --bind address to buildbox-run as the CAS to
+  # stage inputs from, and hands it verbatim: "127.0.0.1:0" would be unreachable. So
+  # the first is a unix socket (no port to pick, so nothing to race for), and the
+  # second is TCP port 0 for clients (the kernel picks a free port; see above).
+  # sun_path holds 107 bytes: a longer DIR gets its socket in a short temporary dir.
+  local sock="$dir/casd.sock"
+  if [ "${#sock}" -gt 100 ]; then
+    sock="$(mktemp -d /tmp/reapi-engine.XXXXXX)/casd.sock"
+    ln -sfn "$sock" "$dir/casd.sock"
+  fi
+  rm -f "$sock"
+  local args=("--bind=unix:$sock" --bind=127.0.0.1:0 --jobs=2 --cache-failures=false)
+  if ! $cache_only; then
+    [ -x "$bin/buildbox-run" ] || die "no buildbox-run in $bin"
+    command -v bwrap >/dev/null 2>&1 || die "bwrap (Debian's bubblewrap) is missing"
+    # The sandbox's / is the action's input root and nothing else of the host: the
+    # client uploads the compiler, its libraries and the loader itself. No host bind
+    # mount: one on /usr would hide whatever the client put under usr/ in the root.
+    args+=("--buildbox-run=$bin/buildbox-run")
+  fi
+  args+=("$@" "$dir/cache")
+
+  # casd looks for buildbox-fuse along PATH and dies on a directory it may not search
+  # (EACCES, e.g. root's PATH kept by `su USER`): keep only searchable directories.
+  local path="" part
+  local -a parts
+  IFS=: read -ra parts <<<"$PATH"
+  for part in "${parts[@]}"; do
+    if [ -n "$part" ] && [ -d "$part" ] && [ -x "$part" ]; then path+="${path:+:}$part"; fi
+  done
+
+  # stdin, stdout and stderr away from the caller: a test that runs this script and
+  # reads its output to the end must not wait for the daemon.
+  PATH="$path" "$bin/buildbox-casd" "${args[@]}" </dev/null >"$dir/casd.log" 2>&1 &
+  local pid=$! port="" deadline=$((SECONDS + wait_seconds))
+  # The pid file first, so `stop` finds the daemon even if this script dies waiting.
+  # (Renamed into place so a reader never sees a partial file.)
+  echo "$pid" >"$dir/pid.tmp" && mv -f "$dir/pid.tmp" "$dir/pid"
+  while :; do
+    if ! alive "$pid"; then
+      rm -f "$dir/pid"
+      cat "$dir/casd.log" >&2
+      die "buildbox-casd exited before it listened (log above, in $dir/casd.log)"
+    elif alive_casd "$pid"; then # (until the forked shell execs casd, it is not yet one)
+      port="$(listening_port "$pid")"
+      # The port is ours; also check it accepts a connection.
+      if [ -n "$port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        break
+      fi
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      rm -f "$dir/pid"
+      cat "$dir/casd.log" >&2
+      die "buildbox-casd did not listen within ${wait_seconds}s (log above, in $dir/casd.log)"
+    fi
+    sleep 0.02
+  done
+  echo "grpc://127.0.0.1:$port" >"$dir/endpoint.tmp" && mv -f "$dir/endpoint.tmp" "$dir/endpoint"
+  echo "grpc://127.0.0.1:$port"
+}
+
+stop() {
+  [ $# -eq 1 ] || usage
+  local dir="$1" pid deadline
+  [ -f "$dir/pid" ] || die "no engine pid file in $dir"
+  pid="$(cat "$dir/pid")"
+  if alive_casd "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + wait_seconds))
+    local killed=false
+    while alive_casd "$pid"; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        $killed && die "buildbox-casd $pid survived SIGKILL for ${wait_seconds}s"
+        echo "reapi-engine.sh: buildbox-casd $pid ignored SIGTERM for ${wait_seconds}s: killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        killed=true
+        deadline=$((SECONDS + wait_seconds))
+      fi
+      sleep 0.02
+    done
+  fi
+  local sock
+  if sock="$(readlink "$dir/casd.sock")"; then
+    case "$sock" in /tmp/reapi-engine.*/casd.sock) rm -rf "${sock%/casd.sock}" ;; esac
+  fi
+  rm -f "$dir/pid" "$dir/endpoint" "$dir/casd.sock"
+}
+
+[ $# -ge 1 ] || usage
+cmd="$1"
+shift
+case "$cmd" in
+  start) start "$@" ;;
+  stop) stop "$@" ;;
+  *) usage ;;
+esac
