@@ -5,8 +5,9 @@
 //! `sandbox/` (the plan: preopens, path map, file identity), `transaction/` (staging,
 //! commit, rollback, cleanup), `interrupt` (signals and the timeout, a leaf),
 //! `sandboxed_run` (one guest run end to end), `local/` (local mode's native jobs),
-//! `example` (the built-in example), `error` (every error the runner reports) and
-//! `exit_status` (the table of exit statuses).
+//! `remote/` (remote mode's core: each job as a REAPI action), `example` (the built-in
+//! example), `error` (every error the runner reports) and `exit_status` (the table of
+//! exit statuses).
 
 #![warn(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod exit_status;
 pub(crate) mod guest;
 pub mod interrupt;
 pub mod local;
+pub mod remote;
 pub(crate) mod sandbox;
 pub mod sandboxed_run;
 pub(crate) mod transaction;
