@@ -92,8 +92,9 @@ fn run(cmd: &mut Command) {
 }
 
 /// A two-module ThinLTO program linked with a distributor that keeps the job file
-/// and the index files, in `dir` (which becomes the link's directory).
-fn thin_link(dir: &Path, flags: &[&str]) -> serde_json::Value {
+/// and the index files, in `dir` (which becomes the link's directory); `compile`:
+/// the bitcode is compiled there (else it is there already).
+fn thin_link(dir: &Path, flags: &[&str], compile: bool) -> serde_json::Value {
     let bin = llvm_bin();
     std::fs::write(dir.join("main.c"), "#include <stdio.h>\nint helper(int);\nint main(int c, char **v) { printf(\"%d\\n\", helper(c)); return 0; }\n").unwrap();
     std::fs::write(
@@ -110,10 +111,12 @@ fn thin_link(dir: &Path, flags: &[&str]) -> serde_json::Value {
     std::fs::write(&keep, "#!/bin/sh\nfor last; do :; done\nmkdir -p kept\ncp \"$last\" kept/job.json\ncp *.thinlto.bc kept/\nexit 1\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&keep, std::fs::Permissions::from_mode(0o755)).unwrap();
-    run(Command::new(bin.join("clang"))
-        .current_dir(dir)
-        .args(["-flto=thin", "-c", "main.c", "helper.c"])
-        .args(flags));
+    if compile {
+        run(Command::new(bin.join("clang"))
+            .current_dir(dir)
+            .args(["-flto=thin", "-c", "main.c", "helper.c"])
+            .args(flags));
+    }
     let _ = Command::new(bin.join("clang"))
         .current_dir(dir)
         .args([
@@ -197,7 +200,7 @@ fn remote_matches_local(flags: &[&str]) {
     let engine = Engine::start(true, &cas);
     let project = scratch.path().join("one");
     std::fs::create_dir(&project).unwrap();
-    let doc = thin_link(&project, flags);
+    let doc = thin_link(&project, flags, true);
     let staging = scratch.path().join("staging1");
     std::fs::create_dir(&staging).unwrap();
     let jobs1 = jobs(&doc, &project, &staging);
@@ -289,9 +292,13 @@ fn remote_matches_local(flags: &[&str]) {
     }
 
     // Another link of the same program, in another directory, by another process.
+    // (The same bitcode: compiled elsewhere with -g, it would name its directory.)
     let other = scratch.path().join("two");
     std::fs::create_dir(&other).unwrap();
-    let doc2 = thin_link(&other, flags);
+    for o in ["main.o", "helper.o"] {
+        std::fs::copy(project.join(o), other.join(o)).unwrap();
+    }
+    let doc2 = thin_link(&other, flags, false);
     assert_ne!(
         doc2["jobs"][0]["outputs"], doc["jobs"][0]["outputs"],
         "the pid should differ"
@@ -330,7 +337,7 @@ fn a_cache_only_endpoint_serves_hits_and_names_misses() {
     let cas = scratch.path().join("cas");
     let project = scratch.path().join("p");
     std::fs::create_dir(&project).unwrap();
-    let doc = thin_link(&project, &["-O2"]);
+    let doc = thin_link(&project, &["-O2"], true);
     let staging = scratch.path().join("s1");
     std::fs::create_dir(&staging).unwrap();
     {

@@ -223,7 +223,7 @@ impl Remote {
         if cancel.is_cancelled() {
             return Err(RemoteError::Cancelled { job: job.index });
         }
-        let toolchain = self.toolchain(job)?;
+        let (toolchain, toolchain_hashed) = self.toolchain(job)?;
         let cx = action::Context {
             digests: &self.digests,
             platform: &self.settings.platform,
@@ -280,22 +280,20 @@ impl Remote {
             stderr,
             uploaded_bytes: stats.uploaded.into_inner(),
             downloaded_bytes: stats.downloaded.into_inner(),
-            hashed_bytes: prepared.hashed_bytes,
+            hashed_bytes: prepared.hashed_bytes + toolchain_hashed,
             elapsed: start.elapsed(),
         })
     }
 
-    /// The compiler (and, when shipped, what it loads), found once per session.
-    fn toolchain(&self, job: &RemoteJob) -> Result<Arc<Toolchain>, RemoteError> {
+    /// The compiler (and, when shipped, what it loads), found and hashed once per
+    /// session, however many jobs start at once; and the bytes hashed for it now.
+    fn toolchain(&self, job: &RemoteJob) -> Result<(Arc<Toolchain>, u64), RemoteError> {
         let argv0 = job.argv.first().cloned().unwrap_or_default();
         let key = (argv0.clone(), job.cwd.clone());
-        if let Some(t) = self
-            .toolchains
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(t.clone());
+        // Held while the toolchain is hashed: other jobs wait rather than hash it too.
+        let mut known = self.toolchains.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = known.get(&key) {
+            return Ok((t.clone(), 0));
         }
         let fail = |what: String| RemoteError::Toolchain {
             job: job.index,
@@ -313,12 +311,19 @@ impl Remote {
                 env: Vec::new(),
             }
         };
+        let mut hashed = 0;
+        for entry in &t.entries {
+            if let toolchain::Entry::File { path, .. } = entry {
+                let (_, n) = self
+                    .digests
+                    .file(path)
+                    .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                hashed += n;
+            }
+        }
         let t = Arc::new(t);
-        self.toolchains
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, t.clone());
-        Ok(t)
+        known.insert(key, t.clone());
+        Ok((t, hashed))
     }
 
     /// The cache, else upload and execute: the result and whether it was cached.
