@@ -57,7 +57,7 @@ pub(crate) struct Client {
     pub caps: Capabilities,
     /// Blobs this session knows the server has (found or uploaded).
     present: Mutex<HashSet<Digest>>,
-    /// One upload at a time per large blob, however many jobs need it.
+    /// One upload at a time per blob, however many jobs need it.
     uploading: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -349,6 +349,21 @@ impl Client {
                 }
             }
         }
+        // Each missing blob's gate, taken in digest order (so two jobs cannot wait on
+        // each other): a blob another job is uploading is waited for, not sent twice.
+        missing.sort_by(|a, b| (&a.0.hash, a.0.size_bytes).cmp(&(&b.0.hash, b.0.size_bytes)));
+        let mut held = Vec::with_capacity(missing.len());
+        for (d, _) in &missing {
+            let gate = lock(&self.uploading).entry(d.clone()).or_default().clone();
+            held.push(gate.lock_owned().await);
+        }
+        let missing: Vec<_> = {
+            let present = lock(&self.present);
+            missing
+                .into_iter()
+                .filter(|(d, _)| !present.contains(d))
+                .collect()
+        };
         let budget = self.caps.batch_budget;
         let (small, large): (Vec<_>, Vec<_>) = missing
             .into_iter()
@@ -374,14 +389,10 @@ impl Client {
             self.batch_update(job, batch, stats).await?;
         }
         for (d, source) in large {
-            let gate = lock(&self.uploading).entry(d.clone()).or_default().clone();
-            let _held = gate.lock().await;
-            if lock(&self.present).contains(d) {
-                continue; // another job uploaded it meanwhile
-            }
             self.write_stream(job, d, source, stats).await?;
             lock(&self.present).insert(d.clone());
         }
+        drop(held);
         Ok(())
     }
 

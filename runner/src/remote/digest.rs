@@ -286,20 +286,13 @@ mod tests {
         assert_eq!(of_reader(&b"abc"[..]).unwrap(), d);
     }
 
-    /// Backdates a file's mtime so that it is not racy (ctime cannot be set, so the
-    /// tests that need a stored entry wait out the racy window instead).
-    fn old_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-
     #[cfg(unix)]
     #[test]
     fn identity_rules_and_persistence() {
         let dir = tempfile::tempdir().unwrap();
         let cache_path = dir.path().join("cache/digests");
-        let a = old_file(dir.path(), "a", b"hello");
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"hello").unwrap();
         // A fresh file is racy: hashed every time, never stored.
         let cache = DigestCache::load(Some(cache_path.clone()));
         assert_eq!(cache.file(&a).unwrap().1, 5);

@@ -258,7 +258,7 @@ fn read_elf(path: &Path) -> Result<Option<Elf>, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn parse_elf<'a, H>(data: &'a object::read::ReadCache<File>, is_64: bool) -> Result<Elf, String>
+fn parse_elf<H>(data: &object::read::ReadCache<File>, is_64: bool) -> Result<Elf, String>
 where
     H: object::read::elf::FileHeader<Endian = object::Endianness>,
 {
