@@ -284,13 +284,11 @@ pub(crate) fn prepare(
         blobs.push((d.clone(), Source::Bytes(bytes.clone())));
     }
 
-    let argv0 = job
-        .argv
-        .first()
-        .ok_or_else(|| fail("an empty command".into()))?;
+    if job.argv.is_empty() {
+        return Err(fail("an empty command".into()));
+    }
     let mut arguments = vec![toolchain.compiler.clone()];
     arguments.extend(job.argv[1..].iter().map(|a| names.rewrite_arg(a)));
-    let _ = argv0;
     let mut output_list: Vec<String> = outputs.iter().map(|(p, _, _)| p.clone()).collect();
     output_list.sort();
     output_list.dedup();

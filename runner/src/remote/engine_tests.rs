@@ -257,8 +257,6 @@ fn remote_matches_local(flags: &[&str]) {
     // The undeclared file beside the inputs never left the machine.
     let secret = digest::of_bytes(&std::fs::read(project.join("undeclared.o")).unwrap());
     let remote = Remote::connect(&settings(&engine, scratch.path())).unwrap();
-    let stats = Transfer::default();
-    let probe = vec![(secret.clone(), tree::Source::Bytes(Arc::new(Vec::new())))];
     let missing = remote.runtime.block_on(async {
         let req = re::FindMissingBlobsRequest {
             instance_name: String::new(),
@@ -279,7 +277,6 @@ fn remote_matches_local(flags: &[&str]) {
         vec![secret],
         "the undeclared file is in the server's CAS"
     );
-    let _ = (stats, probe);
 
     // The same link again: every job a cache hit, nothing uploaded, the toolchain not hashed.
     let staging2 = scratch.path().join("staging2");

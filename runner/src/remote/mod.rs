@@ -379,8 +379,7 @@ impl Remote {
             .await?;
         match self.execute(job.index, prepared, operation).await {
             // Blobs the server lost (or never had, though it said so): once more.
-            Err(Missing(status)) => {
-                let _ = status;
+            Err(Missing(_)) => {
                 self.client.forget_present(&prepared.blobs);
                 self.client
                     .upload_missing(job.index, &prepared.blobs, stats)
