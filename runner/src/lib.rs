@@ -7,7 +7,8 @@
 //! `transaction/` (staging, commit, rollback, cleanup), `interrupt` (signals and the
 //! timeout, a leaf), `sandboxed_run` (mock and validate mode: the guest as the
 //! driver's executor), `jobs/` (the job machinery native modes share), `local/`
-//! (local mode's native jobs), `example` (the built-in example), `error` (every
+//! (local mode's native jobs), `remote/` (remote mode: each job as a REAPI action),
+//! `example` (the built-in example), `error` (every
 //! error the runner reports) and `exit_status` (the table of exit statuses).
 
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub(crate) mod guest;
 pub mod interrupt;
 pub(crate) mod jobs;
 pub mod local;
+pub mod remote;
 pub(crate) mod sandbox;
 pub mod sandboxed_run;
 pub(crate) mod transaction;
