@@ -173,6 +173,14 @@ pub enum UsageError {
         /// The mode's usage.
         usage: &'static str,
     },
+    /// A mode's own option that its parser accepted but whose value is unusable.
+    #[error("{message}\nusage: {usage}")]
+    ModeOption {
+        /// What is wrong, in words.
+        message: String,
+        /// The mode's usage.
+        usage: &'static str,
+    },
 }
 
 /// A value of `--timeout`, `--max-output-bytes` or `--max-entries` that is no limit.

@@ -4,7 +4,7 @@ use clap::{Arg, ArgAction, Command};
 use dtlto_runner::error::{LimitError, RunError, UsageError};
 use dtlto_runner::exit_status::ExitStatus;
 use dtlto_runner::sandboxed_run::{self, Program, Request};
-use dtlto_runner::{example, interrupt, local};
+use dtlto_runner::{example, interrupt, local, remote};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +23,8 @@ write only the outputs the job file declares. A linker calls it as a distributor
   ld.lld --thinlto-distributor=dtlto-runner --thinlto-distributor-arg=validate ...
 Runner options are recognised only before the distributor's arguments; everything
 from the first other argument on goes to the distributor verbatim.
+Its other modes run the jobs' compiles for real: `local` on this machine, `remote`
+on any REAPI v2 service (dtlto-runner local --help, dtlto-runner remote --help).
 With no arguments it runs a built-in example. The guest's own help:
   dtlto-runner mock --help";
 
@@ -36,7 +38,7 @@ fn command() -> Command {
         ))
         .about(ABOUT)
         .override_usage(
-            "dtlto-runner [OPTIONS] [mock|validate] <ARG>... <JOB_FILE>\n       dtlto-runner [OPTIONS] local [--jobs N] [--hermetic] <JOB_FILE>\n       dtlto-runner [--example]",
+            "dtlto-runner [OPTIONS] [mock|validate] <ARG>... <JOB_FILE>\n       dtlto-runner [OPTIONS] local [--jobs N] [--hermetic] <JOB_FILE>\n       dtlto-runner [OPTIONS] remote --endpoint URL [REMOTE OPTIONS] <JOB_FILE>\n       dtlto-runner [--example]",
         )
         .arg(
             Arg::new("module")
@@ -150,22 +152,38 @@ fn run() -> Result<ExitStatus, RunError> {
     // process on the signal thread too.
     let status_of = |stop| i32::from(ExitStatus::from(stop).code());
     interrupt::install(timeout, status_of).map_err(RunError::Signals)?;
-    // Local mode runs the compile jobs natively; the guest never runs in it.
-    if let Some(local_args) = local::selected(&invoked_as(), &args) {
+    // The native modes: local runs the compile jobs here, remote sends them to a
+    // REAPI service; the guest runs in neither, so its options are refused.
+    let program = invoked_as();
+    let native = [
+        (local::selected(&program, &args), local::WORD, local::USAGE),
+        (
+            remote::selected(&program, &args),
+            remote::WORD,
+            remote::USAGE,
+        ),
+    ];
+    if let Some((Some(mode_args), mode, usage)) = native.into_iter().find(|(a, ..)| a.is_some()) {
         if let Some(what) = guest_option_given(&matches) {
-            return Err(UsageError::NotForMode {
-                what,
-                mode: local::WORD,
-                usage: local::USAGE,
-            }
-            .into());
+            return Err(UsageError::NotForMode { what, mode, usage }.into());
         }
-        let options = match local::parse(local_args, matches.get_flag("verbose")) {
-            Ok(options) => options,
-            Err(e) => return Ok(clap_answered(&e)),
+        let verbose = matches.get_flag("verbose");
+        let cwd = || std::env::current_dir().map_err(RunError::WorkingDirectory);
+        if mode == local::WORD {
+            return match local::parse(mode_args, verbose) {
+                Ok(options) => local::run(&options, &cwd()?),
+                Err(e) => Ok(clap_answered(&e)),
+            };
+        }
+        return match remote::parse(mode_args, verbose) {
+            Ok(options) => remote::run(&options, &cwd()?),
+            Err(remote::OptionsError::Usage(e)) => Ok(clap_answered(&e)),
+            Err(e) => Err(UsageError::ModeOption {
+                message: e.to_string(),
+                usage: remote::USAGE,
+            }
+            .into()),
         };
-        let cwd = std::env::current_dir().map_err(RunError::WorkingDirectory)?;
-        return local::run(&options, &cwd);
     }
     if args.is_empty() || matches.get_flag("example") {
         return example::run();

@@ -47,3 +47,17 @@ pub fn relay_lines(from: impl Read + Send + 'static, to_stderr: bool) -> JoinHan
         }
     })
 }
+
+/// Passes on a job's whole output at once (a remote job's, which arrives whole): no
+/// other job's lines come between its own.
+pub fn relay_whole(bytes: &[u8], to_stderr: bool) {
+    if bytes.is_empty() {
+        return;
+    }
+    let _ = if to_stderr {
+        std::io::stderr().lock().write_all(bytes)
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes).and_then(|()| out.flush())
+    };
+}

@@ -12,8 +12,13 @@ mod action;
 mod client;
 mod digest;
 mod error;
+mod executor;
+pub mod options;
 mod toolchain;
 mod tree;
+
+pub use executor::RemoteRunError;
+pub use options::{parse, selected, Options, OptionsError, PROGRAM, USAGE, WORD};
 
 #[cfg(all(test, target_os = "linux"))]
 mod engine_tests;
@@ -37,6 +42,29 @@ use action::PreparedAction;
 use client::{Client, Transfer};
 use digest::{show, DigestCache};
 use toolchain::Toolchain;
+
+/// Runs remote mode as `options` ask, paths relative to `cwd`, through the run's
+/// driver; returns the exit status.
+pub fn run(
+    options: &Options,
+    cwd: &std::path::Path,
+) -> Result<crate::exit_status::ExitStatus, crate::error::RunError> {
+    crate::drive::drive(
+        &mut executor::RemoteRun {
+            options,
+            cwd,
+            job_file: None,
+            remote: None,
+            cancel: Cancel::new(),
+            stop_hook: None,
+        },
+        &crate::drive::Run {
+            job_file: &options.job_file,
+            verbose: options.verbose,
+            cwd,
+        },
+    )
+}
 
 /// How to reach the service and what to send.
 #[derive(Debug, Clone)]
