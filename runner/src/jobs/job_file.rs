@@ -4,7 +4,9 @@
 
 use super::args;
 use super::error::JobFileError;
+use crate::error::RunError;
 use crate::sandbox::file_id::{self, FileId};
+use crate::sandbox::plan::{plan, Jobs, Plan, Reads};
 use dtlto_mock::job_file::{self, JobFile, MAX_JOB_FILE_BYTES};
 use dtlto_mock::message::file_kind;
 use std::collections::HashSet;
@@ -101,4 +103,35 @@ pub fn outputs_are_arguments(job_file: &JobFile, job_path: &str) -> Result<(), J
         }
     }
     Ok(())
+}
+
+/// Plans a native mode's run from the job file it read: the outputs and their
+/// directories, with the guest's checks (no output is an input, the job file, or
+/// another job's output).
+pub fn plan_outputs(job_file: &JobFile, job_path: &str, cwd: &Path) -> Result<Plan, RunError> {
+    plan(
+        &[job_path.to_owned()],
+        cwd,
+        Reads::JobFileOnly,
+        Jobs::Read(job_file),
+    )
+    .map_err(|error| RunError::Plan {
+        job_file: job_path.to_owned(),
+        error,
+    })
+}
+
+/// A native mode's arguments (after its `word`), if this command line selects it:
+/// by the word first, or by the program's name (`dtlto-local`, a copy or link).
+pub fn mode_args<'a>(
+    word: &str,
+    name: &str,
+    program: &str,
+    args: &'a [String],
+) -> Option<&'a [String]> {
+    match args.first() {
+        Some(first) if first == word => Some(&args[1..]),
+        _ if program == name => Some(args),
+        _ => None,
+    }
 }

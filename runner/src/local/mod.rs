@@ -21,10 +21,10 @@ use crate::drive::{self, Executed, Executor, Run, Staging};
 use crate::error::RunError;
 use crate::exit_status::ExitStatus;
 use crate::interrupt::{self, StopHook};
-use crate::jobs::job_file::{input_ids, outputs_are_arguments, read_job_file};
+use crate::jobs::job_file::{input_ids, outputs_are_arguments, plan_outputs, read_job_file};
 use crate::jobs::schedule::run_all;
 use crate::sandbox::file_id::FileId;
-use crate::sandbox::plan::{plan, Jobs, Plan, Reads};
+use crate::sandbox::plan::Plan;
 use children::Processes;
 use confinement::Confinement;
 use dtlto_mock::job_file::JobFile;
@@ -85,18 +85,7 @@ impl Executor for LocalRun<'_> {
             self.hermetic_reads =
                 Some(hermetic_reads(&job_file, cwd).map_err(LocalError::HermeticNotHeld)?);
         }
-        // The same planning as the guest's: the outputs and their directories, and
-        // the checks (no output is an input or another's output).
-        let plan = plan(
-            std::slice::from_ref(&self.options.job_file),
-            cwd,
-            Reads::JobFileOnly,
-            Jobs::Read(&job_file),
-        )
-        .map_err(|error| RunError::Plan {
-            job_file: job_path.to_owned(),
-            error,
-        })?;
+        let plan = plan_outputs(&job_file, job_path, cwd)?;
         self.job_file = Some(job_file);
         self.confinement = Some(confinement);
         Ok(plan)

@@ -9,11 +9,11 @@ use crate::drive::{Executed, Executor, Staging};
 use crate::error::RunError;
 use crate::interrupt::{self, StopHook};
 use crate::jobs::args;
-use crate::jobs::job_file::{full_args, input_ids, read_job_file};
+use crate::jobs::job_file::{full_args, input_ids, plan_outputs, read_job_file};
 use crate::jobs::relay::relay_whole;
 use crate::jobs::schedule::{run_all, JobKind, Progress};
 use crate::sandbox::file_id::FileId;
-use crate::sandbox::plan::{plan, Jobs, Plan, Reads};
+use crate::sandbox::plan::Plan;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
@@ -60,16 +60,7 @@ impl Executor for RemoteRun<'_> {
         let job_path = self.options.job_file.as_str();
         let job_file =
             read_job_file(&cwd.join(job_path), job_path).map_err(RemoteRunError::from)?;
-        let plan = plan(
-            std::slice::from_ref(&self.options.job_file),
-            cwd,
-            Reads::JobFileOnly,
-            Jobs::Read(&job_file),
-        )
-        .map_err(|error| RunError::Plan {
-            job_file: job_path.to_owned(),
-            error,
-        })?;
+        let plan = plan_outputs(&job_file, job_path, cwd)?;
         self.job_file = Some(job_file);
         Ok(plan)
     }

@@ -32,11 +32,7 @@ DTLTO_RUNNER_TIMEOUT). The guest's options (--module, --read, --max-output-bytes
 
 /// The mode's arguments (after the word `remote`), if this command line selects it.
 pub fn selected<'a>(program: &str, args: &'a [String]) -> Option<&'a [String]> {
-    match args.first() {
-        Some(word) if word == WORD => Some(&args[1..]),
-        _ if program == PROGRAM => Some(args),
-        _ => None,
-    }
+    crate::jobs::job_file::mode_args(WORD, PROGRAM, program, args)
 }
 
 /// What the command line asks for.
