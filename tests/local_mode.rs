@@ -5,7 +5,9 @@
 #![cfg(unix)]
 
 use crate::local_confinement::write_refusal;
-use crate::util::llvm::{llvm, Llvm, PROGRAM, PROGRAM_OUTPUT};
+use crate::util::llvm::{
+    assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, Llvm, PROGRAM_OUTPUT,
+};
 use crate::util::{
     changes, local_jobs, run_runner, runner_exe, send_signal, spawn_runner, staging_dirs,
     staging_left, wait_until, Run, TestDir,
@@ -367,17 +369,6 @@ fn hermetic_lets_a_job_read_only_what_it_declares() {
 
 // Real links with LLVM 23.
 
-fn bitcode(llvm: &Llvm, dir: &TestDir) {
-    for (name, code) in PROGRAM {
-        dir.write(&format!("{name}.c"), code);
-        llvm.run_ok(
-            dir,
-            "clang",
-            &["-flto=thin", "-O2", "-c", &format!("{name}.c")],
-        );
-    }
-}
-
 /// `clang -flto=thin -fuse-ld=lld INPUTS -o app` through `dtlto-runner local`.
 fn link(llvm: &Llvm, dir: &TestDir, inputs: &[&str], local_args: &[&str], extra: &[&str]) -> Run {
     let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld", "-o", "app"]
@@ -393,31 +384,6 @@ fn link(llvm: &Llvm, dir: &TestDir, inputs: &[&str], local_args: &[&str], extra:
     );
     args.extend(extra.iter().map(|a| a.to_string()));
     dir.run(std::process::Command::new(llvm.tool("clang")).args(&args))
-}
-
-fn run_app(dir: &TestDir) -> String {
-    let run = dir.run(&mut std::process::Command::new(dir.join("app")));
-    run.expect_status(0);
-    run.stdout()
-}
-
-fn job_file(dir: &TestDir) -> (String, serde_json::Value) {
-    let name = dir
-        .snapshot()
-        .into_keys()
-        .find(|n| n.ends_with(".dist-file.json"))
-        .unwrap_or_else(|| panic!("no job file kept\n{}", dir.listing()));
-    let doc = serde_json::from_slice(&dir.read(&name)).unwrap();
-    (name, doc)
-}
-
-fn strings(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[test]
@@ -440,25 +406,8 @@ fn clang_links_through_local_mode_with_the_objects_local_py_makes() {
     // What local.py does: common.args + jobs[i].args, in order, in the same
     // directory, with no shell; the objects must be the same bytes.
     let (_, doc) = job_file(&dir);
-    let common = strings(&doc["common"]["args"]);
-    let jobs = doc["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 3);
-    for job in jobs {
-        let output = strings(&job["outputs"])[0].clone();
-        let ours = dir.read(&output);
-        std::fs::remove_file(dir.join(&output)).unwrap();
-        let run = dir.run(
-            std::process::Command::new(&common[0])
-                .args(&common[1..])
-                .args(strings(&job["args"])),
-        );
-        run.expect_status(0);
-        assert!(!ours.is_empty());
-        assert!(
-            dir.read(&output) == ours,
-            "{output} differs from local.py's"
-        );
-    }
+    assert_eq!(doc["jobs"].as_array().unwrap().len(), 3);
+    assert_objects_as_local_py_makes(&dir, &doc, "local mode");
 }
 
 #[test]

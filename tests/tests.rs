@@ -42,6 +42,9 @@ mod real_llvm;
 mod reclaim;
 /// The release files of every target: format, CPU, the embedded guest.
 mod release_files;
+/// remote mode against a real REAPI engine, with real clang and lld.
+#[cfg(target_os = "linux")]
+mod remote_mode;
 /// Two clean builds of the guest give the same bytes.
 mod reproducible_build;
 /// The sandbox against hostile guests and conflicting plans.

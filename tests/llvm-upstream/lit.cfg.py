@@ -105,6 +105,9 @@ if runner:
     config.substitutions.append(("%dtlto", '"%s"' % runner))
     # A runner that hangs fails its test (exit 124) instead of stalling CI.
     config.environment["DTLTO_RUNNER_TIMEOUT"] = "300"
+# The run with `dtlto-runner remote`: the engine tests/llvm_upstream.sh started.
+if os.environ.get("DTLTO_REMOTE_ENDPOINT"):
+    config.environment["DTLTO_REMOTE_ENDPOINT"] = os.environ["DTLTO_REMOTE_ENDPOINT"]
 
 # Into lit's log, which tests/llvm_upstream.sh shows.
 lit_config.note("features: " + " ".join(sorted(config.available_features)))

@@ -41,7 +41,7 @@ DIRECTIVE = re.compile(r"\b(?:RUN|DEFINE|REDEFINE):")
 PASSING = {"PASS", "XFAIL"}
 
 
-def rewrite(dirs):
+def rewrite(dirs, local_as="local"):
     failures = []
     total = 0
     for top in dirs:
@@ -58,7 +58,10 @@ def rewrite(dirs):
                 if not SCRIPT.search(text):
                     continue
                 new, n_dist = DISTRIBUTOR.subn(r"\1\2%dtlto", text)
-                new, n_script = SCRIPT.subn(r"\1", new)
+                # local.py becomes the runner's `local` mode, or `remote` for the
+                # run against a REAPI engine.
+                new, n_script = SCRIPT.subn(
+                    lambda m: local_as if m.group(1) == "local" else m.group(1), new)
                 if new != text:
                     with open(path, "w", encoding="utf-8", newline="") as f:
                         f.write(new)
@@ -112,7 +115,8 @@ def reason(test):
     return lines[-1] if lines else "(no output)"
 
 
-def report(scripts_json, runner_json, out_of_scope=()):
+def report(scripts_json, runner_json, out_of_scope=None):
+    out_of_scope = out_of_scope or {}
     scripts = load(scripts_json)
     runner = load(runner_json)
     names = sorted(set(scripts) | set(runner))
@@ -125,8 +129,10 @@ def report(scripts_json, runner_json, out_of_scope=()):
         r = runner.get(name)
         s_code = s["code"] if s else "MISSING"
         r_code = r["code"] if r else "MISSING"
-        if os.path.basename(name) in out_of_scope:
-            print(f"{s_code:<12} {r_code:<12} {name} (out of scope: its own distributor script)")
+        base = os.path.basename(name)
+        if base in out_of_scope:
+            why = out_of_scope[base] or "its own distributor script"
+            print(f"{s_code:<12} {r_code:<12} {name} (out of scope: {why})")
             continue
         counted.append(name)
         print(f"{s_code:<12} {r_code:<12} {name}")
@@ -151,10 +157,14 @@ def report(scripts_json, runner_json, out_of_scope=()):
 
 
 def main(argv):
+    if len(argv) >= 4 and argv[:2] == ["rewrite", "--local-as"]:
+        return rewrite(argv[3:], argv[2])
     if len(argv) >= 2 and argv[0] == "rewrite":
         return rewrite(argv[1:])
     if len(argv) >= 3 and argv[0] == "report":
-        return report(argv[1], argv[2], set(argv[3:]))
+        # Each out-of-scope test as NAME, or NAME=REASON.
+        out_of_scope = dict((a.split("=", 1) + [""])[:2] for a in argv[3:])
+        return report(argv[1], argv[2], out_of_scope)
     print(__doc__, file=sys.stderr)
     return 2
 

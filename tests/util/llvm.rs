@@ -130,3 +130,66 @@ pub const PROGRAM: &[(&str, &str)] = &[
     ("twice", "int twice(int x) { return 2 * x; }\n"),
 ];
 pub const PROGRAM_OUTPUT: &str = "result=43\n";
+
+/// Compiles `PROGRAM` in `dir` to ThinLTO bitcode: main.o, helper.o, twice.o.
+pub fn bitcode(llvm: &Llvm, dir: &TestDir) {
+    for (name, code) in PROGRAM {
+        dir.write(&format!("{name}.c"), code);
+        llvm.run_ok(
+            dir,
+            "clang",
+            &["-flto=thin", "-O2", "-c", &format!("{name}.c")],
+        );
+    }
+}
+
+/// Runs the linked `app` in `dir`; its stdout.
+pub fn run_app(dir: &TestDir) -> String {
+    let run = dir.run(&mut Command::new(dir.join("app")));
+    run.expect_status(0);
+    run.stdout()
+}
+
+/// The job file a link kept (`-Wl,--save-temps`): its name and its JSON.
+pub fn job_file(dir: &TestDir) -> (String, serde_json::Value) {
+    let name = dir
+        .snapshot()
+        .into_keys()
+        .find(|n| n.ends_with(".dist-file.json"))
+        .unwrap_or_else(|| panic!("no job file kept\n{}", dir.listing()));
+    let doc = serde_json::from_slice(&dir.read(&name)).unwrap();
+    (name, doc)
+}
+
+/// A JSON array of strings.
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Compiles each job of the job file `doc` again as local.py does (`common.args +
+/// jobs[i].args`, in `dir`, no shell) and asserts that each native object is the
+/// same bytes as the one `whose` run left.
+pub fn assert_objects_as_local_py_makes(dir: &TestDir, doc: &serde_json::Value, whose: &str) {
+    let common = strings(&doc["common"]["args"]);
+    for job in doc["jobs"].as_array().unwrap() {
+        let output = strings(&job["outputs"])[0].clone();
+        let theirs = dir.read(&output);
+        assert!(!theirs.is_empty(), "{whose} left {output} empty");
+        std::fs::remove_file(dir.join(&output)).unwrap();
+        dir.run(
+            Command::new(&common[0])
+                .args(&common[1..])
+                .args(strings(&job["args"])),
+        )
+        .expect_status(0);
+        assert!(
+            dir.read(&output) == theirs,
+            "{output} from {whose} differs from local.py's"
+        );
+    }
+}

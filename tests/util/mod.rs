@@ -11,7 +11,7 @@
 //! - `job_file`: job files as lld writes them, and for local mode;
 //! - `unix_host`: root, FIFOs, open-file limits, signals;
 //! - `hostile`: hostile WASI guests, generated as WAT;
-//! - `llvm`, `oracle`: the outside tools (LLVM 23, CPython).
+//! - `llvm`, `oracle`, `reapi`: the outside tools (LLVM 23, CPython, a REAPI engine).
 
 pub mod dir;
 pub mod guest_in_process;
@@ -20,6 +20,8 @@ pub mod job_file;
 #[cfg(unix)]
 pub mod llvm;
 pub mod oracle;
+#[cfg(target_os = "linux")]
+pub mod reapi;
 pub mod run;
 pub mod runner;
 pub mod staging;

@@ -142,6 +142,26 @@ fn normalize_relative(path: &str) -> Result<(usize, Vec<String>), String> {
     Ok((climbs, names))
 }
 
+/// The directories a path leaves through `..` on its way, from `start` (the root's
+/// names): each must exist for the path to be followed.
+fn dirs_climbed_out_of(start: Vec<String>, path: &str) -> Vec<Vec<String>> {
+    let mut at = start;
+    let mut left = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => at.push(n.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                if !at.is_empty() {
+                    left.push(at.clone());
+                }
+                at.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    left
+}
+
 /// An absolute path's names from the root.
 fn absolute_names(path: &Path) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = Vec::new();
@@ -225,6 +245,20 @@ pub(crate) fn prepare(
     let mut blobs: Vec<(Digest, Source)> = Vec::new();
     let mut hashed_bytes = 0;
     tree.add_dir(&work).map_err(fail)?;
+    // A path that climbs out of a directory (`lib/../dog.o`) needs that directory
+    // in the root too, as the host has it, for the worker to follow it.
+    for declared in job.inputs.iter().chain(&declared_outputs) {
+        let sent = names.sent(declared);
+        let start: Vec<String> = if Path::new(sent).is_absolute() || sent.starts_with('/') {
+            Vec::new()
+        } else {
+            work.clone()
+        };
+        for dir in dirs_climbed_out_of(start, sent) {
+            tree.add_dir(&dir)
+                .map_err(|e| fail(format!("{declared}: {e}")))?;
+        }
+    }
     for (declared, place) in job.inputs.iter().zip(&places) {
         let host = job.cwd.join(declared);
         let input_err = |source| RemoteError::Input {
@@ -449,6 +483,20 @@ mod tests {
     }
 
     #[test]
+    fn directories_a_path_climbs_out_of_are_kept() {
+        let work = vec!["w".to_string()];
+        assert_eq!(
+            dirs_climbed_out_of(work.clone(), "lib/../dog.o"),
+            vec![strings(&["w", "lib"])]
+        );
+        assert_eq!(
+            dirs_climbed_out_of(Vec::new(), "/t/a/b/../../c.o"),
+            vec![strings(&["t", "a", "b"]), strings(&["t", "a"])]
+        );
+        assert!(dirs_climbed_out_of(work, "x/y.o").is_empty());
+    }
+
+    #[test]
     fn relative_paths_normalize_and_count_climbs() {
         assert_eq!(
             normalize_relative("./a/../b.o").unwrap(),
@@ -560,6 +608,6 @@ mod tests {
             output_paths: true,
         };
         let err = prepare(&job, &no_toolchain(), &cx).unwrap_err().to_string();
-        assert!(err.starts_with("job 0: input gone.o: "), "{err}");
+        assert!(err.starts_with("jobs[0]: input gone.o: "), "{err}");
     }
 }

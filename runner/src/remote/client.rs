@@ -690,8 +690,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        // Layers often repeat their cause's words ("tcp connect error: tcp connect
+        // error: refused"): each is said once.
+        let cause = s.to_string();
+        if !text.ends_with(&cause) {
+            let cause = cause
+                .strip_prefix(text.rsplit(": ").next().unwrap_or(""))
+                .map_or(cause.as_str(), |rest| rest.trim_start_matches(": "));
+            if !cause.is_empty() {
+                text.push_str(": ");
+                text.push_str(cause);
+            }
+        }
         source = s.source();
     }
     text

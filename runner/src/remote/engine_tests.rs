@@ -3,7 +3,7 @@
 //! the input root: the compiler must come with the action.
 //!
 //! Ignored by default: they need the engine and real clang. Run them with
-//! `DTLTO_REAPI_ENGINE_DIR=<dir with buildbox-casd, buildbox-run>
+//! `DTLTO_REAPI_ENGINE_BIN=<dir with buildbox-casd, buildbox-run>
 //!  DTLTO_LLVM_BIN=$(bash tools/install-llvm.sh)
 //!  cargo test -p dtlto-runner --lib remote::engine_tests -- --ignored --test-threads 1`
 //! (and `apt-get install bubblewrap`).
@@ -35,9 +35,9 @@ impl Engine {
 
     /// Starts casd bound to `bind` (`HOST:PORT` or `unix:PATH`).
     fn start_on(exec: bool, cache: &Path, bind: &str) -> Engine {
-        let dir = std::env::var_os("DTLTO_REAPI_ENGINE_DIR")
+        let dir = std::env::var_os("DTLTO_REAPI_ENGINE_BIN")
             .map(PathBuf::from)
-            .expect("DTLTO_REAPI_ENGINE_DIR must name the directory with buildbox-casd and buildbox-run");
+            .expect("DTLTO_REAPI_ENGINE_BIN must name the directory with buildbox-casd and buildbox-run");
         let scratch = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(dir.join("buildbox-casd"));
         cmd.arg(format!("--bind={bind}")).arg("--log-level=warning");
@@ -326,13 +326,13 @@ fn remote_matches_local(flags: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap) and DTLTO_LLVM_BIN (real clang)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap) and DTLTO_LLVM_BIN (real clang)"]
 fn remote_objects_are_local_objects_at_o2() {
     remote_matches_local(&["-O2"]);
 }
 
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap) and DTLTO_LLVM_BIN (real clang)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap) and DTLTO_LLVM_BIN (real clang)"]
 fn remote_objects_are_local_objects_with_debug_info() {
     remote_matches_local(&["-O2", "-g"]);
 }
@@ -340,7 +340,7 @@ fn remote_objects_are_local_objects_with_debug_info() {
 /// A cache-only endpoint (no execution) serves a re-link from its cache, and says
 /// which action it lacks otherwise.
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap) and DTLTO_LLVM_BIN (real clang)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap) and DTLTO_LLVM_BIN (real clang)"]
 fn a_cache_only_endpoint_serves_hits_and_names_misses() {
     let scratch = tempfile::tempdir().unwrap();
     let cas = scratch.path().join("cas");
@@ -378,7 +378,7 @@ fn a_cache_only_endpoint_serves_hits_and_names_misses() {
 /// A job running `sleep` (shipped with its libraries): cancelling returns at once and
 /// CancelOperation stops the sandboxed process on the server.
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn cancel_stops_the_action_on_the_server() {
     let scratch = tempfile::tempdir().unwrap();
     let engine = Engine::start(true, &scratch.path().join("cas"));
@@ -436,7 +436,7 @@ fn sleep_processes(marker: &str) -> usize {
 
 /// A server killed mid-action: an error soon, not a hang.
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn a_server_dying_mid_action_is_an_error_not_a_hang() {
     let scratch = tempfile::tempdir().unwrap();
     let mut engine = Engine::start(true, &scratch.path().join("cas"));
@@ -467,7 +467,7 @@ fn a_server_dying_mid_action_is_an_error_not_a_hang() {
 
 /// A declared output the command does not write: an error naming it and the job.
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn an_output_the_action_did_not_produce_is_named() {
     let scratch = tempfile::tempdir().unwrap();
     let engine = Engine::start(true, &scratch.path().join("cas"));
@@ -482,14 +482,14 @@ fn an_output_the_action_did_not_produce_is_named() {
     let err = remote.run_job(&job, &Cancel::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "job 7: output main.1.99.native.o: the remote action did not produce it"
+        "jobs[7]: output main.1.99.native.o: the remote action did not produce it"
     );
     assert!(!scratch.path().join("out.o").exists());
 }
 
 /// A job that copies its input to its output, through a Unix socket endpoint.
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn a_unix_socket_endpoint_runs_actions() {
     let scratch = tempfile::tempdir().unwrap();
     let socket = scratch.path().join("casd.sock");
@@ -518,7 +518,7 @@ fn a_unix_socket_endpoint_runs_actions() {
 /// A server that lost the blobs this session uploaded (restarted with an empty cache
 /// on the same address): Execute says they are missing, they are uploaded again once.
 #[test]
-#[ignore = "needs DTLTO_REAPI_ENGINE_DIR (buildbox-casd, buildbox-run, bwrap)"]
+#[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn blobs_the_server_lost_are_uploaded_again() {
     let scratch = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")

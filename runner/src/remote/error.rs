@@ -47,7 +47,7 @@ pub enum RemoteError {
     },
     /// A cache-only endpoint (execution disabled) has no result for this action.
     #[error(
-        "job {job}: remote endpoint {endpoint} cannot execute actions (cache only) and has no cached result for action {action}"
+        "jobs[{job}]: remote endpoint {endpoint} cannot execute actions (cache only) and has no cached result for action {action}"
     )]
     NotCached {
         /// The job's index in the job file.
@@ -58,7 +58,7 @@ pub enum RemoteError {
         action: String,
     },
     /// A declared input cannot be read.
-    #[error("job {job}: input {declared}: {source}")]
+    #[error("jobs[{job}]: input {declared}: {source}")]
     Input {
         /// The job's index in the job file.
         job: usize,
@@ -68,7 +68,7 @@ pub enum RemoteError {
         source: io::Error,
     },
     /// The compiler, or what it loads, cannot be found or read.
-    #[error("job {job}: compiler {compiler}: {what}")]
+    #[error("jobs[{job}]: compiler {compiler}: {what}")]
     Toolchain {
         /// The job's index in the job file.
         job: usize,
@@ -78,7 +78,7 @@ pub enum RemoteError {
         what: String,
     },
     /// The job cannot be expressed as an action (path syntax, conflicting paths).
-    #[error("job {job}: {what}")]
+    #[error("jobs[{job}]: {what}")]
     Action {
         /// The job's index in the job file.
         job: usize,
@@ -87,7 +87,7 @@ pub enum RemoteError {
     },
     /// The action's own status (a worker failure, not the compiler's exit code).
     #[error(
-        "job {job}: remote endpoint {endpoint}: the action {action} failed: {code:?}: {message}"
+        "jobs[{job}]: remote endpoint {endpoint}: the action {action} failed: {code:?}: {message}"
     )]
     Execution {
         /// The job's index in the job file.
@@ -102,7 +102,7 @@ pub enum RemoteError {
         message: String,
     },
     /// The action succeeded but did not produce a declared output.
-    #[error("job {job}: output {declared}: the remote action did not produce it")]
+    #[error("jobs[{job}]: output {declared}: the remote action did not produce it")]
     MissingOutput {
         /// The job's index in the job file.
         job: usize,
@@ -111,7 +111,7 @@ pub enum RemoteError {
     },
     /// A blob the server sent does not match its digest.
     #[error(
-        "job {job}: remote endpoint {endpoint}: blob {digest} ({what}) does not match its digest"
+        "jobs[{job}]: remote endpoint {endpoint}: blob {digest} ({what}) does not match its digest"
     )]
     Corrupt {
         /// The job's index in the job file.
@@ -124,7 +124,7 @@ pub enum RemoteError {
         what: String,
     },
     /// An output could not be written where the caller asked.
-    #[error("job {job}: output {declared}: cannot write {}: {source}", path.display())]
+    #[error("jobs[{job}]: output {declared}: cannot write {}: {source}", path.display())]
     WriteOutput {
         /// The job's index in the job file.
         job: usize,
@@ -136,7 +136,7 @@ pub enum RemoteError {
         source: io::Error,
     },
     /// The job was cancelled.
-    #[error("job {job}: cancelled")]
+    #[error("jobs[{job}]: cancelled")]
     Cancelled {
         /// The job's index in the job file.
         job: usize,
@@ -150,7 +150,7 @@ pub struct JobLabel(pub Option<usize>);
 impl std::fmt::Display for JobLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Some(job) => write!(f, "job {job}: "),
+            Some(job) => write!(f, "jobs[{job}]: "),
             None => Ok(()),
         }
     }

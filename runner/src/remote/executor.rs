@@ -114,6 +114,17 @@ impl Executor for RemoteRun<'_> {
                 cwd: self.cwd.to_path_buf(),
             }));
         }
+        // A compile's -save-temps land beside it, on the worker; local mode lets them
+        // land in the working directory, remote mode cannot.
+        if let Some(i) = (0..job_file.jobs.len())
+            .find(|&i| args::asks_for_temporaries_in_cwd(&full_args(job_file, i)))
+        {
+            dtlto_mock::stderr_line!(
+                "dtlto-runner: warning: jobs[{i}] asks for -save-temps: remote mode brings \
+                 back only the declared outputs; the temporaries stay on the worker (local mode \
+                 writes them in the working directory)"
+            );
+        }
         let mut actions = Actions {
             remote,
             jobs: &jobs,

@@ -1,0 +1,393 @@
+//! remote mode against a real REAPI engine (buildbox-casd and buildbox-run, started
+//! by each test with tools/reapi-engine.sh), with real clang and lld 23: the links,
+//! the cache, and the service failing in every way the issue names.
+
+use crate::util::llvm::{
+    assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
+    PROGRAM_OUTPUT,
+};
+use crate::util::reapi::Engine;
+use crate::util::{run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run, TestDir};
+use std::process::Command;
+use std::time::Duration;
+
+/// `clang -flto=thin -fuse-ld=lld main.o helper.o twice.o -o app` through
+/// `dtlto-runner --verbose remote --endpoint ENDPOINT`.
+fn link(llvm: &Llvm, dir: &TestDir, endpoint: &str, extra: &[&str]) -> Run {
+    let mut args: Vec<String> = [
+        "-flto=thin",
+        "-fuse-ld=lld",
+        "-o",
+        "app",
+        "main.o",
+        "helper.o",
+        "twice.o",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("-fthinlto-distributor={}", runner_exe().display()));
+    for arg in [
+        "--verbose",
+        "remote",
+        &format!("--endpoint={endpoint}"),
+        "--jobs=2",
+    ] {
+        args.push(format!("-Xthinlto-distributor={arg}"));
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    dir.run(Command::new(llvm.tool("clang")).args(&args))
+}
+
+/// Whether the engine's CAS holds a blob with these bytes.
+fn in_cas(engine: &Engine, bytes: &[u8]) -> bool {
+    use std::io::Write;
+    let mut sha = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    sha.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = sha.wait_with_output().unwrap();
+    let hash = String::from_utf8_lossy(&out.stdout)[..64].to_owned();
+    let listing = Command::new("find")
+        .arg(engine.cache())
+        .args(["-type", "f", "-name"])
+        .arg(format!("*{}", &hash[2..]))
+        .output()
+        .unwrap();
+    !listing.stdout.is_empty()
+}
+
+/// A job file of hand-made jobs in `dir`: (args, inputs, outputs) each, after
+/// `common_args`. Each job also reads a stand-in summary index, `jobK.thinlto.bc`
+/// (a job file's jobs read at least a module and its index).
+fn jobs_json(dir: &TestDir, common_args: &[&str], jobs: &[(&[&str], &[&str], &[&str])]) -> String {
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .enumerate()
+        .map(|(k, (args, inputs, outputs))| {
+            let index = format!("job{k}.thinlto.bc");
+            dir.write(&index, format!("index {k}\n"));
+            let mut inputs: Vec<String> = inputs.iter().map(|i| i.to_string()).collect();
+            inputs.push(index);
+            serde_json::json!({"args": args, "inputs": inputs, "outputs": outputs})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "common": {"linker_output": "app", "args": common_args, "inputs": []},
+        "jobs": jobs,
+    });
+    dir.write("job.json", doc.to_string());
+    "job.json".to_owned()
+}
+
+#[test]
+#[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
+fn clang_links_through_remote_mode_with_the_objects_local_mode_makes_and_sends_nothing_undeclared()
+{
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-link");
+    let dir = TestDir::new("remote-link");
+    bitcode(&llvm, &dir);
+    // Beside the inputs, never declared: it must not reach the service.
+    let secret = b"a file beside the inputs that no job declares 8d1f\n";
+    dir.write("undeclared.txt", secret);
+    let run = link(&llvm, &dir, &engine.endpoint, &["-Wl,--save-temps"]);
+    run.expect_status(0).expect_stderr_has("executed");
+    assert_eq!(run_app(&dir), PROGRAM_OUTPUT, "{}", engine.log());
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+    assert!(
+        !in_cas(&engine, secret),
+        "an undeclared file reached the CAS"
+    );
+
+    // The same jobs compiled here, as local mode (and local.py) would: the same bytes.
+    let (_, doc) = job_file(&dir);
+    let jobs = doc["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3);
+    for job in jobs {
+        assert!(in_cas(&engine, &dir.read(&strings(&job["inputs"])[0])));
+    }
+    assert_objects_as_local_py_makes(&dir, &doc, "remote mode");
+}
+
+#[test]
+#[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
+fn a_relink_elsewhere_is_served_by_the_action_cache_alone_of_a_cache_only_engine() {
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-cache");
+    let first = TestDir::new("remote-cache-first");
+    bitcode(&llvm, &first);
+    link(&llvm, &first, &engine.endpoint, &[]).expect_status(0);
+
+    // The engine restarted without its execution service, on the same cache; the
+    // same bitcode linked from another directory (another checkout, another pid).
+    let engine = Engine::start_in(engine.stop(), true);
+    let second = TestDir::new("remote-cache-second");
+    for (name, _) in PROGRAM {
+        let object = format!("{name}.o");
+        second.write(&object, first.read(&object));
+    }
+    let run = link(&llvm, &second, &engine.endpoint, &[]);
+    run.expect_status(0)
+        .expect_stderr_has("is cache-only")
+        .expect_stderr_has("jobs[2]: cache hit, 0 bytes uploaded");
+    assert_eq!(
+        run.stderr().matches("cache hit, 0 bytes uploaded").count(),
+        3,
+        "{}",
+        run.report()
+    );
+    assert!(!run.stderr().contains("executed"), "{}", run.report());
+    assert_eq!(run_app(&second), PROGRAM_OUTPUT);
+
+    // A job it has no result for cannot run there: the run fails, naming why.
+    second.write("twice.c", "int twice(int x) { return 3 * x; }\n");
+    llvm.run_ok(&second, "clang", &["-flto=thin", "-O2", "-c", "twice.c"]);
+    // (The linker removes its own output when a link fails.)
+    std::fs::remove_file(second.join("app")).unwrap();
+    let before = second.watch();
+    link(&llvm, &second, &engine.endpoint, &[])
+        .expect_status(1)
+        .expect_stderr_has("cannot execute actions (cache only)");
+    before.assert_unchanged();
+}
+
+#[test]
+#[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
+fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-fail");
+    let dir = TestDir::new("remote-fail");
+    dir.write("good.c", "int good(void) { return 1; }\n");
+    dir.write("bad.c", "int bad(void) { return undeclared_name; }\n");
+    dir.write("bad.o", "the object from before\n");
+    let clang = llvm.tool("clang").display().to_string();
+    let job = jobs_json(
+        &dir,
+        &[&clang, "-c", "-O2"],
+        &[
+            (&["good.c", "-o", "good.o"], &["good.c"], &["good.o"]),
+            (&["bad.c", "-o", "bad.o"], &["bad.c"], &["bad.o"]),
+        ],
+    );
+    let before = dir.watch();
+    run_runner(
+        &dir,
+        &[
+            "remote",
+            "--endpoint",
+            &engine.endpoint,
+            "--jobs",
+            "1",
+            &job,
+        ],
+    )
+    .expect_status(1)
+    .expect_stderr_has("jobs[1] (for \"bad.o\") failed remotely with exit status 1:")
+    .expect_stderr_has("its stderr:")
+    .expect_stderr_has("use of undeclared identifier 'undeclared_name'")
+    .expect_stderr_has("nothing was committed");
+    before.assert_unchanged();
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_within_seconds_naming_it_with_nothing_written() {
+    let dir = TestDir::new("remote-unreachable");
+    dir.write("module.bc", "a module\n");
+    let job = jobs_json(
+        &dir,
+        &["cc"],
+        &[(&["-o", "out.o"], &["module.bc"], &["out.o"])],
+    );
+    let before = dir.watch();
+    // A port nothing listens on: taken, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("grpc://127.0.0.1:{port}");
+    spawn_runner(&dir, &["remote", "--endpoint", &endpoint, &job])
+        .finish("an unreachable endpoint", Duration::from_secs(30))
+        .expect_status(1)
+        .expect_stderr_has(&format!("cannot connect to the remote endpoint {endpoint}"));
+    before.assert_unchanged();
+}
+
+#[test]
+fn remote_mode_refuses_the_guests_options_and_answers_help_and_usage() {
+    let dir = TestDir::new("remote-cli");
+    let before = dir.watch();
+    run_runner(
+        &dir,
+        &[
+            "--max-output-bytes",
+            "5",
+            "remote",
+            "--endpoint",
+            "grpc://h:1",
+            "j.json",
+        ],
+    )
+    .expect_status(2)
+    .expect_stderr_has("--max-output-bytes applies to the guest, which remote mode does not run");
+    run_runner(&dir, &["remote", "--endpoint", "grpc://h:1"])
+        .expect_status(2)
+        .expect_stderr_has("<JOB_FILE>");
+    run_runner(&dir, &["remote", "j.json"])
+        .expect_status(2)
+        .expect_stderr_has("--endpoint <URL>");
+    run_runner(
+        &dir,
+        &[
+            "remote",
+            "--endpoint",
+            "grpc://h:1",
+            "--header",
+            "token-only",
+            "j.json",
+        ],
+    )
+    .expect_status(2)
+    .expect_stderr_has("is not NAME=VALUE");
+    before.assert_unchanged();
+    let help = run_runner(&dir, &["remote", "--help"]);
+    help.expect_status(0);
+    assert!(
+        help.stdout().contains("Options (after `remote`)")
+            && help.stdout().contains("DTLTO_REMOTE_ENDPOINT"),
+        "{}",
+        help.report()
+    );
+}
+
+/// A job that runs until stopped: `sleep` shipped as the compiler, its output never
+/// made. `out.o` holds a file from before.
+fn sleeping_job(dir: &TestDir, seconds: &str) -> String {
+    dir.write("out.o", "the object from before\n");
+    dir.write("module.bc", "a module\n");
+    jobs_json(dir, &["sleep"], &[(&[seconds], &["module.bc"], &["out.o"])])
+}
+
+/// Whether a process runs `sleep SECONDS` (the remote action, in the engine's
+/// sandbox, its program named by its path).
+fn sleeping(seconds: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| {
+            let words: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+            matches!(&words[..], [program, arg, b""] if program.ends_with(b"sleep") && *arg == seconds.as_bytes())
+        })
+    })
+}
+
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn a_stop_mid_run_cancels_the_action_and_exits_143_with_nothing_committed() {
+    let engine = Engine::start("remote-engine-stop");
+    let dir = TestDir::new("remote-stop");
+    let seconds = "41.3";
+    let job = sleeping_job(&dir, seconds);
+    let before = dir.watch();
+    let runner = spawn_runner(&dir, &["remote", "--endpoint", &engine.endpoint, &job]);
+    wait_until("the action runs", || sleeping(seconds));
+    let _ = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status();
+    runner
+        .finish("a stopped remote run", Duration::from_secs(20))
+        .expect_status(143)
+        .expect_stderr_has("stopped by SIGTERM: nothing was committed");
+    before.assert_unchanged();
+    // CancelOperation, not only a closed stream: the action ends on the engine.
+    wait_until("the action is cancelled", || !sleeping(seconds));
+}
+
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn the_engine_killed_mid_run_ends_the_run_with_nothing_committed() {
+    let engine = Engine::start("remote-engine-killed");
+    let dir = TestDir::new("remote-killed");
+    let seconds = "42.7";
+    let job = sleeping_job(&dir, seconds);
+    let before = dir.watch();
+    let runner = spawn_runner(&dir, &["remote", "--endpoint", &engine.endpoint, &job]);
+    wait_until("the action runs", || sleeping(seconds));
+    engine.kill();
+    runner
+        .finish("a run whose engine died", Duration::from_secs(60))
+        .expect_status(1)
+        .expect_stderr_has(&engine.endpoint)
+        .expect_stderr_has("nothing was committed");
+    before.assert_unchanged();
+    // Its sandbox died with it, or is ended by bubblewrap's own watch.
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("^sleep {seconds}$")])
+        .status();
+}
+
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
+    let engine = Engine::start("remote-engine-big");
+    let dir = TestDir::new("remote-big");
+    // 20 MiB that no batch may carry: ByteStream both ways.
+    let mut big = Vec::with_capacity(20 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while big.len() < 20 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    dir.write("in0.bin", &big);
+    let mut jobs_args = Vec::new();
+    for i in 1..6 {
+        dir.write(&format!("in{i}.bin"), format!("small input {i}\n"));
+    }
+    for i in 0..6 {
+        jobs_args.push((
+            vec![format!("in{i}.bin"), format!("out{i}.o")],
+            vec![format!("in{i}.bin")],
+            vec![format!("out{i}.o")],
+        ));
+    }
+    let borrowed: Vec<(Vec<&str>, Vec<&str>, Vec<&str>)> = jobs_args
+        .iter()
+        .map(|(a, i, o)| {
+            (
+                a.iter().map(String::as_str).collect(),
+                i.iter().map(String::as_str).collect(),
+                o.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let jobs: Vec<(&[&str], &[&str], &[&str])> = borrowed
+        .iter()
+        .map(|(a, i, o)| (&a[..], &i[..], &o[..]))
+        .collect();
+    let job = jobs_json(&dir, &["cp"], &jobs);
+    run_runner(
+        &dir,
+        &[
+            "--verbose",
+            "remote",
+            "--endpoint",
+            &engine.endpoint,
+            "--jobs",
+            "3",
+            &job,
+        ],
+    )
+    .expect_status(0);
+    for i in 0..6 {
+        assert!(
+            dir.read(&format!("out{i}.o")) == dir.read(&format!("in{i}.bin")),
+            "out{i}.o differs from its input"
+        );
+    }
+    assert_eq!(staging_left(&dir), Vec::<String>::new());
+}
