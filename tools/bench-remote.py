@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Benchmark: `dtlto-runner remote` against `dtlto-runner local`, both with --jobs 2,
+on the ThinLTO link of tools/bench-local.py (N modules, 20 by default, so 20 backend
+jobs), with LLVM 23 from PyPI and a real REAPI engine on this machine
+(tools/reapi-engine.sh: buildbox-casd executing through bubblewrap).
+
+Measured, the median of --runs whole links each:
+  - local --jobs 2;
+  - a first remote link: a fresh engine with an empty cache, and an empty digest
+    cache (the compiler and its libraries are hashed and uploaded);
+  - a cold remote link: every action executed (--no-cache-lookup), with the
+    toolchain already on the service, as on a farm that has seen the compiler;
+  - a warm relink: the same link again, every job an action-cache hit.
+Printed: each median, its ratio to local's, and the bytes hashed and uploaded by
+the second link of a cold engine (from --verbose).
+
+    python3 tools/bench-remote.py [--runs 3] [--modules 20] [--runner PATH]
+"""
+
+import argparse
+import importlib.util
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("bench_local", ROOT / "tools/bench-local.py")
+bench_local = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_local)
+
+
+def engine(action, directory):
+    command = ["bash", str(ROOT / "tools/reapi-engine.sh"), action, str(directory)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modules", type=int, default=20)
+    parser.add_argument("--runner")
+    options = parser.parse_args()
+    runner = bench_local.find_runner(options.runner)
+    llvm = Path(
+        os.environ.get("DTLTO_LLVM_BIN")
+        or subprocess.check_output(["bash", str(ROOT / "tools/install-llvm.sh")], text=True)
+        .strip()
+        .splitlines()[-1]
+    )
+    clang = llvm / "clang"
+    work = Path(tempfile.mkdtemp(prefix="dtlto-bench-remote-"))
+    names = ["main"] + [f"m{i}" for i in range(options.modules - 1)]
+    (work / "main.c").write_text(bench_local.main_source(options.modules - 1))
+    for i in range(options.modules - 1):
+        (work / f"m{i}.c").write_text(bench_local.module_source(i, options.modules - 1))
+    for name in names:
+        subprocess.run([clang, "-flto=thin", "-O2", "-c", f"{name}.c"], cwd=work, check=True)
+    objects = [f"{name}.o" for name in names]
+
+    def link(args, env=None):
+        command = (
+            [clang, "-flto=thin", "-fuse-ld=lld", "-O2", *objects, "-o", "app"]
+            + [f"-fthinlto-distributor={runner}"]
+            + [f"-Xthinlto-distributor={a}" for a in args]
+        )
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=work, env=env, check=True, capture_output=True, text=True)
+        return time.perf_counter() - started, done.stderr
+
+    local, first, cold, warm = [], [], [], []
+    second = None
+    for run in range(options.runs):
+        local.append(link(["local", "--jobs", "2"])[0])
+        scratch = work / f"engine-{run}"
+        endpoint = engine("start", scratch)
+        env = dict(os.environ, XDG_CACHE_HOME=str(scratch / "home-cache"))
+        remote = ["--verbose", "remote", f"--endpoint={endpoint}", "--jobs", "2"]
+        try:
+            first.append(link(remote, env)[0])
+            cold.append(link(remote + ["--no-cache-lookup"], env)[0])
+            seconds, stderr = link(remote, env)
+            warm.append(seconds)
+            if second is None:
+                second = stderr
+        finally:
+            engine("stop", scratch)
+    hits = len(re.findall(r"cache hit", second))
+    uploaded = sum(int(n) for n in re.findall(r"(\d+) bytes uploaded", second))
+    hashed = sum(int(n) for n in re.findall(r"(\d+) hashed", second))
+    base = statistics.median(local)
+    print(f"{len(names)} backend jobs; {os.cpu_count()} CPUs; {runner}")
+    print(f"local --jobs 2:           {base:.2f} s")
+    print(f"remote --jobs 2, first:   {statistics.median(first):.2f} s  {statistics.median(first) / base:.2f}x local")
+    print(f"remote --jobs 2, cold:    {statistics.median(cold):.2f} s  {statistics.median(cold) / base:.2f}x local")
+    print(f"remote --jobs 2, relink:  {statistics.median(warm):.2f} s  {statistics.median(warm) / base:.2f}x local")
+    print(f"the relink: {hits} of {len(names)} jobs cache hits, {uploaded} bytes uploaded, {hashed} bytes hashed")
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
