@@ -133,12 +133,17 @@ fn memory<T: Guarded>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
         .or_else(|| caller.get_export("memory").and_then(Extern::into_memory))
 }
 
-/// `len` bytes at `ptr` in guest memory, if they are all there.
+/// The `len` bytes at the guest pointer `ptr` in `memory`, if they are all there:
+/// WASI's pointers and lengths are unsigned 32-bit numbers in `i32`s.
+fn in_guest(memory: &[u8], ptr: i32, len: usize) -> Option<&[u8]> {
+    let start = ptr as u32 as usize;
+    memory.get(start..start.checked_add(len)?)
+}
+
+/// A copy of the `len` bytes at `ptr` in guest memory, if they are all there.
 fn guest_bytes<T: Guarded>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let memory = memory(caller)?;
-    let start = ptr as u32 as usize;
-    let end = start.checked_add(len as u32 as usize)?;
-    memory.data(&*caller).get(start..end).map(<[u8]>::to_vec)
+    in_guest(memory.data(&*caller), ptr, len as u32 as usize).map(<[u8]>::to_vec)
 }
 
 /// The length of the first non-empty buffer of the iovec table at `iovs` (`count`
@@ -160,11 +165,7 @@ fn first_iovec_len<T: Guarded>(
     let Some(memory) = memory(caller) else {
         return Ok(0); // the call itself fails for want of a memory
     };
-    let start = iovs as u32 as usize;
-    let table = memory
-        .data(&*caller)
-        .get(start..start + count * 8)
-        .ok_or(ERRNO_FAULT)?;
+    let table = in_guest(memory.data(&*caller), iovs, count * 8).ok_or(ERRNO_FAULT)?;
     Ok(table
         .chunks_exact(8)
         .map(|iov| u64::from(u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]])))
@@ -426,12 +427,8 @@ fn refuse_paths<T: Guarded>(
     let (bytes, host) = memory.data_and_store_mut(&mut *caller);
     let mut texts = Vec::with_capacity(paths.len());
     for &(fd, ptr, len) in paths {
-        let start = ptr as u32 as usize;
         // The original refuses a path out of bounds.
-        texts.push((
-            fd,
-            bytes.get(start..start.checked_add(len as u32 as usize)?)?,
-        ));
+        texts.push((fd, in_guest(bytes, ptr, len as u32 as usize)?));
     }
     let guard = host.guard();
     for (_, path) in texts.iter().filter(|_| windows) {

@@ -451,9 +451,42 @@ pub fn wait_for_end(pid: u32) {
 mod reaper {
     use std::io;
 
-    /// The ids of the runner's children (of any of its threads): each process whose
-    /// parent, in /proc/PID/stat, is the runner.
+    /// The ids of the runner's children (of any of its threads), from each thread's
+    /// `/proc/self/task/TID/children`; where the kernel lacks those files
+    /// (CONFIG_PROC_CHILDREN), from every process's parent in /proc/PID/stat.
     pub fn children() -> io::Result<Vec<u32>> {
+        match children_of_threads() {
+            Ok(found) => Ok(found),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => children_by_scan(),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// What each thread's `children` file lists. A child a thread starts or reaps
+    /// while it is read may be missed: the callers read again until nothing is left.
+    fn children_of_threads() -> io::Result<Vec<u32>> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task")?.flatten() {
+            let text = match std::fs::read_to_string(task.path().join("children")) {
+                Ok(text) => text,
+                // A thread that ended meanwhile has no file: it has no children.
+                Err(error) if error.kind() == io::ErrorKind::NotFound && task.path().exists() => {
+                    return Err(error)
+                }
+                Err(_) => continue,
+            };
+            found.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok()),
+            );
+        }
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// Each process whose parent, in /proc/PID/stat, is the runner.
+    fn children_by_scan() -> io::Result<Vec<u32>> {
         let runner = std::process::id();
         let entries = std::fs::read_dir("/proc")
             .map_err(|error| io::Error::new(error.kind(), format!("cannot list /proc: {error}")))?;
@@ -536,6 +569,20 @@ mod reaper {
             assert_eq!(super::parent_in_stat(b"42 (a) b) S 7 42 42 0"), Some(7));
             assert_eq!(super::parent_in_stat(b"42 (sh) R 1 1 1"), Some(1));
             assert_eq!(super::parent_in_stat(b"garbage"), None);
+        }
+
+        #[test]
+        fn the_threads_children_files_list_what_a_scan_finds() {
+            let mut child = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("sleep starts");
+            let listed = super::children_of_threads().expect("children files");
+            let scanned = super::children_by_scan().expect("a scan of /proc");
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(listed.contains(&child.id()), "{listed:?}");
+            assert!(scanned.contains(&child.id()), "{scanned:?}");
         }
     }
 }
