@@ -51,13 +51,17 @@ listening_port() {
     inodes+="${link//[^0-9]/} "
   done < <(find "/proc/$pid/fd" -mindepth 1 -lname 'socket:*' -printf '%l\n' 2>/dev/null)
   # /proc/net/tcp6 too: casd listens on an IPv4-mapped IPv6 socket.
-  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | while read -r _ addr _ st _ _ _ _ _ inode _; do
+  # Read from a process substitution, not a pipe: leaving the loop early would
+  # kill a pipe's writer with SIGPIPE, which pipefail turns into this function's
+  # failure, and set -e into the script's silent end (seen on a busy machine, whose
+  # socket tables are long).
+  while read -r _ addr _ st _ _ _ _ _ inode _; do
     # State 0A is LISTEN; the local address ends in :PORT, in hex.
     if [ "$st" = 0A ] && [ "${inodes#* "$inode" }" != "$inodes" ]; then
       echo "$((16#${addr##*:}))"
       break
     fi
-  done
+  done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
 }
 
 start() {
@@ -123,6 +127,8 @@ start() {
   # reads its output to the end must not wait for the daemon.
   PATH="$path" "$bin/buildbox-casd" "${args[@]}" </dev/null >"$dir/casd.log" 2>&1 &
   local pid=$! port="" deadline=$((SECONDS + wait_seconds))
+  # Should anything below fail, the daemon must not outlive this script unannounced.
+  trap 'kill -KILL "$pid" 2>/dev/null; rm -f "$dir/pid"; echo "reapi-engine.sh: start failed (line $LINENO)" >&2' ERR
   # The pid file first, so `stop` finds the daemon even if this script dies waiting.
   # (Renamed into place so a reader never sees a partial file.)
   echo "$pid" >"$dir/pid.tmp" && mv -f "$dir/pid.tmp" "$dir/pid"
@@ -132,7 +138,7 @@ start() {
       cat "$dir/casd.log" >&2
       die "buildbox-casd exited before it listened (log above, in $dir/casd.log)"
     elif alive_casd "$pid"; then # (until the forked shell execs casd, it is not yet one)
-      port="$(listening_port "$pid")"
+      port="$(listening_port "$pid")" || port=""
       # The port is ours; also check it accepts a connection.
       if [ -n "$port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         break
@@ -146,6 +152,7 @@ start() {
     fi
     sleep 0.02
   done
+  trap - ERR
   echo "grpc://127.0.0.1:$port" >"$dir/endpoint.tmp" && mv -f "$dir/endpoint.tmp" "$dir/endpoint"
   echo "grpc://127.0.0.1:$port"
 }
