@@ -44,6 +44,10 @@ missing=()
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v mount.exfat-fuse >/dev/null 2>&1 || missing+=(exfat-fuse)
 command -v mkfs.exfat >/dev/null 2>&1 || missing+=(exfatprogs)
+# nginx (with openssl) puts TLS, a private CA and mutual TLS in front of the REAPI
+# engine for remote mode's grpcs:// test (tests/util/reapi.rs).
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} from Debian" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2

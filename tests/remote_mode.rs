@@ -6,7 +6,7 @@ use crate::util::llvm::{
     assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
     PROGRAM_OUTPUT,
 };
-use crate::util::reapi::Engine;
+use crate::util::reapi::{Engine, TlsProxy};
 use crate::util::{run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run, TestDir};
 use std::process::Command;
 use std::time::Duration;
@@ -286,24 +286,40 @@ fn sleeping(seconds: &str) -> bool {
 
 #[test]
 #[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
-fn a_stop_mid_run_cancels_the_action_and_exits_143_with_nothing_committed() {
+fn a_stop_mid_run_cancels_the_action_and_exits_as_the_shell_would_with_nothing_committed() {
     let engine = Engine::start("remote-engine-stop");
-    let dir = TestDir::new("remote-stop");
-    let seconds = "41.3";
-    let job = sleeping_job(&dir, seconds);
-    let before = dir.watch();
-    let runner = spawn_runner(&dir, &["remote", "--endpoint", &engine.endpoint, &job]);
-    wait_until("the action runs", || sleeping(seconds));
-    let _ = Command::new("kill")
-        .args(["-TERM", &runner.id().to_string()])
-        .status();
-    runner
-        .finish("a stopped remote run", Duration::from_secs(20))
-        .expect_status(143)
-        .expect_stderr_has("stopped by SIGTERM: nothing was committed");
-    before.assert_unchanged();
-    // CancelOperation, not only a closed stream: the action ends on the engine.
-    wait_until("the action is cancelled", || !sleeping(seconds));
+    for (signal, status, seconds, words) in [
+        (Some("INT"), 130, "41.3", "stopped by SIGINT"),
+        (Some("TERM"), 143, "41.4", "stopped by SIGTERM"),
+        (Some("HUP"), 129, "41.5", "stopped by SIGHUP"),
+        (None, 124, "41.6", "timed out after 3 s (--timeout)"),
+    ] {
+        let dir = TestDir::new("remote-stop");
+        let job = sleeping_job(&dir, seconds);
+        let before = dir.watch();
+        // The deadline only where no signal comes: a slow start must not beat it.
+        let timeout: &[&str] = if signal.is_none() {
+            &["--timeout", "3"]
+        } else {
+            &[]
+        };
+        let mut args = timeout.to_vec();
+        args.extend(["remote", "--endpoint", &engine.endpoint, &job]);
+        let runner = spawn_runner(&dir, &args);
+        if let Some(signal) = signal {
+            wait_until("the action runs", || sleeping(seconds));
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &runner.id().to_string()])
+                .status();
+        }
+        runner
+            .finish("a stopped remote run", Duration::from_secs(20))
+            .expect_status(status)
+            .expect_stderr_has(&format!("{words}: nothing was committed"));
+        before.assert_unchanged();
+        // CancelOperation, not only a closed stream: the action ends on the engine.
+        wait_until("the action is cancelled", || !sleeping(seconds));
+    }
 }
 
 #[test]
@@ -390,4 +406,65 @@ fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
         );
     }
     assert_eq!(staging_left(&dir), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs the REAPI engine, nginx and openssl: tests/all.sh installs them and runs the ignored tests"]
+fn grpcs_with_a_private_ca_and_mutual_tls_and_their_variables() {
+    let engine = Engine::start("remote-engine-tls");
+    let proxy = TlsProxy::start(&engine);
+    let dir = TestDir::new("remote-tls");
+    dir.write("in0.bin", "through TLS\n");
+    let job = jobs_json(
+        &dir,
+        &["cp"],
+        &[(&["in0.bin", "out0.o"], &["in0.bin"], &["out0.o"])],
+    );
+    let (ca, cert, key) = (
+        proxy.ca.display().to_string(),
+        proxy.client_cert.display().to_string(),
+        proxy.client_key.display().to_string(),
+    );
+    let remote = ["remote", "--endpoint", proxy.endpoint.as_str()];
+    let before = dir.watch();
+    // The system's roots do not know the private CA.
+    run_runner(&dir, &[&remote[..], &[&job]].concat())
+        .expect_status(1)
+        .expect_stderr_has(&proxy.endpoint)
+        .expect_stderr_has("UnknownIssuer");
+    // The proxy asks for a client certificate.
+    run_runner(&dir, &[&remote[..], &["--tls-ca", &ca, &job]].concat())
+        .expect_status(1)
+        .expect_stderr_has(&proxy.endpoint);
+    before.assert_unchanged();
+    run_runner(
+        &dir,
+        &[
+            &remote[..],
+            &[
+                "--tls-ca",
+                &ca,
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+                &job,
+            ],
+        ]
+        .concat(),
+    )
+    .expect_status(0);
+    assert_eq!(dir.read("out0.o"), b"through TLS\n");
+    // The same from variables alone, as a build system would set them.
+    std::fs::remove_file(dir.join("out0.o")).unwrap();
+    let run = dir.run(
+        crate::util::runner_command()
+            .args(["remote", &job])
+            .env("DTLTO_REMOTE_ENDPOINT", &proxy.endpoint)
+            .env("DTLTO_REMOTE_TLS_CA", &ca)
+            .env("DTLTO_REMOTE_TLS_CERT", &cert)
+            .env("DTLTO_REMOTE_TLS_KEY", &key),
+    );
+    run.expect_status(0);
+    assert_eq!(dir.read("out0.o"), b"through TLS\n");
 }

@@ -95,3 +95,135 @@ impl Drop for Engine {
         self.stop_now();
     }
 }
+
+/// A TLS front for an engine: nginx passing gRPC on to it, behind a certificate of
+/// a private CA made here, asking clients for a certificate of that CA too (mutual
+/// TLS). The engine itself serves plain gRPC only.
+pub struct TlsProxy {
+    /// `grpcs://localhost:PORT`.
+    pub endpoint: String,
+    /// The CA (PEM) that signed the server's and the client's certificates.
+    pub ca: PathBuf,
+    /// The client's certificate and key (PEM).
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    nginx: std::process::Child,
+    _dir: TestDir,
+}
+
+impl TlsProxy {
+    /// Starts nginx (Debian's, which tests/all.sh installs) in front of `engine`.
+    pub fn start(engine: &Engine) -> TlsProxy {
+        let dir = TestDir::new("tls-proxy");
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let days = ["-days", "2"];
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=dtlto-mock test CA",
+            days[0],
+            days[1],
+        ]);
+        dir.write("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+        dir.write("client.ext", "extendedKeyUsage=clientAuth\n");
+        for (name, subject) in [("server", "/CN=localhost"), ("client", "/CN=client")] {
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            openssl(&[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+                subject,
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+                days[0],
+                days[1],
+            ]);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let upstream = engine.endpoint.trim_start_matches("grpc://");
+        let d = dir.path().display();
+        dir.write(
+            "nginx.conf",
+            format!(
+                "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  server {{\n\
+                 \x20   listen 127.0.0.1:{port} ssl http2;\n\
+                 \x20   ssl_certificate {d}/server.pem;\n    ssl_certificate_key {d}/server.key;\n\
+                 \x20   ssl_client_certificate {d}/ca.pem;\n    ssl_verify_client on;\n\
+                 \x20   client_max_body_size 0;\n    location / {{ grpc_pass grpc://{upstream}; }}\n\
+                 \x20 }}\n}}\n"
+            ),
+        );
+        let nginx = Command::new("nginx")
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("nginx is missing ({e}): tests/all.sh installs Debian's nginx-light")
+            });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        TlsProxy {
+            endpoint: format!("grpcs://localhost:{port}"),
+            ca: dir.join("ca.pem"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            nginx,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        // nginx's master ends its workers on SIGTERM (std's kill is SIGKILL).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.nginx.id().to_string()])
+            .status();
+        let _ = self.nginx.wait();
+    }
+}

@@ -125,7 +125,7 @@ impl Client {
             }
             endpoint = endpoint
                 .tls_config(tls_config(settings)?)
-                .map_err(|e| settings_err(given, format!("TLS: {e}")))?;
+                .map_err(|e| settings_err(given, format!("TLS: {}", error_chain(&e))))?;
         }
         let headers = settings
             .headers
