@@ -85,6 +85,11 @@ fn a_stop_with_a_broken_stderr_ends_with_the_signals_status() {
         wait_until("job 0 to be staged", || {
             is_staged(dir.path(), "m0.0.native.o")
         });
+        // Staged is not yet asleep: a stop before the sleep would make it trap.
+        let pid = child.id();
+        wait_until("the guest to sleep", || {
+            crate::util::unix_host::in_sleep(pid)
+        });
         ends_with(child, "TERM", 143, what);
         // The guest was inside a host call: its staging is left for the next run.
         crate::util::left_then_reclaimed(

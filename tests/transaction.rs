@@ -241,6 +241,12 @@ fn sigint_sigterm_and_sighup_during_a_wasi_sleep_end_the_run_at_once() {
         let args = with(&["--fault=delay=60000@1"], &sources_then_job(2));
         let child = spawn_runner(&dir, &strs(&args));
         wait_until("job 0 to be staged", || is_staged(dir.path(), &output(0)));
+        // Job 0 staged is not yet the guest asleep: a stop before the sleep makes it
+        // trap, and the staging is removed at once.
+        let pid = child.id();
+        wait_until("the guest to sleep", || {
+            crate::util::unix_host::in_sleep(pid)
+        });
         // The guest sleeps in a host call: it could still write when it returns.
         stopped_by(child, signal, status, Staging::Left);
         crate::util::left_then_reclaimed(

@@ -83,3 +83,26 @@ pub fn as_user(
         .args(args);
     command
 }
+
+/// Whether a thread of process `pid` is asleep in nanosleep or clock_nanosleep (a
+/// guest's WASI sleep): a stop from then on meets the guest inside a host call.
+/// Where /proc/PID/task/TID/syscall cannot tell (not Linux on x86_64 or arm64), true.
+pub fn in_sleep(pid: u32) -> bool {
+    let sleeps: &[&str] = if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        &["35", "230"]
+    } else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+        &["101", "115"]
+    } else {
+        return true;
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("syscall")).is_ok_and(|call| {
+            call.split_whitespace()
+                .next()
+                .is_some_and(|n| sleeps.contains(&n))
+        })
+    })
+}
