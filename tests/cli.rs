@@ -255,3 +255,16 @@ fn local_mode_with_options_and_no_job_file_is_a_usage_error_and_help_is_help() {
         );
     }
 }
+
+#[test]
+fn an_option_that_stands_alone_refuses_distributor_arguments_instead_of_ignoring_them() {
+    let dir = TestDir::new("cli-stands-alone");
+    let before = dir.watch();
+    run_runner(&dir, &["--example", "mock", "s0", "job.json"])
+        .expect_status(2)
+        .expect_stderr_has("--example takes no distributor arguments, and would ignore \"mock\"");
+    run_runner(&dir, &["--guest-wasm", "g.wasm", "job.json"])
+        .expect_status(2)
+        .expect_stderr_has("--guest-wasm takes no distributor arguments");
+    before.assert_unchanged();
+}

@@ -173,6 +173,18 @@ pub enum UsageError {
         /// The mode's usage.
         usage: &'static str,
     },
+    /// `--example` or `--guest-wasm` with a distributor's arguments, which it would
+    /// ignore.
+    #[error(
+        "{option} takes no distributor arguments, and would ignore {} and what follows",
+        quoted(.first)
+    )]
+    StandsAlone {
+        /// The option.
+        option: String,
+        /// The first distributor argument.
+        first: String,
+    },
     /// A mode's own option that its parser accepted but whose value is unusable.
     #[error("{message}\nusage: {usage}")]
     ModeOption {

@@ -131,6 +131,18 @@ fn run() -> Result<ExitStatus, RunError> {
         .get_many::<String>("args")
         .map(|values| values.cloned().collect())
         .unwrap_or_default();
+    // Each stands alone: distributor arguments beside it would be silently dropped.
+    for alone in ["guest-wasm", "example"] {
+        if matches.value_source(alone) == Some(clap::parser::ValueSource::CommandLine)
+            && !args.is_empty()
+        {
+            return Err(UsageError::StandsAlone {
+                option: format!("--{alone}"),
+                first: args[0].clone(),
+            }
+            .into());
+        }
+    }
     if let Some(path) = matches.get_one::<PathBuf>("guest-wasm") {
         return write_guest(path);
     }
