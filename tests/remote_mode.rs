@@ -6,7 +6,7 @@ use crate::util::llvm::{
     assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
     PROGRAM_OUTPUT,
 };
-use crate::util::reapi::{Engine, TlsProxy};
+use crate::util::reapi::{Engine, TlsProxy, TOKEN};
 use crate::util::{run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run, TestDir};
 use std::process::Command;
 use std::time::Duration;
@@ -213,6 +213,18 @@ fn an_unreachable_endpoint_fails_within_seconds_naming_it_with_nothing_written()
         .expect_status(1)
         .expect_stderr_has(&format!("cannot connect to the remote endpoint {endpoint}"));
     before.assert_unchanged();
+    // A link named dtlto-remote is remote mode too, its endpoint from the variable.
+    let bin = TestDir::new("remote-name");
+    let named = bin.join("dtlto-remote");
+    std::os::unix::fs::symlink(runner_exe(), &named).unwrap();
+    dir.run(
+        Command::new(&named)
+            .arg(&job)
+            .env("DTLTO_REMOTE_ENDPOINT", &endpoint),
+    )
+    .expect_status(1)
+    .expect_stderr_has(&format!("cannot connect to the remote endpoint {endpoint}"));
+    before.assert_unchanged();
 }
 
 #[test]
@@ -410,7 +422,7 @@ fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
 
 #[test]
 #[ignore = "needs the REAPI engine, nginx and openssl: tests/all.sh installs them and runs the ignored tests"]
-fn grpcs_with_a_private_ca_and_mutual_tls_and_their_variables() {
+fn grpcs_with_a_private_ca_mutual_tls_and_a_token_header_from_a_file_or_variables() {
     let engine = Engine::start("remote-engine-tls");
     let proxy = TlsProxy::start(&engine);
     let dir = TestDir::new("remote-tls");
@@ -425,6 +437,13 @@ fn grpcs_with_a_private_ca_and_mutual_tls_and_their_variables() {
         proxy.client_cert.display().to_string(),
         proxy.client_key.display().to_string(),
     );
+    // The proxy's token, from a file (and a file whose line is the bare token).
+    let headers = dir.write(
+        "headers",
+        format!("# the farm's token\nx-farm-token={TOKEN}\n"),
+    );
+    let headers = headers.display().to_string();
+    let bad_line = dir.write("bad-headers", format!("{TOKEN}\n"));
     let remote = ["remote", "--endpoint", proxy.endpoint.as_str()];
     let before = dir.watch();
     // The system's roots do not know the private CA.
@@ -436,22 +455,26 @@ fn grpcs_with_a_private_ca_and_mutual_tls_and_their_variables() {
     run_runner(&dir, &[&remote[..], &["--tls-ca", &ca, &job]].concat())
         .expect_status(1)
         .expect_stderr_has(&proxy.endpoint);
-    before.assert_unchanged();
-    run_runner(
+    let tls = ["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    // Without the token the proxy refuses every call, and no message shows it.
+    let refused = run_runner(&dir, &[&remote[..], &tls, &[&job]].concat());
+    refused.expect_status(1).expect_stderr_has(&proxy.endpoint);
+    assert!(!refused.stderr().contains(TOKEN), "{}", refused.report());
+    let bad = run_runner(
         &dir,
         &[
             &remote[..],
-            &[
-                "--tls-ca",
-                &ca,
-                "--tls-cert",
-                &cert,
-                "--tls-key",
-                &key,
-                &job,
-            ],
+            &tls,
+            &["--header-file", &bad_line.display().to_string(), &job],
         ]
         .concat(),
+    );
+    bad.expect_status(2).expect_stderr_has("is not NAME=VALUE");
+    assert!(!bad.stderr().contains(TOKEN), "{}", bad.report());
+    before.assert_unchanged();
+    run_runner(
+        &dir,
+        &[&remote[..], &tls, &["--header-file", &headers, &job]].concat(),
     )
     .expect_status(0);
     assert_eq!(dir.read("out0.o"), b"through TLS\n");
@@ -463,7 +486,8 @@ fn grpcs_with_a_private_ca_and_mutual_tls_and_their_variables() {
             .env("DTLTO_REMOTE_ENDPOINT", &proxy.endpoint)
             .env("DTLTO_REMOTE_TLS_CA", &ca)
             .env("DTLTO_REMOTE_TLS_CERT", &cert)
-            .env("DTLTO_REMOTE_TLS_KEY", &key),
+            .env("DTLTO_REMOTE_TLS_KEY", &key)
+            .env("DTLTO_REMOTE_HEADER_FILE", &headers),
     );
     run.expect_status(0);
     assert_eq!(dir.read("out0.o"), b"through TLS\n");

@@ -96,9 +96,12 @@ impl Drop for Engine {
     }
 }
 
+/// The header a `TlsProxy` asks every call for: `x-farm-token: TOKEN`.
+pub const TOKEN: &str = "s3cret-farm-token";
+
 /// A TLS front for an engine: nginx passing gRPC on to it, behind a certificate of
 /// a private CA made here, asking clients for a certificate of that CA too (mutual
-/// TLS). The engine itself serves plain gRPC only.
+/// TLS) and for a token header. The engine itself serves plain gRPC only.
 pub struct TlsProxy {
     /// `grpcs://localhost:PORT`.
     pub endpoint: String,
@@ -188,7 +191,9 @@ impl TlsProxy {
                  \x20   listen 127.0.0.1:{port} ssl http2;\n\
                  \x20   ssl_certificate {d}/server.pem;\n    ssl_certificate_key {d}/server.key;\n\
                  \x20   ssl_client_certificate {d}/ca.pem;\n    ssl_verify_client on;\n\
-                 \x20   client_max_body_size 0;\n    location / {{ grpc_pass grpc://{upstream}; }}\n\
+                 \x20   client_max_body_size 0;\n    location / {{\n\
+                 \x20     if ($http_x_farm_token != \"{TOKEN}\") {{ return 403; }}\n\
+                 \x20     grpc_pass grpc://{upstream};\n    }}\n\
                  \x20 }}\n}}\n"
             ),
         );
