@@ -2,7 +2,7 @@
 //! relayed; followed until it ends, and how it failed said. The scheduler
 //! (jobs/schedule.rs) runs them N at a time.
 
-use super::children::{self, Processes};
+use super::children::Processes;
 use super::error::JobError;
 use super::report::{describe_failure, empty_under_hermetic, is_empty};
 use super::{confine, Options};
@@ -169,7 +169,7 @@ fn start(
         let pid = child.id();
         let ended = ended.clone();
         std::thread::spawn(move || {
-            children::wait_for_end(pid);
+            super::children::wait_for_end(pid);
             let _ = ended.send(());
         });
     }

@@ -670,7 +670,7 @@ fn tls_config(settings: &Settings) -> Result<ClientTlsConfig, RemoteError> {
     let mut tls = ClientTlsConfig::new();
     tls = match &settings.tls_ca {
         Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?)),
-        None => tls.with_native_roots(),
+        None => system_roots(tls),
     };
     match (&settings.tls_client_cert, &settings.tls_client_key) {
         (Some(cert), Some(key)) => Ok(tls.identity(Identity::from_pem(
@@ -683,6 +683,34 @@ fn tls_config(settings: &Settings) -> Result<ClientTlsConfig, RemoteError> {
             "mutual TLS needs both a client certificate and its key",
         )),
     }
+}
+
+/// The system's root certificates, or Mozilla's where the system has none to give.
+#[cfg(not(target_vendor = "apple"))]
+fn system_roots(tls: ClientTlsConfig) -> ClientTlsConfig {
+    use base64::Engine as _;
+    let mut pem = String::new();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let text = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        // Base64 is ASCII: every 64-byte piece is whole characters.
+        for line in text.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    if pem.is_empty() {
+        return tls.with_webpki_roots();
+    }
+    tls.ca_certificate(Certificate::from_pem(pem))
+}
+
+/// Mozilla's roots, built in: the system's store is read through the Security
+/// framework, which a build without Apple's SDK cannot link.
+#[cfg(target_vendor = "apple")]
+fn system_roots(tls: ClientTlsConfig) -> ClientTlsConfig {
+    tls.with_webpki_roots()
 }
 
 /// A transport error with its causes, which say what actually failed.
