@@ -105,7 +105,8 @@ pub fn drive(executor: &mut dyn Executor, run: &Run) -> Result<ExitStatus, RunEr
     };
     let status = finish(run, &plan, executed, transaction.settle(commit));
     // The plan of a large link holds tens of thousands of paths.
-    free_beside(plan);
+    let entries = plan.guest_paths.len() + plan.outputs.len();
+    free_beside(plan, entries);
     status
 }
 

@@ -12,10 +12,16 @@ use std::collections::{HashMap, HashSet};
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
-/// Frees `value` on a thread of its own: the large maps of a run (tens of thousands
-/// of paths) take a noticeable part of a short run to free key by key, and the
-/// process does not wait for it. Where no thread can start, it is freed here.
-pub fn free_beside<T: Send + 'static>(value: T) {
+/// Frees `value`, which holds about `entries` paths, on a thread of its own when it
+/// is large: the maps of a large link (tens of thousands of paths) take a noticeable
+/// part of its run to free key by key, and the process need not wait for it. A small
+/// one is freed here, where starting a thread would cost more than it saves.
+pub fn free_beside<T: Send + 'static>(value: T, entries: usize) {
+    /// Below this many paths, freeing takes less than starting a thread.
+    const WORTH_A_THREAD: usize = 2_000;
+    if entries < WORTH_A_THREAD {
+        return drop(value);
+    }
     let mut value = Some(value);
     let spawned = std::thread::Builder::new().name("free".into()).spawn({
         let value = value.take();
