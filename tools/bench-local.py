@@ -91,6 +91,16 @@ def find_runner(given):
     return runner
 
 
+def llvm_bin():
+    """LLVM 23's bin directory: DTLTO_LLVM_BIN, or tools/install-llvm.sh's answer."""
+    return Path(
+        os.environ.get("DTLTO_LLVM_BIN")
+        or subprocess.check_output(["bash", str(ROOT / "tools/install-llvm.sh")], text=True)
+        .strip()
+        .splitlines()[-1]
+    )
+
+
 def timed(command, cwd):
     """Wall time, and CPU time (user + system) of the command and its children."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -111,13 +121,7 @@ def main():
     if options.modules < 16:
         sys.exit("--modules: at least 16")
     runner = find_runner(options.runner)
-    llvm = Path(
-        os.environ.get("DTLTO_LLVM_BIN")
-        or subprocess.check_output(["bash", str(ROOT / "tools/install-llvm.sh")], text=True)
-        .strip()
-        .splitlines()[-1]
-    )
-    clang = llvm / "clang"
+    clang = llvm_bin() / "clang"
     work = Path(tempfile.mkdtemp(prefix="dtlto-bench-local-"))
     try:
         names = ["main"] + [f"m{i}" for i in range(options.modules - 1)]

@@ -46,13 +46,7 @@ def main():
     parser.add_argument("--runner")
     options = parser.parse_args()
     runner = bench_local.find_runner(options.runner)
-    llvm = Path(
-        os.environ.get("DTLTO_LLVM_BIN")
-        or subprocess.check_output(["bash", str(ROOT / "tools/install-llvm.sh")], text=True)
-        .strip()
-        .splitlines()[-1]
-    )
-    clang = llvm / "clang"
+    clang = bench_local.llvm_bin() / "clang"
     work = Path(tempfile.mkdtemp(prefix="dtlto-bench-remote-"))
     names = ["main"] + [f"m{i}" for i in range(options.modules - 1)]
     (work / "main.c").write_text(bench_local.main_source(options.modules - 1))
