@@ -240,12 +240,8 @@ python3 "$here/upstream.py" report "$scratch/local.json" "$scratch/local-runner.
 echo
 echo "LLVM $llvm_version's local.py tests, with local.py and with dtlto-runner remote:"
 remote_status=0
-# -save-temps writes a compile's temporaries beside it, on the worker: remote mode
-# brings back the declared outputs only (docs/remote.md).
 python3 "$here/upstream.py" report "$scratch/local.json" "$scratch/remote-runner.json" \
-  "${out_of_scope[@]}" \
-  "ld-dtlto.c=its -save-temps temporaries stay on the worker" \
-  "link-dtlto.c=its -save-temps temporaries stay on the worker" || remote_status=$?
+  "${out_of_scope[@]}" || remote_status=$?
 if [ "$status" != 0 ]; then
   echo "--- lit's output with the runner:" >&2
   cat "$scratch/runner.log" >&2

@@ -111,6 +111,73 @@ fn clang_links_through_remote_mode_with_the_objects_local_mode_makes_and_sends_n
     assert_objects_as_local_py_makes(&dir, &doc, "remote mode");
 }
 
+/// The names in `dir` that clang's -save-temps gives a backend compile's temporaries.
+fn temporaries(dir: &TestDir) -> Vec<String> {
+    let names = dir.snapshot().into_keys();
+    names
+        .filter(|n| !n.contains('/') && n.contains(".s"))
+        .collect()
+}
+
+/// LLVM's own tests pass `--save-temps` to the backend compiles and expect their
+/// temporaries in the working directory, as local.py leaves them: remote mode brings
+/// them back, the same files local mode leaves, replacing a link there without
+/// following it and leaving standing what it must not replace.
+#[test]
+#[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
+fn save_temps_temporaries_come_back_as_local_mode_leaves_them_and_replace_no_link_target() {
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-save-temps");
+    let here = TestDir::new("remote-save-temps-local");
+    bitcode(&llvm, &here);
+    let save_temps = "-Wl,--thinlto-remote-compiler-arg=--save-temps";
+    let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld", "-o", "app"]
+        .iter()
+        .chain(&["main.o", "helper.o", "twice.o", save_temps])
+        .map(|a| a.to_string())
+        .collect();
+    args.push(format!("-fthinlto-distributor={}", runner_exe().display()));
+    args.push("-Xthinlto-distributor=local".into());
+    here.run(Command::new(llvm.tool("clang")).args(&args))
+        .expect_status(0);
+    let expected = temporaries(&here);
+    assert_eq!(expected.len(), 3 * 8, "{}", here.listing());
+
+    let there = TestDir::new("remote-save-temps");
+    for (name, _) in PROGRAM {
+        let object = format!("{name}.o");
+        there.write(&object, here.read(&object));
+    }
+    // A link where a temporary lands, to a file that must stay as it is; a
+    // directory where another lands, which must stand.
+    there.write("elsewhere/kept.txt", "not to be written through a link\n");
+    std::os::unix::fs::symlink("elsewhere/kept.txt", there.join("helper.s.resolution.txt"))
+        .unwrap();
+    std::fs::create_dir(there.join("twice.s.4.opt.bc")).unwrap();
+    let run = link(&llvm, &there, &engine.endpoint, &[save_temps]);
+    run.expect_status(0)
+        .expect_stderr_has("23 -save-temps temporaries brought back")
+        .expect_stderr_has("warning: a -save-temps temporary was not brought back")
+        .expect_stderr_has("twice.s.4.opt.bc\": a directory is there");
+    assert_eq!(run_app(&there), PROGRAM_OUTPUT);
+    assert_eq!(staging_left(&there), Vec::<String>::new());
+    assert_eq!(temporaries(&there), expected, "{}", there.listing());
+    assert_eq!(
+        there.read("elsewhere/kept.txt"),
+        b"not to be written through a link\n"
+    );
+    assert!(there.join("twice.s.4.opt.bc").is_dir());
+    let link = std::fs::symlink_metadata(there.join("helper.s.resolution.txt")).unwrap();
+    assert!(link.is_file(), "the link was not replaced by the temporary");
+    // The same temporaries, byte for byte.
+    for name in expected.iter().filter(|n| *n != "twice.s.4.opt.bc") {
+        assert!(
+            there.read(name) == here.read(name),
+            "{name} differs from local mode's"
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn a_relink_elsewhere_is_served_by_the_action_cache_alone_of_a_cache_only_engine() {

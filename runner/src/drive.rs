@@ -33,6 +33,11 @@ pub trait Executor {
     /// Writes the outputs into the staging; `Done` asks for the commit.
     fn execute(&mut self, staging: &Staging) -> Executed;
 
+    /// After a commit that moved every output into place, and before the staging
+    /// is removed: what else the run brings back (remote mode: a compile's
+    /// -save-temps temporaries, in its job's directory in the staging).
+    fn committed(&mut self, _plan: &Plan, _cwd: &Path) {}
+
     /// The identities of the files the run reads, where another name of one could
     /// pass the planner's comparison of names (Windows short names): the commit
     /// refuses to replace them. Empty elsewhere.
@@ -103,6 +108,9 @@ pub fn drive(executor: &mut dyn Executor, run: &Run) -> Result<ExitStatus, RunEr
         (Executed::Done, None) => transaction.commit(&plan, &executor.inputs(&plan, run.cwd)),
         _ => Commit::NotTried,
     };
+    if matches!(commit, Commit::Done(_)) && interrupt::stopped().is_none() {
+        executor.committed(&plan, run.cwd);
+    }
     let status = finish(run, &plan, executed, transaction.settle(commit));
     // The plan of a large link holds tens of thousands of paths.
     let entries = plan.guest_paths.len() + plan.outputs.len();

@@ -100,6 +100,49 @@ pub fn asks_for_temporaries_in_cwd(args: &[String]) -> bool {
     })
 }
 
+/// What clang's `-save-temps` adds to the name of the assembly file it keeps
+/// (`<input stem>.s`), for each temporary of a ThinLTO backend compile: the module at
+/// each stage of LTO's pipeline, and the symbol resolutions.
+const SAVE_TEMPS_SUFFIXES: &[&str] = &[
+    "",
+    ".0.preopt.bc",
+    ".1.promote.bc",
+    ".2.internalize.bc",
+    ".3.import.bc",
+    ".4.opt.bc",
+    ".5.precodegen.bc",
+    ".resolution.txt",
+];
+
+/// The names (in the working directory) of the temporaries a compile that
+/// [`asks_for_temporaries_in_cwd`] may write: clang names them after each input it
+/// compiles (an argument that is one of the job's `inputs`), by the input's file
+/// name without its extension: `dtlto.obj` gives `dtlto.s`, `dtlto.s.0.preopt.bc`...
+/// Empty for a compile that does not ask.
+pub fn temporaries_in_cwd(args: &[String], inputs: &[String]) -> Vec<String> {
+    if !asks_for_temporaries_in_cwd(args) {
+        return Vec::new();
+    }
+    let mut names = Vec::new();
+    let after_output = |i: usize| i >= 2 && matches!(args[i - 1].as_str(), "-o" | "--output");
+    let compiled = (1..args.len()).filter(|&i| !after_output(i) && inputs.contains(&args[i]));
+    for arg in compiled.map(|i| &args[i]) {
+        let Some(stem) = std::path::Path::new(arg)
+            .file_stem()
+            .and_then(|s| s.to_str())
+        else {
+            continue;
+        };
+        for suffix in SAVE_TEMPS_SUFFIXES {
+            let name = format!("{stem}.s{suffix}");
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 /// At most this many bytes of a command are shown in a message.
 pub const SHOWN_COMMAND_BYTES: usize = 4096;
 
@@ -204,6 +247,31 @@ mod tests {
         for args in [&["clang", "-save-temps=obj"][..], &["-save-temps", "-c"]] {
             assert!(!asks_for_temporaries_in_cwd(&strings(args)));
         }
+    }
+
+    #[test]
+    fn temporaries_are_named_after_each_compiled_input() {
+        let inputs = strings(&["/tmp/ld-dtlto-1a2b.o", "dtlto.obj", "x.thinlto.bc"]);
+        let args = strings(&[
+            "clang",
+            "-c",
+            "-x",
+            "ir",
+            "/tmp/ld-dtlto-1a2b.o",
+            "-fthinlto-index=x.thinlto.bc",
+            "-o",
+            "dtlto.obj",
+            "--save-temps",
+        ]);
+        // Only an argument that is an input, whole: not -o's value, not an index.
+        let names = temporaries_in_cwd(&args, &inputs);
+        assert_eq!(names.len(), 8);
+        assert_eq!(names[0], "ld-dtlto-1a2b.s");
+        assert!(names.contains(&"ld-dtlto-1a2b.s.3.import.bc".to_string()));
+        assert!(names.contains(&"ld-dtlto-1a2b.s.resolution.txt".to_string()));
+        assert!(names.iter().all(|n| n.starts_with("ld-dtlto-1a2b.s")));
+        // No -save-temps, no temporaries.
+        assert!(temporaries_in_cwd(&args[..8], &inputs).is_empty());
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub(crate) struct PreparedAction {
     /// For each declared output: its path in the ActionResult (relative to the
     /// working directory), the declared path, where to write it.
     pub outputs: Vec<(String, String, PathBuf)>,
+    /// The temporaries asked for as optional outputs, by their names in the
+    /// working directory (those that no input or output of the job's takes).
+    pub temporaries: Vec<String>,
     /// Bytes read to hash files the digest cache did not know.
     pub hashed_bytes: u64,
 }
@@ -323,7 +326,23 @@ pub(crate) fn prepare(
     }
     let mut arguments = vec![toolchain.compiler.clone()];
     arguments.extend(job.argv[1..].iter().map(|a| names.rewrite_arg(a)));
+    // A temporary is asked for only where nothing the job sends or expects is.
+    let taken: Vec<&str> = places
+        .iter()
+        .filter_map(|place| match place {
+            Place::Relative(0, names) => names.first().map(String::as_str),
+            _ => None,
+        })
+        .collect();
+    let temporaries: Vec<String> = job
+        .temporaries
+        .iter()
+        .flat_map(|t| &t.names)
+        .filter(|name| !taken.contains(&name.as_str()))
+        .cloned()
+        .collect();
     let mut output_list: Vec<String> = outputs.iter().map(|(p, _, _)| p.clone()).collect();
+    output_list.extend(temporaries.iter().cloned());
     output_list.sort();
     output_list.dedup();
     let platform = platform(cx.platform);
@@ -373,6 +392,7 @@ pub(crate) fn prepare(
         action_digest,
         blobs,
         outputs,
+        temporaries,
         hashed_bytes,
     })
 }
@@ -541,6 +561,7 @@ mod tests {
             ],
             outputs: vec![(format!("main.1.{pid}.native.o"), cwd.join("staged.o"))],
             cwd,
+            temporaries: None,
         }
     }
 

@@ -186,6 +186,7 @@ fn jobs(doc: &serde_json::Value, cwd: &Path, staging: &Path) -> Vec<RemoteJob> {
                 .map(|o| (o.clone(), staging.join(format!("{index}-{o}"))))
                 .collect(),
             cwd: cwd.to_path_buf(),
+            temporaries: None,
         })
         .collect()
 }
@@ -390,6 +391,7 @@ fn cancel_stops_the_action_on_the_server() {
         inputs: Vec::new(),
         outputs: vec![("never.o".into(), scratch.path().join("never.o"))],
         cwd: scratch.path().to_path_buf(),
+        temporaries: None,
     };
     let cancel = Cancel::new();
     let fire = cancel.clone();
@@ -448,6 +450,7 @@ fn a_server_dying_mid_action_is_an_error_not_a_hang() {
         inputs: Vec::new(),
         outputs: vec![("never.o".into(), scratch.path().join("never.o"))],
         cwd: scratch.path().to_path_buf(),
+        temporaries: None,
     };
     let started = Instant::now();
     let result = std::thread::scope(|s| {
@@ -478,6 +481,7 @@ fn an_output_the_action_did_not_produce_is_named() {
         inputs: Vec::new(),
         outputs: vec![("main.1.99.native.o".into(), scratch.path().join("out.o"))],
         cwd: scratch.path().to_path_buf(),
+        temporaries: None,
     };
     let err = remote.run_job(&job, &Cancel::new()).unwrap_err();
     assert_eq!(
@@ -506,6 +510,7 @@ fn a_unix_socket_endpoint_runs_actions() {
         inputs: vec!["in.txt".into()],
         outputs: vec![("x.1.4242.native.o".into(), scratch.path().join("staged.o"))],
         cwd: scratch.path().to_path_buf(),
+        temporaries: None,
     };
     let r = remote.run_job(&job, &Cancel::new()).unwrap();
     assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
@@ -536,6 +541,7 @@ fn blobs_the_server_lost_are_uploaded_again() {
         inputs: vec!["in.txt".into()],
         outputs: vec![("out.o".into(), scratch.path().join(format!("staged{n}.o")))],
         cwd: scratch.path().to_path_buf(),
+        temporaries: None,
     };
     let first = remote.run_job(&job(0), &Cancel::new()).unwrap();
     assert!(first.uploaded_bytes > 0);

@@ -4,7 +4,7 @@
 //! A stop, or another job's failure, cancels what is in flight on the service.
 
 use super::options::Options;
-use super::{Cancel, JobResult, Remote, RemoteError, RemoteJob};
+use super::{Cancel, JobResult, Remote, RemoteError, RemoteJob, Temporaries};
 use crate::drive::{Executed, Executor, Staging};
 use crate::error::RunError;
 use crate::interrupt::{self, StopHook};
@@ -12,13 +12,14 @@ use crate::jobs::args;
 use crate::jobs::job_file::{full_args, input_ids, plan_outputs, read_job_file};
 use crate::jobs::relay::relay_whole;
 use crate::jobs::schedule::{run_all, JobKind, Progress};
-use crate::sandbox::file_id::FileId;
+use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
+use crate::transaction;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -53,6 +54,9 @@ pub(super) struct RemoteRun<'a> {
     /// Fired by a stop, or by the first failure: in-flight actions are cancelled.
     pub(super) cancel: Cancel,
     pub(super) stop_hook: Option<StopHook>,
+    /// The temporaries the jobs brought back, moved into the working directory once
+    /// the outputs are committed.
+    pub(super) temporaries: Vec<(PathBuf, Vec<String>)>,
 }
 
 impl Executor for RemoteRun<'_> {
@@ -92,38 +96,54 @@ impl Executor for RemoteRun<'_> {
         // Each job's outputs, in the plan's order, written where they are staged.
         let mut planned = 0..staging.plan.outputs.len();
         let mut jobs = Vec::with_capacity(job_file.jobs.len());
+        let declared = Declared::of(job_file, &self.options.job_file, self.cwd);
         for (i, job) in job_file.jobs.iter().enumerate() {
             let mut outputs = Vec::with_capacity(job.outputs.len());
+            let mut first_dir = None;
             for output in &job.outputs {
                 let Some(k) = planned.next() else {
                     return Executed::Failed(RunError::NoCommit);
                 };
+                first_dir.get_or_insert(staging.plan.outputs[k].dir);
                 outputs.push((output.clone(), staging.output_path(k)));
             }
+            let argv = full_args(job_file, i);
+            let inputs: Vec<String> = job_file
+                .common
+                .inputs
+                .iter()
+                .chain(&job.inputs)
+                .cloned()
+                .collect();
+            // A compile's -save-temps temporaries, written on the worker, come back
+            // into the job's private directory in the staging (the commit moves them).
+            let names: Vec<String> = args::temporaries_in_cwd(&argv, &inputs)
+                .into_iter()
+                .filter(|name| !declared.names(name))
+                .collect();
+            let temporaries = match first_dir {
+                Some(dir) if !names.is_empty() => match staging.transaction.job_tmp(dir, i) {
+                    Ok(dir) => Some(Temporaries { names, dir }),
+                    Err(error) => {
+                        return Executed::Failed(
+                            RemoteRunError::Failed(format!(
+                                "jobs[{i}]: cannot make a private directory for its \
+                                 -save-temps temporaries: {error}"
+                            ))
+                            .into(),
+                        )
+                    }
+                },
+                _ => None,
+            };
             jobs.push(Arc::new(RemoteJob {
                 index: i,
-                argv: full_args(job_file, i),
-                inputs: job_file
-                    .common
-                    .inputs
-                    .iter()
-                    .chain(&job.inputs)
-                    .cloned()
-                    .collect(),
+                argv,
+                inputs,
                 outputs,
                 cwd: self.cwd.to_path_buf(),
+                temporaries,
             }));
-        }
-        // A compile's -save-temps land beside it, on the worker; local mode lets them
-        // land in the working directory, remote mode cannot.
-        if let Some(i) = (0..job_file.jobs.len())
-            .find(|&i| args::asks_for_temporaries_in_cwd(&full_args(job_file, i)))
-        {
-            dtlto_mock::stderr_line!(
-                "dtlto-runner: warning: jobs[{i}] asks for -save-temps: remote mode brings \
-                 back only the declared outputs; the temporaries stay on the worker (local mode \
-                 writes them in the working directory)"
-            );
         }
         let mut actions = Actions {
             remote,
@@ -132,9 +152,11 @@ impl Executor for RemoteRun<'_> {
             cancel: &self.cancel,
             verbose: self.options.verbose,
             progress: Tally::new(jobs.len(), !self.options.verbose),
+            brought: Vec::new(),
         };
         let outcome = run_all(&mut actions, jobs.len(), self.options.jobs);
         actions.progress.finish();
+        self.temporaries = std::mem::take(&mut actions.brought);
         if let Err(error) = remote.save_digest_cache() {
             if self.options.verbose {
                 dtlto_mock::stderr_line!(
@@ -154,6 +176,92 @@ impl Executor for RemoteRun<'_> {
             None => HashSet::new(),
         }
     }
+
+    fn committed(&mut self, plan: &Plan, cwd: &Path) {
+        let Some(job_file) = self
+            .job_file
+            .as_ref()
+            .filter(|_| !self.temporaries.is_empty())
+        else {
+            return;
+        };
+        // Neither an input nor an output of the run is replaced, whatever its name.
+        let declared = Declared::of(job_file, &self.options.job_file, cwd);
+        let mut kept: HashSet<FileId> = declared.identities();
+        kept.extend(
+            (0..plan.outputs.len()).filter_map(|k| file_id::of_path(&plan.output_path(k)).ok()),
+        );
+        let mut moved = 0;
+        for (dir, names) in std::mem::take(&mut self.temporaries) {
+            let report = transaction::move_into(&dir, &names, cwd, &kept);
+            moved += report.moved;
+            for problem in report.left {
+                dtlto_mock::stderr_line!(
+                    "dtlto-runner: warning: a -save-temps temporary was not brought back: {problem}"
+                );
+            }
+        }
+        if self.options.verbose {
+            dtlto_mock::stderr_line!(
+                "dtlto-runner: {moved} -save-temps temporaries brought back into {}",
+                quoted(&cwd.to_string_lossy())
+            );
+        }
+    }
+}
+
+/// The paths the link declares (every input and output, and the job file), by
+/// their names from the working directory: no temporary takes one.
+struct Declared {
+    cwd: PathBuf,
+    paths: HashSet<PathBuf>,
+}
+
+impl Declared {
+    fn of(job_file: &JobFile, job_path: &str, cwd: &Path) -> Declared {
+        let jobs = job_file.jobs.iter();
+        let paths = job_file
+            .common
+            .inputs
+            .iter()
+            .chain(jobs.flat_map(|j| j.inputs.iter().chain(&j.outputs)))
+            .map(String::as_str)
+            .chain([job_path])
+            .map(|p| lexical(&cwd.join(p)))
+            .collect();
+        Declared {
+            cwd: cwd.to_path_buf(),
+            paths,
+        }
+    }
+
+    /// Whether a name in the working directory is one of them.
+    fn names(&self, name: &str) -> bool {
+        self.paths.contains(&lexical(&self.cwd.join(name)))
+    }
+
+    /// The identities of those that exist.
+    fn identities(&self) -> HashSet<FileId> {
+        let found = self.paths.iter();
+        found
+            .filter_map(|p| file_id::of_path_followed(p).ok())
+            .collect()
+    }
+}
+
+/// A path with `.` left out and each `..` taking the name before it away.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The jobs as actions, as the scheduler drives them: each on a thread of its own
@@ -165,6 +273,8 @@ struct Actions<'a> {
     cancel: &'a Cancel,
     verbose: bool,
     progress: Tally,
+    /// The temporaries each finished job brought back: where they are, their names.
+    brought: Vec<(PathBuf, Vec<String>)>,
 }
 
 struct InFlight {
@@ -230,6 +340,10 @@ impl JobKind for Actions<'_> {
             relay_whole(&result.stderr, true);
         }
         self.progress.ended(result.cached, failed);
+        if let (false, Some(t)) = (result.temporaries.is_empty(), &self.jobs[index].temporaries) {
+            self.brought
+                .push((t.dir.clone(), result.temporaries.clone()));
+        }
         if self.verbose {
             dtlto_mock::stderr_line!(
                 "dtlto-runner: jobs[{index}]: {}, {} bytes uploaded, {} downloaded, {} hashed, {:.2} s",

@@ -57,6 +57,7 @@ pub fn run(
             remote: None,
             cancel: Cancel::new(),
             stop_hook: None,
+            temporaries: Vec::new(),
         },
         &crate::drive::Run {
             job_file: &options.job_file,
@@ -128,6 +129,20 @@ pub struct RemoteJob {
     pub outputs: Vec<(String, PathBuf)>,
     /// The directory the linker ran in.
     pub cwd: PathBuf,
+    /// What its compile may leave in its working directory besides its outputs
+    /// (`-save-temps`), to bring back.
+    pub temporaries: Option<Temporaries>,
+}
+
+/// A job's temporaries: their names in the working directory, none of them a
+/// declared input or output, and the private directory they are written into (new
+/// files only) until the run commits and moves them into the working directory.
+#[derive(Debug, Clone)]
+pub struct Temporaries {
+    /// Their names in the working directory.
+    pub names: Vec<String>,
+    /// The private directory they are written into.
+    pub dir: PathBuf,
 }
 
 /// What one job did.
@@ -143,7 +158,9 @@ pub struct JobResult {
     pub stderr: Vec<u8>,
     /// Bytes uploaded for this job (blobs the server lacked).
     pub uploaded_bytes: u64,
-    /// Bytes downloaded (outputs, stdout, stderr).
+    /// The temporaries it wrote (names, in `Temporaries::dir`).
+    pub temporaries: Vec<String>,
+    /// Bytes downloaded (outputs, temporaries, stdout, stderr).
     pub downloaded_bytes: u64,
     /// Bytes read to hash files the digest cache did not know.
     pub hashed_bytes: u64,
@@ -297,8 +314,10 @@ impl Remote {
                 .await?;
             Ok::<_, RemoteError>((out, err))
         })?;
+        let mut temporaries = Vec::new();
         if result.exit_code == 0 {
-            self.runtime
+            temporaries = self
+                .runtime
                 .block_on(self.write_outputs(job, &prepared, &result, &stats))?;
         }
         Ok(JobResult {
@@ -306,6 +325,7 @@ impl Remote {
             exit_code: result.exit_code,
             stdout,
             stderr,
+            temporaries,
             uploaded_bytes: stats.uploaded.into_inner(),
             downloaded_bytes: stats.downloaded.into_inner(),
             hashed_bytes: prepared.hashed_bytes + toolchain_hashed,
@@ -579,13 +599,15 @@ impl Remote {
 
     /// Every declared output found in the result, downloaded and checked, then written
     /// (new files only, never through a link); nothing written if one is missing.
+    /// Then the temporaries the result has, written alike into their directory;
+    /// returns their names.
     async fn write_outputs(
         &self,
         job: &RemoteJob,
         prepared: &PreparedAction,
         result: &re::ActionResult,
         stats: &Transfer,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<Vec<String>, RemoteError> {
         let mut files = Vec::new();
         for (path, declared, dest) in &prepared.outputs {
             let found = result.output_files.iter().find(|f| f.path == *path);
@@ -595,31 +617,53 @@ impl Remote {
                     declared: declared.clone(),
                 });
             };
-            let d = file.digest.clone().unwrap_or_default();
-            let data = if !file.contents.is_empty() || d.size_bytes == 0 {
-                if digest::of_bytes(&file.contents) != d {
-                    return Err(RemoteError::Corrupt {
-                        job: job.index,
-                        endpoint: self.client.endpoint.clone(),
-                        digest: show(&d),
-                        what: declared.clone(),
-                    });
-                }
-                file.contents.clone()
-            } else {
-                self.client.download(job.index, &d, declared, stats).await?
-            };
-            files.push((declared, dest, data));
+            let data = self.output_data(job.index, file, declared, stats).await?;
+            files.push((declared.clone(), dest.clone(), data));
+        }
+        // Only the names asked for are looked at: a server cannot add one.
+        let mut temporaries = Vec::new();
+        if let Some(wanted) = &job.temporaries {
+            for name in &prepared.temporaries {
+                let Some(file) = result.output_files.iter().find(|f| f.path == *name) else {
+                    continue;
+                };
+                let data = self.output_data(job.index, file, name, stats).await?;
+                files.push((name.clone(), wanted.dir.join(name), data));
+                temporaries.push(name.clone());
+            }
         }
         for (declared, dest, data) in files {
-            write_new(dest, &data).map_err(|source| RemoteError::WriteOutput {
+            write_new(&dest, &data).map_err(|source| RemoteError::WriteOutput {
                 job: job.index,
-                declared: declared.clone(),
-                path: dest.clone(),
+                declared,
+                path: dest,
                 source,
             })?;
         }
-        Ok(())
+        Ok(temporaries)
+    }
+
+    /// An output file's contents, inline or downloaded, checked against its digest.
+    async fn output_data(
+        &self,
+        job: usize,
+        file: &re::OutputFile,
+        what: &str,
+        stats: &Transfer,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let d = file.digest.clone().unwrap_or_default();
+        if file.contents.is_empty() && d.size_bytes != 0 {
+            return self.client.download(job, &d, what, stats).await;
+        }
+        if digest::of_bytes(&file.contents) != d {
+            return Err(RemoteError::Corrupt {
+                job,
+                endpoint: self.client.endpoint.clone(),
+                digest: show(&d),
+                what: what.to_string(),
+            });
+        }
+        Ok(file.contents.clone())
     }
 }
 

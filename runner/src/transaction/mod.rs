@@ -7,6 +7,7 @@
 //! failure or stop request; staging directories are ours alone (see staging_dir.rs)
 //! and those of dead runs are reclaimed.
 
+mod brought_back;
 mod dir_handle;
 mod place;
 mod remove_tree;
@@ -25,6 +26,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use brought_back::move_into;
 pub use remove_tree::RemoveError;
 pub use staging_dir::job_tmp_path;
 
