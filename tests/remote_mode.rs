@@ -6,14 +6,19 @@ use crate::util::llvm::{
     assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
     PROGRAM_OUTPUT,
 };
-use crate::util::reapi::{Engine, TlsProxy, TOKEN};
+use crate::util::reapi::{Engine, ThrottlingProxy, TlsProxy, TOKEN};
 use crate::util::{run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run, TestDir};
 use std::process::Command;
 use std::time::Duration;
 
 /// `clang -flto=thin -fuse-ld=lld main.o helper.o twice.o -o app` through
-/// `dtlto-runner --verbose remote --endpoint ENDPOINT`.
+/// `dtlto-runner --verbose remote --endpoint ENDPOINT --jobs=2`.
 fn link(llvm: &Llvm, dir: &TestDir, endpoint: &str, extra: &[&str]) -> Run {
+    link_jobs(llvm, dir, endpoint, 2, extra)
+}
+
+/// `link`, with `--jobs=JOBS`.
+fn link_jobs(llvm: &Llvm, dir: &TestDir, endpoint: &str, jobs: usize, extra: &[&str]) -> Run {
     let mut args: Vec<String> = [
         "-flto=thin",
         "-fuse-ld=lld",
@@ -30,7 +35,7 @@ fn link(llvm: &Llvm, dir: &TestDir, endpoint: &str, extra: &[&str]) -> Run {
         "--verbose",
         "remote",
         &format!("--endpoint={endpoint}"),
-        "--jobs=2",
+        &format!("--jobs={jobs}"),
     ] {
         args.push(format!("-Xthinlto-distributor={arg}"));
     }
@@ -175,6 +180,38 @@ fn save_temps_temporaries_come_back_as_local_mode_leaves_them_and_replace_no_lin
             there.read(name) == here.read(name),
             "{name} differs from local mode's"
         );
+    }
+}
+
+/// A busy service refuses calls with UNAVAILABLE (an HTTP 503 from its proxy) or
+/// RESOURCE_EXHAUSTED: each is tried again after a bounded backoff (ByteStream's
+/// uploads of the toolchain and reads included), and the links succeed, with the
+/// objects local.py makes. One job at a time: a refused call's retry comes at least
+/// 100 ms later, when the proxy lets one through.
+#[test]
+#[ignore = "needs the REAPI engine, LLVM 23 and nginx: tests/all.sh installs them and runs the ignored tests"]
+fn calls_a_busy_service_refuses_are_tried_again_and_the_links_succeed() {
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-busy");
+    let proxy = ThrottlingProxy::start(&engine);
+    for (endpoint, name) in [
+        (&proxy.unavailable, "remote-busy-unavailable"),
+        (&proxy.exhausted, "remote-busy-exhausted"),
+    ] {
+        let dir = TestDir::new(name);
+        bitcode(&llvm, &dir);
+        let (_, refused_before) = proxy.calls();
+        let run = link_jobs(&llvm, &dir, endpoint, 1, &["-Wl,--save-temps"]);
+        run.expect_status(0);
+        let (passed, refused) = proxy.calls();
+        assert!(
+            refused > refused_before,
+            "the proxy refused no call ({passed} passed): nothing was tried again\n{}",
+            run.report()
+        );
+        assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
+        let (_, doc) = job_file(&dir);
+        assert_objects_as_local_py_makes(&dir, &doc, name);
     }
 }
 

@@ -110,7 +110,7 @@ pub struct TlsProxy {
     /// The client's certificate and key (PEM).
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
-    nginx: std::process::Child,
+    _nginx: Nginx,
     _dir: TestDir,
 }
 
@@ -177,17 +177,13 @@ impl TlsProxy {
                 days[1],
             ]);
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let upstream = engine.endpoint.trim_start_matches("grpc://");
         let d = dir.path().display();
-        dir.write(
-            "nginx.conf",
-            format!(
-                "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  server {{\n\
+        let nginx = Nginx::start(
+            &dir,
+            &format!(
+                "http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  server {{\n\
                  \x20   listen 127.0.0.1:{port} ssl http2;\n\
                  \x20   ssl_certificate {d}/server.pem;\n    ssl_certificate_key {d}/server.key;\n\
                  \x20   ssl_client_certificate {d}/ca.pem;\n    ssl_verify_client on;\n\
@@ -196,39 +192,127 @@ impl TlsProxy {
                  \x20     grpc_pass grpc://{upstream};\n    }}\n\
                  \x20 }}\n}}\n"
             ),
+            &[port],
         );
-        let nginx = Command::new("nginx")
-            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("nginx is missing ({e}): tests/all.sh installs Debian's nginx-light")
-            });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not listen: {}",
-                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
         TlsProxy {
             endpoint: format!("grpcs://localhost:{port}"),
             ca: dir.join("ca.pem"),
             client_cert: dir.join("client.pem"),
             client_key: dir.join("client.key"),
-            nginx,
+            _nginx: nginx,
             _dir: dir,
         }
     }
 }
 
-impl Drop for TlsProxy {
+/// A port nothing listens on (the kernel's pick; free when asked).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// nginx (Debian's, which tests/all.sh installs) with an `http` block of the test's,
+/// its files in the test's directory; ended when dropped.
+struct Nginx(std::process::Child);
+
+impl Nginx {
+    /// Starts nginx and waits until every one of `ports` listens.
+    fn start(dir: &TestDir, http: &str, ports: &[u16]) -> Nginx {
+        let d = dir.path().display();
+        dir.write(
+            "nginx.conf",
+            format!(
+                "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n{http}"
+            ),
+        );
+        let child = Command::new("nginx")
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("nginx is missing ({e}): tests/all.sh installs Debian's nginx-light")
+            });
+        let nginx = Nginx(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for &port in ports {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nginx did not listen: {}",
+                    std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        nginx
+    }
+}
+
+impl Drop for Nginx {
     fn drop(&mut self) {
         // nginx's master ends its workers on SIGTERM (std's kill is SIGKILL).
         let _ = Command::new("kill")
-            .args(["-TERM", &self.nginx.id().to_string()])
+            .args(["-TERM", &self.0.id().to_string()])
             .status();
-        let _ = self.nginx.wait();
+        let _ = self.0.wait();
+    }
+}
+
+/// A plain gRPC front for an engine that lets through at most one call per 100 ms
+/// and refuses the others, as a busy farm does: on one endpoint with HTTP 503 (gRPC
+/// UNAVAILABLE), on the other with RESOURCE_EXHAUSTED. Its access log counts them.
+pub struct ThrottlingProxy {
+    /// `grpc://127.0.0.1:PORT`, whose refusals are UNAVAILABLE.
+    pub unavailable: String,
+    /// `grpc://127.0.0.1:PORT`, whose refusals are RESOURCE_EXHAUSTED.
+    pub exhausted: String,
+    dir: TestDir,
+    _nginx: Nginx,
+}
+
+impl ThrottlingProxy {
+    pub fn start(engine: &Engine) -> ThrottlingProxy {
+        let dir = TestDir::new("throttling-proxy");
+        let (unavailable, exhausted) = (free_port(), free_port());
+        let upstream = engine.endpoint.trim_start_matches("grpc://");
+        let d = dir.path().display();
+        let server = |port: u16, zone: &str, refusal: &str| {
+            format!(
+                "  server {{\n    listen 127.0.0.1:{port} http2;\n    client_max_body_size 0;\n\
+                 \x20   location / {{\n      limit_req zone={zone};\n{refusal}\
+                 \x20     grpc_pass grpc://{upstream};\n    }}\n\
+                 \x20   location @exhausted {{\n      default_type application/grpc;\n\
+                 \x20     add_header grpc-status 8 always;\n\
+                 \x20     add_header grpc-message \"throttled by the test's proxy\" always;\n\
+                 \x20     return 200;\n    }}\n  }}\n"
+            )
+        };
+        let http = format!(
+            "http {{\n  log_format calls '$limit_req_status $status $request_uri';\n\
+             \x20 access_log {d}/access.log calls;\n  client_body_temp_path {d}/body;\n\
+             \x20 limit_req_zone $server_port zone=one:1m rate=10r/s;\n\
+             \x20 limit_req_zone $server_port zone=two:1m rate=10r/s;\n{}{}}}\n",
+            server(unavailable, "one", "      limit_req_status 503;\n"),
+            server(
+                exhausted,
+                "two",
+                "      limit_req_status 429;\n      error_page 429 = @exhausted;\n"
+            ),
+        );
+        let nginx = Nginx::start(&dir, &http, &[unavailable, exhausted]);
+        ThrottlingProxy {
+            unavailable: format!("grpc://127.0.0.1:{unavailable}"),
+            exhausted: format!("grpc://127.0.0.1:{exhausted}"),
+            dir,
+            _nginx: nginx,
+        }
+    }
+
+    /// How many calls it let through and refused so far: (passed, refused).
+    pub fn calls(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        let refused = log.lines().filter(|l| l.starts_with("REJECTED ")).count();
+        (log.lines().count() - refused, refused)
     }
 }

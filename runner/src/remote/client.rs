@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::transport::Transport;
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::bytestream::{
     byte_stream_client::ByteStreamClient, ReadRequest, WriteRequest,
@@ -17,7 +18,7 @@ use bazel_remote_apis::google::bytestream::{
 use re::Digest;
 use sha2::{Digest as _, Sha256};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 use super::digest::{self, show};
@@ -51,7 +52,7 @@ pub(crate) struct Capabilities {
 /// A connected client.
 pub(crate) struct Client {
     pub endpoint: String,
-    channel: Channel,
+    channel: Transport,
     instance: String,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     pub caps: Capabilities,
@@ -148,7 +149,7 @@ impl Client {
         )
         .await
         {
-            Ok(Ok(c)) => c,
+            Ok(Ok(c)) => Transport::new(c),
             Ok(Err(e)) => return Err(connect_err(error_chain(&e))),
             Err(_) => {
                 return Err(connect_err(format!(
@@ -264,11 +265,32 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
+        self.retry_tries(rpc, job, timeout, || {
+            let answer = call();
+            async move { answer.await.map_err(TryFailure::Rpc) }
+        })
+        .await
+    }
+
+    /// `retry`, for a call whose try can also fail on this side (a file read for an
+    /// upload), which is not tried again.
+    async fn retry_tries<T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        job: JobLabel,
+        timeout: Duration,
+        mut call: F,
+    ) -> Result<T, RemoteError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, TryFailure>>,
+    {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=TRIES {
             let status = match tokio::time::timeout(timeout, call()).await {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(s)) => s,
+                Ok(Err(TryFailure::Rpc(s))) => s,
+                Ok(Err(TryFailure::Local(error))) => return Err(error),
                 Err(_) => {
                     Status::deadline_exceeded(format!("no answer within {} s", timeout.as_secs()))
                 }
@@ -282,7 +304,7 @@ impl Client {
         unreachable!("the last try returns")
     }
 
-    pub(crate) fn channel(&self) -> Channel {
+    pub(crate) fn channel(&self) -> Transport {
         self.channel.clone()
     }
 
@@ -292,7 +314,7 @@ impl Client {
 
     fn cas(
         &self,
-    ) -> re::content_addressable_storage_client::ContentAddressableStorageClient<Channel> {
+    ) -> re::content_addressable_storage_client::ContentAddressableStorageClient<Transport> {
         re::content_addressable_storage_client::ContentAddressableStorageClient::new(
             self.channel.clone(),
         )
@@ -444,6 +466,7 @@ impl Client {
 
     /// Uploads one blob by ByteStream Write, reading its file in chunks on a blocking
     /// thread; a file that changed since it was hashed ends the upload unfinished.
+    /// A transient failure starts the upload again, from the start, as a new one.
     async fn write_stream(
         &self,
         job: usize,
@@ -451,7 +474,23 @@ impl Client {
         source: &Source,
         stats: &Transfer,
     ) -> Result<(), RemoteError> {
-        let label = JobLabel(Some(job));
+        let timeout = CALL_TIMEOUT + Duration::from_secs(d.size_bytes as u64 / (1 << 20));
+        self.retry_tries("ByteStream.Write", JobLabel(Some(job)), timeout, || {
+            self.write_stream_once(job, d, source)
+        })
+        .await?;
+        stats
+            .uploaded
+            .fetch_add(d.size_bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn write_stream_once(
+        &self,
+        job: usize,
+        d: &Digest,
+        source: &Source,
+    ) -> Result<(), TryFailure> {
         let resource = format!(
             "{}uploads/{}/blobs/{}/{}",
             self.prefix(),
@@ -459,7 +498,6 @@ impl Client {
             d.hash,
             d.size_bytes
         );
-        let timeout = CALL_TIMEOUT + Duration::from_secs(d.size_bytes as u64 / (1 << 20));
         let (tx, rx) = tokio::sync::mpsc::channel::<WriteRequest>(4);
         let source_kept = source.clone();
         let (source, expected, resource2) = (source.clone(), d.clone(), resource.clone());
@@ -502,52 +540,32 @@ impl Client {
             }
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        let call = tokio::time::timeout(
-            timeout,
-            ByteStreamClient::new(self.channel.clone()).write(self.request(stream)),
-        )
-        .await;
+        let call = ByteStreamClient::new(self.channel.clone())
+            .write(self.request(stream))
+            .await;
         let unchanged = producer
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|r| r);
         match unchanged {
             Ok(true) => {}
-            Ok(false) => return Err(changed(job, &source_kept)),
+            Ok(false) => return Err(TryFailure::Local(changed(job, &source_kept))),
             Err(e) => {
-                return Err(RemoteError::Input {
+                return Err(TryFailure::Local(RemoteError::Input {
                     job,
                     declared: source_name(&source_kept),
                     source: e,
-                })
+                }))
             }
         }
-        let answer = match call {
-            Ok(r) => r
-                .map_err(|s| self.rpc_err("ByteStream.Write", label, s))?
-                .into_inner(),
-            Err(_) => {
-                return Err(self.rpc_err(
-                    "ByteStream.Write",
-                    label,
-                    Status::deadline_exceeded("timed out"),
-                ))
-            }
-        };
+        let answer = call?.into_inner();
         // A server that has the blob already may answer early with its full size.
         if answer.committed_size != d.size_bytes && answer.committed_size != -1 {
-            return Err(self.rpc_err(
-                "ByteStream.Write",
-                label,
-                Status::data_loss(format!(
-                    "{resource}: committed {} of {} bytes",
-                    answer.committed_size, d.size_bytes
-                )),
-            ));
+            return Err(TryFailure::Rpc(Status::data_loss(format!(
+                "{resource}: committed {} of {} bytes",
+                answer.committed_size, d.size_bytes
+            ))));
         }
-        stats
-            .uploaded
-            .fetch_add(d.size_bytes as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -603,7 +621,8 @@ impl Client {
         } else {
             let resource = format!("{}blobs/{}/{}", self.prefix(), d.hash, d.size_bytes);
             let timeout = CALL_TIMEOUT + Duration::from_secs(d.size_bytes as u64 / (1 << 20));
-            let read = async {
+            // Each try reads the blob from its start.
+            let read = || async {
                 let req = ReadRequest {
                     resource_name: resource.clone(),
                     read_offset: 0,
@@ -622,16 +641,7 @@ impl Client {
                 }
                 Ok(data)
             };
-            match tokio::time::timeout(timeout, read).await {
-                Ok(r) => r.map_err(|s| self.rpc_err("ByteStream.Read", label, s))?,
-                Err(_) => {
-                    return Err(self.rpc_err(
-                        "ByteStream.Read",
-                        label,
-                        Status::deadline_exceeded("timed out"),
-                    ))
-                }
-            }
+            self.retry("ByteStream.Read", label, timeout, read).await?
         };
         if digest::of_bytes(&data) != *d {
             return Err(RemoteError::Corrupt {
@@ -654,6 +664,20 @@ impl Client {
         } else {
             format!("{}/", self.instance)
         }
+    }
+}
+
+/// Why one try of a call failed.
+enum TryFailure {
+    /// The service's answer: tried again if it is transient.
+    Rpc(Status),
+    /// Something on this side (a file read for an upload): not tried again.
+    Local(RemoteError),
+}
+
+impl From<Status> for TryFailure {
+    fn from(status: Status) -> TryFailure {
+        TryFailure::Rpc(status)
     }
 }
 

@@ -21,7 +21,6 @@ use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
 
 /// Why remote mode failed: its command line, the service, or a job.
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +278,10 @@ struct Actions<'a> {
 
 struct InFlight {
     index: usize,
-    thread: Option<JoinHandle<Result<JobResult, RemoteError>>>,
+    /// The job's result, sent by its thread before it wakes the scheduler (so that
+    /// the scheduler, woken, finds it: a thread that has sent but not yet returned
+    /// would otherwise look running for another poll).
+    result: mpsc::Receiver<Result<JobResult, RemoteError>>,
 }
 
 impl JobKind for Actions<'_> {
@@ -297,31 +299,27 @@ impl JobKind for Actions<'_> {
             self.cancel.clone(),
             ended.clone(),
         );
-        let thread = std::thread::Builder::new()
+        let (sender, result) = mpsc::channel();
+        std::thread::Builder::new()
             .name(format!("jobs[{index}]"))
             .spawn(move || {
-                let result = remote.run_job(&job, &cancel);
+                let _ = sender.send(remote.run_job(&job, &cancel));
                 let _ = ended.send(());
-                result
             })
             .map_err(|error| {
                 RemoteRunError::Failed(format!("jobs[{index}]: cannot start a thread: {error}"))
             })?;
         self.progress.started();
-        Ok(Some(InFlight {
-            index,
-            thread: Some(thread),
-        }))
+        Ok(Some(InFlight { index, result }))
     }
 
     fn poll(&mut self, running: &mut InFlight) -> Progress<RemoteRunError> {
-        if running.thread.as_ref().is_some_and(|t| !t.is_finished()) {
-            return Progress::Running;
-        }
         let index = running.index;
-        let result = match running.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) | None => Err(RemoteError::Cancelled { job: index }),
+        let result = match running.result.try_recv() {
+            Ok(result) => result,
+            Err(mpsc::TryRecvError::Empty) => return Progress::Running,
+            // The thread panicked: nothing came of the job.
+            Err(mpsc::TryRecvError::Disconnected) => Err(RemoteError::Cancelled { job: index }),
         };
         let result = match result {
             Ok(result) => result,

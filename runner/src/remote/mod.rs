@@ -15,6 +15,7 @@ mod error;
 mod executor;
 pub mod options;
 mod toolchain;
+mod transport;
 mod tree;
 
 pub use executor::RemoteRunError;
