@@ -135,3 +135,23 @@ pub fn mode_args<'a>(
         _ => None,
     }
 }
+
+/// A native mode's last argument, the job file: one or more words, of which only
+/// the last counts (linkers pass words before it, as local.py ignores them).
+pub fn job_file_arg(help: &'static str) -> clap::Arg {
+    clap::Arg::new("args")
+        .value_name("JOB_FILE")
+        .required(true)
+        .num_args(1..)
+        .action(clap::ArgAction::Append)
+        .help(help)
+}
+
+/// The job file `job_file_arg` read: its last word.
+pub fn job_file_of(matches: &clap::ArgMatches) -> String {
+    matches
+        .get_many::<String>("args")
+        .and_then(|mut words| words.next_back())
+        .cloned()
+        .unwrap_or_default()
+}

@@ -74,17 +74,10 @@ fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Print the confinement, each job's command and each commit"),
         )
-        .arg(
-            Arg::new("args")
-                .value_name("JOB_FILE")
-                .required(true)
-                .num_args(1..)
-                .action(ArgAction::Append)
-                .help(
-                    "The job file, last; words before it are ignored, as local.py ignores \
+        .arg(crate::jobs::job_file::job_file_arg(
+            "The job file, last; words before it are ignored, as local.py ignores \
                      them (an option that is not local mode's is refused)",
-                ),
-        )
+        ))
 }
 
 /// Reads local mode's arguments (after its word); `verbose` is the runner's own
@@ -92,11 +85,7 @@ fn command() -> Command {
 pub fn parse(args: &[String], verbose: bool) -> Result<Options, clap::Error> {
     let matches = command().no_binary_name(true).try_get_matches_from(args)?;
     let jobs = matches.get_one::<usize>("jobs").copied().unwrap_or(1);
-    let job_file = matches
-        .get_many::<String>("args")
-        .and_then(|mut words| words.next_back())
-        .cloned()
-        .unwrap_or_default();
+    let job_file = crate::jobs::job_file::job_file_of(&matches);
     Ok(Options {
         jobs: if jobs == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)

@@ -163,12 +163,7 @@ fn command() -> Command {
                 .help("Print, for each job, a cache hit or an execution, bytes sent and received, time"),
         )
         .arg(
-            Arg::new("args")
-                .value_name("JOB_FILE")
-                .required(true)
-                .num_args(1..)
-                .action(ArgAction::Append)
-                .help("The job file, last; words before it are ignored"),
+            crate::jobs::job_file::job_file_arg("The job file, last; words before it are ignored"),
         )
 }
 
@@ -216,11 +211,7 @@ pub fn parse(args: &[String], verbose: bool) -> Result<Options, OptionsError> {
     settings.tls_ca = path("tls-ca");
     settings.tls_client_cert = path("tls-cert");
     settings.tls_client_key = path("tls-key");
-    let job_file = matches
-        .get_many::<String>("args")
-        .and_then(|mut words| words.next_back())
-        .cloned()
-        .unwrap_or_default();
+    let job_file = crate::jobs::job_file::job_file_of(&matches);
     Ok(Options {
         settings,
         jobs: matches
