@@ -2,14 +2,20 @@
 """Benchmark: `dtlto-runner remote` against `dtlto-runner local`, both with --jobs 2,
 on the ThinLTO link of tools/bench-local.py (N modules, 20 by default, so 20 backend
 jobs), with LLVM 23 from PyPI and a real REAPI engine on this machine
-(tools/reapi-engine.sh: buildbox-casd executing through bubblewrap).
+(tools/reapi-engine.sh: buildbox-casd executing through bubblewrap), on the same
+cores as the compiles.
 
 Measured, the median of --runs whole links each:
   - local --jobs 2;
   - a first remote link: a fresh engine with an empty cache, and an empty digest
     cache (the compiler and its libraries are hashed and uploaded);
   - a cold remote link: every action executed (--no-cache-lookup), with the
-    toolchain already on the service, as on a farm that has seen the compiler;
+    toolchain already on the service, as on a farm that has seen the compiler; with
+    the engine as the tests start it (each action's input root copied out of the
+    cache, the shipped compiler's 180 MB included), with FUSE staging (the input
+    root mounted from the cache), and with the worker's own toolchain
+    (--worker-toolchain; the engine's sandbox binds the host's compiler and system
+    read-only, as a farm's worker image has them);
   - a warm relink: the same link again, every job an action-cache hit.
 Printed: each median, its ratio to local's, and the bytes hashed and uploaded by
 the second link of a cold engine (from --verbose).
@@ -34,8 +40,11 @@ bench_local = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench_local)
 
 
-def engine(action, directory):
-    command = ["bash", str(ROOT / "tools/reapi-engine.sh"), action, str(directory)]
+def engine(action, directory, options=(), casd_args=()):
+    """tools/reapi-engine.sh ACTION [OPTIONS] DIRECTORY [-- CASD_ARGS]; its output."""
+    command = ["bash", str(ROOT / "tools/reapi-engine.sh"), action, *options, str(directory)]
+    if casd_args:
+        command += ["--", *casd_args]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -66,32 +75,56 @@ def main():
         done = subprocess.run(command, cwd=work, env=env, check=True, capture_output=True, text=True)
         return time.perf_counter() - started, done.stderr
 
-    local, first, cold, warm = [], [], [], []
+    llvm_prefix = bench_local.llvm_bin().resolve().parent
+    # A farm's worker image: the host's system and compiler, read-only.
+    host_toolchain = [
+        *(f"--runner-arg=--ro-bind-mount={h}:{c}" for h, c in [
+            ("/usr", "/usr"), ("/usr/lib", "/lib"), ("/usr/lib64", "/lib64"), ("/usr/bin", "/bin"),
+            (llvm_prefix, llvm_prefix),
+        ]),
+    ]
+    local, first, cold, cold_fuse, cold_worker, warm = [], [], [], [], [], []
     second = None
     for run in range(options.runs):
         local.append(link(["local", "--jobs", "2"])[0])
-        scratch = work / f"engine-{run}"
-        endpoint = engine("start", scratch)
-        env = dict(os.environ, XDG_CACHE_HOME=str(scratch / "home-cache"))
-        remote = ["--verbose", "remote", f"--endpoint={endpoint}", "--jobs", "2"]
-        try:
-            first.append(link(remote, env)[0])
-            cold.append(link(remote + ["--no-cache-lookup"], env)[0])
-            seconds, stderr = link(remote, env)
-            warm.append(seconds)
-            if second is None:
-                second = stderr
-        finally:
-            engine("stop", scratch)
+        for kind, options, casd_args, client_args in [
+            ("shipped", [], [], []),
+            ("fuse", ["--fuse-staging"], [], []),
+            ("worker", [], host_toolchain, ["--worker-toolchain"]),
+        ]:
+            scratch = work / f"engine-{run}-{kind}"
+            endpoint = engine("start", scratch, options, casd_args)
+            env = dict(os.environ, XDG_CACHE_HOME=str(scratch / "home-cache"))
+            remote = ["--verbose", "remote", f"--endpoint={endpoint}", "--jobs", "2", *client_args]
+            try:
+                seconds = link(remote, env)[0]
+                if kind == "shipped":
+                    first.append(seconds)
+                seconds = link(remote + ["--no-cache-lookup"], env)[0]
+                {"shipped": cold, "fuse": cold_fuse, "worker": cold_worker}[kind].append(seconds)
+                if kind == "shipped":
+                    seconds, stderr = link(remote, env)
+                    warm.append(seconds)
+                    if second is None:
+                        second = stderr
+            finally:
+                engine("stop", scratch)
     hits = len(re.findall(r"cache hit", second))
     uploaded = sum(int(n) for n in re.findall(r"(\d+) bytes uploaded", second))
     hashed = sum(int(n) for n in re.findall(r"(\d+) hashed", second))
     base = statistics.median(local)
+
+    def line(label, times):
+        median = statistics.median(times)
+        print(f"{label:<42} {median:.2f} s  {median / base:.2f}x local")
+
     print(f"{len(names)} backend jobs; {os.cpu_count()} CPUs; {runner}")
-    print(f"local --jobs 2:           {base:.2f} s")
-    print(f"remote --jobs 2, first:   {statistics.median(first):.2f} s  {statistics.median(first) / base:.2f}x local")
-    print(f"remote --jobs 2, cold:    {statistics.median(cold):.2f} s  {statistics.median(cold) / base:.2f}x local")
-    print(f"remote --jobs 2, relink:  {statistics.median(warm):.2f} s  {statistics.median(warm) / base:.2f}x local")
+    print(f"{'local --jobs 2:':<42} {base:.2f} s")
+    line("remote --jobs 2, first link:", first)
+    line("remote --jobs 2, cold:", cold)
+    line("remote --jobs 2, cold, FUSE staging:", cold_fuse)
+    line("remote --jobs 2, cold, worker's toolchain:", cold_worker)
+    line("remote --jobs 2, relink:", warm)
     print(f"the relink: {hits} of {len(names)} jobs cache hits, {uploaded} bytes uploaded, {hashed} bytes hashed")
     subprocess.run(["rm", "-rf", str(work)], check=False)
 

