@@ -215,6 +215,65 @@ fn calls_a_busy_service_refuses_are_tried_again_and_the_links_succeed() {
     }
 }
 
+/// On a terminal (a pseudo-terminal from util-linux's `script`), remote mode keeps
+/// one line on stderr up to date (done, cached, running, failed) and ends it; on
+/// anything else it prints none.
+#[test]
+#[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
+fn a_terminal_gets_one_progress_line_that_updates_and_a_pipe_gets_none() {
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-progress");
+    let dir = TestDir::new("remote-progress");
+    bitcode(&llvm, &dir);
+    let words: Vec<String> = [
+        llvm.tool("clang").display().to_string(),
+        "-flto=thin".into(),
+        "-fuse-ld=lld".into(),
+        "-o".into(),
+        "app".into(),
+        "main.o".into(),
+        "helper.o".into(),
+        "twice.o".into(),
+        format!("-fthinlto-distributor={}", runner_exe().display()),
+        "-Xthinlto-distributor=remote".into(),
+        format!("-Xthinlto-distributor=--endpoint={}", engine.endpoint),
+    ]
+    .into();
+    let line = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let on_a_terminal = || {
+        let run = dir.run(Command::new("script").args(["-qefc", &line, "/dev/null"]));
+        run.expect_status(0);
+        run.stdout()
+    };
+    let shown = on_a_terminal();
+    for update in [
+        "\r\x1b[Kdtlto-runner: remote: 0/3 done, 0 cached, 1 running, 0 failed",
+        "\r\x1b[Kdtlto-runner: remote: 3/3 done, 0 cached, 0 running, 0 failed\r\n",
+    ] {
+        assert!(shown.contains(update), "no {update:?} in {shown:?}");
+    }
+    // Each update rewrites the one line: no line ends between them.
+    let progress = &shown[shown.find("\r\x1b[K").unwrap()..];
+    assert_eq!(progress.matches("\r\n").count(), 1, "{progress:?}");
+    assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
+
+    // The same link again: every job a cache hit.
+    let shown = on_a_terminal();
+    assert!(
+        shown.contains("remote: 3/3 done, 3 cached, 0 running, 0 failed"),
+        "{shown:?}"
+    );
+
+    // Not a terminal: no progress line.
+    let run = dir.run(Command::new(&words[0]).args(&words[1..]));
+    run.expect_status(0);
+    assert!(!run.stderr().contains("done,"), "{}", run.report());
+}
+
 #[test]
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn a_relink_elsewhere_is_served_by_the_action_cache_alone_of_a_cache_only_engine() {
