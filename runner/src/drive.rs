@@ -36,7 +36,7 @@ pub trait Executor {
     /// After a commit that moved every output into place, and before the staging
     /// is removed: what else the run brings back (remote mode: a compile's
     /// -save-temps temporaries, in its job's directory in the staging).
-    fn committed(&mut self, _plan: &Plan, _cwd: &Path) {}
+    fn committed(&mut self, _plan: &Plan, _cwd: &Path, _transaction: &HeldTransaction) {}
 
     /// The identities of the files the run reads, where another name of one could
     /// pass the planner's comparison of names (Windows short names): the commit
@@ -109,7 +109,7 @@ pub fn drive(executor: &mut dyn Executor, run: &Run) -> Result<ExitStatus, RunEr
         _ => Commit::NotTried,
     };
     if matches!(commit, Commit::Done(_)) && interrupt::stopped().is_none() {
-        executor.committed(&plan, run.cwd);
+        executor.committed(&plan, run.cwd, &transaction);
     }
     let status = finish(run, &plan, executed, transaction.settle(commit));
     // The plan of a large link holds tens of thousands of paths.

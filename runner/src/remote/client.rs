@@ -296,6 +296,10 @@ impl Client {
                 }
             };
             if attempt == TRIES || !is_transient(status.code()) {
+                let status = match attempt {
+                    1 => status,
+                    n => Status::new(status.code(), format!("{} (try {n})", status.message())),
+                };
                 return Err(self.rpc_err(rpc, job, status));
             }
             tokio::time::sleep(delay).await;
@@ -582,6 +586,13 @@ impl Client {
             return Ok(Vec::new());
         }
         let label = JobLabel(Some(job));
+        if d.size_bytes < 0 {
+            return Err(self.rpc_err(
+                "download",
+                label,
+                Status::data_loss(format!("{what}: the server names a blob of negative size")),
+            ));
+        }
         let data = if d.size_bytes as u64 <= self.caps.batch_budget {
             let req = re::BatchReadBlobsRequest {
                 instance_name: self.instance.clone(),
@@ -632,7 +643,8 @@ impl Client {
                     .read(self.request(req))
                     .await?
                     .into_inner();
-                let mut data = Vec::with_capacity(d.size_bytes as usize);
+                // The size is the server's word: room for it is made as bytes come.
+                let mut data = Vec::with_capacity((d.size_bytes as usize).min(CHUNK * 16));
                 while let Some(chunk) = stream.message().await? {
                     if data.len() + chunk.data.len() > d.size_bytes as usize {
                         return Err(Status::out_of_range("more bytes than the digest's size"));

@@ -14,7 +14,7 @@ use crate::jobs::relay::relay_whole;
 use crate::jobs::schedule::{run_all, JobKind, Progress};
 use crate::sandbox::file_id::{self, FileId};
 use crate::sandbox::plan::Plan;
-use crate::transaction;
+use crate::transaction::HeldTransaction;
 use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
@@ -176,7 +176,7 @@ impl Executor for RemoteRun<'_> {
         }
     }
 
-    fn committed(&mut self, plan: &Plan, cwd: &Path) {
+    fn committed(&mut self, plan: &Plan, cwd: &Path, transaction: &HeldTransaction) {
         let Some(job_file) = self
             .job_file
             .as_ref()
@@ -192,7 +192,7 @@ impl Executor for RemoteRun<'_> {
         );
         let mut moved = 0;
         for (dir, names) in std::mem::take(&mut self.temporaries) {
-            let report = transaction::move_into(&dir, &names, cwd, &kept);
+            let report = transaction.bring_back(&dir, &names, cwd, &kept);
             moved += report.moved;
             for problem in report.left {
                 dtlto_mock::stderr_line!(
@@ -239,13 +239,29 @@ impl Declared {
         self.paths.contains(&lexical(&self.cwd.join(name)))
     }
 
-    /// The identities of those that exist.
+    /// The identities of those that exist, and of the links among them.
     fn identities(&self) -> HashSet<FileId> {
-        let found = self.paths.iter();
-        found
-            .filter_map(|p| file_id::of_path_followed(p).ok())
-            .collect()
+        let mut ids = HashSet::new();
+        for path in &self.paths {
+            ids.extend(file_id::of_path_followed(path).ok());
+            ids.extend(link_identity(path));
+        }
+        ids
     }
+}
+
+/// The identity of a link itself (where the path is one), not of what it leads to.
+#[cfg(unix)]
+fn link_identity(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some(FileId::from_raw(meta.dev(), meta.ino()))
+}
+
+/// Windows: links are followed (std gives no identity of a link itself).
+#[cfg(not(unix))]
+fn link_identity(_: &Path) -> Option<FileId> {
+    None
 }
 
 /// A path with `.` left out and each `..` taking the name before it away.
@@ -318,8 +334,13 @@ impl JobKind for Actions<'_> {
         let result = match running.result.try_recv() {
             Ok(result) => result,
             Err(mpsc::TryRecvError::Empty) => return Progress::Running,
-            // The thread panicked: nothing came of the job.
-            Err(mpsc::TryRecvError::Disconnected) => Err(RemoteError::Cancelled { job: index }),
+            // The thread panicked (its message is above): nothing came of the job.
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.progress.ended(false, true);
+                return Progress::Ended(Err(RemoteRunError::Failed(format!(
+                    "jobs[{index}]: the runner's thread for it panicked (see above)"
+                ))));
+            }
         };
         let result = match result {
             Ok(result) => result,

@@ -621,18 +621,6 @@ impl Remote {
             let data = self.output_data(job.index, file, declared, stats).await?;
             files.push((declared.clone(), dest.clone(), data));
         }
-        // Only the names asked for are looked at: a server cannot add one.
-        let mut temporaries = Vec::new();
-        if let Some(wanted) = &job.temporaries {
-            for name in &prepared.temporaries {
-                let Some(file) = result.output_files.iter().find(|f| f.path == *name) else {
-                    continue;
-                };
-                let data = self.output_data(job.index, file, name, stats).await?;
-                files.push((name.clone(), wanted.dir.join(name), data));
-                temporaries.push(name.clone());
-            }
-        }
         for (declared, dest, data) in files {
             write_new(&dest, &data).map_err(|source| RemoteError::WriteOutput {
                 job: job.index,
@@ -640,6 +628,31 @@ impl Remote {
                 path: dest,
                 source,
             })?;
+        }
+        // Only the names asked for are looked at: a server cannot add one. Each is
+        // written as it comes; one that cannot be fetched is left out, with a line:
+        // temporaries are not outputs.
+        let mut temporaries = Vec::new();
+        if let Some(wanted) = &job.temporaries {
+            for name in &prepared.temporaries {
+                let Some(file) = result.output_files.iter().find(|f| f.path == *name) else {
+                    continue;
+                };
+                let dest = wanted.dir.join(name);
+                let written = match self.output_data(job.index, file, name, stats).await {
+                    Ok(data) => write_new(&dest, &data).map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                match written {
+                    Ok(()) => temporaries.push(name.clone()),
+                    Err(why) => dtlto_mock::stderr_line!(
+                        "dtlto-runner: warning: jobs[{}]: the -save-temps temporary {} was \
+                         not brought back: {why}",
+                        job.index,
+                        dtlto_mock::message::quoted(name)
+                    ),
+                }
+            }
         }
         Ok(temporaries)
     }

@@ -44,13 +44,25 @@ impl Service<http::Request<Body>> for Transport {
         let answer = self.0.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            let status = response.status();
-            if status == StatusCode::OK || response.headers().contains_key("grpc-status") {
+            if is_grpc(&response) {
                 return Ok(response);
             }
-            Ok(as_grpc_status(status))
+            Ok(as_grpc_status(response.status()))
         })
     }
+}
+
+/// Whether an answer is gRPC's own, to pass on as it is: HTTP 200, a status in its
+/// headers, or gRPC's content type (whose status comes in the trailers).
+fn is_grpc(response: &http::Response<Body>) -> bool {
+    let grpc_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    response.status() == StatusCode::OK
+        || grpc_type
+        || response.headers().contains_key("grpc-status")
 }
 
 /// The gRPC status an HTTP error stands for, in gRPC's mapping.
@@ -104,5 +116,27 @@ mod tests {
             assert_eq!(status.code(), code, "HTTP {http}");
             assert!(status.message().contains(&http.to_string()));
         }
+    }
+
+    #[test]
+    fn grpcs_own_answers_pass_as_they_are() {
+        let answer = |status: u16, headers: &[(&'static str, &'static str)]| {
+            let mut response = http::Response::new(Body::empty());
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            for (name, value) in headers {
+                response
+                    .headers_mut()
+                    .insert(*name, http::HeaderValue::from_static(value));
+            }
+            response
+        };
+        assert!(is_grpc(&answer(200, &[])));
+        assert!(is_grpc(&answer(
+            500,
+            &[("content-type", "application/grpc+proto")]
+        )));
+        assert!(is_grpc(&answer(503, &[("grpc-status", "14")])));
+        assert!(!is_grpc(&answer(503, &[("content-type", "text/html")])));
+        assert!(!is_grpc(&answer(429, &[])));
     }
 }

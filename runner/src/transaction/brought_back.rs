@@ -10,7 +10,7 @@
 //! across file systems), so a reader sees the old file or the new one, never half.
 
 use super::dir_handle::{DirHandle, Kind};
-use crate::sandbox::file_id::FileId;
+use crate::sandbox::file_id::{self, FileId};
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
 use std::io;
@@ -25,9 +25,26 @@ pub struct Moved {
     pub left: Vec<String>,
 }
 
+impl Moved {
+    /// None of `count` files moved: a stop came first.
+    pub fn stopped(count: usize) -> Moved {
+        Moved {
+            moved: 0,
+            left: vec![format!("the remaining {count}: the run was stopped")],
+        }
+    }
+}
+
 /// Moves the files `names` from `from` into `into`, replacing a regular file or a
-/// link of that name there unless its identity is in `kept`.
-pub fn move_into(from: &Path, names: &[String], into: &Path, kept: &HashSet<FileId>) -> Moved {
+/// link of that name there unless its identity (or, for a link, its target's) is
+/// in `kept`. Between files, `stopped` is asked: once it says so, the rest stay.
+pub fn move_into(
+    from: &Path,
+    names: &[String],
+    into: &Path,
+    kept: &HashSet<FileId>,
+    stopped: &dyn Fn() -> bool,
+) -> Moved {
     let mut report = Moved::default();
     let dirs = DirHandle::open(from, None).and_then(|f| Ok((f, DirHandle::open(into, None)?)));
     let (from_dir, into_dir) = match dirs {
@@ -41,7 +58,14 @@ pub fn move_into(from: &Path, names: &[String], into: &Path, kept: &HashSet<File
             return report;
         }
     };
-    for name in names {
+    for (k, name) in names.iter().enumerate() {
+        if stopped() {
+            report.left.push(format!(
+                "the remaining {}: the run was stopped",
+                names.len() - k
+            ));
+            break;
+        }
         match move_one(&from_dir, name, &into_dir, kept) {
             Ok(()) => report.moved += 1,
             Err(why) => report.left.push(format!("{}: {why}", into_dir.show(name))),
@@ -69,8 +93,14 @@ fn move_one(
         }
         Err(error) => return Err(error.to_string()),
     }
+    // A link is looked through too: replacing it would change what a name the run
+    // reads by leads to.
+    let through_link = |entry: &super::dir_handle::Entry| {
+        entry.kind == Kind::Symlink
+            && file_id::of_path_followed(&into.path().join(name)).is_ok_and(|id| kept.contains(&id))
+    };
     match into.entry(name) {
-        Ok(entry) if kept.contains(&entry.id) => {
+        Ok(entry) if kept.contains(&entry.id) || through_link(&entry) => {
             return Err("that is a file the run reads or wrote: it is kept".into())
         }
         Ok(entry) if matches!(entry.kind, Kind::File | Kind::Symlink) => {}
@@ -85,19 +115,20 @@ fn move_one(
     }
 }
 
-/// Across file systems: a copy under a hidden name of its own, renamed into place.
+/// Across file systems: a copy under a hidden name of its own (created here, never
+/// through a link), renamed into place; removed again if that fails.
 fn copy_then_rename(from: &DirHandle, name: &str, into: &DirHandle) -> Result<(), String> {
-    let hidden = format!(".{name}.dtlto-{}", std::process::id());
-    let copy = || -> io::Result<()> {
-        let mut source = std::fs::File::open(from.path().join(name))?;
-        let mut target = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(into.path().join(&hidden))?;
-        io::copy(&mut source, &mut target)?;
-        into.rename(&hidden, into, name)
-    };
-    copy().map_err(|error| {
+    let random = getrandom::u64().map_err(|e| e.to_string())?;
+    let hidden = format!(".{name}.dtlto-{random:016x}");
+    let mut source = std::fs::File::open(from.path().join(name)).map_err(|e| e.to_string())?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(into.path().join(&hidden))
+        .map_err(|e| e.to_string())?;
+    // Ours from here: removed on failure.
+    let placed = io::copy(&mut source, &mut target).and_then(|_| into.rename(&hidden, into, name));
+    placed.map_err(|error| {
         let _ = into.remove_file(&hidden);
         error.to_string()
     })
@@ -118,7 +149,6 @@ fn is_cross_device(error: &io::Error) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::sandbox::file_id;
 
     #[test]
     fn files_are_moved_in_replacing_only_unkept_files_and_links() {
@@ -126,23 +156,30 @@ mod tests {
         let (from, into) = (scratch.path().join("from"), scratch.path().join("into"));
         std::fs::create_dir_all(&from).unwrap();
         std::fs::create_dir_all(into.join("dir.s")).unwrap();
-        for name in ["new.s", "old.s", "link.s", "input.s", "dir.s"] {
+        for name in ["new.s", "old.s", "link.s", "input.s", "dir.s", "alias.s"] {
             std::fs::write(from.join(name), name).unwrap();
         }
         std::fs::write(into.join("old.s"), "before").unwrap();
         std::fs::write(scratch.path().join("secret"), "secret").unwrap();
         std::os::unix::fs::symlink("../secret", into.join("link.s")).unwrap();
         std::fs::write(into.join("input.s"), "input").unwrap();
+        // A link to the input: replacing it would change what that name reads.
+        std::os::unix::fs::symlink("input.s", into.join("alias.s")).unwrap();
         let kept = HashSet::from([file_id::of_path(&into.join("input.s")).unwrap()]);
-        let names: Vec<String> = ["new.s", "old.s", "link.s", "input.s", "dir.s", "../x"]
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
+        let names: Vec<String> = [
+            "new.s", "old.s", "link.s", "input.s", "dir.s", "alias.s", "../x",
+        ]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
 
-        let report = move_into(&from, &names, &into, &kept);
+        let report = move_into(&from, &names, &into, &kept, &|| false);
 
         assert_eq!(report.moved, 3, "{:?}", report.left);
-        assert_eq!(report.left.len(), 3, "{:?}", report.left);
+        assert_eq!(report.left.len(), 4, "{:?}", report.left);
+        assert!(std::fs::symlink_metadata(into.join("alias.s"))
+            .unwrap()
+            .is_symlink());
         for name in ["new.s", "old.s", "link.s"] {
             assert_eq!(std::fs::read_to_string(into.join(name)).unwrap(), name);
         }
@@ -164,5 +201,29 @@ mod tests {
             .left
             .iter()
             .any(|l| l.contains("not a plain file name")));
+    }
+
+    #[test]
+    fn a_stop_ends_the_moves_between_files() {
+        let scratch = tempfile::tempdir().unwrap();
+        let (from, into) = (scratch.path().join("from"), scratch.path().join("into"));
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::create_dir_all(&into).unwrap();
+        let names: Vec<String> = (0..3).map(|k| format!("t{k}.s")).collect();
+        for name in &names {
+            std::fs::write(from.join(name), name).unwrap();
+        }
+        let asked = std::cell::Cell::new(0);
+        let stopped = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 1
+        };
+        let report = move_into(&from, &names, &into, &HashSet::new(), &stopped);
+        assert_eq!(report.moved, 1);
+        assert_eq!(
+            report.left,
+            vec!["the remaining 2: the run was stopped".to_string()]
+        );
+        assert!(into.join("t0.s").exists() && !into.join("t1.s").exists());
     }
 }

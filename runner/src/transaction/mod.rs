@@ -26,7 +26,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use brought_back::move_into;
+pub use brought_back::Moved;
 pub use remove_tree::RemoveError;
 pub use staging_dir::job_tmp_path;
 
@@ -40,6 +40,8 @@ pub struct Transaction {
     /// Open files kept for the cleanup: a guest blocked in a host call may hold every
     /// descriptor the process may have when a stop must remove its staging.
     reserve: Vec<std::fs::File>,
+    /// Every output is in place: what a stop says from now on.
+    committed: bool,
 }
 
 /// How many open files the cleanup keeps aside from the start, at least: what
@@ -307,6 +309,7 @@ impl Transaction {
             dirs,
             locks,
             reserve,
+            committed: false,
         })
     }
 
@@ -555,14 +558,19 @@ impl Transaction {
 impl crate::interrupt::Cleanup for Transaction {
     fn leave(self: Box<Self>) -> String {
         let paths: Vec<String> = self.dirs.iter().map(|d| show(d.staging.root())).collect();
+        let outcome = if self.committed {
+            "the outputs were committed"
+        } else {
+            "nothing was committed"
+        };
         // Nothing is removed, not even by the stagings' destructors.
         std::mem::forget(self);
         if paths.is_empty() {
-            return "nothing was committed".to_owned();
+            return outcome.to_owned();
         }
         format!(
-            "nothing was committed; the distributor did not stop in time, so its staging is \
-             left for the next run in that directory to remove: {}",
+            "{outcome}; the distributor did not stop in time, so its staging is left for \
+             the next run in that directory to remove: {}",
             paths.join(", ")
         )
     }
@@ -601,11 +609,30 @@ impl HeldTransaction {
     pub fn commit(&self, plan: &Plan, inputs: &HashSet<FileId>) -> Commit {
         self.0
             .with(|transaction| {
-                transaction.commit(plan, inputs, &|| {
+                let committed = transaction.commit(plan, inputs, &|| {
                     crate::interrupt::stopped().map(|s| s.describe())
-                })
+                });
+                transaction.committed = committed.is_ok();
+                committed
             })
             .into()
+    }
+
+    /// After the commit: moves the files `names` of `from` (a directory of this
+    /// transaction's staging) into `into`, as `brought_back::move_into` does, unless
+    /// a stop takes the transaction first; a stop meanwhile ends the moves after the
+    /// file being moved (the rest go with the staging).
+    pub fn bring_back(
+        &self,
+        from: &Path,
+        names: &[String],
+        into: &Path,
+        kept: &HashSet<FileId>,
+    ) -> Moved {
+        let stopped = || crate::interrupt::stopped().is_some();
+        self.0
+            .with(|_| brought_back::move_into(from, names, into, kept, &stopped))
+            .unwrap_or_else(|| Moved::stopped(names.len()))
     }
 
     /// Takes the transaction back from the stop handler and closes it, after a
