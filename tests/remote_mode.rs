@@ -354,6 +354,52 @@ fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {
     before.assert_unchanged();
 }
 
+/// A job whose inputs leave out a module it imports: that module is not sent, the
+/// worker's compile cannot read it (clang's ThinLTO backend then exits 0 and leaves
+/// the native object empty), and what remote mode says points at `local
+/// --hermetic`, which finds such reads.
+#[test]
+#[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
+fn a_job_that_reads_an_undeclared_module_points_at_local_hermetic() {
+    let llvm = llvm();
+    let engine = Engine::start("remote-engine-undeclared");
+    let dir = TestDir::new("remote-undeclared");
+    bitcode(&llvm, &dir);
+    link(&llvm, &dir, &engine.endpoint, &["-Wl,--save-temps"]).expect_status(0);
+    let (_, mut doc) = job_file(&dir);
+    // A module a job imports: an input that is another job's module.
+    let modules: Vec<String> = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| strings(&job["inputs"])[0].clone())
+        .collect();
+    let (job, import) = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .find_map(|(k, job)| {
+            let inputs = strings(&job["inputs"]);
+            let import = inputs[1..].iter().find(|i| modules.contains(i)).cloned();
+            import.map(|i| (k, i))
+        })
+        .expect("a job that imports another's module");
+    let inputs = doc["jobs"][job]["inputs"].as_array_mut().unwrap();
+    inputs.retain(|i| i.as_str() != Some(import.as_str()));
+    dir.write("undeclared.json", doc.to_string());
+    let run = run_runner(
+        &dir,
+        &["remote", "--endpoint", &engine.endpoint, "undeclared.json"],
+    );
+    let native_object = strings(&doc["jobs"][job]["outputs"])[0].clone();
+    run.expect_stderr_has(&format!("Error loading imported file {import}"))
+        .expect_stderr_has(&format!(
+            "warning: jobs[{job}] exited 0 remotely but left its native object \"{native_object}\" empty"
+        ))
+        .expect_stderr_has("`local --hermetic` finds such reads");
+}
+
 #[test]
 fn an_unreachable_endpoint_fails_within_seconds_naming_it_with_nothing_written() {
     let dir = TestDir::new("remote-unreachable");

@@ -359,6 +359,18 @@ impl JobKind for Actions<'_> {
             relay_whole(&result.stderr, true);
         }
         self.progress.ended(result.cached, failed);
+        // What clang's ThinLTO backend does when it cannot read a module it imports:
+        // on a worker, that is a file the job does not declare.
+        let native_object = self.jobs[index].outputs.first().map(|(_, staged)| staged);
+        if !failed && native_object.is_some_and(|p| p.metadata().is_ok_and(|m| m.len() == 0)) {
+            dtlto_mock::stderr_line!(
+                "dtlto-runner: warning: jobs[{index}] exited 0 remotely but left its native \
+                 object {} empty, as clang's ThinLTO backend does when it cannot read a module \
+                 it imports: it may read a file it does not declare, which is not sent; \
+                 `local --hermetic` finds such reads",
+                quoted(self.job_file.jobs[index].native_object())
+            );
+        }
         if let (false, Some(t)) = (result.temporaries.is_empty(), &self.jobs[index].temporaries) {
             self.brought
                 .push((t.dir.clone(), result.temporaries.clone()));
@@ -403,6 +415,11 @@ fn describe_failure(job_file: &JobFile, index: usize, result: &JobResult) -> Str
     if !stderr.is_empty() {
         message.push_str(&format!("\n  its stderr:\n{stderr}"));
     }
+    message.push_str(
+        "\n  only the files the job declares, and the compiler, are sent: a compile that \
+         fails remotely but not here reads one it does not declare, which `local --hermetic` \
+         finds",
+    );
     message
 }
 
