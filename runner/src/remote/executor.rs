@@ -56,6 +56,9 @@ pub(super) struct RemoteRun<'a> {
     /// The temporaries the jobs brought back, moved into the working directory once
     /// the outputs are committed.
     pub(super) temporaries: Vec<(PathBuf, Vec<String>)>,
+    /// The working directory's identity when the run was planned: temporaries go
+    /// only into that directory.
+    pub(super) cwd_id: Option<FileId>,
 }
 
 impl Executor for RemoteRun<'_> {
@@ -64,6 +67,7 @@ impl Executor for RemoteRun<'_> {
         let job_file =
             read_job_file(&cwd.join(job_path), job_path).map_err(RemoteRunError::from)?;
         let plan = plan_outputs(&job_file, job_path, cwd)?;
+        self.cwd_id = file_id::of_path_followed(cwd).ok();
         self.job_file = Some(job_file);
         Ok(plan)
     }
@@ -192,7 +196,7 @@ impl Executor for RemoteRun<'_> {
         );
         let mut moved = 0;
         for (dir, names) in std::mem::take(&mut self.temporaries) {
-            let report = transaction.bring_back(&dir, &names, cwd, &kept);
+            let report = transaction.bring_back(&dir, &names, (cwd, self.cwd_id), &kept);
             moved += report.moved;
             for problem in report.left {
                 dtlto_mock::stderr_line!(

@@ -59,6 +59,7 @@ pub fn run(
             cancel: Cancel::new(),
             stop_hook: None,
             temporaries: Vec::new(),
+            cwd_id: None,
         },
         &crate::drive::Run {
             job_file: &options.job_file,

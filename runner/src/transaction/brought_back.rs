@@ -35,18 +35,19 @@ impl Moved {
     }
 }
 
-/// Moves the files `names` from `from` into `into`, replacing a regular file or a
-/// link of that name there unless its identity (or, for a link, its target's) is
-/// in `kept`. Between files, `stopped` is asked: once it says so, the rest stay.
+/// Moves the files `names` from `from` into `into` (which must still be the
+/// directory `into_id`, when given), replacing a regular file or a link of that
+/// name there unless its identity (or, for a link, its target's) is in `kept`.
+/// Between files, `stopped` is asked: once it says so, the rest stay.
 pub fn move_into(
     from: &Path,
     names: &[String],
-    into: &Path,
+    (into, into_id): (&Path, Option<FileId>),
     kept: &HashSet<FileId>,
     stopped: &dyn Fn() -> bool,
 ) -> Moved {
     let mut report = Moved::default();
-    let dirs = DirHandle::open(from, None).and_then(|f| Ok((f, DirHandle::open(into, None)?)));
+    let dirs = DirHandle::open(from, None).and_then(|f| Ok((f, DirHandle::open(into, into_id)?)));
     let (from_dir, into_dir) = match dirs {
         Ok(dirs) => dirs,
         Err(error) => {
@@ -173,7 +174,7 @@ mod tests {
         .map(|n| n.to_string())
         .collect();
 
-        let report = move_into(&from, &names, &into, &kept, &|| false);
+        let report = move_into(&from, &names, (&into, None), &kept, &|| false);
 
         assert_eq!(report.moved, 3, "{:?}", report.left);
         assert_eq!(report.left.len(), 4, "{:?}", report.left);
@@ -218,12 +219,35 @@ mod tests {
             asked.set(asked.get() + 1);
             asked.get() > 1
         };
-        let report = move_into(&from, &names, &into, &HashSet::new(), &stopped);
+        let report = move_into(&from, &names, (&into, None), &HashSet::new(), &stopped);
         assert_eq!(report.moved, 1);
         assert_eq!(
             report.left,
             vec!["the remaining 2: the run was stopped".to_string()]
         );
         assert!(into.join("t0.s").exists() && !into.join("t1.s").exists());
+    }
+
+    #[test]
+    fn a_directory_replaced_since_it_was_planned_gets_nothing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let (from, into) = (scratch.path().join("from"), scratch.path().join("into"));
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::create_dir_all(&into).unwrap();
+        std::fs::write(from.join("t.s"), "t").unwrap();
+        let planned = file_id::of_path(&into).unwrap();
+        std::fs::rename(&into, scratch.path().join("moved")).unwrap();
+        std::fs::create_dir(scratch.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", &into).unwrap();
+        let names = vec!["t.s".to_string()];
+        let report = move_into(
+            &from,
+            &names,
+            (&into, Some(planned)),
+            &HashSet::new(),
+            &|| false,
+        );
+        assert_eq!(report.moved, 0, "{:?}", report.left);
+        assert!(!scratch.path().join("elsewhere/t.s").exists());
     }
 }

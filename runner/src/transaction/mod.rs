@@ -626,7 +626,7 @@ impl HeldTransaction {
         &self,
         from: &Path,
         names: &[String],
-        into: &Path,
+        into: (&Path, Option<FileId>),
         kept: &HashSet<FileId>,
     ) -> Moved {
         let stopped = || crate::interrupt::stopped().is_some();
