@@ -7,7 +7,10 @@ use crate::util::llvm::{
     PROGRAM_OUTPUT,
 };
 use crate::util::reapi::{Engine, ThrottlingProxy, TlsProxy, TOKEN};
-use crate::util::{run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run, TestDir};
+use crate::util::{
+    left_then_reclaimed, run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run,
+    TestDir,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -541,6 +544,47 @@ fn a_stop_mid_run_cancels_the_action_and_exits_as_the_shell_would_with_nothing_c
         // CancelOperation, not only a closed stream: the action ends on the engine.
         wait_until("the action is cancelled", || !sleeping(seconds));
     }
+}
+
+/// The runner itself killed mid-run (SIGKILL: an out-of-memory killer, a CI job's
+/// timeout): nothing is committed, and the next run in that directory reclaims the
+/// staging it left and links as if nothing had happened.
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn the_runner_killed_mid_run_commits_nothing_and_the_next_run_reclaims_its_staging() {
+    let engine = Engine::start("remote-engine-runner-killed");
+    let dir = TestDir::new("remote-runner-killed");
+    let seconds = "43.1";
+    dir.write("module.bc", "a module\n");
+    jobs_json(
+        &dir,
+        &["sleep"],
+        &[(&[seconds], &["module.bc"], &["out.o"])],
+    );
+    std::fs::rename(dir.join("job.json"), dir.join("sleep.json")).unwrap();
+    let copy = jobs_json(
+        &dir,
+        &["cp"],
+        &[(&["module.bc", "out.o"], &["module.bc"], &["out.o"])],
+    );
+    let before = dir.snapshot();
+    let runner = spawn_runner(
+        &dir,
+        &["remote", "--endpoint", &engine.endpoint, "sleep.json"],
+    );
+    wait_until("the action runs", || sleeping(seconds));
+    let _ = Command::new("kill")
+        .args(["-KILL", &runner.id().to_string()])
+        .status();
+    let killed = runner.finish("a killed remote run", Duration::from_secs(20));
+    assert!(killed.stderr().is_empty(), "{}", killed.report());
+    left_then_reclaimed(
+        &dir,
+        &before,
+        &["remote", "--endpoint", &engine.endpoint, &copy],
+        &["out.o"],
+    );
+    assert_eq!(dir.read("out.o"), b"a module\n");
 }
 
 #[test]
