@@ -4,6 +4,7 @@
 //! A stop, or another job's failure, cancels what is in flight on the service.
 
 use super::options::Options;
+use super::temporaries::{self, DeclaredPaths};
 use super::{Cancel, JobResult, Remote, RemoteError, RemoteJob, Temporaries};
 use crate::drive::{Executed, Executor, Staging};
 use crate::error::RunError;
@@ -19,7 +20,7 @@ use dtlto_mock::job_file::JobFile;
 use dtlto_mock::message::quoted;
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 /// Why remote mode failed: its command line, the service, or a job.
@@ -99,7 +100,8 @@ impl Executor for RemoteRun<'_> {
         // Each job's outputs, in the plan's order, written where they are staged.
         let mut planned = 0..staging.plan.outputs.len();
         let mut jobs = Vec::with_capacity(job_file.jobs.len());
-        let declared = Declared::of(job_file, &self.options.job_file, self.cwd);
+        // Made only for a link whose jobs ask for temporaries.
+        let declared = std::cell::OnceCell::new();
         for (i, job) in job_file.jobs.iter().enumerate() {
             let mut outputs = Vec::with_capacity(job.outputs.len());
             let mut first_dir = None;
@@ -120,10 +122,12 @@ impl Executor for RemoteRun<'_> {
                 .collect();
             // A compile's -save-temps temporaries, written on the worker, come back
             // into the job's private directory in the staging (the commit moves them).
-            let names: Vec<String> = args::temporaries_in_cwd(&argv, &inputs)
-                .into_iter()
-                .filter(|name| !declared.names(name))
-                .collect();
+            let mut names = args::temporaries_in_cwd(&argv, &inputs);
+            if !names.is_empty() {
+                let declared = declared
+                    .get_or_init(|| DeclaredPaths::of(job_file, &self.options.job_file, self.cwd));
+                names.retain(|name| !declared.names(name));
+            }
             let temporaries = match first_dir {
                 Some(dir) if !names.is_empty() => match staging.transaction.job_tmp(dir, i) {
                     Ok(dir) => Some(Temporaries { names, dir }),
@@ -181,106 +185,28 @@ impl Executor for RemoteRun<'_> {
     }
 
     fn committed(&mut self, plan: &Plan, cwd: &Path, transaction: &HeldTransaction) {
-        let Some(job_file) = self
-            .job_file
-            .as_ref()
-            .filter(|_| !self.temporaries.is_empty())
-        else {
+        let Some(job_file) = &self.job_file else {
             return;
         };
-        // Neither an input nor an output of the run is replaced, whatever its name.
-        let declared = Declared::of(job_file, &self.options.job_file, cwd);
-        let mut kept: HashSet<FileId> = declared.identities();
-        kept.extend(
-            (0..plan.outputs.len()).filter_map(|k| file_id::of_path(&plan.output_path(k)).ok()),
+        let brought = std::mem::take(&mut self.temporaries);
+        let into = (cwd, self.cwd_id);
+        let moved = temporaries::move_into_place(
+            transaction,
+            brought,
+            into,
+            plan,
+            job_file,
+            &self.options.job_file,
         );
-        let mut moved = 0;
-        for (dir, names) in std::mem::take(&mut self.temporaries) {
-            let report = transaction.bring_back(&dir, &names, (cwd, self.cwd_id), &kept);
-            moved += report.moved;
-            for problem in report.left {
+        if self.options.verbose {
+            if let Some(moved) = moved {
                 dtlto_mock::stderr_line!(
-                    "dtlto-runner: warning: a -save-temps temporary was not brought back: {problem}"
+                    "dtlto-runner: {moved} -save-temps temporaries brought back into {}",
+                    quoted(&cwd.to_string_lossy())
                 );
             }
         }
-        if self.options.verbose {
-            dtlto_mock::stderr_line!(
-                "dtlto-runner: {moved} -save-temps temporaries brought back into {}",
-                quoted(&cwd.to_string_lossy())
-            );
-        }
     }
-}
-
-/// The paths the link declares (every input and output, and the job file), by
-/// their names from the working directory: no temporary takes one.
-struct Declared {
-    cwd: PathBuf,
-    paths: HashSet<PathBuf>,
-}
-
-impl Declared {
-    fn of(job_file: &JobFile, job_path: &str, cwd: &Path) -> Declared {
-        let jobs = job_file.jobs.iter();
-        let paths = job_file
-            .common
-            .inputs
-            .iter()
-            .chain(jobs.flat_map(|j| j.inputs.iter().chain(&j.outputs)))
-            .map(String::as_str)
-            .chain([job_path])
-            .map(|p| lexical(&cwd.join(p)))
-            .collect();
-        Declared {
-            cwd: cwd.to_path_buf(),
-            paths,
-        }
-    }
-
-    /// Whether a name in the working directory is one of them.
-    fn names(&self, name: &str) -> bool {
-        self.paths.contains(&lexical(&self.cwd.join(name)))
-    }
-
-    /// The identities of those that exist, and of the links among them.
-    fn identities(&self) -> HashSet<FileId> {
-        let mut ids = HashSet::new();
-        for path in &self.paths {
-            ids.extend(file_id::of_path_followed(path).ok());
-            ids.extend(link_identity(path));
-        }
-        ids
-    }
-}
-
-/// The identity of a link itself (where the path is one), not of what it leads to.
-#[cfg(unix)]
-fn link_identity(path: &Path) -> Option<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    Some(FileId::from_raw(meta.dev(), meta.ino()))
-}
-
-/// Windows: links are followed (std gives no identity of a link itself).
-#[cfg(not(unix))]
-fn link_identity(_: &Path) -> Option<FileId> {
-    None
-}
-
-/// A path with `.` left out and each `..` taking the name before it away.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// The jobs as actions, as the scheduler drives them: each on a thread of its own

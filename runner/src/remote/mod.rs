@@ -14,6 +14,7 @@ mod digest;
 mod error;
 mod executor;
 pub mod options;
+mod temporaries;
 mod toolchain;
 mod transport;
 mod tree;
