@@ -22,7 +22,17 @@ fn link(llvm: &Llvm, dir: &TestDir, endpoint: &str, extra: &[&str]) -> Run {
 
 /// `link`, with `--jobs=JOBS`.
 fn link_jobs(llvm: &Llvm, dir: &TestDir, endpoint: &str, jobs: usize, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = [
+    let endpoint = format!("--endpoint={endpoint}");
+    let jobs = format!("--jobs={jobs}");
+    let words = link_words(llvm, &["--verbose", "remote", &endpoint, &jobs], extra);
+    dir.run(Command::new(&words[0]).args(&words[1..]))
+}
+
+/// The words of `clang -flto=thin -fuse-ld=lld -o app main.o helper.o twice.o`
+/// through the runner with `distributor` arguments, then `extra`.
+fn link_words(llvm: &Llvm, distributor: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut words = vec![llvm.tool("clang").display().to_string()];
+    let program = [
         "-flto=thin",
         "-fuse-ld=lld",
         "-o",
@@ -30,20 +40,16 @@ fn link_jobs(llvm: &Llvm, dir: &TestDir, endpoint: &str, jobs: usize, extra: &[&
         "main.o",
         "helper.o",
         "twice.o",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(format!("-fthinlto-distributor={}", runner_exe().display()));
-    for arg in [
-        "--verbose",
-        "remote",
-        &format!("--endpoint={endpoint}"),
-        &format!("--jobs={jobs}"),
-    ] {
-        args.push(format!("-Xthinlto-distributor={arg}"));
-    }
-    args.extend(extra.iter().map(|a| a.to_string()));
-    dir.run(Command::new(llvm.tool("clang")).args(&args))
+    ];
+    words.extend(program.map(String::from));
+    words.push(format!("-fthinlto-distributor={}", runner_exe().display()));
+    words.extend(
+        distributor
+            .iter()
+            .map(|a| format!("-Xthinlto-distributor={a}")),
+    );
+    words.extend(extra.iter().map(|a| a.to_string()));
+    words
 }
 
 /// Whether the engine's CAS holds a blob with these bytes.
@@ -139,14 +145,8 @@ fn save_temps_temporaries_come_back_as_local_mode_leaves_them_and_replace_no_lin
     let here = TestDir::new("remote-save-temps-local");
     bitcode(&llvm, &here);
     let save_temps = "-Wl,--thinlto-remote-compiler-arg=--save-temps";
-    let mut args: Vec<String> = ["-flto=thin", "-fuse-ld=lld", "-o", "app"]
-        .iter()
-        .chain(&["main.o", "helper.o", "twice.o", save_temps])
-        .map(|a| a.to_string())
-        .collect();
-    args.push(format!("-fthinlto-distributor={}", runner_exe().display()));
-    args.push("-Xthinlto-distributor=local".into());
-    here.run(Command::new(llvm.tool("clang")).args(&args))
+    let words = link_words(&llvm, &["local"], &[save_temps]);
+    here.run(Command::new(&words[0]).args(&words[1..]))
         .expect_status(0);
     let expected = temporaries(&here);
     assert_eq!(expected.len(), 3 * 8, "{}", here.listing());
@@ -228,20 +228,8 @@ fn a_terminal_gets_one_progress_line_that_updates_and_a_pipe_gets_none() {
     let engine = Engine::start("remote-engine-progress");
     let dir = TestDir::new("remote-progress");
     bitcode(&llvm, &dir);
-    let words: Vec<String> = [
-        llvm.tool("clang").display().to_string(),
-        "-flto=thin".into(),
-        "-fuse-ld=lld".into(),
-        "-o".into(),
-        "app".into(),
-        "main.o".into(),
-        "helper.o".into(),
-        "twice.o".into(),
-        format!("-fthinlto-distributor={}", runner_exe().display()),
-        "-Xthinlto-distributor=remote".into(),
-        format!("-Xthinlto-distributor=--endpoint={}", engine.endpoint),
-    ]
-    .into();
+    let endpoint = format!("--endpoint={}", engine.endpoint);
+    let words = link_words(&llvm, &["remote", &endpoint], &[]);
     let line = words
         .iter()
         .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
