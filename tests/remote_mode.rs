@@ -186,6 +186,33 @@ fn save_temps_temporaries_come_back_as_local_mode_leaves_them_and_replace_no_lin
     }
 }
 
+/// `tools/reapi-engine.sh start --fuse-staging` (what the benchmark measures): each
+/// action's input root mounted through FUSE, shipped compiler and all; the link's
+/// objects are still local.py's.
+#[test]
+#[ignore = "needs the REAPI engine, LLVM 23 and /dev/fuse: tests/all.sh installs them and runs the ignored tests"]
+fn an_engine_staging_through_fuse_links_the_same() {
+    let llvm = llvm();
+    let engine = Engine::start_with(
+        TestDir::new("remote-engine-fuse"),
+        &["--fuse-staging"],
+        &["--log-level=debug"],
+    );
+    let dir = TestDir::new("remote-fuse");
+    bitcode(&llvm, &dir);
+    link(&llvm, &dir, &engine.endpoint, &["-Wl,--save-temps"])
+        .expect_status(0)
+        .expect_stderr_has("executed");
+    assert!(
+        engine.log().contains("FUSE stager running"),
+        "the engine did not stage through FUSE:\n{}",
+        engine.log()
+    );
+    assert_eq!(run_app(&dir), PROGRAM_OUTPUT);
+    let (_, doc) = job_file(&dir);
+    assert_objects_as_local_py_makes(&dir, &doc, "remote mode through FUSE staging");
+}
+
 /// A busy service refuses calls with UNAVAILABLE (an HTTP 503 from its proxy) or
 /// RESOURCE_EXHAUSTED: each is tried again after a bounded backoff (ByteStream's
 /// uploads of the toolchain and reads included), and the links succeed, with the

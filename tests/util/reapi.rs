@@ -35,16 +35,23 @@ impl Engine {
     /// Starts an engine in `dir`, reusing the cache an earlier engine left there;
     /// `cache_only`: without its execution service.
     pub fn start_in(dir: TestDir, cache_only: bool) -> Engine {
+        let options: &[&str] = if cache_only { &["--cache-only"] } else { &[] };
+        Engine::start_with(dir, options, &[])
+    }
+
+    /// Starts an engine in `dir` with reapi-engine.sh's `options` and, after them,
+    /// `casd_args` for buildbox-casd itself.
+    pub fn start_with(dir: TestDir, options: &[&str], casd_args: &[&str]) -> Engine {
         let mut command = Command::new("bash");
         command
             .arg(repo_root().join("tools/reapi-engine.sh"))
-            .arg("start");
-        if cache_only {
-            command.arg("--cache-only");
+            .arg("start")
+            .args(options)
+            .arg(dir.join("engine"));
+        if !casd_args.is_empty() {
+            command.arg("--").args(casd_args);
         }
-        command
-            .arg(dir.join("engine"))
-            .env("DTLTO_REAPI_ENGINE_BIN", engine_bin());
+        command.env("DTLTO_REAPI_ENGINE_BIN", engine_bin());
         let output = command.output().expect("run tools/reapi-engine.sh");
         assert!(
             output.status.success(),
