@@ -2,11 +2,12 @@
 //! by each test with tools/reapi-engine.sh), with real clang and lld 23: the links,
 //! the cache, and the service failing in every way the issue names.
 
+use crate::util::job_file::write_job_file;
 use crate::util::llvm::{
     assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
     PROGRAM_OUTPUT,
 };
-use crate::util::reapi::{Engine, ThrottlingProxy, TlsProxy, TOKEN};
+use crate::util::reapi::{free_port, Engine, ThrottlingProxy, TlsProxy, TOKEN};
 use crate::util::{
     left_then_reclaimed, run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run,
     TestDir,
@@ -87,12 +88,7 @@ fn jobs_json(dir: &TestDir, common_args: &[&str], jobs: &[(&[&str], &[&str], &[&
             serde_json::json!({"args": args, "inputs": inputs, "outputs": outputs})
         })
         .collect();
-    let doc = serde_json::json!({
-        "common": {"linker_output": "app", "args": common_args, "inputs": []},
-        "jobs": jobs,
-    });
-    dir.write("job.json", doc.to_string());
-    "job.json".to_owned()
+    write_job_file(dir, common_args, jobs)
 }
 
 #[test]
@@ -429,11 +425,7 @@ fn an_unreachable_endpoint_fails_within_seconds_naming_it_with_nothing_written()
     );
     let before = dir.watch();
     // A port nothing listens on: taken, then let go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let endpoint = format!("grpc://127.0.0.1:{port}");
     spawn_runner(&dir, &["remote", "--endpoint", &endpoint, &job])
         .finish("an unreachable endpoint", Duration::from_secs(30))

@@ -39,6 +39,11 @@ pub fn local_jobs(dir: &TestDir, common_args: &[&str], jobs: usize, extra: &[&[&
             })
         })
         .collect();
+    write_job_file(dir, common_args, jobs)
+}
+
+/// Writes `job.json` in `dir`: `common.args` and these `jobs`; returns its name.
+pub fn write_job_file(dir: &TestDir, common_args: &[&str], jobs: Vec<serde_json::Value>) -> String {
     let doc = serde_json::json!({
         "common": {"linker_output": "app", "args": common_args, "inputs": []},
         "jobs": jobs,

@@ -213,7 +213,7 @@ impl TlsProxy {
 }
 
 /// A port nothing listens on (the kernel's pick; free when asked).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

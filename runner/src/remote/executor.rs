@@ -60,6 +60,8 @@ pub(super) struct RemoteRun<'a> {
     /// The working directory's identity when the run was planned: temporaries go
     /// only into that directory.
     pub(super) cwd_id: Option<FileId>,
+    /// The paths the link declares, made when a job asked for temporaries.
+    pub(super) declared: Option<DeclaredPaths>,
 }
 
 impl Executor for RemoteRun<'_> {
@@ -100,7 +102,7 @@ impl Executor for RemoteRun<'_> {
         // Each job's outputs, in the plan's order, written where they are staged.
         let mut planned = 0..staging.plan.outputs.len();
         let mut jobs = Vec::with_capacity(job_file.jobs.len());
-        // Made only for a link whose jobs ask for temporaries.
+        // Made only for a link whose jobs ask for temporaries; kept for the move.
         let declared = std::cell::OnceCell::new();
         for (i, job) in job_file.jobs.iter().enumerate() {
             let mut outputs = Vec::with_capacity(job.outputs.len());
@@ -164,6 +166,7 @@ impl Executor for RemoteRun<'_> {
         let outcome = run_all(&mut actions, jobs.len(), self.options.jobs);
         actions.progress.finish();
         self.temporaries = std::mem::take(&mut actions.brought);
+        self.declared = declared.into_inner();
         if let Err(error) = remote.save_digest_cache() {
             if self.options.verbose {
                 dtlto_mock::stderr_line!(
@@ -185,19 +188,12 @@ impl Executor for RemoteRun<'_> {
     }
 
     fn committed(&mut self, plan: &Plan, cwd: &Path, transaction: &HeldTransaction) {
-        let Some(job_file) = &self.job_file else {
+        let Some(declared) = &self.declared else {
             return;
         };
         let brought = std::mem::take(&mut self.temporaries);
         let into = (cwd, self.cwd_id);
-        let moved = temporaries::move_into_place(
-            transaction,
-            brought,
-            into,
-            plan,
-            job_file,
-            &self.options.job_file,
-        );
+        let moved = temporaries::move_into_place(transaction, brought, into, plan, declared);
         if self.options.verbose {
             if let Some(moved) = moved {
                 dtlto_mock::stderr_line!(

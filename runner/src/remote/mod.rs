@@ -61,6 +61,7 @@ pub fn run(
             stop_hook: None,
             temporaries: Vec::new(),
             cwd_id: None,
+            declared: None,
         },
         &crate::drive::Run {
             job_file: &options.job_file,

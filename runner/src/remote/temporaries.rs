@@ -60,14 +60,13 @@ pub(super) fn move_into_place(
     brought: Vec<(PathBuf, Vec<String>)>,
     into: (&Path, Option<FileId>),
     plan: &Plan,
-    job_file: &JobFile,
-    job_path: &str,
+    declared: &DeclaredPaths,
 ) -> Option<usize> {
     if brought.is_empty() {
         return None;
     }
     // Neither an input nor an output of the run is replaced, whatever its name.
-    let mut kept = DeclaredPaths::of(job_file, job_path, into.0).identities();
+    let mut kept = declared.identities();
     kept.extend(
         (0..plan.outputs.len()).filter_map(|k| file_id::of_path(&plan.output_path(k)).ok()),
     );
