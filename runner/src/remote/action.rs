@@ -192,6 +192,8 @@ fn absolute_names(path: &Path) -> Result<Vec<String>, String> {
 pub(crate) struct Context<'a> {
     pub digests: &'a DigestCache,
     pub platform: &'a [(String, String)],
+    /// `Action.salt`: a cache namespace of the user's choosing (empty: none).
+    pub salt: &'a [u8],
     /// REAPI 2.1+: `output_paths`; before: `output_files`.
     pub output_paths: bool,
 }
@@ -380,6 +382,7 @@ pub(crate) fn prepare(
         command_digest: Some(command_digest.clone()),
         input_root_digest: Some(built.root.clone()),
         platform,
+        salt: cx.salt.to_vec(),
         ..Default::default()
     };
     let action_bytes = action.encode_to_vec();
@@ -580,6 +583,7 @@ mod tests {
         let cx = Context {
             digests: &cache,
             platform: &[],
+            salt: b"",
             output_paths: true,
         };
         let a = prepare(&job_in(dir.path(), 2449, "one"), &no_toolchain(), &cx).unwrap();
@@ -617,6 +621,23 @@ mod tests {
         std::fs::write(dir.path().join("lib/h.o"), b"imported, changed").unwrap();
         let c = prepare(&job, &no_toolchain(), &cx).unwrap();
         assert_ne!(a.action_digest, c.action_digest);
+        // A salt changes it, and only the action: the command and the inputs are
+        // the same blobs.
+        let salted = Context {
+            salt: b"ci-7",
+            ..cx
+        };
+        let d = prepare(&job, &no_toolchain(), &salted).unwrap();
+        assert_ne!(c.action_digest, d.action_digest);
+        let others = |p: &PreparedAction| -> Vec<Digest> {
+            let action = p.action_digest.clone();
+            p.blobs
+                .iter()
+                .map(|(b, _)| b.clone())
+                .filter(|b| *b != action)
+                .collect()
+        };
+        assert_eq!(others(&c), others(&d));
     }
 
     #[test]
@@ -628,6 +649,7 @@ mod tests {
         let cx = Context {
             digests: &cache,
             platform: &[],
+            salt: b"",
             output_paths: true,
         };
         let err = prepare(&job, &no_toolchain(), &cx).unwrap_err().to_string();

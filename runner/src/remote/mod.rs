@@ -90,6 +90,10 @@ pub struct Settings {
     pub platform: Vec<(String, String)>,
     /// Execute even when the cache has a result.
     pub skip_cache_lookup: bool,
+    /// REAPI's `Action.salt`: actions with another salt share no cache entries, so a
+    /// new salt disowns results that a broken tool or worker may have cached. Empty:
+    /// none.
+    pub cache_salt: String,
     /// Send the compiler and the libraries it loads with each action (so that a
     /// worker without the compiler runs it); off: the worker's toolchain is used.
     pub ship_toolchain: bool,
@@ -113,6 +117,7 @@ impl Settings {
             tls_client_key: None,
             platform: Vec::new(),
             skip_cache_lookup: false,
+            cache_salt: String::new(),
             ship_toolchain: true,
             digest_cache: None,
             connect_timeout: Duration::from_secs(5),
@@ -276,6 +281,7 @@ impl Remote {
         let cx = action::Context {
             digests: &self.digests,
             platform: &self.settings.platform,
+            salt: self.settings.cache_salt.as_bytes(),
             output_paths: self.client.caps.output_paths,
         };
         let prepared = action::prepare(job, &toolchain, &cx)?;

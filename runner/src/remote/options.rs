@@ -121,6 +121,18 @@ fn command() -> Command {
                 .help("Execute every action, without asking the action cache first"),
         )
         .arg(
+            Arg::new("cache-salt")
+                .long("cache-salt")
+                .value_name("TEXT")
+                .env("DTLTO_REMOTE_CACHE_SALT")
+                .default_value("")
+                .hide_default_value(true)
+                .help(
+                    "Put the actions in a cache namespace of their own (REAPI's Action \
+                     salt): a new salt disowns results a broken tool or worker cached",
+                ),
+        )
+        .arg(
             Arg::new("worker-toolchain")
                 .long("worker-toolchain")
                 .env("DTLTO_REMOTE_WORKER_TOOLCHAIN")
@@ -207,6 +219,7 @@ pub fn parse(args: &[String], verbose: bool) -> Result<Options, OptionsError> {
     settings.headers = headers(&matches)?;
     settings.platform = pairs(&matches, "platform", "--platform")?;
     settings.skip_cache_lookup = matches.get_flag("no-cache-lookup");
+    settings.cache_salt = text("cache-salt");
     settings.ship_toolchain = !matches.get_flag("worker-toolchain");
     settings.tls_ca = path("tls-ca");
     settings.tls_client_cert = path("tls-cert");
@@ -297,6 +310,7 @@ mod tests {
                 "-j",
                 "3",
                 "--no-cache-lookup",
+                "--cache-salt=ci-7",
                 "j.json",
             ]),
             false,
@@ -312,6 +326,7 @@ mod tests {
             vec![("OSFamily".to_owned(), "linux".to_owned())]
         );
         assert_eq!(parsed.jobs, 3);
+        assert_eq!(parsed.settings.cache_salt, "ci-7");
         assert!(parsed.settings.skip_cache_lookup && parsed.settings.ship_toolchain);
         assert_eq!(parsed.job_file, "j.json");
     }
