@@ -1,13 +1,15 @@
 //! remote mode against a real REAPI engine (buildbox-casd and buildbox-run, started
-//! by each test with tools/reapi-engine.sh), with real clang and lld 23: the links,
-//! the cache, and the service failing in every way the issue names.
+//! with tools/reapi-engine.sh: one for the test run, which each test uses in a cache
+//! namespace of its own, and one more for each test that stops, kills or reconfigures
+//! it), with real clang and lld 23: the links, the cache, and the service failing in
+//! every way the issue names.
 
 use crate::util::job_file::write_job_file;
 use crate::util::llvm::{
     assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
     PROGRAM_OUTPUT,
 };
-use crate::util::reapi::{free_port, Engine, ThrottlingProxy, TlsProxy, TOKEN};
+use crate::util::reapi::{free_port, Engine, Service, ThrottlingProxy, TlsProxy, TOKEN};
 use crate::util::{
     left_then_reclaimed, run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run,
     TestDir,
@@ -16,22 +18,32 @@ use std::process::Command;
 use std::time::Duration;
 
 /// `clang -flto=thin -fuse-ld=lld main.o helper.o twice.o -o app` through
-/// `dtlto-runner --verbose remote --endpoint ENDPOINT --jobs=2`.
-fn link(llvm: &Llvm, dir: &TestDir, endpoint: &str, extra: &[&str]) -> Run {
-    link_jobs(llvm, dir, endpoint, 2, extra)
+/// `dtlto-runner --verbose remote --endpoint ENDPOINT [--cache-salt SALT] --jobs=2`.
+fn link(llvm: &Llvm, dir: &TestDir, service: &Service, extra: &[&str]) -> Run {
+    link_jobs(llvm, dir, service, 2, extra)
 }
 
 /// `link`, with `--jobs=JOBS`.
-fn link_jobs(llvm: &Llvm, dir: &TestDir, endpoint: &str, jobs: usize, extra: &[&str]) -> Run {
-    let endpoint = format!("--endpoint={endpoint}");
-    let jobs = format!("--jobs={jobs}");
-    let words = link_words(llvm, &["--verbose", "remote", &endpoint, &jobs], extra);
+fn link_jobs(llvm: &Llvm, dir: &TestDir, service: &Service, jobs: usize, extra: &[&str]) -> Run {
+    let words = link_words(
+        llvm,
+        &remote_words(service, &["--jobs", &jobs.to_string()]),
+        extra,
+    );
     dir.run(Command::new(&words[0]).args(&words[1..]))
+}
+
+/// `--verbose remote`, the service's arguments, then `more`.
+fn remote_words(service: &Service, more: &[&str]) -> Vec<String> {
+    let mut words = vec!["--verbose".to_owned(), "remote".to_owned()];
+    words.extend(service.args());
+    words.extend(more.iter().map(|w| w.to_string()));
+    words
 }
 
 /// The words of `clang -flto=thin -fuse-ld=lld -o app main.o helper.o twice.o`
 /// through the runner with `distributor` arguments, then `extra`.
-fn link_words(llvm: &Llvm, distributor: &[&str], extra: &[&str]) -> Vec<String> {
+fn link_words(llvm: &Llvm, distributor: &[String], extra: &[&str]) -> Vec<String> {
     let mut words = vec![llvm.tool("clang").display().to_string()];
     let program = [
         "-flto=thin",
@@ -96,18 +108,18 @@ fn jobs_json(dir: &TestDir, common_args: &[&str], jobs: &[(&[&str], &[&str], &[&
 fn clang_links_through_remote_mode_with_the_objects_local_mode_makes_and_sends_nothing_undeclared()
 {
     let llvm = llvm();
-    let engine = Engine::start("remote-engine-link");
+    let (engine, service) = Engine::shared("link");
     let dir = TestDir::new("remote-link");
     bitcode(&llvm, &dir);
     // Beside the inputs, never declared: it must not reach the service.
     let secret = b"a file beside the inputs that no job declares 8d1f\n";
     dir.write("undeclared.txt", secret);
-    let run = link(&llvm, &dir, &engine.endpoint, &["-Wl,--save-temps"]);
+    let run = link(&llvm, &dir, &service, &["-Wl,--save-temps"]);
     run.expect_status(0).expect_stderr_has("executed");
     assert_eq!(run_app(&dir), PROGRAM_OUTPUT, "{}", engine.log());
     assert_eq!(staging_left(&dir), Vec::<String>::new());
     assert!(
-        !in_cas(&engine, secret),
+        !in_cas(engine, secret),
         "an undeclared file reached the CAS"
     );
 
@@ -116,7 +128,7 @@ fn clang_links_through_remote_mode_with_the_objects_local_mode_makes_and_sends_n
     let jobs = doc["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3);
     for job in jobs {
-        assert!(in_cas(&engine, &dir.read(&strings(&job["inputs"])[0])));
+        assert!(in_cas(engine, &dir.read(&strings(&job["inputs"])[0])));
     }
     assert_objects_as_local_py_makes(&dir, &doc, "remote mode");
 }
@@ -137,11 +149,11 @@ fn temporaries(dir: &TestDir) -> Vec<String> {
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn save_temps_temporaries_come_back_as_local_mode_leaves_them_and_replace_no_link_target() {
     let llvm = llvm();
-    let engine = Engine::start("remote-engine-save-temps");
+    let (_, service) = Engine::shared("save-temps");
     let here = TestDir::new("remote-save-temps-local");
     bitcode(&llvm, &here);
     let save_temps = "-Wl,--thinlto-remote-compiler-arg=--save-temps";
-    let words = link_words(&llvm, &["local"], &[save_temps]);
+    let words = link_words(&llvm, &["local".to_owned()], &[save_temps]);
     here.run(Command::new(&words[0]).args(&words[1..]))
         .expect_status(0);
     let expected = temporaries(&here);
@@ -158,7 +170,7 @@ fn save_temps_temporaries_come_back_as_local_mode_leaves_them_and_replace_no_lin
     std::os::unix::fs::symlink("elsewhere/kept.txt", there.join("helper.s.resolution.txt"))
         .unwrap();
     std::fs::create_dir(there.join("twice.s.4.opt.bc")).unwrap();
-    let run = link(&llvm, &there, &engine.endpoint, &[save_temps]);
+    let run = link(&llvm, &there, &service, &[save_temps]);
     run.expect_status(0)
         .expect_stderr_has("23 -save-temps temporaries brought back")
         .expect_stderr_has("warning: a -save-temps temporary was not brought back")
@@ -196,7 +208,7 @@ fn an_engine_staging_through_fuse_links_the_same() {
     );
     let dir = TestDir::new("remote-fuse");
     bitcode(&llvm, &dir);
-    link(&llvm, &dir, &engine.endpoint, &["-Wl,--save-temps"])
+    link(&llvm, &dir, &engine.service(), &["-Wl,--save-temps"])
         .expect_status(0)
         .expect_stderr_has("executed");
     assert!(
@@ -218,8 +230,8 @@ fn an_engine_staging_through_fuse_links_the_same() {
 #[ignore = "needs the REAPI engine, LLVM 23 and nginx: tests/all.sh installs them and runs the ignored tests"]
 fn calls_a_busy_service_refuses_are_tried_again_and_the_links_succeed() {
     let llvm = llvm();
-    let engine = Engine::start("remote-engine-busy");
-    let proxy = ThrottlingProxy::start(&engine);
+    let (engine, service) = Engine::shared("busy");
+    let proxy = ThrottlingProxy::start(engine);
     for (endpoint, name) in [
         (&proxy.unavailable, "remote-busy-unavailable"),
         (&proxy.exhausted, "remote-busy-exhausted"),
@@ -227,7 +239,13 @@ fn calls_a_busy_service_refuses_are_tried_again_and_the_links_succeed() {
         let dir = TestDir::new(name);
         bitcode(&llvm, &dir);
         let (_, refused_before) = proxy.calls();
-        let run = link_jobs(&llvm, &dir, endpoint, 1, &["-Wl,--save-temps"]);
+        let run = link_jobs(
+            &llvm,
+            &dir,
+            &service.through(endpoint),
+            1,
+            &["-Wl,--save-temps"],
+        );
         run.expect_status(0);
         let (passed, refused) = proxy.calls();
         assert!(
@@ -248,11 +266,12 @@ fn calls_a_busy_service_refuses_are_tried_again_and_the_links_succeed() {
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn a_terminal_gets_one_progress_line_that_updates_and_a_pipe_gets_none() {
     let llvm = llvm();
-    let engine = Engine::start("remote-engine-progress");
+    let (_, service) = Engine::shared("progress");
     let dir = TestDir::new("remote-progress");
     bitcode(&llvm, &dir);
-    let endpoint = format!("--endpoint={}", engine.endpoint);
-    let words = link_words(&llvm, &["remote", &endpoint], &[]);
+    let mut remote = vec!["remote".to_owned()];
+    remote.extend(service.args());
+    let words = link_words(&llvm, &remote, &[]);
     let line = words
         .iter()
         .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
@@ -295,7 +314,7 @@ fn a_relink_elsewhere_is_served_by_the_action_cache_alone_of_a_cache_only_engine
     let engine = Engine::start("remote-engine-cache");
     let first = TestDir::new("remote-cache-first");
     bitcode(&llvm, &first);
-    link(&llvm, &first, &engine.endpoint, &[]).expect_status(0);
+    link(&llvm, &first, &engine.service(), &[]).expect_status(0);
 
     // The engine restarted without its execution service, on the same cache; the
     // same bitcode linked from another directory (another checkout, another pid).
@@ -305,7 +324,7 @@ fn a_relink_elsewhere_is_served_by_the_action_cache_alone_of_a_cache_only_engine
         let object = format!("{name}.o");
         second.write(&object, first.read(&object));
     }
-    let run = link(&llvm, &second, &engine.endpoint, &[]);
+    let run = link(&llvm, &second, &engine.service(), &[]);
     run.expect_status(0)
         .expect_stderr_has("is cache-only")
         .expect_stderr_has("jobs[2]: cache hit, 0 bytes uploaded");
@@ -324,17 +343,52 @@ fn a_relink_elsewhere_is_served_by_the_action_cache_alone_of_a_cache_only_engine
     // (The linker removes its own output when a link fails.)
     std::fs::remove_file(second.join("app")).unwrap();
     let before = second.watch();
-    link(&llvm, &second, &engine.endpoint, &[])
+    link(&llvm, &second, &engine.service(), &[])
         .expect_status(1)
         .expect_stderr_has("cannot execute actions (cache only)");
     before.assert_unchanged();
+}
+
+/// `--cache-salt` (or its variable) puts a link's actions in a cache namespace of
+/// their own: the same jobs under another salt are executed again, not served the
+/// first salt's results, and under the same salt they are cache hits. The tests
+/// that share one engine rely on it.
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn a_cache_salt_keeps_results_apart_on_a_shared_service() {
+    let (_, service) = Engine::shared("salt");
+    let dir = TestDir::new("remote-salt");
+    dir.write("in0.bin", "salted\n");
+    let job = jobs_json(
+        &dir,
+        &["cp"],
+        &[(&["in0.bin", "out0.o"], &["in0.bin"], &["out0.o"])],
+    );
+    let run = |salt: &str| {
+        let run = dir.run(
+            crate::util::runner_command()
+                .args(["--verbose", "remote", "--endpoint", &service.endpoint, &job])
+                .env("DTLTO_REMOTE_CACHE_SALT", salt),
+        );
+        run.expect_status(0);
+        assert_eq!(dir.read("out0.o"), b"salted\n");
+        run
+    };
+    let first = format!("{}-first", service.salt);
+    let second = format!("{}-second", service.salt);
+    run(&first).expect_stderr_has("jobs[0]: executed");
+    run(&first).expect_stderr_has("jobs[0]: cache hit");
+    run(&second).expect_stderr_has("jobs[0]: executed");
+    // Unsalted is a namespace of its own too.
+    run("").expect_stderr_has("jobs[0]: executed");
+    run(&second).expect_stderr_has("jobs[0]: cache hit");
 }
 
 #[test]
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {
     let llvm = llvm();
-    let engine = Engine::start("remote-engine-fail");
+    let (_, service) = Engine::shared("fail");
     let dir = TestDir::new("remote-fail");
     dir.write("good.c", "int good(void) { return 1; }\n");
     dir.write("bad.c", "int bad(void) { return undeclared_name; }\n");
@@ -354,7 +408,9 @@ fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {
         &[
             "remote",
             "--endpoint",
-            &engine.endpoint,
+            &service.endpoint,
+            "--cache-salt",
+            &service.salt,
             "--jobs",
             "1",
             &job,
@@ -376,10 +432,10 @@ fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn a_job_that_reads_an_undeclared_module_points_at_local_hermetic() {
     let llvm = llvm();
-    let engine = Engine::start("remote-engine-undeclared");
+    let (_, service) = Engine::shared("undeclared");
     let dir = TestDir::new("remote-undeclared");
     bitcode(&llvm, &dir);
-    link(&llvm, &dir, &engine.endpoint, &["-Wl,--save-temps"]).expect_status(0);
+    link(&llvm, &dir, &service, &["-Wl,--save-temps"]).expect_status(0);
     let (_, mut doc) = job_file(&dir);
     // A module a job imports: an input that is another job's module.
     let modules: Vec<String> = doc["jobs"]
@@ -402,10 +458,10 @@ fn a_job_that_reads_an_undeclared_module_points_at_local_hermetic() {
     let inputs = doc["jobs"][job]["inputs"].as_array_mut().unwrap();
     inputs.retain(|i| i.as_str() != Some(import.as_str()));
     dir.write("undeclared.json", doc.to_string());
-    let run = run_runner(
-        &dir,
-        &["remote", "--endpoint", &engine.endpoint, "undeclared.json"],
-    );
+    let mut args = vec!["remote".to_owned()];
+    args.extend(service.args());
+    args.push("undeclared.json".to_owned());
+    let run = run_runner(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let native_object = strings(&doc["jobs"][job]["outputs"])[0].clone();
     run.expect_stderr_has(&format!("Error loading imported file {import}"))
         .expect_stderr_has(&format!(
@@ -518,7 +574,7 @@ fn sleeping(seconds: &str) -> bool {
 #[test]
 #[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
 fn a_stop_mid_run_cancels_the_action_and_exits_as_the_shell_would_with_nothing_committed() {
-    let engine = Engine::start("remote-engine-stop");
+    let (_, service) = Engine::shared("stop");
     for (signal, status, seconds, words) in [
         (Some("INT"), 130, "41.3", "stopped by SIGINT"),
         (Some("TERM"), 143, "41.4", "stopped by SIGTERM"),
@@ -535,7 +591,7 @@ fn a_stop_mid_run_cancels_the_action_and_exits_as_the_shell_would_with_nothing_c
             &[]
         };
         let mut args = timeout.to_vec();
-        args.extend(["remote", "--endpoint", &engine.endpoint, &job]);
+        args.extend(["remote", "--endpoint", &service.endpoint, &job]);
         let runner = spawn_runner(&dir, &args);
         if let Some(signal) = signal {
             wait_until("the action runs", || sleeping(seconds));
@@ -620,7 +676,7 @@ fn the_engine_killed_mid_run_ends_the_run_with_nothing_committed() {
 #[test]
 #[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
 fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
-    let engine = Engine::start("remote-engine-big");
+    let (_, service) = Engine::shared("big");
     let dir = TestDir::new("remote-big");
     // 20 MiB that no batch may carry: ByteStream both ways.
     let mut big = Vec::with_capacity(20 << 20);
@@ -664,7 +720,9 @@ fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
             "--verbose",
             "remote",
             "--endpoint",
-            &engine.endpoint,
+            &service.endpoint,
+            "--cache-salt",
+            &service.salt,
             "--jobs",
             "3",
             &job,
@@ -683,8 +741,8 @@ fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
 #[test]
 #[ignore = "needs the REAPI engine, nginx and openssl: tests/all.sh installs them and runs the ignored tests"]
 fn grpcs_with_a_private_ca_mutual_tls_and_a_token_header_from_a_file_or_variables() {
-    let engine = Engine::start("remote-engine-tls");
-    let proxy = TlsProxy::start(&engine);
+    let (engine, service) = Engine::shared("tls");
+    let proxy = TlsProxy::start(engine);
     let dir = TestDir::new("remote-tls");
     dir.write("in0.bin", "through TLS\n");
     let job = jobs_json(
@@ -704,7 +762,13 @@ fn grpcs_with_a_private_ca_mutual_tls_and_a_token_header_from_a_file_or_variable
     );
     let headers = headers.display().to_string();
     let bad_line = dir.write("bad-headers", format!("{TOKEN}\n"));
-    let remote = ["remote", "--endpoint", proxy.endpoint.as_str()];
+    let salt = format!("--cache-salt={}", service.salt);
+    let remote = [
+        "remote",
+        "--endpoint",
+        proxy.endpoint.as_str(),
+        salt.as_str(),
+    ];
     let before = dir.watch();
     // The system's roots do not know the private CA.
     run_runner(&dir, &[&remote[..], &[&job]].concat())
@@ -747,7 +811,8 @@ fn grpcs_with_a_private_ca_mutual_tls_and_a_token_header_from_a_file_or_variable
             .env("DTLTO_REMOTE_TLS_CA", &ca)
             .env("DTLTO_REMOTE_TLS_CERT", &cert)
             .env("DTLTO_REMOTE_TLS_KEY", &key)
-            .env("DTLTO_REMOTE_HEADER_FILE", &headers),
+            .env("DTLTO_REMOTE_HEADER_FILE", &headers)
+            .env("DTLTO_REMOTE_CACHE_SALT", &service.salt),
     );
     run.expect_status(0);
     assert_eq!(dir.read("out0.o"), b"through TLS\n");

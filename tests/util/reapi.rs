@@ -1,12 +1,16 @@
 //! A real REAPI v2 engine for remote mode's tests: buildbox-casd with buildbox-run
-//! (bubblewrap), started by tools/reapi-engine.sh in a directory of its own and
-//! stopped when dropped. The tests that need it are #[ignore]d with that reason, and
-//! fail loudly when run without it.
+//! (bubblewrap), started by tools/reapi-engine.sh in a directory of its own. One
+//! engine serves the whole test run (`Engine::shared`), each test in a cache
+//! namespace of its own; a test that stops, kills or reconfigures its engine starts
+//! its own, stopped when dropped. The tests that need one are #[ignore]d with that
+//! reason, and fail loudly when run without it.
 
 use super::dir::TestDir;
 use super::runner::repo_root;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 
 /// Where the engine's binaries are: DTLTO_REAPI_ENGINE_BIN, which tests/all.sh sets
 /// from tools/install-reapi-engine.sh.
@@ -26,7 +30,88 @@ pub struct Engine {
     dir: TestDir,
 }
 
+/// What a test's remote runs name: the engine's endpoint and, on the shared engine,
+/// the test's own `--cache-salt`, so that no test is served another's results.
+pub struct Service {
+    pub endpoint: String,
+    pub salt: String,
+}
+
+impl Service {
+    /// The same service reached at another endpoint (a proxy in front of it).
+    pub fn through(&self, endpoint: &str) -> Service {
+        Service {
+            endpoint: endpoint.to_owned(),
+            salt: self.salt.clone(),
+        }
+    }
+
+    /// `--endpoint=URL` and, if any, `--cache-salt=SALT`: remote mode's arguments.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![format!("--endpoint={}", self.endpoint)];
+        if !self.salt.is_empty() {
+            args.push(format!("--cache-salt={}", self.salt));
+        }
+        args
+    }
+}
+
+/// The engine of the whole test run, and the pipe whose end tells its watcher that
+/// the run is over.
+struct Shared {
+    engine: Engine,
+    _run_lasts: ChildStdin,
+    /// Never waited for: it outlives this process, by design.
+    _watcher: Child,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
 impl Engine {
+    /// The engine every test that neither stops, kills nor reconfigures its engine
+    /// shares, started by the first that asks, and the service as `test` (a name no
+    /// other test uses) sees it: its own cache namespace there. A watcher in a
+    /// session of its own stops the engine and removes its directory once this
+    /// process has ended, however it ends (statics are never dropped): it waits for
+    /// the end of a pipe only this process holds.
+    pub fn shared(test: &str) -> (&'static Engine, Service) {
+        let shared = SHARED.get_or_init(|| {
+            let engine = Engine::start("remote-engine-shared");
+            let mut watcher = Command::new("bash");
+            watcher
+                .args(["-c", r#"cat >/dev/null; bash "$0" stop "$1"; rm -rf "$2""#])
+                .arg(repo_root().join("tools/reapi-engine.sh"))
+                .arg(engine.dir.join("engine"))
+                .arg(engine.dir.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Not in the test's process group: a Ctrl-C there must not end it
+                // before it has stopped the engine.
+                .process_group(0);
+            let mut watcher = watcher.spawn().expect("start the shared engine's watcher");
+            let run_lasts = watcher.stdin.take().expect("the watcher's stdin");
+            Shared {
+                engine,
+                _run_lasts: run_lasts,
+                _watcher: watcher,
+            }
+        });
+        let service = Service {
+            endpoint: shared.engine.endpoint.clone(),
+            salt: test.to_owned(),
+        };
+        (&shared.engine, service)
+    }
+
+    /// This engine, for the test that started it: no salt.
+    pub fn service(&self) -> Service {
+        Service {
+            endpoint: self.endpoint.clone(),
+            salt: String::new(),
+        }
+    }
+
     /// Starts an engine that executes actions, with a cache of its own.
     pub fn start(name: &str) -> Engine {
         Engine::start_in(TestDir::new(name), false)

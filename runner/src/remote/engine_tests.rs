@@ -1,6 +1,8 @@
 //! Remote mode against a real REAPI engine: buildbox-casd with buildbox-run
-//! (bubblewrap), started by each test with no bind mounts, so the sandbox holds only
-//! the input root: the compiler must come with the action.
+//! (bubblewrap), with no bind mounts, so the sandbox holds only the input root: the
+//! compiler must come with the action. One engine serves the tests that neither
+//! need a fresh one nor stop or reconfigure theirs (`Engine::shared`), each in its
+//! own cache namespace; the others start their own.
 //!
 //! Ignored by default: they need the engine and real clang. Run them with
 //! `DTLTO_REAPI_ENGINE_BIN=<dir with buildbox-casd, buildbox-run>
@@ -9,8 +11,10 @@
 //! (and `apt-get install bubblewrap`).
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -25,34 +29,20 @@ struct Engine {
 impl Engine {
     /// Starts casd on a free port; `exec` adds the local execution service.
     fn start(exec: bool, cache: &Path) -> Engine {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Engine::start_on(exec, cache, &format!("127.0.0.1:{port}"))
+        Engine::start_on(exec, cache, &free_local_address())
     }
 
     /// Starts casd bound to `bind` (`HOST:PORT` or `unix:PATH`).
     fn start_on(exec: bool, cache: &Path, bind: &str) -> Engine {
-        let dir = std::env::var_os("DTLTO_REAPI_ENGINE_BIN")
-            .map(PathBuf::from)
-            .expect("DTLTO_REAPI_ENGINE_BIN must name the directory with buildbox-casd and buildbox-run");
         let scratch = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(dir.join("buildbox-casd"));
-        cmd.arg(format!("--bind={bind}")).arg("--log-level=warning");
-        if exec {
-            cmd.arg(format!(
-                "--buildbox-run={}",
-                dir.join("buildbox-run").display()
-            ))
-            .arg("--jobs=2")
-            .arg("--cache-failures=false");
-        }
-        cmd.arg(cache);
-        cmd.stdout(std::fs::File::create(scratch.path().join("casd.log")).unwrap());
-        cmd.stderr(std::fs::File::create(scratch.path().join("casd.err")).unwrap());
-        let child = cmd.spawn().expect("buildbox-casd starts");
+        let child = casd(exec, cache, bind, scratch.path())
+            .spawn()
+            .expect("buildbox-casd starts");
+        Engine::listening(child, bind, scratch)
+    }
+
+    /// Waits until `child`, a casd (or what runs one), listens on `bind`.
+    fn listening(child: Child, bind: &str, scratch: tempfile::TempDir) -> Engine {
         let deadline = Instant::now() + Duration::from_secs(10);
         let up = || match bind.strip_prefix("unix:") {
             Some(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
@@ -73,10 +63,77 @@ impl Engine {
         }
     }
 
+    /// The engine that the tests which neither stop nor reconfigure theirs share, each
+    /// with a cache salt of its own (`shared_settings`). Statics are never dropped, so
+    /// casd runs under a shell that is its parent and stops it once the end of a pipe
+    /// only this process holds closes: when this process ends, however it ends.
+    fn shared() -> &'static Engine {
+        static SHARED: OnceLock<(Engine, ChildStdin)> = OnceLock::new();
+        let (engine, _) = SHARED.get_or_init(|| {
+            let bind = free_local_address();
+            let scratch = tempfile::tempdir().unwrap();
+            let casd = casd(true, &scratch.path().join("cas"), &bind, scratch.path());
+            let mut guard = Command::new("sh");
+            guard
+                .args([
+                    "-c",
+                    r#"dir=$1; shift; "$@" & pid=$!; cat >/dev/null; kill -KILL "$pid"; wait "$pid"; rm -rf "$dir""#,
+                    "sh",
+                ])
+                .arg(scratch.path())
+                .arg(casd.get_program())
+                .args(casd.get_args())
+                .stdin(Stdio::piped())
+                .stdout(std::fs::File::create(scratch.path().join("casd.log")).unwrap())
+                .stderr(std::fs::File::create(scratch.path().join("casd.err")).unwrap())
+                // Not in the tests' process group: a Ctrl-C must not end the shell
+                // before it has stopped casd.
+                .process_group(0);
+            let mut child = guard.spawn().expect("buildbox-casd starts");
+            let run_lasts = child.stdin.take().expect("the shell's stdin");
+            (Engine::listening(child, &bind, scratch), run_lasts)
+        });
+        engine
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `127.0.0.1:PORT` with a port nothing listens on: taken from the kernel, let go.
+fn free_local_address() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// buildbox-casd bound to `bind`, its cache in `cache`, its output in `logs`; `exec`
+/// adds the local execution service.
+fn casd(exec: bool, cache: &Path, bind: &str, logs: &Path) -> Command {
+    let dir = std::env::var_os("DTLTO_REAPI_ENGINE_BIN")
+        .map(PathBuf::from)
+        .expect(
+            "DTLTO_REAPI_ENGINE_BIN must name the directory with buildbox-casd and buildbox-run",
+        );
+    let mut cmd = Command::new(dir.join("buildbox-casd"));
+    cmd.arg(format!("--bind={bind}")).arg("--log-level=warning");
+    if exec {
+        cmd.arg(format!(
+            "--buildbox-run={}",
+            dir.join("buildbox-run").display()
+        ))
+        .arg("--jobs=2")
+        .arg("--cache-failures=false");
+    }
+    cmd.arg(cache);
+    cmd.stdout(std::fs::File::create(logs.join("casd.log")).unwrap());
+    cmd.stderr(std::fs::File::create(logs.join("casd.err")).unwrap());
+    cmd
 }
 
 impl Drop for Engine {
@@ -197,6 +254,13 @@ fn settings(engine: &Engine, cache: &Path) -> Settings {
     s
 }
 
+/// `settings` for the shared engine, in `test`'s own cache namespace.
+fn shared_settings(test: &str, cache: &Path) -> Settings {
+    let mut s = settings(Engine::shared(), cache);
+    s.cache_salt = test.to_owned();
+    s
+}
+
 /// The job's command run here, as local mode would, and its native object.
 fn local_compile(job: &RemoteJob) -> Vec<u8> {
     run(Command::new(&job.argv[0])
@@ -209,8 +273,8 @@ fn local_compile(job: &RemoteJob) -> Vec<u8> {
 /// nothing uploaded, and a third link (another pid, another directory) also a hit.
 fn remote_matches_local(flags: &[&str]) {
     let scratch = tempfile::tempdir().unwrap();
-    let cas = scratch.path().join("cas");
-    let engine = Engine::start(true, &cas);
+    // An engine of its own: the first link must upload the toolchain.
+    let engine = Engine::start(true, &scratch.path().join("cas"));
     let project = scratch.path().join("one");
     std::fs::create_dir(&project).unwrap();
     let doc = thin_link(&project, flags, true);
@@ -382,8 +446,7 @@ fn a_cache_only_endpoint_serves_hits_and_names_misses() {
 #[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn cancel_stops_the_action_on_the_server() {
     let scratch = tempfile::tempdir().unwrap();
-    let engine = Engine::start(true, &scratch.path().join("cas"));
-    let remote = Remote::connect(&settings(&engine, scratch.path())).unwrap();
+    let remote = Remote::connect(&shared_settings("cancel", scratch.path())).unwrap();
     let marker = "37.25";
     let job = RemoteJob {
         index: 3,
@@ -473,8 +536,7 @@ fn a_server_dying_mid_action_is_an_error_not_a_hang() {
 #[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn an_output_the_action_did_not_produce_is_named() {
     let scratch = tempfile::tempdir().unwrap();
-    let engine = Engine::start(true, &scratch.path().join("cas"));
-    let remote = Remote::connect(&settings(&engine, scratch.path())).unwrap();
+    let remote = Remote::connect(&shared_settings("no output", scratch.path())).unwrap();
     let job = RemoteJob {
         index: 7,
         argv: vec!["true".into()],
@@ -526,12 +588,7 @@ fn a_unix_socket_endpoint_runs_actions() {
 #[ignore = "needs DTLTO_REAPI_ENGINE_BIN (buildbox-casd, buildbox-run, bwrap)"]
 fn blobs_the_server_lost_are_uploaded_again() {
     let scratch = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = free_local_address();
     let mut engine = Engine::start_on(true, &scratch.path().join("cas1"), &bind);
     let remote = Remote::connect(&settings(&engine, scratch.path())).unwrap();
     std::fs::write(scratch.path().join("in.txt"), "first").unwrap();
