@@ -35,6 +35,12 @@ impl TestDir {
     /// host's temporary directory, in `dtlto-mock-tests/`: under wine that is the
     /// Windows temporary directory, a path both the tests and the runner can see.
     pub fn new(name: &str) -> TestDir {
+        // Every test makes its directory before it starts a command.
+        #[cfg(unix)]
+        {
+            static SIGNALS: std::sync::Once = std::sync::Once::new();
+            SIGNALS.call_once(super::unix_host::default_stop_signals_for_children);
+        }
         let base = std::env::temp_dir().join("dtlto-mock-tests");
         fs::create_dir_all(&base).expect("create the tests' temporary directory");
         let temp = tempfile::Builder::new()

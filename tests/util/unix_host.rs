@@ -106,3 +106,31 @@ pub fn in_sleep(pid: u32) -> bool {
         })
     })
 }
+
+/// Makes every command a test starts begin with the default action for the signals
+/// that stop a run (SIGHUP, SIGINT, SIGTERM), however the test run itself started.
+/// Under nohup, or as a background job of a script, those come ignored, an ignored
+/// signal stays ignored across exec, and the runner rightly keeps it so: the tests
+/// that stop a run with one would then see it finish. A handler that does nothing
+/// leaves this process as it was, and exec resets a handled signal to its default.
+/// A test that wants one ignored asks for it (`nohup`, a shell's `trap`).
+pub fn default_stop_signals_for_children() {
+    extern "C" fn nothing(_: libc::c_int) {}
+    for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is a valid out-parameter, and a null new
+        // action only reads the current one.
+        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
+        assert_eq!(read, 0, "sigaction({signal}) cannot be read");
+        if current.sa_sigaction != libc::SIG_IGN {
+            continue;
+        }
+        let mut handled = current;
+        handled.sa_sigaction = nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: `nothing` is async-signal-safe (it does nothing); the mask and
+        // flags are the ones read above.
+        let set = unsafe { libc::sigaction(signal, &handled, std::ptr::null_mut()) };
+        assert_eq!(set, 0, "sigaction({signal}) cannot be set");
+    }
+}
