@@ -5,6 +5,7 @@
 #![cfg(unix)]
 
 use crate::util::hostile::{guest, Step};
+use crate::util::unix_host::broken_stderrs;
 use crate::util::{
     is_staged, job_file_json, runner_command, send_signal, wait_until, Run, Started, TestDir,
 };
@@ -20,18 +21,6 @@ fn scene(name: &str) -> TestDir {
     dir.write("s0", "zero\n");
     dir.write("s1", "one\n");
     dir
-}
-
-/// The two broken stderrs: `/dev/full` (every write fails with ENOSPC) and a pipe
-/// whose reading end is closed (EPIPE).
-fn broken_stderrs() -> Vec<(&'static str, Stdio)> {
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .expect("open /dev/full");
-    let (reader, writer) = std::io::pipe().expect("make a pipe");
-    drop(reader);
-    vec![("/dev/full", full.into()), ("a closed pipe", writer.into())]
 }
 
 fn spawn_with_stderr(dir: &TestDir, args: &[&str], stderr: Stdio) -> Started {

@@ -384,6 +384,47 @@ fn a_cache_salt_keeps_results_apart_on_a_shared_service() {
     run(&second).expect_stderr_has("jobs[0]: cache hit");
 }
 
+/// Remote mode's stderr on a full device or a closed pipe (a CI log that is gone):
+/// a run whose jobs succeed still commits and exits 0, and one whose job fails still
+/// exits 1 with nothing committed; what could not be said changes neither.
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn a_broken_stderr_changes_neither_the_status_nor_what_is_committed() {
+    let (_, service) = Engine::shared("broken-stderr");
+    for k in 0..2 {
+        // A fresh broken stderr for each run: (name, Stdio).
+        let broken = || crate::util::unix_host::broken_stderrs().swap_remove(k);
+        let (what, stderr) = broken();
+        let dir = TestDir::new("remote-broken-stderr");
+        dir.write("in0.bin", "through a broken stderr\n");
+        dir.write("out1.o", "the object from before\n");
+        jobs_json(
+            &dir,
+            &["cp"],
+            &[(&["in0.bin", "out0.o"], &["in0.bin"], &["out0.o"])],
+        );
+        std::fs::rename(dir.join("job.json"), dir.join("good.json")).unwrap();
+        let bad = jobs_json(
+            &dir,
+            &["cp"],
+            &[(&["missing.bin", "out1.o"], &["in0.bin"], &["out1.o"])],
+        );
+        let mut args = remote_words(&service, &[]);
+        args.push("good.json".to_owned());
+        let good = dir
+            .spawn_with_stderr(crate::util::runner_command().args(&args), stderr)
+            .finish(what, Duration::from_secs(60));
+        good.expect_status(0);
+        assert_eq!(dir.read("out0.o"), b"through a broken stderr\n", "{what}");
+        let before = dir.watch();
+        *args.last_mut().unwrap() = bad.clone();
+        dir.spawn_with_stderr(crate::util::runner_command().args(&args), broken().1)
+            .finish(what, Duration::from_secs(60))
+            .expect_status(1);
+        before.assert_unchanged();
+    }
+}
+
 #[test]
 #[ignore = "needs the REAPI engine and LLVM 23: tests/all.sh installs them and runs the ignored tests"]
 fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {

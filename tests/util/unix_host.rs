@@ -134,3 +134,15 @@ pub fn default_stop_signals_for_children() {
         assert_eq!(set, 0, "sigaction({signal}) cannot be set");
     }
 }
+
+/// The two broken stderrs: `/dev/full` (every write fails with ENOSPC) and a pipe
+/// whose reading end is closed (EPIPE).
+pub fn broken_stderrs() -> Vec<(&'static str, std::process::Stdio)> {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let (reader, writer) = std::io::pipe().expect("make a pipe");
+    drop(reader);
+    vec![("/dev/full", full.into()), ("a closed pipe", writer.into())]
+}
