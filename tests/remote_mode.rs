@@ -33,12 +33,16 @@ fn link_jobs(llvm: &Llvm, dir: &TestDir, service: &Service, jobs: usize, extra: 
     dir.run(Command::new(&words[0]).args(&words[1..]))
 }
 
-/// `--verbose remote`, the service's arguments, then `more`.
+/// `--verbose`, then the service's `remote` words and `more`.
 fn remote_words(service: &Service, more: &[&str]) -> Vec<String> {
-    let mut words = vec!["--verbose".to_owned(), "remote".to_owned()];
-    words.extend(service.args());
-    words.extend(more.iter().map(|w| w.to_string()));
+    let mut words = vec!["--verbose".to_owned()];
+    words.extend(service.remote(more));
     words
+}
+
+/// The runner with these words, in `dir`.
+fn run_words(dir: &TestDir, words: &[String]) -> Run {
+    run_runner(dir, &words.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The words of `clang -flto=thin -fuse-ld=lld -o app main.o helper.o twice.o`
@@ -269,9 +273,7 @@ fn a_terminal_gets_one_progress_line_that_updates_and_a_pipe_gets_none() {
     let (_, service) = Engine::shared("progress");
     let dir = TestDir::new("remote-progress");
     bitcode(&llvm, &dir);
-    let mut remote = vec!["remote".to_owned()];
-    remote.extend(service.args());
-    let words = link_words(&llvm, &remote, &[]);
+    let words = link_words(&llvm, &service.remote(&[]), &[]);
     let line = words
         .iter()
         .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
@@ -444,24 +446,12 @@ fn a_failing_compile_names_its_job_and_shows_its_stderr_and_changes_nothing() {
         ],
     );
     let before = dir.watch();
-    run_runner(
-        &dir,
-        &[
-            "remote",
-            "--endpoint",
-            &service.endpoint,
-            "--cache-salt",
-            &service.salt,
-            "--jobs",
-            "1",
-            &job,
-        ],
-    )
-    .expect_status(1)
-    .expect_stderr_has("jobs[1] (for \"bad.o\") failed remotely with exit status 1:")
-    .expect_stderr_has("its stderr:")
-    .expect_stderr_has("use of undeclared identifier 'undeclared_name'")
-    .expect_stderr_has("nothing was committed");
+    run_words(&dir, &service.remote(&["--jobs", "1", &job]))
+        .expect_status(1)
+        .expect_stderr_has("jobs[1] (for \"bad.o\") failed remotely with exit status 1:")
+        .expect_stderr_has("its stderr:")
+        .expect_stderr_has("use of undeclared identifier 'undeclared_name'")
+        .expect_stderr_has("nothing was committed");
     before.assert_unchanged();
 }
 
@@ -499,10 +489,7 @@ fn a_job_that_reads_an_undeclared_module_points_at_local_hermetic() {
     let inputs = doc["jobs"][job]["inputs"].as_array_mut().unwrap();
     inputs.retain(|i| i.as_str() != Some(import.as_str()));
     dir.write("undeclared.json", doc.to_string());
-    let mut args = vec!["remote".to_owned()];
-    args.extend(service.args());
-    args.push("undeclared.json".to_owned());
-    let run = run_runner(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = run_words(&dir, &service.remote(&["undeclared.json"]));
     let native_object = strings(&doc["jobs"][job]["outputs"])[0].clone();
     run.expect_stderr_has(&format!("Error loading imported file {import}"))
         .expect_stderr_has(&format!(
@@ -755,21 +742,7 @@ fn a_20_mib_input_and_many_jobs_at_once_come_back_byte_for_byte() {
         .map(|(a, i, o)| (&a[..], &i[..], &o[..]))
         .collect();
     let job = jobs_json(&dir, &["cp"], &jobs);
-    run_runner(
-        &dir,
-        &[
-            "--verbose",
-            "remote",
-            "--endpoint",
-            &service.endpoint,
-            "--cache-salt",
-            &service.salt,
-            "--jobs",
-            "3",
-            &job,
-        ],
-    )
-    .expect_status(0);
+    run_words(&dir, &remote_words(&service, &["--jobs", "3", &job])).expect_status(0);
     for i in 0..6 {
         assert!(
             dir.read(&format!("out{i}.o")) == dir.read(&format!("in{i}.bin")),

@@ -46,13 +46,15 @@ impl Service {
         }
     }
 
-    /// `--endpoint=URL` and, if any, `--cache-salt=SALT`: remote mode's arguments.
-    pub fn args(&self) -> Vec<String> {
-        let mut args = vec![format!("--endpoint={}", self.endpoint)];
+    /// `remote --endpoint=URL`, `--cache-salt=SALT` if any, then `more`: the runner's
+    /// words for remote mode.
+    pub fn remote(&self, more: &[&str]) -> Vec<String> {
+        let mut words = vec!["remote".to_owned(), format!("--endpoint={}", self.endpoint)];
         if !self.salt.is_empty() {
-            args.push(format!("--cache-salt={}", self.salt));
+            words.push(format!("--cache-salt={}", self.salt));
         }
-        args
+        words.extend(more.iter().map(|w| w.to_string()));
+        words
     }
 }
 

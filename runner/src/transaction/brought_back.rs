@@ -151,12 +151,20 @@ fn is_cross_device(error: &io::Error) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn files_are_moved_in_replacing_only_unkept_files_and_links() {
+    /// A scratch directory holding `from/` (the staging's side) and `into/` (the
+    /// working directory's), both made.
+    fn from_and_into() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let scratch = tempfile::tempdir().unwrap();
         let (from, into) = (scratch.path().join("from"), scratch.path().join("into"));
         std::fs::create_dir_all(&from).unwrap();
-        std::fs::create_dir_all(into.join("dir.s")).unwrap();
+        std::fs::create_dir_all(&into).unwrap();
+        (scratch, from, into)
+    }
+
+    #[test]
+    fn files_are_moved_in_replacing_only_unkept_files_and_links() {
+        let (scratch, from, into) = from_and_into();
+        std::fs::create_dir(into.join("dir.s")).unwrap();
         for name in ["new.s", "old.s", "link.s", "input.s", "dir.s", "alias.s"] {
             std::fs::write(from.join(name), name).unwrap();
         }
@@ -206,10 +214,7 @@ mod tests {
 
     #[test]
     fn a_stop_ends_the_moves_between_files() {
-        let scratch = tempfile::tempdir().unwrap();
-        let (from, into) = (scratch.path().join("from"), scratch.path().join("into"));
-        std::fs::create_dir_all(&from).unwrap();
-        std::fs::create_dir_all(&into).unwrap();
+        let (_scratch, from, into) = from_and_into();
         let names: Vec<String> = (0..3).map(|k| format!("t{k}.s")).collect();
         for name in &names {
             std::fs::write(from.join(name), name).unwrap();
@@ -230,10 +235,7 @@ mod tests {
 
     #[test]
     fn a_directory_replaced_since_it_was_planned_gets_nothing() {
-        let scratch = tempfile::tempdir().unwrap();
-        let (from, into) = (scratch.path().join("from"), scratch.path().join("into"));
-        std::fs::create_dir_all(&from).unwrap();
-        std::fs::create_dir_all(&into).unwrap();
+        let (scratch, from, into) = from_and_into();
         std::fs::write(from.join("t.s"), "t").unwrap();
         let planned = file_id::of_path(&into).unwrap();
         std::fs::rename(&into, scratch.path().join("moved")).unwrap();
