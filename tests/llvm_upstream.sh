@@ -223,6 +223,8 @@ run_lit local-runner "$scratch/local-runner"
 # machine (buildbox-casd with buildbox-run), found through DTLTO_REMOTE_ENDPOINT.
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 engine_dir="$scratch/engine"
+# Started by root, the engine runs its actions as nobody, who must reach its directory.
+chmod 0711 "$scratch"
 trap 'bash "$repo/tools/reapi-engine.sh" stop "$engine_dir" >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
 DTLTO_REMOTE_ENDPOINT="$(bash "$repo/tools/reapi-engine.sh" start "$engine_dir")"
 DTLTO_REMOTE_ENDPOINT="$DTLTO_REMOTE_ENDPOINT" run_lit remote-runner "$scratch/remote-runner"

@@ -10,6 +10,7 @@ use crate::util::llvm::{
     PROGRAM_OUTPUT,
 };
 use crate::util::reapi::{free_port, Engine, Service, ThrottlingProxy, TlsProxy, TOKEN};
+use crate::util::unix_host::{is_root, send_signal};
 use crate::util::{
     left_then_reclaimed, run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run,
     TestDir,
@@ -588,15 +589,76 @@ fn sleeping_job(dir: &TestDir, seconds: &str) -> String {
 /// Whether a process runs `sleep SECONDS` (the remote action, in the engine's
 /// sandbox, its program named by its path).
 fn sleeping(seconds: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| {
+    sleeper(seconds).is_some()
+}
+
+/// The `/proc` directory of the process that runs `sleep SECONDS`, if one does.
+fn sleeper(seconds: &str) -> Option<std::path::PathBuf> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().map(|entry| entry.path()).find(|proc| {
+        std::fs::read(proc.join("cmdline")).is_ok_and(|c| {
             let words: Vec<&[u8]> = c.split(|&b| b == 0).collect();
             matches!(&words[..], [program, arg, b""] if program.ends_with(b"sleep") && *arg == seconds.as_bytes())
         })
     })
+}
+
+/// Why the engine as the tests start it links a shipped compiler's files into each
+/// sandbox: buildbox-casd hard-links an input root out of its cache only for an
+/// action whose user cannot write that cache, and copies every file (libLLVM and
+/// libclang-cpp: 180 MB per action) for one that runs as casd's own user. Started
+/// by root, tools/reapi-engine.sh runs actions as `nobody`: the action's program is
+/// then a second name of the cache's object. Started by anyone else, actions run as
+/// that user and get copies.
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn as_root_the_engine_runs_actions_as_nobody_and_links_the_shipped_program_in() {
+    use std::os::unix::fs::MetadataExt;
+    let (_, service) = Engine::shared("actions-as");
+    let dir = TestDir::new("remote-actions-as");
+    let job = sleeping_job(&dir, "41.7");
+    let before = dir.watch();
+    let words = service.remote(&["--no-cache-lookup", &job]);
+    let runner = spawn_runner(&dir, &words.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_until("the action runs", || sleeping("41.7"));
+    let proc = sleeper("41.7").expect("the sleeping action");
+    let program = std::fs::metadata(proc.join("exe")).expect("stat the action's program");
+    let status = std::fs::read_to_string(proc.join("status")).expect("read its status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .expect("its real uid")
+        .to_owned();
+    send_signal(runner.id(), "TERM");
+    runner
+        .finish("a stopped remote run", Duration::from_secs(20))
+        .expect_status(143);
+    before.assert_unchanged();
+    wait_until("the action is cancelled", || !sleeping("41.7"));
+    if is_root() {
+        let nobody = Command::new("id")
+            .args(["-u", "nobody"])
+            .output()
+            .expect("id -u nobody");
+        assert_eq!(
+            uid,
+            String::from_utf8_lossy(&nobody.stdout).trim(),
+            "{status}"
+        );
+        assert!(
+            program.nlink() >= 2,
+            "the action's program is a copy ({} link), not the cache's object",
+            program.nlink()
+        );
+    } else {
+        assert_eq!(uid, program.uid().to_string(), "{status}");
+        assert_eq!(
+            program.nlink(),
+            1,
+            "a copy, as casd stages for its own user"
+        );
+    }
 }
 
 #[test]

@@ -5,16 +5,26 @@
 # buildbox-run. The binaries come from tools/install-reapi-engine.sh, or from
 # $DTLTO_REAPI_ENGINE_BIN when set.
 #
-#   reapi-engine.sh start [--cache-only] [--fuse-staging] DIR [-- EXTRA_CASD_ARGS...]
+#   reapi-engine.sh start [--cache-only] [--fuse-staging] [--actions-as USER] DIR
+#                         [-- EXTRA_CASD_ARGS...]
 #       Starts casd with its cache in DIR/cache, its log in DIR/casd.log; writes
 #       DIR/pid and DIR/endpoint (grpc://127.0.0.1:PORT) and prints the endpoint.
 #       --cache-only: no Execution service (Capabilities say exec disabled, Execute is
 #       UNIMPLEMENTED); the same DIR/cache, so the ActionCache entries an earlier
 #       executing engine in DIR wrote are served.
+#       --actions-as USER: buildbox-run, and so every action, runs as USER, not as
+#       the user casd runs as. Started by root, the engine runs its actions as
+#       `nobody` unless told otherwise (`--actions-as root` keeps them root). casd
+#       stages an action's input root by hard links out of its cache only when the
+#       action's user cannot write that cache, and copies every file otherwise: with
+#       a shipped compiler, 180 MB per action. So a farm's worker runs its actions as
+#       a user other than its cache's, and so does this engine when it can. DIR is
+#       made searchable (mode 0711) for USER, and must be reachable by USER.
 #       --fuse-staging: each action's input root is mounted from the cache through
 #       FUSE (buildbox-fuse) instead of copied file by file, which saves copying a
-#       shipped compiler (about 180 MB) for every action. Needs /dev/fuse and
-#       fusermount3 or fusermount.
+#       shipped compiler for every action when actions run as casd's own user (the
+#       mount is that user's: actions run as it). Needs /dev/fuse and fusermount3
+#       or fusermount.
 #   reapi-engine.sh stop DIR
 #       Stops the engine of DIR (SIGTERM, then SIGKILL after 10 s) and waits for it.
 set -euo pipefail
@@ -22,7 +32,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 wait_seconds=10
 
 usage() {
-  echo "usage: reapi-engine.sh start [--cache-only] [--fuse-staging] DIR [-- EXTRA_CASD_ARGS...] | stop DIR" >&2
+  echo "usage: reapi-engine.sh start [--cache-only] [--fuse-staging] [--actions-as USER] DIR" \
+    "[-- EXTRA_CASD_ARGS...] | stop DIR" >&2
   exit 2
 }
 die() {
@@ -68,12 +79,62 @@ listening_port() {
   done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
 }
 
+# Runs a command as UID:GID with a PATH of system directories only (root's PATH may
+# hold directories that user cannot search, and a search that meets one fails).
+as_user() {
+  local uid="$1" gid="$2"
+  shift 2
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
+}
+
+# Writes DIR/run-actions, the program casd runs for each action in place of
+# buildbox-run: it hands the action's files to USER, then becomes USER and runs
+# buildbox-run (exec all along, so casd's signals reach buildbox-run itself). Checks
+# first that USER reaches all it needs. Prints its path.
+actions_as_runner() {
+  local dir="$1" sock="$2" runner="$3" uid="$4" gid="$5" user="$6" fuse="$7" bwrap
+  [ "$(id -u)" -eq 0 ] || die "--actions-as $user: only root can run actions as another user"
+  $fuse && die "--fuse-staging with --actions-as $user: the FUSE mount is casd's user's alone"
+  command -v setpriv >/dev/null 2>&1 || die "--actions-as needs setpriv (util-linux)"
+  bwrap="$(command -v bwrap)"
+  # Searchable, not readable: USER reaches the sandboxes and the socket, lists nothing.
+  chmod 0711 "$dir" "$(dirname "$sock")"
+  as_user "$uid" "$gid" test -x "$dir" \
+    || die "$user cannot reach $dir (a directory above it is closed to $user): choose" \
+      "another DIR, or keep actions as this user with --actions-as $(id -un)"
+  as_user "$uid" "$gid" test -x "$bwrap" || die "$user cannot run $bwrap"
+  # buildbox-run where USER can run it: installed under root's home, it is not.
+  if ! as_user "$uid" "$gid" test -x "$runner"; then
+    mkdir -p "$dir/bin"
+    ln -f "$runner" "$dir/bin/buildbox-run" 2>/dev/null || cp -f "$runner" "$dir/bin/buildbox-run"
+    chmod 0755 "$dir/bin" "$dir/bin/buildbox-run"
+    runner="$dir/bin/buildbox-run"
+  fi
+  # casd writes the action into a private temporary directory of its own, where
+  # buildbox-run also writes its result: both become USER's.
+  {
+    echo '#!/bin/bash'
+    echo "# Written by reapi-engine.sh: buildbox-run as $user for the buildbox-casd of this directory."
+    echo 'for arg; do'
+    echo '  case "$arg" in'
+    printf '    --action=*) action="${arg#--action=}"; chown %s:%s "${action%%/*}" "$action" || exit 70 ;;\n' "$uid" "$gid"
+    echo '  esac'
+    echo 'done'
+    printf 'PATH=%q:/usr/bin:/bin exec setpriv --reuid=%s --regid=%s --clear-groups -- %q "$@"\n' \
+      "$(dirname "$bwrap")" "$uid" "$gid" "$runner"
+  } >"$dir/run-actions.tmp"
+  chmod 0755 "$dir/run-actions.tmp"
+  mv -f "$dir/run-actions.tmp" "$dir/run-actions"
+  echo "$dir/run-actions"
+}
+
 start() {
-  local cache_only=false fuse=false dir
+  local cache_only=false fuse=false actions_as="" dir
   while [ $# -gt 0 ]; do
     case "$1" in
       --cache-only) cache_only=true; shift ;;
       --fuse-staging) fuse=true; shift ;;
+      --actions-as) [ $# -ge 2 ] && [ -n "$2" ] || usage; actions_as="$2"; shift 2 ;;
       --) usage ;;
       -*) usage ;;
       *) break ;;
@@ -115,7 +176,21 @@ start() {
     # The sandbox's / is the action's input root and nothing else of the host: the
     # client uploads the compiler, its libraries and the loader itself. No host bind
     # mount: one on /usr would hide whatever the client put under usr/ in the root.
-    args+=("--buildbox-run=$bin/buildbox-run")
+    # Root runs its actions as nobody unless told; nobody else can switch users.
+    if [ -z "$actions_as" ] && [ "$(id -u)" -eq 0 ] && ! $fuse; then
+      actions_as=nobody
+    fi
+    local runner="$bin/buildbox-run"
+    if [ -n "$actions_as" ]; then
+      local uid gid
+      uid="$(id -u "$actions_as" 2>/dev/null)" || die "--actions-as: no user $actions_as"
+      gid="$(id -g "$actions_as")"
+      if [ "$uid" != "$(id -u)" ]; then
+        runner="$(actions_as_runner "$dir" "$sock" "$bin/buildbox-run" "$uid" "$gid" "$actions_as" "$fuse")"
+        args+=("--unix-socket-group=$gid" --unix-socket-mode=0660)
+      fi
+    fi
+    args+=("--buildbox-run=$runner")
   fi
   args+=("$@" "$dir/cache")
 
