@@ -11,11 +11,12 @@ Measured, the median of --runs whole links each:
     cache (the compiler and its libraries are hashed and uploaded);
   - a cold remote link: every action executed (--no-cache-lookup), with the
     toolchain already on the service, as on a farm that has seen the compiler; with
-    the engine as the tests start it (each action's input root copied out of the
-    cache, the shipped compiler's 180 MB included), with FUSE staging (the input
-    root mounted from the cache), and with the worker's own toolchain
-    (--worker-toolchain; the engine's sandbox binds the host's compiler and system
-    read-only, as a farm's worker image has them);
+    the engine as the tests start it (run by root, it runs actions as nobody and
+    hard-links each input root out of its cache; run by anyone else, actions run as
+    that user and each input root is copied, the shipped compiler's 180 MB
+    included), with FUSE staging (the input root mounted from the cache), and with
+    the worker's own toolchain (--worker-toolchain; the engine's sandbox binds the
+    host's compiler and system read-only, as a farm's worker image has them);
   - a warm relink: the same link again, every job an action-cache hit.
 Printed: each median, its ratio to local's, and the bytes hashed and uploaded by
 the second link of a cold engine (from --verbose).
@@ -24,6 +25,7 @@ the second link of a cold engine (from --verbose).
 """
 
 import argparse
+import getpass
 import importlib.util
 import os
 import re
@@ -57,6 +59,9 @@ def main():
     runner = bench_local.find_runner(options.runner)
     clang = bench_local.llvm_bin() / "clang"
     work = Path(tempfile.mkdtemp(prefix="dtlto-bench-remote-"))
+    # Searchable by others: an engine started by root runs its actions as nobody,
+    # who must reach the engine's directory inside this one.
+    os.chmod(work, 0o711)
     names = ["main"] + [f"m{i}" for i in range(options.modules - 1)]
     (work / "main.c").write_text(bench_local.main_source(options.modules - 1))
     for i in range(options.modules - 1):
@@ -90,7 +95,9 @@ def main():
         for kind, options, casd_args, client_args in [
             ("shipped", [], [], []),
             ("fuse", ["--fuse-staging"], [], []),
-            ("worker", [], host_toolchain, ["--worker-toolchain"]),
+            # The host's toolchain is bound in from where it is installed, which may
+            # be a home that only its owner enters: actions run as that user.
+            ("worker", ["--actions-as", getpass.getuser()], host_toolchain, ["--worker-toolchain"]),
         ]:
             scratch = work / f"engine-{run}-{kind}"
             endpoint = engine("start", scratch, options, casd_args)
