@@ -605,7 +605,7 @@ fn sleeper(seconds: &str) -> Option<std::path::PathBuf> {
 
 /// Why the engine as the tests start it links a shipped compiler's files into each
 /// sandbox: buildbox-casd hard-links an input root out of its cache only for an
-/// action whose user cannot write that cache, and copies every file (libLLVM and
+/// action that runs as another user than its own, and copies every file (libLLVM and
 /// libclang-cpp: 180 MB per action) for one that runs as casd's own user. Started
 /// by root, tools/reapi-engine.sh runs actions as `nobody`: the action's program is
 /// then a second name of the cache's object. Started by anyone else, actions run as

@@ -14,12 +14,13 @@
 #       executing engine in DIR wrote are served.
 #       --actions-as USER: buildbox-run, and so every action, runs as USER, not as
 #       the user casd runs as. Started by root, the engine runs its actions as
-#       `nobody` unless told otherwise (`--actions-as root` keeps them root). casd
-#       stages an action's input root by hard links out of its cache only when the
-#       action's user cannot write that cache, and copies every file otherwise: with
-#       a shipped compiler, 180 MB per action. So a farm's worker runs its actions as
-#       a user other than its cache's, and so does this engine when it can. DIR is
-#       made searchable (mode 0711) for USER, and must be reachable by USER.
+#       `nobody` unless told otherwise (`--actions-as root` keeps them root), or
+#       says on stderr why nobody cannot. casd stages an action's input root by
+#       hard links out of its cache only when the action's user is not its own, and
+#       copies every file otherwise: with a shipped compiler, 180 MB per action. So
+#       a farm's worker runs its actions as a user other than its cache's, and so
+#       does this engine when it can. DIR is made searchable (mode 0711) for USER,
+#       who must reach it and be able to make a bubblewrap sandbox.
 #       --fuse-staging: each action's input root is mounted from the cache through
 #       FUSE (buildbox-fuse) instead of copied file by file, which saves copying a
 #       shipped compiler for every action when actions run as casd's own user (the
@@ -87,22 +88,31 @@ as_user() {
   PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
 }
 
+# Prints why USER (UID:GID) cannot run this engine's actions, if it cannot. Makes
+# DIR and the socket's directory searchable, not readable, by others on the way:
+# USER must reach the sandboxes and the socket, and lists nothing.
+actions_user_problem() {
+  local dir="$1" sock="$2" uid="$3" gid="$4" user="$5"
+  if ! command -v setpriv >/dev/null 2>&1; then
+    echo "setpriv (util-linux) is missing"
+    return
+  fi
+  chmod 0711 "$dir" "$(dirname "$sock")"
+  if ! as_user "$uid" "$gid" test -x "$dir"; then
+    echo "$user cannot reach $dir (a directory above it is closed to $user)"
+  elif ! as_user "$uid" "$gid" "$(command -v bwrap)" --unshare-all --die-with-parent \
+    --ro-bind / / --proc /proc --dev /dev true >/dev/null 2>&1; then
+    echo "$user cannot make a bubblewrap sandbox (are unprivileged user namespaces off?)"
+  fi
+}
+
 # Writes DIR/run-actions, the program casd runs for each action in place of
 # buildbox-run: it hands the action's files to USER, then becomes USER and runs
-# buildbox-run (exec all along, so casd's signals reach buildbox-run itself). Checks
-# first that USER reaches all it needs. Prints its path.
+# buildbox-run (exec all along, so casd's signals reach buildbox-run itself).
+# Prints its path.
 actions_as_runner() {
-  local dir="$1" sock="$2" runner="$3" uid="$4" gid="$5" user="$6" fuse="$7" bwrap
-  [ "$(id -u)" -eq 0 ] || die "--actions-as $user: only root can run actions as another user"
-  $fuse && die "--fuse-staging with --actions-as $user: the FUSE mount is casd's user's alone"
-  command -v setpriv >/dev/null 2>&1 || die "--actions-as needs setpriv (util-linux)"
+  local dir="$1" runner="$2" uid="$3" gid="$4" user="$5" bwrap
   bwrap="$(command -v bwrap)"
-  # Searchable, not readable: USER reaches the sandboxes and the socket, lists nothing.
-  chmod 0711 "$dir" "$(dirname "$sock")"
-  as_user "$uid" "$gid" test -x "$dir" \
-    || die "$user cannot reach $dir (a directory above it is closed to $user): choose" \
-      "another DIR, or keep actions as this user with --actions-as $(id -un)"
-  as_user "$uid" "$gid" test -x "$bwrap" || die "$user cannot run $bwrap"
   # buildbox-run where USER can run it: installed under root's home, it is not.
   if ! as_user "$uid" "$gid" test -x "$runner"; then
     mkdir -p "$dir/bin"
@@ -176,18 +186,31 @@ start() {
     # The sandbox's / is the action's input root and nothing else of the host: the
     # client uploads the compiler, its libraries and the loader itself. No host bind
     # mount: one on /usr would hide whatever the client put under usr/ in the root.
-    # Root runs its actions as nobody unless told; nobody else can switch users.
+    # Root runs its actions as nobody unless told, if nobody can; nobody else can
+    # switch users.
+    local told=true
     if [ -z "$actions_as" ] && [ "$(id -u)" -eq 0 ] && ! $fuse; then
       actions_as=nobody
+      told=false
     fi
     local runner="$bin/buildbox-run"
     if [ -n "$actions_as" ]; then
-      local uid gid
+      local uid gid problem
       uid="$(id -u "$actions_as" 2>/dev/null)" || die "--actions-as: no user $actions_as"
       gid="$(id -g "$actions_as")"
       if [ "$uid" != "$(id -u)" ]; then
-        runner="$(actions_as_runner "$dir" "$sock" "$bin/buildbox-run" "$uid" "$gid" "$actions_as" "$fuse")"
-        args+=("--unix-socket-group=$gid" --unix-socket-mode=0660)
+        [ "$(id -u)" -eq 0 ] || die "--actions-as $actions_as: only root runs actions as another user"
+        $fuse && die "--fuse-staging with --actions-as $actions_as: the FUSE mount is casd's user's alone"
+        problem="$(actions_user_problem "$dir" "$sock" "$uid" "$gid" "$actions_as")"
+        if [ -z "$problem" ]; then
+          runner="$(actions_as_runner "$dir" "$bin/buildbox-run" "$uid" "$gid" "$actions_as")"
+          args+=("--unix-socket-group=$gid" --unix-socket-mode=0660)
+        elif $told; then
+          die "--actions-as $actions_as: $problem"
+        else
+          echo "reapi-engine.sh: actions run as $(id -un), so casd copies every input root" \
+            "into its sandbox: $problem" >&2
+        fi
       fi
     fi
     args+=("--buildbox-run=$runner")
