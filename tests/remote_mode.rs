@@ -9,7 +9,9 @@ use crate::util::llvm::{
     assert_objects_as_local_py_makes, bitcode, job_file, llvm, run_app, strings, Llvm, PROGRAM,
     PROGRAM_OUTPUT,
 };
-use crate::util::reapi::{free_port, Engine, Service, ThrottlingProxy, TlsProxy, TOKEN};
+use crate::util::reapi::{
+    engine_script, free_port, Engine, Service, ThrottlingProxy, TlsProxy, TOKEN,
+};
 use crate::util::unix_host::{is_root, send_signal};
 use crate::util::{
     left_then_reclaimed, run_runner, runner_exe, spawn_runner, staging_left, wait_until, Run,
@@ -576,6 +578,56 @@ fn remote_mode_refuses_the_guests_options_and_answers_help_and_usage() {
         "{}",
         help.report()
     );
+}
+
+/// An engine whose directory `nobody` cannot reach (a directory above it is its
+/// owner's alone): started by root with the default, it says why and runs its
+/// actions as root, with buildbox-run itself; told `--actions-as nobody`, it does
+/// not start, and says why. Started by anyone else, `--actions-as` another user is
+/// refused: only root switches users.
+#[test]
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn an_engine_whose_actions_user_cannot_reach_it_says_why_and_runs_them_as_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("remote-engine-closed");
+    let closed = dir.join("closed");
+    std::fs::create_dir(&closed).expect("mkdir closed");
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let engine = closed.join("engine");
+    let told = engine_script("start", &["--actions-as", "nobody"], &engine, &[]);
+    let stderr = String::from_utf8_lossy(&told.stderr);
+    assert!(!told.status.success(), "started: {stderr}");
+    assert!(!engine.join("pid").exists(), "{stderr}");
+    if !is_root() {
+        assert!(
+            stderr.contains("only root runs actions as another user"),
+            "{stderr}"
+        );
+        return;
+    }
+    assert!(
+        stderr.contains(&format!("nobody cannot reach {}", engine.display())),
+        "{stderr}"
+    );
+    let default = engine_script("start", &[], &engine, &[]);
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert!(default.status.success(), "{stderr}");
+    // Read before any assertion: the engine is stopped whatever they find.
+    let pid = std::fs::read_to_string(engine.join("pid")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+    let _ = engine_script("stop", &[], &engine, &[]);
+    assert!(
+        stderr.contains("actions run as root, so casd copies every input root")
+            && stderr.contains("nobody cannot reach"),
+        "{stderr}"
+    );
+    let runner = cmdline
+        .split(|&b| b == 0)
+        .find_map(|arg| arg.strip_prefix(b"--buildbox-run="))
+        .map(|path| String::from_utf8_lossy(path).into_owned())
+        .expect("casd's --buildbox-run");
+    assert!(runner.ends_with("/buildbox-run"), "{runner}");
+    assert!(!engine.join("run-actions").exists());
 }
 
 /// A job that runs until stopped: `sleep` shipped as the compiler, its output never

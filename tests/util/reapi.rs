@@ -24,6 +24,26 @@ fn engine_bin() -> PathBuf {
     }
 }
 
+/// `tools/reapi-engine.sh ACTION OPTIONS DIR [-- CASD_ARGS]`, run to its end.
+pub fn engine_script(
+    action: &str,
+    options: &[&str],
+    dir: &Path,
+    casd_args: &[&str],
+) -> std::process::Output {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo_root().join("tools/reapi-engine.sh"))
+        .arg(action)
+        .args(options)
+        .arg(dir);
+    if !casd_args.is_empty() {
+        command.arg("--").args(casd_args);
+    }
+    command.env("DTLTO_REAPI_ENGINE_BIN", engine_bin());
+    command.output().expect("run tools/reapi-engine.sh")
+}
+
 /// A running engine: its endpoint, and its directory (cache, log, pid).
 pub struct Engine {
     pub endpoint: String,
@@ -129,17 +149,7 @@ impl Engine {
     /// Starts an engine in `dir` with reapi-engine.sh's `options` and, after them,
     /// `casd_args` for buildbox-casd itself.
     pub fn start_with(dir: TestDir, options: &[&str], casd_args: &[&str]) -> Engine {
-        let mut command = Command::new("bash");
-        command
-            .arg(repo_root().join("tools/reapi-engine.sh"))
-            .arg("start")
-            .args(options)
-            .arg(dir.join("engine"));
-        if !casd_args.is_empty() {
-            command.arg("--").args(casd_args);
-        }
-        command.env("DTLTO_REAPI_ENGINE_BIN", engine_bin());
-        let output = command.output().expect("run tools/reapi-engine.sh");
+        let output = engine_script("start", options, &dir.join("engine"), casd_args);
         assert!(
             output.status.success(),
             "the engine did not start:\n{}",
