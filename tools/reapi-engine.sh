@@ -121,13 +121,15 @@ actions_as_runner() {
     runner="$dir/bin/buildbox-run"
   fi
   # casd writes the action into a private temporary directory of its own, where
-  # buildbox-run also writes its result: both become USER's.
+  # buildbox-run also writes its result: both become USER's. Never through a link
+  # (-h): that directory is USER's from the first action on, so anything running as
+  # USER could put a link there in the hope that root would give it the target.
   {
     echo '#!/bin/bash'
     echo "# Written by reapi-engine.sh: buildbox-run as $user for the buildbox-casd of this directory."
     echo 'for arg; do'
     echo '  case "$arg" in'
-    printf '    --action=*) action="${arg#--action=}"; chown %s:%s "${action%%/*}" "$action" || exit 70 ;;\n' "$uid" "$gid"
+    printf '    --action=*) action="${arg#--action=}"; chown -h %s:%s -- "${action%%/*}" "$action" || exit 70 ;;\n' "$uid" "$gid"
     echo '  esac'
     echo 'done'
     printf 'PATH=%q:/usr/bin:/bin exec setpriv --reuid=%s --regid=%s --clear-groups -- %q "$@"\n' \
