@@ -630,6 +630,91 @@ fn an_engine_whose_actions_user_cannot_reach_it_says_why_and_runs_them_as_itself
     assert!(!engine.join("run-actions").exists());
 }
 
+/// tools/reapi-engine-run-as.sh, which the engine runs its actions through as
+/// `nobody` when root started it, against a runner that turns on root: it runs as
+/// nobody, reads its action, and answers with a link to a file of root's where
+/// casd expects the result. Root must copy back nothing of that file (it reads the
+/// result as nobody), say so by a failure, and leave no directory of the action's.
+/// A runner that answers properly gets its result copied back into casd's
+/// directory. As anyone but root the script cannot switch users, and is not used.
+#[test]
+fn the_engines_run_as_script_gives_a_hostile_runner_nothing_of_roots() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        return;
+    }
+    let dir = TestDir::new("remote-run-as");
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    mode(dir.path(), 0o755);
+    let casd = dir.join("casd");
+    std::fs::create_dir(&casd).expect("mkdir casd");
+    mode(&casd, 0o700);
+    let action = dir.write("casd/x.action", "the action\n");
+    mode(&action, 0o600);
+    let secret = dir.write("secret", "root's secret\n");
+    mode(&secret, 0o600);
+    let work = dir.join("work");
+    std::fs::create_dir(&work).expect("mkdir work");
+    mode(&work, 0o711);
+    let result = casd.join("x.actionresult");
+    let run = |runner_body: &str| {
+        let runner = dir.write("runner", format!("#!/bin/sh\n{runner_body}\n"));
+        mode(&runner, 0o755);
+        let setpriv = Command::new("sh")
+            .args(["-c", "command -v setpriv"])
+            .output()
+            .expect("find setpriv");
+        let setpriv = String::from_utf8_lossy(&setpriv.stdout).trim().to_owned();
+        Command::new("bash")
+            .arg(crate::util::runner::repo_root().join("tools/reapi-engine-run-as.sh"))
+            .args(["65534", "65534", &setpriv, "/usr/bin:/bin"])
+            .arg(&runner)
+            .arg(&work)
+            .arg("--")
+            .arg(format!("--action={}", action.display()))
+            .arg(format!("--action-result={}", result.display()))
+            .arg(format!("--stdout-file={}", casd.join("x.stdout").display()))
+            .output()
+            .expect("run reapi-engine-run-as.sh")
+    };
+    let args = r#"for a; do case "$a" in --action=*) action="${a#*=}";; --action-result=*) result="${a#*=}";; esac; done"#;
+    let hostile = run(&format!(
+        "{args}\ngrep -q 'the action' \"$action\" || exit 9\nln -s {} \"$result\"",
+        secret.display()
+    ));
+    assert!(
+        !hostile.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hostile.stderr)
+    );
+    let back = std::fs::read_to_string(&result).unwrap_or_default();
+    assert!(!back.contains("secret"), "root's file came back: {back}");
+    let _ = std::fs::remove_file(&result);
+    let honest = run(&format!(
+        "{args}\ngrep -q 'the action' \"$action\" || exit 9\necho \"a result from uid $(id -u)\" >\"$result\""
+    ));
+    assert!(
+        honest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&honest.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&result).expect("the result, back in casd's directory"),
+        "a result from uid 65534\n"
+    );
+    assert!(
+        !casd.join("x.stdout").exists(),
+        "stdout stays with the runner"
+    );
+    let left: Vec<_> = std::fs::read_dir(&work).expect("read work").collect();
+    assert!(
+        left.is_empty(),
+        "the actions' directories are left: {left:?}"
+    );
+}
+
 /// A job that runs until stopped: `sleep` shipped as the compiler, its output never
 /// made. `out.o` holds a file from before.
 fn sleeping_job(dir: &TestDir, seconds: &str) -> String {
@@ -809,10 +894,8 @@ fn the_engine_killed_mid_run_ends_the_run_with_nothing_committed() {
         .expect_stderr_has(&engine.endpoint)
         .expect_stderr_has("nothing was committed");
     before.assert_unchanged();
-    // Its sandbox died with it, or is ended by bubblewrap's own watch.
-    let _ = Command::new("pkill")
-        .args(["-KILL", "-f", &format!("^sleep {seconds}$")])
-        .status();
+    // The action dies with its engine: buildbox-run with casd, its sandbox with it.
+    wait_until("the action ends with its engine", || !sleeping(seconds));
 }
 
 #[test]

@@ -19,8 +19,9 @@
 #       hard links out of its cache only when the action's user is not its own, and
 #       copies every file otherwise: with a shipped compiler, 180 MB per action. So
 #       a farm's worker runs its actions as a user other than its cache's, and so
-#       does this engine when it can. DIR is made searchable (mode 0711) for USER,
-#       who must reach it and be able to make a bubblewrap sandbox.
+#       does this engine when it can, through tools/reapi-engine-run-as.sh. DIR is
+#       opened to USER's group to search only (mode 0710); USER must reach it and be
+#       able to make a bubblewrap sandbox.
 #       --fuse-staging: each action's input root is mounted from the cache through
 #       FUSE (buildbox-fuse) instead of copied file by file, which saves copying a
 #       shipped compiler for every action when actions run as casd's own user (the
@@ -29,6 +30,8 @@
 #   reapi-engine.sh stop DIR
 #       Stops the engine of DIR (SIGTERM, then SIGKILL after 10 s) and waits for it.
 set -euo pipefail
+# A failure inside $(...) fails the script too, not only the substitution.
+shopt -s inherit_errexit
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 wait_seconds=10
 
@@ -80,24 +83,34 @@ listening_port() {
   done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
 }
 
+# The setpriv that switches users, by its absolute path: the same one for the
+# checks here and for every action.
+setpriv_path() {
+  command -v setpriv 2>/dev/null || true
+}
+
 # Runs a command as UID:GID with a PATH of system directories only (root's PATH may
 # hold directories that user cannot search, and a search that meets one fails).
 as_user() {
   local uid="$1" gid="$2"
   shift 2
-  PATH=/usr/sbin:/usr/bin:/sbin:/bin setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin "$(setpriv_path)" --reuid="$uid" --regid="$gid" \
+    --clear-groups -- "$@"
 }
 
-# Prints why USER (UID:GID) cannot run this engine's actions, if it cannot. Makes
-# DIR and the socket's directory searchable, not readable, by others on the way:
-# USER must reach the sandboxes and the socket, and lists nothing.
+# Prints why USER (UID:GID) cannot run this engine's actions, if it cannot. Opens
+# DIR and the socket's directory to USER's group, to search only (mode 0710): USER
+# reaches the sandboxes and the socket, lists nothing, and other users reach nothing.
 actions_user_problem() {
-  local dir="$1" sock="$2" uid="$3" gid="$4" user="$5"
-  if ! command -v setpriv >/dev/null 2>&1; then
+  local dir="$1" sock="$2" uid="$3" gid="$4" user="$5" d
+  if [ -z "$(setpriv_path)" ]; then
     echo "setpriv (util-linux) is missing"
     return
   fi
-  chmod 0711 "$dir" "$(dirname "$sock")"
+  for d in "$dir" "$(dirname "$sock")"; do
+    chgrp "$gid" "$d"
+    chmod 0710 "$d"
+  done
   if ! as_user "$uid" "$gid" test -x "$dir"; then
     echo "$user cannot reach $dir (a directory above it is closed to $user)"
   elif ! as_user "$uid" "$gid" "$(command -v bwrap)" --unshare-all --die-with-parent \
@@ -107,33 +120,41 @@ actions_user_problem() {
 }
 
 # Writes DIR/run-actions, the program casd runs for each action in place of
-# buildbox-run: it hands the action's files to USER, then becomes USER and runs
-# buildbox-run (exec all along, so casd's signals reach buildbox-run itself).
+# buildbox-run: tools/reapi-engine-run-as.sh with this engine's settings, which
+# runs buildbox-run as USER without giving USER any of casd's files (see there).
 # Prints its path.
 actions_as_runner() {
-  local dir="$1" runner="$2" uid="$3" gid="$4" user="$5" bwrap
+  local dir="$1" runner="$2" uid="$3" gid="$4" bwrap
   bwrap="$(command -v bwrap)"
-  # buildbox-run where USER can run it: installed under root's home, it is not.
+  # buildbox-run where USER can run it: installed under root's home, it is not. A
+  # second name if that is enough, else a copy (whose mode alone changes).
   if ! as_user "$uid" "$gid" test -x "$runner"; then
     mkdir -p "$dir/bin"
-    ln -f "$runner" "$dir/bin/buildbox-run" 2>/dev/null || cp -f "$runner" "$dir/bin/buildbox-run"
-    chmod 0755 "$dir/bin" "$dir/bin/buildbox-run"
+    chmod 0755 "$dir/bin"
+    rm -f "$dir/bin/buildbox-run"
+    ln "$runner" "$dir/bin/buildbox-run" 2>/dev/null || true
+    if ! as_user "$uid" "$gid" test -x "$dir/bin/buildbox-run"; then
+      rm -f "$dir/bin/buildbox-run"
+      cp "$runner" "$dir/bin/buildbox-run"
+      chmod 0755 "$dir/bin/buildbox-run"
+    fi
     runner="$dir/bin/buildbox-run"
   fi
-  # casd writes the action into a private temporary directory of its own, where
-  # buildbox-run also writes its result: both become USER's. Never through a link
-  # (-h): that directory is USER's from the first action on, so anything running as
-  # USER could put a link there in the hope that root would give it the target.
+  # Where root makes USER a directory per action: root's alone, searchable by all.
+  mkdir -p "$dir/actions"
+  chmod 0711 "$dir/actions"
+  # A launcher in sh (it starts once per action, and dash starts sooner than bash).
+  # It dies with casd, as buildbox-run makes itself when it is casd's child, and
+  # buildbox-run, then, with it.
+  local word line="exec"
+  for word in "$(setpriv_path)" --pdeathsig KILL -- "$here/reapi-engine-run-as.sh" "$uid" \
+    "$gid" "$(setpriv_path)" "$(dirname "$bwrap"):/usr/bin:/bin" "$runner" "$dir/actions" --; do
+    line+=" '${word//\'/\'\\\'\'}'"
+  done
   {
-    echo '#!/bin/bash'
-    echo "# Written by reapi-engine.sh: buildbox-run as $user for the buildbox-casd of this directory."
-    echo 'for arg; do'
-    echo '  case "$arg" in'
-    printf '    --action=*) action="${arg#--action=}"; chown -h %s:%s -- "${action%%/*}" "$action" || exit 70 ;;\n' "$uid" "$gid"
-    echo '  esac'
-    echo 'done'
-    printf 'PATH=%q:/usr/bin:/bin exec setpriv --reuid=%s --regid=%s --clear-groups -- %q "$@"\n' \
-      "$(dirname "$bwrap")" "$uid" "$gid" "$runner"
+    echo '#!/bin/sh'
+    echo "# Written by reapi-engine.sh: buildbox-run as uid $uid, for the buildbox-casd of this directory."
+    echo "$line \"\$@\""
   } >"$dir/run-actions.tmp"
   chmod 0755 "$dir/run-actions.tmp"
   mv -f "$dir/run-actions.tmp" "$dir/run-actions"
@@ -141,7 +162,8 @@ actions_as_runner() {
 }
 
 start() {
-  local cache_only=false fuse=false actions_as="" dir
+  local cache_only=false fuse=false actions_as="" casd_umask dir
+  casd_umask="$(umask)"
   while [ $# -gt 0 ]; do
     case "$1" in
       --cache-only) cache_only=true; shift ;;
@@ -197,16 +219,24 @@ start() {
     fi
     local runner="$bin/buildbox-run"
     if [ -n "$actions_as" ]; then
-      local uid gid problem
-      uid="$(id -u "$actions_as" 2>/dev/null)" || die "--actions-as: no user $actions_as"
-      gid="$(id -g "$actions_as")"
-      if [ "$uid" != "$(id -u)" ]; then
-        [ "$(id -u)" -eq 0 ] || die "--actions-as $actions_as: only root runs actions as another user"
-        $fuse && die "--fuse-staging with --actions-as $actions_as: the FUSE mount is casd's user's alone"
-        problem="$(actions_user_problem "$dir" "$sock" "$uid" "$gid" "$actions_as")"
+      local uid="" gid="" problem=""
+      if uid="$(id -u "$actions_as" 2>/dev/null)"; then
+        gid="$(id -g "$actions_as")"
+      else
+        problem="there is no user $actions_as"
+      fi
+      if [ -n "$problem" ] || [ "$uid" != "$(id -u)" ]; then
         if [ -z "$problem" ]; then
-          runner="$(actions_as_runner "$dir" "$bin/buildbox-run" "$uid" "$gid" "$actions_as")"
+          [ "$(id -u)" -eq 0 ] || die "--actions-as $actions_as: only root runs actions as another user"
+          $fuse && die "--fuse-staging with --actions-as $actions_as: the FUSE mount is casd's user's alone"
+          problem="$(actions_user_problem "$dir" "$sock" "$uid" "$gid" "$actions_as")"
+        fi
+        if [ -z "$problem" ]; then
+          runner="$(actions_as_runner "$dir" "$bin/buildbox-run" "$uid" "$gid")"
           args+=("--unix-socket-group=$gid" --unix-socket-mode=0660)
+          # The cache's directories searchable by USER, who reaches the sandboxes
+          # in them: casd makes them with its umask, which may close them.
+          casd_umask=022
         elif $told; then
           die "--actions-as $actions_as: $problem"
         else
@@ -240,7 +270,8 @@ start() {
 
   # stdin, stdout and stderr away from the caller: a test that runs this script and
   # reads its output to the end must not wait for the daemon.
-  PATH="$path" "$bin/buildbox-casd" "${args[@]}" </dev/null >"$dir/casd.log" 2>&1 &
+  (umask "$casd_umask" && exec env PATH="$path" "$bin/buildbox-casd" "${args[@]}") \
+    </dev/null >"$dir/casd.log" 2>&1 &
   local pid=$! port="" deadline=$((SECONDS + wait_seconds))
   # Should anything below fail, the daemon must not outlive this script unannounced.
   trap 'kill -KILL "$pid" 2>/dev/null; rm -f "$dir/pid"; echo "reapi-engine.sh: start failed (line $LINENO)" >&2' ERR
