@@ -25,9 +25,9 @@ the second link of a cold engine (from --verbose).
 """
 
 import argparse
-import getpass
 import importlib.util
 import os
+import pwd
 import re
 import statistics
 import subprocess
@@ -97,7 +97,7 @@ def main():
             ("fuse", ["--fuse-staging"], [], []),
             # The host's toolchain is bound in from where it is installed, which may
             # be a home that only its owner enters: actions run as that user.
-            ("worker", ["--actions-as", getpass.getuser()], host_toolchain, ["--worker-toolchain"]),
+            ("worker", ["--actions-as", pwd.getpwuid(os.geteuid()).pw_name], host_toolchain, ["--worker-toolchain"]),
         ]:
             scratch = work / f"engine-{run}-{kind}"
             endpoint = engine("start", scratch, options, casd_args)
