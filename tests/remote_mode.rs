@@ -659,14 +659,14 @@ fn the_engines_run_as_script_gives_a_hostile_runner_nothing_of_roots() {
     std::fs::create_dir(&work).expect("mkdir work");
     mode(&work, 0o711);
     let result = casd.join("x.actionresult");
+    let setpriv = Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .output()
+        .expect("find setpriv");
+    let setpriv = String::from_utf8_lossy(&setpriv.stdout).trim().to_owned();
     let run = |runner_body: &str| {
         let runner = dir.write("runner", format!("#!/bin/sh\n{runner_body}\n"));
         mode(&runner, 0o755);
-        let setpriv = Command::new("sh")
-            .args(["-c", "command -v setpriv"])
-            .output()
-            .expect("find setpriv");
-        let setpriv = String::from_utf8_lossy(&setpriv.stdout).trim().to_owned();
         Command::new("bash")
             .arg(crate::util::runner::repo_root().join("tools/reapi-engine-run-as.sh"))
             .args(["65534", "65534", &setpriv, "/usr/bin:/bin"])

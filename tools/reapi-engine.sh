@@ -84,26 +84,36 @@ listening_port() {
 }
 
 # The setpriv that switches users, by its absolute path: the same one for the
-# checks here and for every action.
-setpriv_path() {
-  command -v setpriv 2>/dev/null || true
-}
+# checks here and for every action (empty if there is none).
+setpriv="$(command -v setpriv 2>/dev/null || true)"
 
 # Runs a command as UID:GID with a PATH of system directories only (root's PATH may
 # hold directories that user cannot search, and a search that meets one fails).
 as_user() {
   local uid="$1" gid="$2"
   shift 2
-  PATH=/usr/sbin:/usr/bin:/sbin:/bin "$(setpriv_path)" --reuid="$uid" --regid="$gid" \
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin "$setpriv" --reuid="$uid" --regid="$gid" \
     --clear-groups -- "$@"
 }
 
-# Prints why USER (UID:GID) cannot run this engine's actions, if it cannot. Opens
-# DIR and the socket's directory to USER's group, to search only (mode 0710): USER
-# reaches the sandboxes and the socket, lists nothing, and other users reach nothing.
+# Prints why USER cannot run this engine's actions (FUSE: whether FUSE staging was
+# asked for), if it cannot. Opens DIR and the socket's directory to USER's group, to
+# search only (mode 0710): USER reaches the sandboxes and the socket, lists nothing,
+# and other users reach nothing.
 actions_user_problem() {
-  local dir="$1" sock="$2" uid="$3" gid="$4" user="$5" d
-  if [ -z "$(setpriv_path)" ]; then
+  local dir="$1" sock="$2" user="$3" fuse="$4" uid gid d
+  if ! uid="$(id -u "$user" 2>/dev/null)"; then
+    echo "there is no user $user"
+    return
+  fi
+  gid="$(id -g "$user")"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "only root runs actions as another user"
+    return
+  elif $fuse; then
+    echo "with --fuse-staging, actions run as casd's user, whose FUSE mount it is"
+    return
+  elif [ -z "$setpriv" ]; then
     echo "setpriv (util-linux) is missing"
     return
   fi
@@ -147,8 +157,8 @@ actions_as_runner() {
   # It dies with casd, as buildbox-run makes itself when it is casd's child, and
   # buildbox-run, then, with it.
   local word line="exec"
-  for word in "$(setpriv_path)" --pdeathsig KILL -- "$here/reapi-engine-run-as.sh" "$uid" \
-    "$gid" "$(setpriv_path)" "$(dirname "$bwrap"):/usr/bin:/bin" "$runner" "$dir/actions" --; do
+  for word in "$setpriv" --pdeathsig KILL -- "$here/reapi-engine-run-as.sh" "$uid" "$gid" \
+    "$setpriv" "$(dirname "$bwrap"):/usr/bin:/bin" "$runner" "$dir/actions" --; do
     line+=" '${word//\'/\'\\\'\'}'"
   done
   {
@@ -217,32 +227,22 @@ start() {
       actions_as=nobody
       told=false
     fi
-    local runner="$bin/buildbox-run"
-    if [ -n "$actions_as" ]; then
-      local uid="" gid="" problem=""
-      if uid="$(id -u "$actions_as" 2>/dev/null)"; then
-        gid="$(id -g "$actions_as")"
+    local runner="$bin/buildbox-run" problem
+    # (A user that is this one needs no switch.)
+    if [ -n "$actions_as" ] && [ "$(id -u "$actions_as" 2>/dev/null)" != "$(id -u)" ]; then
+      problem="$(actions_user_problem "$dir" "$sock" "$actions_as" "$fuse")"
+      if [ -z "$problem" ]; then
+        runner="$(actions_as_runner "$dir" "$bin/buildbox-run" "$(id -u "$actions_as")" \
+          "$(id -g "$actions_as")")"
+        args+=("--unix-socket-group=$(id -g "$actions_as")" --unix-socket-mode=0660)
+        # The cache's directories searchable by USER, who reaches the sandboxes in
+        # them: casd makes them with its umask, which may close them.
+        casd_umask=022
+      elif $told; then
+        die "--actions-as $actions_as: $problem"
       else
-        problem="there is no user $actions_as"
-      fi
-      if [ -n "$problem" ] || [ "$uid" != "$(id -u)" ]; then
-        if [ -z "$problem" ]; then
-          [ "$(id -u)" -eq 0 ] || die "--actions-as $actions_as: only root runs actions as another user"
-          $fuse && die "--fuse-staging with --actions-as $actions_as: the FUSE mount is casd's user's alone"
-          problem="$(actions_user_problem "$dir" "$sock" "$uid" "$gid" "$actions_as")"
-        fi
-        if [ -z "$problem" ]; then
-          runner="$(actions_as_runner "$dir" "$bin/buildbox-run" "$uid" "$gid")"
-          args+=("--unix-socket-group=$gid" --unix-socket-mode=0660)
-          # The cache's directories searchable by USER, who reaches the sandboxes
-          # in them: casd makes them with its umask, which may close them.
-          casd_umask=022
-        elif $told; then
-          die "--actions-as $actions_as: $problem"
-        else
-          echo "reapi-engine.sh: actions run as $(id -un), so casd copies every input root" \
-            "into its sandbox: $problem" >&2
-        fi
+        echo "reapi-engine.sh: actions run as $(id -un), so casd copies every input root" \
+          "into its sandbox: $problem" >&2
       fi
     fi
     args+=("--buildbox-run=$runner")
