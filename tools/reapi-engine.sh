@@ -19,9 +19,10 @@
 #       hard links out of its cache only when the action's user is not its own, and
 #       copies every file otherwise: with a shipped compiler, 180 MB per action. So
 #       a farm's worker runs its actions as a user other than its cache's, and so
-#       does this engine when it can, through tools/reapi-engine-run-as.sh. DIR is
-#       opened to USER's group to search only (mode 0710); USER must reach it and be
-#       able to make a bubblewrap sandbox.
+#       does this engine when it can, through reapi-engine-run-as (built from
+#       tools/reapi-engine-run-as/ by tools/install-reapi-engine.sh, beside casd).
+#       DIR is opened to USER's group to search only (mode 0710); USER must reach it
+#       and be able to make a bubblewrap sandbox.
 #       --fuse-staging: each action's input root is mounted from the cache through
 #       FUSE (buildbox-fuse) instead of copied file by file, which saves copying a
 #       shipped compiler for every action when actions run as casd's own user (the
@@ -97,11 +98,11 @@ as_user() {
 }
 
 # Prints why USER cannot run this engine's actions (FUSE: whether FUSE staging was
-# asked for), if it cannot. Opens DIR and the socket's directory to USER's group, to
+# asked for; BIN: the engine's binaries), if it cannot. Opens DIR and the socket's directory to USER's group, to
 # search only (mode 0710): USER reaches the sandboxes and the socket, lists nothing,
 # and other users reach nothing.
 actions_user_problem() {
-  local dir="$1" sock="$2" user="$3" fuse="$4" uid gid d
+  local dir="$1" sock="$2" user="$3" fuse="$4" bin="$5" uid gid d
   if ! uid="$(id -u "$user" 2>/dev/null)"; then
     echo "there is no user $user"
     return
@@ -115,6 +116,9 @@ actions_user_problem() {
     return
   elif [ -z "$setpriv" ]; then
     echo "setpriv (util-linux) is missing"
+    return
+  elif [ ! -x "$bin/reapi-engine-run-as" ]; then
+    echo "$bin has no reapi-engine-run-as (tools/install-reapi-engine.sh builds it)"
     return
   fi
   for d in "$dir" "$(dirname "$sock")"; do
@@ -130,11 +134,11 @@ actions_user_problem() {
 }
 
 # Writes DIR/run-actions, the program casd runs for each action in place of
-# buildbox-run: tools/reapi-engine-run-as.sh with this engine's settings, which
-# runs buildbox-run as USER without giving USER any of casd's files (see there).
-# Prints its path.
+# buildbox-run: BIN/reapi-engine-run-as with this engine's settings, which runs
+# buildbox-run as USER without giving USER any of casd's files (see
+# tools/reapi-engine-run-as/src/main.rs). Prints its path.
 actions_as_runner() {
-  local dir="$1" runner="$2" uid="$3" gid="$4" bwrap
+  local dir="$1" bin="$2" uid="$3" gid="$4" runner="$2/buildbox-run" bwrap
   bwrap="$(command -v bwrap)"
   # buildbox-run where USER can run it: installed under root's home, it is not. A
   # second name if that is enough, else a copy (whose mode alone changes).
@@ -153,12 +157,11 @@ actions_as_runner() {
   # Where root makes USER a directory per action: root's alone, searchable by all.
   mkdir -p "$dir/actions"
   chmod 0711 "$dir/actions"
-  # A launcher in sh (it starts once per action, and dash starts sooner than bash).
-  # It dies with casd, as buildbox-run makes itself when it is casd's child, and
-  # buildbox-run, then, with it.
+  # A launcher in sh: casd runs a program without arguments of its own, and dash
+  # starts sooner than bash (it starts once per action).
   local word line="exec"
-  for word in "$setpriv" --pdeathsig KILL -- "$here/reapi-engine-run-as.sh" "$uid" "$gid" \
-    "$setpriv" "$(dirname "$bwrap"):/usr/bin:/bin" "$runner" "$dir/actions" --; do
+  for word in "$bin/reapi-engine-run-as" "$uid" "$gid" "$(dirname "$bwrap"):/usr/bin:/bin" \
+    "$runner" "$dir/actions" --; do
     line+=" '${word//\'/\'\\\'\'}'"
   done
   {
@@ -230,9 +233,9 @@ start() {
     local runner="$bin/buildbox-run" problem
     # (A user that is this one needs no switch.)
     if [ -n "$actions_as" ] && [ "$(id -u "$actions_as" 2>/dev/null)" != "$(id -u)" ]; then
-      problem="$(actions_user_problem "$dir" "$sock" "$actions_as" "$fuse")"
+      problem="$(actions_user_problem "$dir" "$sock" "$actions_as" "$fuse" "$bin")"
       if [ -z "$problem" ]; then
-        runner="$(actions_as_runner "$dir" "$bin/buildbox-run" "$(id -u "$actions_as")" \
+        runner="$(actions_as_runner "$dir" "$bin" "$(id -u "$actions_as")" \
           "$(id -g "$actions_as")")"
         args+=("--unix-socket-group=$(id -g "$actions_as")" --unix-socket-mode=0660)
         # The cache's directories searchable by USER, who reaches the sandboxes in

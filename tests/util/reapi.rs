@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 /// Where the engine's binaries are: DTLTO_REAPI_ENGINE_BIN, which tests/all.sh sets
 /// from tools/install-reapi-engine.sh.
-fn engine_bin() -> PathBuf {
+pub fn engine_bin() -> PathBuf {
     match std::env::var_os("DTLTO_REAPI_ENGINE_BIN") {
         Some(bin) if Path::new(&bin).join("buildbox-casd").exists() => PathBuf::from(bin),
         _ => panic!(
