@@ -18,8 +18,11 @@ Measured, the median of --runs whole links each:
     the worker's own toolchain (--worker-toolchain; the engine's sandbox binds the
     host's compiler and system read-only, as a farm's worker image has them);
   - a warm relink: the same link again, every job an action-cache hit.
-Printed: each median, its ratio to local's, and the bytes hashed and uploaded by
-the second link of a cold engine (from --verbose).
+Each run links locally first and then remotely each way, so the machine's speed
+drifts little within a run: a ratio is taken run by run, against that run's local
+link, and its median printed (as farm-bench --vs pairs its two commands). Printed:
+each median time, the median of its ratios to local's (and their range), and the bytes hashed and
+uploaded by the second link of a cold engine (from --verbose).
 
     python3 tools/bench-remote.py [--runs 3] [--modules 20] [--runner PATH]
 """
@@ -122,8 +125,11 @@ def main():
     base = statistics.median(local)
 
     def line(label, times):
-        median = statistics.median(times)
-        print(f"{label:<42} {median:.2f} s  {median / base:.2f}x local")
+        ratios = [t / l for t, l in zip(times, local)]
+        print(
+            f"{label:<42} {statistics.median(times):.2f} s  {statistics.median(ratios):.2f}x local"
+            f"  (runs: {min(ratios):.2f}x to {max(ratios):.2f}x)"
+        )
 
     print(f"{len(names)} backend jobs; {os.cpu_count()} CPUs; {runner}")
     print(f"{'local --jobs 2:':<42} {base:.2f} s")
