@@ -583,8 +583,8 @@ fn remote_mode_refuses_the_guests_options_and_answers_help_and_usage() {
 /// An engine whose directory `nobody` cannot reach (a directory above it is its
 /// owner's alone): started by root with the default, it says why and runs its
 /// actions as root, with buildbox-run itself; told `--actions-as nobody`, it does
-/// not start, and says why. Started by anyone else, `--actions-as` another user is
-/// refused: only root switches users.
+/// not start, and says why; nor below a directory others may write. Started by
+/// anyone else, `--actions-as` another user is refused: only root switches users.
 #[test]
 #[ignore = "needs the REAPI engine: tests/all.sh installs it and runs the ignored tests"]
 fn an_engine_whose_actions_user_cannot_reach_it_says_why_and_runs_them_as_itself() {
@@ -628,6 +628,23 @@ fn an_engine_whose_actions_user_cannot_reach_it_says_why_and_runs_them_as_itself
         .expect("casd's --buildbox-run");
     assert!(runner.ends_with("/buildbox-run"), "{runner}");
     assert!(!engine.join("run-actions").exists());
+
+    // Below a directory others may write, they could swap what root hands nobody.
+    let open = dir.join("open");
+    std::fs::create_dir(&open).expect("mkdir open");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let told = engine_script(
+        "start",
+        &["--actions-as", "nobody"],
+        &open.join("engine"),
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&told.stderr);
+    assert!(!told.status.success(), "started: {stderr}");
+    assert!(
+        stderr.contains(&format!("{} is writable by others", open.display())),
+        "{stderr}"
+    );
 }
 
 /// reapi-engine-run-as, which the engine runs its actions through as `nobody` when
@@ -668,21 +685,34 @@ fn the_engines_run_as_helper_gives_a_hostile_runner_nothing_of_roots() {
     std::fs::create_dir(&board).expect("mkdir board");
     mode(&board, 0o777);
     let result = casd.join("x.actionresult");
-    let start = |runner_body: &str| {
+    // The helper's words, as casd's launcher gives them, for a runner of `runner_body`.
+    let words = |runner_body: &str| {
         let runner = dir.write("runner", format!("#!/bin/sh\n{runner_body}\n"));
         mode(&runner, 0o755);
-        Command::new(&helper)
-            .args(["65534", "65534", "/usr/bin:/bin"])
-            .arg(&runner)
-            .arg(&work)
-            .arg("--")
-            .arg(format!("--action={}", action.display()))
-            .arg(format!("--action-result={}", result.display()))
-            .arg(format!("--stdout-file={}", casd.join("x.stdout").display()))
+        [
+            helper.display().to_string(),
+            "65534".into(),
+            "65534".into(),
+            "/usr/bin:/bin".into(),
+            runner.display().to_string(),
+            work.display().to_string(),
+            "--".into(),
+            format!("--action={}", action.display()),
+            format!("--action-result={}", result.display()),
+            format!("--stdout-file={}", casd.join("x.stdout").display()),
+        ]
+    };
+    let spawn = |command: &mut Command| {
+        command
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start reapi-engine-run-as")
+    };
+    let start = |runner_body: &str| {
+        let words = words(runner_body);
+        spawn(Command::new(&words[0]).args(&words[1..]))
     };
     // A helper that hangs (on a FIFO, or a runner it cannot stop) fails the test.
     let finish = |mut child: std::process::Child, what: &str| {
@@ -774,6 +804,73 @@ grep -q 'the action' "$action" || exit 9"#;
     wait_until("the runner dies with the helper", || {
         !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
     });
+
+    // Started from a terminal, with a descriptor open on a file of root's and a
+    // secret in its environment, the helper gives the runner none of them: no
+    // terminal to push input into, no descriptor, no variable, no group of root's;
+    // its stdout and stderr are a file of its own (not casd's log).
+    let seen = board.join("seen");
+    let quoted: Vec<String> = words(&format!(
+        "out=$(readlink /proc/$$/fd/1) err=$(readlink /proc/$$/fd/2)
+{{ id -u; id -G; pwd; echo \"$out\"; echo \"$err\"; env
+if (: </dev/tty) 2>/dev/null; then echo a-terminal; fi
+if cat <&5; then echo fd-5; fi; }} >{} 2>&1",
+        seen.display()
+    ))
+    .iter()
+    .map(|w| format!("'{w}'"))
+    .collect();
+    let under_terminal = finish(
+        spawn(
+            Command::new("script")
+                .args(["-qec"])
+                .arg(format!(
+                    "exec 5<'{}'; exec {}",
+                    secret.display(),
+                    quoted.join(" ")
+                ))
+                .arg("/dev/null")
+                .env("DTLTO_TEST_TOKEN", "s3cret"),
+        ),
+        "a runner under a terminal",
+    );
+    assert!(
+        under_terminal.status.success(),
+        "{}",
+        String::from_utf8_lossy(&under_terminal.stderr)
+    );
+    let seen = std::fs::read_to_string(&seen).expect("what the runner saw");
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines[..2], ["65534", "65534"], "{seen}");
+    for line in &lines[2..5] {
+        assert!(
+            line.starts_with(&format!("{}/action.", work.display())),
+            "{seen}"
+        );
+    }
+    for root_s in ["a-terminal", "fd-5", "secret", "s3cret", "HOME="] {
+        assert!(!seen.contains(root_s), "the runner got {root_s}: {seen}");
+    }
+
+    // What the runner moves in of another's (a directory of its own holding one of
+    // root's, with a file) outlives the cleanup: root deletes nothing the user could
+    // not.
+    let shared = board.join("shared");
+    std::fs::create_dir(&shared).expect("mkdir shared");
+    std::os::unix::fs::chown(&shared, Some(65534), Some(65534)).expect("chown shared");
+    std::fs::create_dir(shared.join("data")).expect("mkdir shared/data");
+    dir.write("board/shared/data/roots", "root's own\n");
+    let moved = run(&format!("mv {} \"$PWD/\"", shared.display()));
+    let stderr = String::from_utf8_lossy(&moved.stderr);
+    assert!(moved.status.success(), "{stderr}");
+    assert!(stderr.contains("is left"), "{stderr}");
+    let kept = std::fs::read_dir(&work)
+        .expect("read work")
+        .flatten()
+        .map(|entry| entry.path().join("shared/data/roots"))
+        .find(|path| path.exists())
+        .expect("root's file, still in the action's directory");
+    assert_eq!(std::fs::read_to_string(kept).expect("read"), "root's own\n");
 }
 
 /// A job that runs until stopped: `sleep` shipped as the compiler, its output never

@@ -123,6 +123,22 @@ actions_user_problem() {
     echo "$bin has no reapi-engine-run-as (tools/install-reapi-engine.sh builds it)"
     return
   fi
+  # Root hands USER directories inside DIR: no other user may be able to swap a name
+  # on the way there. DIR must be root's, and every directory above it root's and
+  # writable by no one else, or sticky (as /tmp is).
+  local up="$dir" owner mode
+  while :; do
+    read -r owner mode < <(stat -c '%u %a' -- "$up")
+    if [ "$owner" -ne 0 ]; then
+      echo "$up is uid $owner's, not root's: its owner could swap what root hands $user"
+      return
+    elif [ "$up" != "$dir" ] && (((8#$mode & 8#022) && !(8#$mode & 8#1000))); then
+      echo "$up is writable by others: they could swap what root hands $user"
+      return
+    fi
+    [ "$up" = / ] && break
+    up="$(dirname "$up")"
+  done
   for d in "$dir" "$(dirname "$sock")"; do
     chgrp "$gid" "$d"
     chmod 0710 "$d"
@@ -284,8 +300,11 @@ start() {
   fi
   # stdin, stdout and stderr away from the caller: a test that runs this script and
   # reads its output to the end must not wait for the daemon.
+  # A session of its own (setsid, which does not fork here: a background subshell
+  # leads no process group): no terminal of the caller's that an action could push
+  # input into.
   (umask "$casd_umask" && ulimit -Sn "$nofile" \
-    && exec env PATH="$path" "$bin/buildbox-casd" "${args[@]}") \
+    && exec setsid env PATH="$path" "$bin/buildbox-casd" "${args[@]}") \
     </dev/null >"$dir/casd.log" 2>&1 &
   local pid=$! port="" deadline=$((SECONDS + wait_seconds))
   # Should anything below fail, the daemon must not outlive this script unannounced.

@@ -30,6 +30,26 @@ impl Drop for Owned {
     }
 }
 
+/// The tests' shared directory has a fixed name in a directory everyone writes: one
+/// made first by another user (or a link) would let that user move the tests' files
+/// about, under tests that run as root. It must be this user's, a directory, and
+/// writable by no one else.
+#[cfg(unix)]
+fn refuse_a_base_others_control(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(base).expect("stat the tests' temporary directory");
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    assert!(
+        meta.is_dir() && meta.uid() == me && meta.mode() & 0o022 == 0,
+        "{} is not a directory of uid {me}'s that only it may write (uid {}, mode {:o}): \
+         remove it",
+        base.display(),
+        meta.uid(),
+        meta.mode() & 0o7777
+    );
+}
+
 impl TestDir {
     /// A new, empty directory whose name starts with `name`. It lies under the
     /// host's temporary directory, in `dtlto-mock-tests/`: under wine that is the
@@ -43,6 +63,8 @@ impl TestDir {
         }
         let base = std::env::temp_dir().join("dtlto-mock-tests");
         fs::create_dir_all(&base).expect("create the tests' temporary directory");
+        #[cfg(unix)]
+        refuse_a_base_others_control(&base);
         let temp = tempfile::Builder::new()
             .prefix(&format!("{name}-"))
             .tempdir_in(&base)
