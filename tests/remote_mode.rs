@@ -727,6 +727,13 @@ fn the_engines_run_as_helper_gives_a_hostile_runner_nothing_of_roots() {
         child.wait_with_output().expect("wait")
     };
     let run = |runner_body: &str| finish(start(runner_body), runner_body);
+    let succeeded = |output: &std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
     let left = || std::fs::read_dir(&work).expect("read work").count();
     let args = r#"for a; do case "$a" in --action=*) action="${a#*=}";; --action-result=*) result="${a#*=}";; esac; done
 grep -q 'the action' "$action" || exit 9"#;
@@ -754,11 +761,7 @@ grep -q 'the action' "$action" || exit 9"#;
     let honest = run(&format!(
         "{args}\necho \"a result from uid $(id -u)\" >\"$result\"\necho out >\"${{result%/*}}/stdout-file\""
     ));
-    assert!(
-        honest.status.success(),
-        "{}",
-        String::from_utf8_lossy(&honest.stderr)
-    );
+    succeeded(&honest);
     assert_eq!(
         std::fs::read_to_string(&result).expect("the result, back in casd's directory"),
         "a result from uid 65534\n"
@@ -791,6 +794,28 @@ grep -q 'the action' "$action" || exit 9"#;
     );
     assert!(stopped.exists(), "the runner never saw the stop");
     assert_eq!(left(), 0, "a stopped action's directory is left");
+
+    // A stop before the runner starts (here while the helper waits to read an action
+    // that is a FIFO) means it never starts, and nothing of the action is left.
+    let fifo_action = dir.join("casd/fifo.action");
+    crate::util::unix_host::make_fifo(&fifo_action);
+    let never = board.join("never");
+    let stopped_words = words(&format!("echo started >{}", never.display()));
+    let mut stopped_words = stopped_words.to_vec();
+    stopped_words[7] = format!("--action={}", fifo_action.display());
+    let helper_run = spawn(Command::new(&stopped_words[0]).args(&stopped_words[1..]));
+    wait_until("the helper waits on the action", || {
+        std::fs::read_dir(&work).is_ok_and(|mut entries| entries.next().is_some())
+    });
+    send_signal(helper_run.id(), "TERM");
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&fifo_action, "the action\n").expect("write the FIFO");
+    let output = finish(helper_run, "a stop before the runner");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped before"), "{stderr}");
+    assert!(!never.exists(), "the runner started after the stop");
+    assert_eq!(left(), 0, "the stopped action's directory is left");
 
     // Killed outright (as when casd dies), the helper takes the runner along.
     std::fs::remove_file(&running).expect("rm running");
@@ -834,11 +859,7 @@ if cat <&5; then echo fd-5; fi; }} >{} 2>&1",
         ),
         "a runner under a terminal",
     );
-    assert!(
-        under_terminal.status.success(),
-        "{}",
-        String::from_utf8_lossy(&under_terminal.stderr)
-    );
+    succeeded(&under_terminal);
     let seen = std::fs::read_to_string(&seen).expect("what the runner saw");
     let lines: Vec<&str> = seen.lines().collect();
     assert_eq!(lines[..2], ["65534", "65534"], "{seen}");
@@ -851,6 +872,56 @@ if cat <&5; then echo fd-5; fi; }} >{} 2>&1",
     for root_s in ["a-terminal", "fd-5", "secret", "s3cret", "HOME="] {
         assert!(!seen.contains(root_s), "the runner got {root_s}: {seen}");
     }
+
+    // What the runner leaves running, even in a session of its own, ends with it.
+    let leftover = board.join("leftover");
+    let left_behind = run(&format!(
+        "setsid sleep 61.3 </dev/null >/dev/null 2>&1 &\necho $! >{}",
+        leftover.display()
+    ));
+    succeeded(&left_behind);
+    let pid = std::fs::read_to_string(&leftover).expect("the leftover's pid");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the runner's leftover {} outlived it",
+        pid.trim()
+    );
+
+    // Root's session keyring, where casd has one, is not the runner's: it sees none
+    // of the keys in it.
+    let keys = board.join("keys");
+    let key_words = words(&format!("cat /proc/keys >{}", keys.display()));
+    let (kind, description, payload) = (c"user", c"dtlto-test-root-key", b"root only");
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(&key_words[0]);
+    command.args(&key_words[1..]);
+    // SAFETY: between fork and exec, only system calls on data made before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            // A session keyring of the helper's own (KEYCTL_JOIN_SESSION_KEYRING),
+            // holding a key of root's (KEY_SPEC_SESSION_KEYRING).
+            if libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) < 0
+                || libc::syscall(
+                    libc::SYS_add_key,
+                    kind.as_ptr(),
+                    description.as_ptr(),
+                    payload.as_ptr(),
+                    payload.len(),
+                    -3,
+                ) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let keyed = finish(spawn(&mut command), "a runner reading the keys");
+    succeeded(&keyed);
+    let keys = std::fs::read_to_string(&keys).expect("the keys the runner saw");
+    assert!(
+        !keys.contains("dtlto-test-root-key"),
+        "the runner sees root's key: {keys}"
+    );
 
     // What the runner moves in of another's (a directory of its own holding one of
     // root's, with a file) outlives the cleanup: root deletes nothing the user could

@@ -166,13 +166,14 @@ impl ActionDir {
         })
     }
 
-    /// Removes everything in the directory as `user`, in a child process.
+    /// Removes everything in the directory as `user`, in a child process that the
+    /// user's processes cannot signal (see `act_on_files_as`).
     fn empty_as(&self, user: User) -> io::Result<()> {
         // SAFETY: this process has one thread, so the child may do anything; it
         // leaves by _exit, running nothing of the parent's.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let emptied = credentials::become_user(user)
+            let emptied = credentials::act_on_files_as(user)
                 // SAFETY: fchdir on a directory descriptor the child inherited.
                 .and_then(|()| check(unsafe { libc::fchdir(self.dir.as_raw_fd()) }))
                 .and_then(|()| remove_entries_of_current_dir());

@@ -12,12 +12,14 @@
 //! (root's, writable by nobody else: checked), reached only through descriptors so
 //! that no name on the way can be swapped; writes the action into it while it is
 //! still root's, and only then hands it over (`action_dir`). RUNNER runs there as the
-//! user: no groups, no terminal, no descriptor or variable of root's (`runner`). Its
-//! result comes back only as a regular file the user owns (what the user could read
-//! anyway), opened without following a link, and root writes it into casd's
-//! directory only. The user removes what it made; root, the empty directory. So
-//! nothing running as the user can make root read, write or delete anything it could
-//! not itself; it could tamper with its own action while it runs (it could anyway).
+//! user: no groups, terminal, keyring, descriptor or variable of root's, and what it
+//! leaves running is ended before its result is read (`runner`). The result comes
+//! back only as a regular file the user owns (what the user could read anyway),
+//! opened without following a link, and root writes it into casd's directory only.
+//! The user removes what it made, in a process it cannot signal; root, the empty
+//! directory (`credentials`). So nothing running as the user can make root read,
+//! write or delete anything it could not itself, or hold it up; it could tamper with
+//! its own action while it runs (it could anyway).
 //!
 //! One process doing system calls, not a script starting programs: it sits on every
 //! action's critical path, where each program started costs a millisecond or two.
@@ -64,7 +66,7 @@ const RESULTS: [&str; 2] = ["result", "result.error-status"];
 #[cfg(target_os = "linux")]
 fn run(request: &request::Request) -> Result<u8, String> {
     use std::io::Write;
-    runner::die_with_parent()?;
+    runner::prepare()?;
     let user = request.user;
     let mut dir = action_dir::ActionDir::make(&request.work)?;
     let rewritten = request::rewrite(&request.runner_args, dir.path());

@@ -11,19 +11,33 @@ use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The signals casd stops an action with; each is passed on to RUNNER as SIGTERM.
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 /// How much of RUNNER's own output (its log, on stderr) is passed on to casd's log.
 const LOG_LIMIT: usize = 64 << 10;
 
-/// This process dies with casd (SIGKILL when the thread that started it ends; casd's
-/// waits for the action), as buildbox-run makes itself when it is casd's own child;
-/// RUNNER then dies with this one (see `enter`).
-pub fn die_with_parent() -> Result<(), String> {
-    // SAFETY: getppid and prctl(PR_SET_PDEATHSIG) take and touch plain values only.
+/// Before anything else: this process dies with casd (SIGKILL when the thread that
+/// started it ends; casd's waits for the action), as buildbox-run makes itself when
+/// it is casd's own child, and RUNNER then dies with this one (see `enter`); what
+/// RUNNER leaves running becomes this process's to end (`end_leftovers`); and a stop
+/// from casd is caught from now on.
+pub fn prepare() -> Result<(), String> {
+    // PR_SET_CHILD_SUBREAPER, which the libc crate does not name for this target.
+    const SET_CHILD_SUBREAPER: libc::c_int = 36;
+    for signal in STOP_SIGNALS {
+        // SAFETY: an async-signal-safe handler, for signals that may be caught.
+        unsafe { libc::signal(signal, pass_stop_on as *const () as libc::sighandler_t) };
+    }
+    // SAFETY: getppid and prctl take and touch plain values only.
     unsafe {
+        if libc::prctl(SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) != 0 {
+            return Err(format!(
+                "cannot adopt what the runner leaves: {}",
+                io::Error::last_os_error()
+            ));
+        }
         let parent = libc::getppid();
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -48,12 +62,16 @@ pub fn die_with_parent() -> Result<(), String> {
 
 /// The PID of RUNNER while it runs, for the signal handler; 0 otherwise.
 static RUNNER: AtomicI32 = AtomicI32::new(0);
+/// Whether casd asked for a stop before RUNNER started: then it never starts.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn pass_stop_on(_signal: libc::c_int) {
     let pid = RUNNER.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe and touches no memory of ours.
         unsafe { libc::kill(pid, libc::SIGTERM) };
+    } else {
+        STOPPED.store(true, Ordering::SeqCst);
     }
 }
 
@@ -86,9 +104,9 @@ pub fn run(
     // A stop that arrives between the start and the handler's knowing the PID would
     // be lost: held back until then.
     set_stop_signals_blocked(true);
-    for signal in STOP_SIGNALS {
-        // SAFETY: an async-signal-safe handler, for signals that may be caught.
-        unsafe { libc::signal(signal, pass_stop_on as *const () as libc::sighandler_t) };
+    if STOPPED.load(Ordering::SeqCst) {
+        set_stop_signals_blocked(false);
+        return Err(format!("stopped before {runner} started"));
     }
     let started = command.spawn();
     if let Ok(child) = &started {
@@ -103,9 +121,10 @@ pub fn run(
     set_stop_signals_blocked(true);
     RUNNER.store(0, Ordering::SeqCst);
     ended.map_err(|e| format!("cannot wait for {runner}: {e}"))?;
-    let status = child
-        .wait()
-        .map_err(|e| format!("cannot wait for {runner}: {e}"))?;
+    let status = child.wait();
+    end_leftovers();
+    set_stop_signals_blocked(false);
+    let status = status.map_err(|e| format!("cannot wait for {runner}: {e}"))?;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
         (None, Some(signal)) => 128u8.wrapping_add(signal as u8),
@@ -147,6 +166,32 @@ fn enter(user: User, dir: RawFd, parent: libc::pid_t) -> io::Result<()> {
     }
     set_stop_signals_blocked(false);
     Ok(())
+}
+
+/// Ends every process RUNNER left behind (this process adopted them, see `prepare`),
+/// and whatever those start meanwhile, before the result is read: nothing of the
+/// action may outlive it, and tamper with the next one's.
+fn end_leftovers() {
+    let children = format!("/proc/self/task/{}/children", std::process::id());
+    // A bound, against a leftover that forks faster than it is killed.
+    for _ in 0..1000 {
+        let pids: Vec<libc::pid_t> = std::fs::read_to_string(&children)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for &pid in &pids {
+            // SAFETY: kill and waitpid on this process's own children, into a local.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+            }
+        }
+    }
 }
 
 fn set_stop_signals_blocked(blocked: bool) {
