@@ -21,8 +21,8 @@ Measured, the median of --runs whole links each:
 Each run links locally first and then remotely each way, so the machine's speed
 drifts little within a run: a ratio is taken run by run, against that run's local
 link, and its median printed (as farm-bench --vs pairs its two commands). Printed:
-each median time, the median of its ratios to local's (and their range), and the bytes hashed and
-uploaded by the second link of a cold engine (from --verbose).
+each median time, the median of its ratios to local's (and their range), and the
+bytes hashed and uploaded by the second link of a cold engine (from --verbose).
 
     python3 tools/bench-remote.py [--runs 3] [--modules 20] [--runner PATH]
 """

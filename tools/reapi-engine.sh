@@ -86,8 +86,8 @@ listening_port() {
   done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
 }
 
-# The setpriv that switches users, by its absolute path: the same one for the
-# checks here and for every action (empty if there is none).
+# The setpriv that switches users for the checks below, by its absolute path (empty
+# if there is none).
 setpriv="$(command -v setpriv 2>/dev/null || true)"
 
 # Runs a command as UID:GID with a PATH of system directories only (root's PATH may
@@ -100,9 +100,9 @@ as_user() {
 }
 
 # Prints why USER cannot run this engine's actions (FUSE: whether FUSE staging was
-# asked for; BIN: the engine's binaries), if it cannot. Opens DIR and the socket's directory to USER's group, to
-# search only (mode 0710): USER reaches the sandboxes and the socket, lists nothing,
-# and other users reach nothing.
+# asked for; BIN: the engine's binaries), if it cannot. Opens DIR and the socket's
+# directory to USER's group, to search only (mode 0710): USER reaches the sandboxes
+# and the socket, lists nothing, and other users reach nothing.
 actions_user_problem() {
   local dir="$1" sock="$2" user="$3" fuse="$4" bin="$5" uid gid d
   if ! uid="$(id -u "$user" 2>/dev/null)"; then

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 const RESULT_LIMIT: u64 = 16 << 20;
 
 pub struct ActionDir {
-    work: OwnedFd,
+    work: File,
     name: CString,
-    dir: OwnedFd,
+    dir: File,
     path: PathBuf,
     /// Whose the directory is once handed over: that user empties it.
     handed_to: Option<User>,
@@ -32,9 +32,9 @@ impl ActionDir {
     /// what is in it, and a descriptor of it is as good as its name.
     pub fn make(work: &Path) -> Result<ActionDir, String> {
         let shown = work.display();
-        let work_fd = open_dir(libc::AT_FDCWD, &c_path(work.as_os_str().as_bytes())?)
+        let work_dir = open_dir(libc::AT_FDCWD, &c_path(work.as_os_str().as_bytes())?)
             .map_err(|e| format!("cannot open the actions' directory {shown}: {e}"))?;
-        let meta = File::from(work_fd.try_clone().map_err(|e| e.to_string())?)
+        let meta = work_dir
             .metadata()
             .map_err(|e| format!("cannot stat {shown}: {e}"))?;
         // SAFETY: geteuid has no preconditions.
@@ -47,13 +47,13 @@ impl ActionDir {
                 meta.mode() & 0o7777
             ));
         }
-        let name = make_unique_dir(&work_fd)
+        let name = make_unique_dir(&work_dir)
             .map_err(|e| format!("cannot make a directory in {shown}: {e}"))?;
-        let dir = open_dir(work_fd.as_raw_fd(), &name)
+        let dir = open_dir(work_dir.as_raw_fd(), &name)
             .map_err(|e| format!("cannot open the directory made in {shown}: {e}"))?;
         let path = work.join(OsString::from_vec(name.as_bytes().to_vec()));
         Ok(ActionDir {
-            work: work_fd,
+            work: work_dir,
             name,
             dir,
             path,
@@ -74,19 +74,12 @@ impl ActionDir {
     /// A new file `name` for `user` (mode 0600), open for reading and writing; made
     /// before the directory is handed over.
     pub fn create(&self, name: &str, user: User) -> io::Result<File> {
-        let name = CString::new(name)?;
-        // SAFETY: a NUL-terminated name and a directory descriptor this holds.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        check(fd)?;
-        // SAFETY: openat just returned this descriptor, owned by no one else.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let file = open_at(
+            self.dir.as_raw_fd(),
+            &CString::new(name)?,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+            0o600,
+        )?;
         std::os::unix::fs::fchown(&file, Some(user.uid), Some(user.gid))?;
         Ok(file)
     }
@@ -105,22 +98,12 @@ impl ActionDir {
         let from = self.path.join(name);
         let refuse = |why: String| format!("refusing {} as a result: {why}", from.display());
         let c_name = CString::new(name).map_err(|e| refuse(e.to_string()))?;
-        // SAFETY: a NUL-terminated name and a directory descriptor this holds.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                c_name.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let file = match open_at(self.dir.as_raw_fd(), &c_name, flags, 0) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(refuse(e.to_string())),
         };
-        if let Err(e) = check(fd) {
-            return match e.kind() {
-                io::ErrorKind::NotFound => Ok(()),
-                _ => Err(refuse(e.to_string())),
-            };
-        }
-        // SAFETY: openat just returned this descriptor, owned by no one else.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let metadata = file.metadata().map_err(|e| refuse(e.to_string()))?;
         if !metadata.file_type().is_file() {
             return Err(refuse("not a regular file".to_owned()));
@@ -227,23 +210,28 @@ fn c_path(bytes: &[u8]) -> Result<CString, String> {
     CString::new(bytes).map_err(|_| "a path with a NUL byte".to_owned())
 }
 
-/// `name` in `at`, opened as a directory, never through a link.
-fn open_dir(at: RawFd, name: &CString) -> io::Result<OwnedFd> {
+/// `name` in the directory `at` (or AT_FDCWD), opened with `flags` (and `mode`, for
+/// a file it creates), closed at exec.
+fn open_at(at: RawFd, name: &CString, flags: libc::c_int, mode: libc::c_uint) -> io::Result<File> {
     // SAFETY: a NUL-terminated name; `at` is AT_FDCWD or a descriptor the caller holds.
-    let fd = unsafe {
-        libc::openat(
-            at,
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
     check(fd)?;
     // SAFETY: openat just returned this descriptor, owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// `name` in `at`, opened as a directory, never through a link.
+fn open_dir(at: RawFd, name: &CString) -> io::Result<File> {
+    open_at(
+        at,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
 }
 
 /// `action.XXXXXX`, a new directory in `work`, with a random suffix.
-fn make_unique_dir(work: &OwnedFd) -> io::Result<CString> {
+fn make_unique_dir(work: &File) -> io::Result<CString> {
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     for _ in 0..100 {
         let mut random = [0u8; 8];
